@@ -1,0 +1,109 @@
+"""Nox sessions: one per pipeline job, plus developer sessions.
+
+`nox -l` is the table of contents. Each job session runs `python -m pipeline.jobs.<job>` in its
+own environment; the job graph itself lives in `pipeline/graph.py` and is run by `invoke pipeline`
+(locally) or by the GitHub workflow (one runner per job).
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.needs_version = ">=2026.8.10"
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.reuse_venv = "yes"
+nox.options.sessions = ["lint", "tests"]
+
+SERVICE = "services/ml-inference"
+REQUIREMENTS = "requirements"
+SERVICE_PORT = "8080"
+
+
+def _install(session: nox.Session, requirements: str, *, service_extras: str | None = None) -> None:
+    """Install `requirements/<requirements>.txt`, and the service itself when the session runs it."""
+    session.install("-r", f"{REQUIREMENTS}/{requirements}.txt")
+    if service_extras is not None:
+        session.install("-e", f"{SERVICE}[{service_extras}]" if service_extras else SERVICE)
+
+
+def _run_job(session: nox.Session, job: str) -> None:
+    session.run("python", "-m", f"pipeline.jobs.{job}", *session.posargs)
+
+
+@nox.session(default=False)
+def unit(session: nox.Session) -> None:
+    """Run the service's unit tests into the unit-results artifact."""
+    _install(session, "unit", service_extras="train,test")
+    _run_job(session, "unit")
+
+
+@nox.session(default=False)
+def build(session: nox.Session) -> None:
+    """Train the model and build, verify and record the service image."""
+    _install(session, "build", service_extras="train")
+    _run_job(session, "build")
+
+
+@nox.session(default=False)
+def deploy(session: nox.Session) -> None:
+    """Bring up an environment from gitops/ and save its state."""
+    _install(session, "deploy", service_extras="")
+    _run_job(session, "deploy")
+
+
+@nox.session(default=False)
+def test(session: nox.Session) -> None:
+    """Check the deployed API, load it with Locust and verify its Prometheus metrics."""
+    _install(session, "test", service_extras="")
+    _run_job(session, "test")
+
+
+@nox.session(default=False)
+def demo(session: nox.Session) -> None:
+    """Cause drift by hand and time how the GitOps controller detects and heals it."""
+    _install(session, "demo", service_extras="")
+    _run_job(session, "demo")
+
+
+@nox.session(default=False)
+def report(session: nox.Session) -> None:
+    """Merge every job's artifacts into the HTML and Markdown report."""
+    _install(session, "report")
+    _run_job(session, "report")
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Lint the Python code and the GitHub workflow (offline)."""
+    _install(session, "lint")
+    session.run("python", "-m", "pipeline.lint", *session.posargs)
+
+
+@nox.session(default=False)
+def manifests(session: nox.Session) -> None:
+    """Render, validate and policy-check gitops/ and observability/ offline."""
+    _install(session, "manifests")
+    session.run("python", "-m", "pipeline.manifests", *session.posargs)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the whole test suite: engine, service, manifests, workflow, end to end."""
+    _install(session, "tests", service_extras="train,test")
+    session.run("pytest", *(session.posargs or ["-ra", "--junitxml=artifacts/pytest-junit.xml"]))
+
+
+@nox.session(default=False)
+def serve(session: nox.Session) -> None:
+    """Serve the model on 127.0.0.1 for development: nox -s serve -- --port N."""
+    _install(session, "serve", service_extras="train")
+    session.run("python", "-m", "ml_inference", "serve", *(session.posargs or ["--port", SERVICE_PORT]))
+
+
+@nox.session(default=False)
+def bench(session: nox.Session) -> None:
+    """Run a benchmark (not a test): nox -s bench -- service|pipeline|build."""
+    if len(session.posargs) != 1:
+        session.error("Usage: nox -s bench -- service|pipeline|build")
+    _install(session, "bench", service_extras="train")
+    session.run("python", f"scripts/bench_{session.posargs[0]}.py")

@@ -1,0 +1,67 @@
+"""Where jobs put what they make, and how they hand outputs to the jobs that need them.
+
+Locally a job reads its needs' folders in place under one artifacts directory; in GitHub Actions
+the same folders travel by upload/download-artifact, so job code cannot tell the difference.
+Outputs work like `GITHUB_OUTPUT`: written by a job into `outputs.json` in its own folder (and to
+`$GITHUB_OUTPUT` when set), read by its dependents, copied into the run record by the runner.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from pipeline.context import RunContext
+from pipeline.graph import JOBS_BY_NAME
+
+OUTPUTS_FILE = "outputs.json"
+
+
+def job_dir(job: str, context: RunContext | None = None) -> Path:
+    """The artifact folder of `job` (created), named like the workflow's upload."""
+    context = context or RunContext.from_env()
+    artifact = JOBS_BY_NAME[job].artifact
+    if artifact is None:
+        raise ValueError(f"job {job!r} declares no artifact")
+    path = context.artifacts_dir / artifact
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON so that a reader never sees half a file, even if the writer is killed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False) as tmp:
+        json.dump(data, tmp, indent=2, sort_keys=True, default=str)
+        tmp.write("\n")
+    os.replace(tmp.name, path)
+
+
+def read_json(path: Path) -> Any | None:
+    """The JSON at `path`, or None when it is missing or broken (a failed job's leftovers)."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def write_outputs(job: str, outputs: dict[str, str], context: RunContext | None = None) -> None:
+    """Publish `outputs` of `job` to its dependents (and to GitHub Actions when running there)."""
+    path = job_dir(job, context) / OUTPUTS_FILE
+    merged = {**(read_json(path) or {}), **outputs}
+    write_json_atomic(path, merged)
+    github_output = os.environ.get("GITHUB_OUTPUT")
+    if github_output:
+        with open(github_output, "a") as handle:
+            for key, value in outputs.items():
+                handle.write(f"{key}={value}\n")
+
+
+def read_outputs(job: str, context: RunContext | None = None) -> dict[str, str]:
+    """The outputs `job` published, or {} when it did not run here."""
+    context = context or RunContext.from_env()
+    artifact = JOBS_BY_NAME[job].artifact
+    return read_json(context.artifacts_dir / str(artifact) / OUTPUTS_FILE) or {}

@@ -1,0 +1,28 @@
+"""Repo-level test helpers.
+
+Tests that need an outside program (dockerd, prometheus, chromium, ...) skip on a developer's
+machine without it, but fail in CI (`CI=true`), where `.ci/run` installs and starts all of them:
+a green CI can then never hide a skipped check.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import pytest
+
+
+def require_program(name: str, *, probe: list[str] | None = None) -> str:
+    """Path of `name`, or skip (fail in CI) naming what is missing and how to get it."""
+    path = shutil.which(name)
+    ok = path is not None
+    if ok and probe is not None:
+        ok = subprocess.run(probe, capture_output=True, timeout=30).returncode == 0
+    if not ok:
+        message = f"{name} is not available here; .ci/run installs it (see README)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return str(path)
