@@ -69,6 +69,9 @@ class Target(Protocol):
     def up(self, env_name: str, context: RunContext) -> Environment:
         """Bring up `env_name` from Git's desired state; return once Synced and Healthy."""
 
+    def down_all(self) -> list[str]:
+        """Stop every environment this target started (`invoke down`); return their names."""
+
 
 TARGET_MODULES = {"local": "pipeline.targets.local", "kind": "pipeline.targets.kube", "minikube": "pipeline.targets.kube"}
 
