@@ -6,6 +6,8 @@ GitHub Actions workflow (a test proves the workflow file agrees with this table)
 
 from __future__ import annotations
 
+import graphlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -18,7 +20,8 @@ class Job:
 
     name: str
     needs: tuple[str, ...] = ()
-    timeout_minutes: int = 10
+    #: A float so tests can use a few seconds; the workflow rounds it up to whole minutes.
+    timeout_minutes: float = 10
     artifact: str | None = None
     #: "success": runs only when every need succeeded; "always": runs whatever happened before.
     condition: Condition = "success"
@@ -28,6 +31,44 @@ class Job:
     @property
     def session(self) -> str:
         return self.name
+
+    @property
+    def timeout_seconds(self) -> float:
+        return self.timeout_minutes * 60
+
+    def runs_in(self, demo_mode: str) -> bool:
+        return self.demo_modes is None or demo_mode in self.demo_modes
+
+
+def check_graph(jobs: Iterable[Job]) -> None:
+    """Fail with a message naming the job when a need is unknown, a name repeats or needs form a cycle."""
+    jobs = tuple(jobs)
+    names = [job.name for job in jobs]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ValueError(f"job names must be unique; repeated: {', '.join(duplicates)}")
+    for job in jobs:
+        unknown = [need for need in job.needs if need not in names]
+        if unknown:
+            raise ValueError(f"job {job.name!r} needs unknown job(s) {', '.join(unknown)}")
+    try:
+        graphlib.TopologicalSorter({job.name: job.needs for job in jobs}).prepare()
+    except graphlib.CycleError as error:
+        raise ValueError(f"jobs form a cycle: {' -> '.join(error.args[1])}") from None
+
+
+def dependents(jobs: Iterable[Job], names: Iterable[str]) -> set[str]:
+    """`names` plus every job that needs one of them, directly or not (what a re-run must redo)."""
+    jobs = tuple(jobs)
+    found = set(names)
+    changed = True
+    while changed:
+        changed = False
+        for job in jobs:
+            if job.name not in found and found.intersection(job.needs):
+                found.add(job.name)
+                changed = True
+    return found
 
 
 JOBS: tuple[Job, ...] = (
@@ -44,5 +85,6 @@ JOBS: tuple[Job, ...] = (
         condition="always",
     ),
 )
+check_graph(JOBS)
 
 JOBS_BY_NAME: dict[str, Job] = {job.name: job for job in JOBS}

@@ -1,0 +1,229 @@
+"""The run record, `artifacts/pipeline-run.json`: what ran, how it ended, what each job handed on.
+
+The local runner keeps it up to date after every state change. In GitHub Actions each job runs on
+its own machine, so the report job rebuilds the same record from the `needs` context (plus job
+timings from the REST API when the token may read them): `python -m pipeline.record github`.
+Either way the report only ever reads this one file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import urllib.request
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pipeline.artifacts import OUTPUTS_FILE, read_json, write_json_atomic
+from pipeline.graph import JOBS, Job
+
+RECORD_FILE = "pipeline-run.json"
+PREVIOUS_DIR = "previous"
+#: Files of the last run the report compares against (load figures), kept before a fresh run.
+KEPT_FROM_PREVIOUS_RUN = (RECORD_FILE, "test-results/load-summary.json")
+
+FINISHED = frozenset({"success", "failure", "skipped", "cancelled", "timed_out"})
+#: Statuses that make the run fail: a job that should have run and did not succeed.
+FAILED = frozenset({"failure", "cancelled", "timed_out"})
+
+Record = dict[str, Any]
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def seconds_between(started_at: str | None, finished_at: str | None) -> float | None:
+    if not started_at or not finished_at:
+        return None
+    start = datetime.fromisoformat(started_at.replace("Z", "+00:00"))
+    end = datetime.fromisoformat(finished_at.replace("Z", "+00:00"))
+    return round((end - start).total_seconds(), 3)
+
+
+def current_commit(cwd: Path | None = None) -> str:
+    """The commit being run: GitHub's, else the checkout's HEAD, else "unknown"."""
+    if os.environ.get("GITHUB_SHA"):
+        return os.environ["GITHUB_SHA"]
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return done.stdout.strip()
+
+
+def job_entry(job: Job) -> dict[str, Any]:
+    return {
+        "status": "pending",
+        "needs": list(job.needs),
+        "artifact": job.artifact,
+        "started_at": None,
+        "finished_at": None,
+        "duration_seconds": None,
+        "exit_code": None,
+        "log": f"logs/{job.name}.log",
+        "outputs": {},
+    }
+
+
+def new_record(
+    *, run_id: str, commit: str, target: str, demo_mode: str, parallel: bool, jobs: Iterable[Job]
+) -> Record:
+    return {
+        "run_id": run_id,
+        "commit": commit,
+        "target": target,
+        "demo_mode": demo_mode,
+        "parallel": parallel,
+        "started_at": utc_now(),
+        "finished_at": None,
+        "duration_seconds": None,
+        "status": "running",
+        "jobs": {job.name: job_entry(job) for job in jobs},
+    }
+
+
+def run_status(record: Record, *, cancelled: bool = False) -> str:
+    """ "cancelled" when the run was, else "success" only when no job that should have run failed."""
+    if cancelled:
+        return "cancelled"
+    failed = any(entry["status"] in FAILED for entry in record["jobs"].values())
+    return "failure" if failed else "success"
+
+
+def finish(record: Record, *, cancelled: bool = False) -> None:
+    record["finished_at"] = utc_now()
+    record["duration_seconds"] = seconds_between(record["started_at"], record["finished_at"])
+    record["status"] = run_status(record, cancelled=cancelled)
+
+
+def job_outputs(artifacts_dir: Path, job: Job) -> dict[str, str]:
+    if job.artifact is None:
+        return {}
+    return read_json(artifacts_dir / job.artifact / OUTPUTS_FILE) or {}
+
+
+def read_record(artifacts_dir: Path) -> Record | None:
+    return read_json(artifacts_dir / RECORD_FILE)
+
+
+def write_record(artifacts_dir: Path, record: Record) -> None:
+    write_json_atomic(artifacts_dir / RECORD_FILE, record)
+
+
+def keep_previous_run(artifacts_dir: Path) -> None:
+    """Move the last run's record and load summary to `previous/` so the report can compare."""
+    previous = artifacts_dir / PREVIOUS_DIR
+    if not (artifacts_dir / RECORD_FILE).exists():
+        return
+    shutil.rmtree(previous, ignore_errors=True)
+    for relative in KEPT_FROM_PREVIOUS_RUN:
+        source = artifacts_dir / relative
+        if source.is_file():
+            (previous / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, previous / relative)
+
+
+# --- GitHub Actions: rebuild the record from the `needs` context -------------------------------
+
+#: The `needs` context's `result` is one of these; the jobs API's `conclusion` adds "timed_out".
+GITHUB_RESULTS = {"success", "failure", "cancelled", "skipped", "timed_out"}
+
+
+def github_job_timings(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """Each job's API entry (started_at, completed_at, conclusion, html_url) by name, or {} without access."""
+    token = environ.get("GITHUB_TOKEN")
+    needed = ("GITHUB_API_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID")
+    if not token or not all(environ.get(key) for key in needed):
+        return {}
+    url = (
+        f"{environ['GITHUB_API_URL']}/repos/{environ['GITHUB_REPOSITORY']}/actions/runs/"
+        f"{environ['GITHUB_RUN_ID']}/attempts/{environ.get('GITHUB_RUN_ATTEMPT', '1')}/jobs?per_page=100"
+    )
+    request = urllib.request.Request(
+        url, headers={"Authorization": f"Bearer {token}", "Accept": "application/vnd.github+json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            payload = json.load(response)
+    except (OSError, ValueError) as error:
+        print(f"job timings unavailable ({error}); the record has statuses only")
+        return {}
+    return {entry["name"]: entry for entry in payload.get("jobs", [])}
+
+
+def record_from_github(
+    needs: Mapping[str, Mapping[str, Any]],
+    *,
+    current_job: str,
+    artifacts_dir: Path,
+    environ: Mapping[str, str],
+    timings: Mapping[str, Mapping[str, Any]],
+    jobs: Iterable[Job] = JOBS,
+) -> Record:
+    """The run record as seen by `current_job` (running), from its `needs` and the downloaded artifacts."""
+    jobs = tuple(jobs)
+    record = new_record(
+        run_id=environ.get("PIPELINE_RUN_ID") or environ.get("GITHUB_RUN_ID", "github"),
+        commit=environ.get("GITHUB_SHA", "unknown"),
+        target=environ.get("PIPELINE_TARGET", "local"),
+        demo_mode=environ.get("PIPELINE_DEMO_MODE", "full"),
+        parallel=True,
+        jobs=[job for job in jobs if job.name in needs or job.name == current_job],
+    )
+    for job in jobs:
+        entry = record["jobs"].get(job.name)
+        if entry is None:
+            continue
+        timing = timings.get(job.name, {})
+        if job.name == current_job:
+            entry.update(status="running", started_at=timing.get("started_at") or utc_now())
+            continue
+        status = needs[job.name].get("result", "skipped")
+        if timing.get("conclusion") == "timed_out":
+            status = "timed_out"
+        entry["status"] = status if status in GITHUB_RESULTS else "failure"
+        entry["exit_code"] = 0 if status == "success" else None
+        if timing.get("started_at") and status != "skipped":
+            entry["started_at"] = timing["started_at"]
+            entry["finished_at"] = timing.get("completed_at")
+            entry["duration_seconds"] = seconds_between(entry["started_at"], entry["finished_at"])
+        entry["outputs"] = {**job_outputs(artifacts_dir, job), **needs[job.name].get("outputs", {})}
+    started = [entry["started_at"] for entry in record["jobs"].values() if entry["started_at"]]
+    record["started_at"] = min(started, default=record["started_at"])
+    record["status"] = run_status({"jobs": {k: v for k, v in record["jobs"].items() if k != current_job}})
+    return record
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m pipeline.record", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    github = commands.add_parser("github", help="write pipeline-run.json from NEEDS_JSON (toJSON(needs))")
+    github.add_argument("--job", default=os.environ.get("GITHUB_JOB", "report"), help="the job running now")
+    github.add_argument(
+        "--artifacts-dir", type=Path, default=Path(os.environ.get("PIPELINE_ARTIFACTS_DIR", "artifacts"))
+    )
+    args = parser.parse_args(argv)
+    needs_json = os.environ.get("NEEDS_JSON")
+    if not needs_json:
+        parser.error("NEEDS_JSON is not set; the workflow passes it as ${{ toJSON(needs) }}")
+    record = record_from_github(
+        json.loads(needs_json),
+        current_job=args.job,
+        artifacts_dir=args.artifacts_dir,
+        environ=os.environ,
+        timings=github_job_timings(os.environ),
+    )
+    write_record(args.artifacts_dir, record)
+    print(f"wrote {args.artifacts_dir / RECORD_FILE}: run {record['status']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""Invoke tasks: compose the nox job sessions into the pipeline graph (`invoke --list`).
+
+The root collection only assembles. Defaults live in `ns.configure` and can be overridden in an
+invoke.yaml or with INVOKE_PIPELINE_* variables; every flag overrides them for one run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from invoke import Collection, Context, Exit, task
+
+from pipeline.context import DEMO_MODES, TARGETS
+from pipeline.graph import JOBS
+from pipeline.runner import Runner, RunOptions
+from pipeline.targets import get_target
+
+JOB_NAMES = ", ".join(job.name for job in JOBS)
+
+
+def _choice(value: str, choices: tuple[str, ...], flag: str) -> str:
+    if value not in choices:
+        raise Exit(f"--{flag} {value!r} is not one of {', '.join(choices)}", code=2)
+    return value
+
+
+def _down(target: str) -> None:
+    stopped = get_target(target).down_all()
+    print(f"stopped on {target}: {', '.join(stopped)}" if stopped else f"nothing left running on {target}")
+
+
+@task(
+    name="pipeline",
+    iterable=["only"],
+    help={
+        "parallel": "run independent jobs at the same time (unit with build, test with demo)",
+        "target": f"where deploy/test/demo bring the service up: {', '.join(TARGETS)} (default: local)",
+        "demo-mode": f"{' or '.join(DEMO_MODES)}: quick skips the demo job (default: full)",
+        "only": f"run only this job (repeat or comma-separate; others' artifacts are reused): {JOB_NAMES}",
+        "rerun-failed": "re-run the jobs that did not succeed last time, and their dependents",
+        "max-parallel": "with --parallel, at most this many jobs at once (default 0: no limit)",
+        "artifacts-dir": "where jobs write artifacts, logs and pipeline-run.json (default: artifacts)",
+        "keep": "leave the deployed environments up after the run (stop them with `invoke down`)",
+        "dry-run": "ask every job to plan without changing anything (PIPELINE_DRY_RUN=1)",
+    },
+)
+def run_pipeline(
+    c: Context,
+    parallel: bool = False,
+    target: str | None = None,
+    demo_mode: str | None = None,
+    only: list[str] | None = None,
+    rerun_failed: bool = False,
+    max_parallel: int = 0,
+    artifacts_dir: str | None = None,
+    keep: bool = False,
+    dry_run: bool = False,
+) -> None:
+    """Run the job graph (unit ∥ build → deploy → test ∥ demo → report) with GitHub Actions' semantics."""
+    config = c.pipeline
+    target = _choice(target or config.target, TARGETS, "target")
+    options = RunOptions(
+        target=target,
+        demo_mode=_choice(demo_mode or config.demo_mode, DEMO_MODES, "demo-mode"),
+        parallel=parallel or config.parallel,
+        max_parallel=max_parallel or config.max_parallel or None,
+        only=tuple(name for value in only or () for name in value.split(",") if name),
+        rerun_failed=rerun_failed,
+        artifacts_dir=Path(artifacts_dir or config.artifacts_dir),
+        keep=keep or config.keep,
+        dry_run=dry_run,
+    )
+    record = Runner(options, teardown=lambda: _down(target)).run()
+    if record["status"] != "success":
+        raise Exit(f"pipeline {record['status']}: see {options.artifacts_dir}/pipeline-run.json", code=1)
+
+
+@task(help={"target": f"the target whose environments to stop: {', '.join(TARGETS)} (default: local)"})
+def down(c: Context, target: str | None = None) -> None:
+    """Stop every environment a run left up (after --keep, or after a crash)."""
+    _down(_choice(target or c.pipeline.target, TARGETS, "target"))
+
+
+ns = Collection(run_pipeline, down)
+ns.configure(
+    {
+        "pipeline": {
+            "target": "local",
+            "demo_mode": "full",
+            "parallel": False,
+            "max_parallel": 0,
+            "artifacts_dir": "artifacts",
+            "keep": False,
+        }
+    }
+)
