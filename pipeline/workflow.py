@@ -1,0 +1,201 @@
+"""Generate `.github/workflows/pipeline.yml` from the job graph, or check that it is current.
+
+    python -m pipeline.workflow           # (re)write the workflow
+    python -m pipeline.workflow --check   # fail when the committed file differs (run by the tests)
+
+Each graph job becomes a workflow job that checks out, sets up Python, installs the pinned nox,
+downloads its needs' artifacts into `artifacts/`, runs `nox -s <job>` and uploads its own artifact
+(with its log) even when it failed. A job that runs always (the report) downloads every artifact
+of the run and first writes `pipeline-run.json` from the `needs` context (pipeline/record.py).
+The text is written out directly, not dumped from a dict, so it keeps its comments: every action
+is pinned by commit SHA with its release in a trailing comment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+from pipeline.context import DEMO_MODES, TARGETS
+from pipeline.graph import JOBS, Job
+
+WORKFLOW_PATH = Path(".github/workflows/pipeline.yml")
+RUNNER = "ubuntu-latest"
+PYTHON_VERSION = "3.11"
+#: Pushes, pull requests and the weekly scheduled run use the first of each (the local defaults).
+DEFAULT_TARGET = TARGETS[0]
+DEFAULT_DEMO_MODE = DEMO_MODES[0]
+
+ACTIONS = {
+    "checkout": "actions/checkout@de0fac2e4500dabe0009e67214ff5f5447ce83dd # v6.0.2",
+    "setup-python": "actions/setup-python@ece7cb06caefa5fff74198d8649806c4678c61a1 # v6.3.0",
+    "upload-artifact": "actions/upload-artifact@043fb46d1a93c77aae656e7c1c64a875d1fc6a0a # v7.0.1",
+    "download-artifact": "actions/download-artifact@3e5f45b2cfb9172054b4087a40e8e0b5a5461e7c # v8.0.1",
+}
+
+HEADER = f"""\
+# Generated from pipeline/graph.py by `python -m pipeline.workflow`: edit the graph, not this file.
+# The tests fail when this file and the graph disagree (`python -m pipeline.workflow --check`).
+name: pipeline
+
+on:
+  push:
+    branches: [main]
+  pull_request:
+  workflow_dispatch:
+    inputs:
+      demo_mode:
+        description: "full runs the drift demo; quick skips it"
+        type: choice
+        options: {json.dumps(list(DEMO_MODES))}
+        default: {DEFAULT_DEMO_MODE}
+      target:
+        description: "where deploy, test and demo bring the service up"
+        type: choice
+        options: {json.dumps(list(TARGETS))}
+        default: {DEFAULT_TARGET}
+  schedule:
+    - cron: "23 4 * * 1"
+
+concurrency:
+  group: ${{{{ github.workflow }}}}-${{{{ github.ref }}}}
+  cancel-in-progress: true
+
+permissions: {{}}
+
+env:
+  PIPELINE_TARGET: ${{{{ inputs.target || '{DEFAULT_TARGET}' }}}}
+  PIPELINE_DEMO_MODE: ${{{{ inputs.demo_mode || '{DEFAULT_DEMO_MODE}' }}}}
+  PIPELINE_ARTIFACTS_DIR: artifacts
+  PIPELINE_RUN_ID: ${{{{ github.run_id }}}}
+  PIPELINE_DRY_RUN: "0"
+  PIPELINE_KEEP: "0"
+
+jobs:
+"""
+
+
+def job_condition(job: Job) -> str | None:
+    """The job's `if:`; GitHub adds `success()` to any condition without a status function."""
+    parts = ["always()"] if job.condition == "always" else []
+    if job.demo_modes is not None:
+        mode = f"(inputs.demo_mode || '{DEFAULT_DEMO_MODE}')"
+        if len(job.demo_modes) == 1:
+            parts.append(f"{mode} == '{job.demo_modes[0]}'")
+        else:
+            parts.append(f"contains(fromJSON('{json.dumps(list(job.demo_modes))}'), {mode})")
+    return " && ".join(parts) or None
+
+
+def _setup_steps() -> str:
+    return f"""\
+      - uses: {ACTIONS["checkout"]}
+        with:
+          persist-credentials: false
+      - uses: {ACTIONS["setup-python"]}
+        with:
+          python-version: "{PYTHON_VERSION}"
+      - name: Install the pinned nox
+        run: python -m pip install -r requirements/tools.txt
+"""
+
+
+def _download_steps(job: Job, jobs_by_name: dict[str, Job]) -> str:
+    if job.condition == "always":
+        # Needs may have failed or been skipped: take whatever artifacts the run has.
+        return f"""\
+      - name: Download every artifact of this run
+        uses: {ACTIONS["download-artifact"]}
+        with:
+          path: artifacts
+          merge-multiple: true
+      - name: Write pipeline-run.json from the needs context
+        run: python -m pipeline.record github
+        env:
+          NEEDS_JSON: ${{{{ toJSON(needs) }}}}
+          GITHUB_TOKEN: ${{{{ github.token }}}}
+"""
+    steps = ""
+    for need in job.needs:
+        artifact = jobs_by_name[need].artifact
+        if artifact is None:
+            continue
+        steps += f"""\
+      - name: Download {artifact}
+        uses: {ACTIONS["download-artifact"]}
+        with:
+          name: {artifact}
+          path: artifacts
+"""
+    return steps
+
+
+def _run_and_upload_steps(job: Job) -> str:
+    token = "\n        env:\n          GITHUB_TOKEN: ${{ github.token }}" if job.permissions else ""
+    steps = f"""\
+      - name: nox -s {job.session}
+        shell: bash
+        run: |
+          mkdir -p artifacts/logs
+          nox -s {job.session} 2>&1 | tee artifacts/logs/{job.name}.log{token}
+"""
+    if job.artifact is not None:
+        steps += f"""\
+      - name: Upload {job.artifact}
+        if: always()
+        uses: {ACTIONS["upload-artifact"]}
+        with:
+          name: {job.artifact}
+          path: |
+            artifacts/{job.artifact}/
+            artifacts/logs/{job.name}.log
+          if-no-files-found: ignore
+"""
+    return steps
+
+
+def render_job(job: Job, jobs_by_name: dict[str, Job]) -> str:
+    # The display name is the job id: pipeline/record.py matches the jobs API's names against it.
+    lines = [f"  {job.name}:", f"    name: {job.name}", f"    runs-on: {RUNNER}"]
+    if job.needs:
+        lines.append(f"    needs: [{', '.join(job.needs)}]")
+    condition = job_condition(job)
+    if condition:
+        lines.append(f"    if: ${{{{ {condition} }}}}")
+    lines.append(f"    timeout-minutes: {math.ceil(job.timeout_minutes)}")
+    lines += ["    permissions:", "      contents: read # checkout"]
+    lines += [f"      {grant} # {reason}" for grant, reason in job.permissions]
+    lines.append("    steps:")
+    steps = _setup_steps() + _download_steps(job, jobs_by_name) + _run_and_upload_steps(job)
+    return "\n".join(lines) + "\n" + steps
+
+
+def render(jobs: tuple[Job, ...] = JOBS) -> str:
+    jobs_by_name = {job.name: job for job in jobs}
+    return HEADER + "\n".join(render_job(job, jobs_by_name) for job in jobs)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pipeline.workflow", description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="fail when the workflow file is stale")
+    parser.add_argument("--path", type=Path, default=WORKFLOW_PATH)
+    args = parser.parse_args(argv)
+    wanted = render()
+    if args.check:
+        current = args.path.read_text() if args.path.exists() else ""
+        if current != wanted:
+            print(f"{args.path} is stale: regenerate it with `python -m pipeline.workflow`", file=sys.stderr)
+            return 1
+        print(f"{args.path} agrees with pipeline/graph.py")
+        return 0
+    args.path.parent.mkdir(parents=True, exist_ok=True)
+    args.path.write_text(wanted)
+    print(f"wrote {args.path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
