@@ -7,6 +7,8 @@ own environment; the job graph itself lives in `pipeline/graph.py` and is run by
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import nox
 
 nox.needs_version = ">=2026.8.10"
@@ -96,8 +98,14 @@ def tests(session: nox.Session) -> None:
 @nox.session(default=False)
 def serve(session: nox.Session) -> None:
     """Serve the model on 127.0.0.1 for development: nox -s serve -- --port N."""
+    model_dir = ".pipeline/model"  # git-ignored; trained on first use, reused afterwards
     _install(session, "serve", service_extras="train")
-    session.run("python", "-m", "ml_inference", "serve", *(session.posargs or ["--port", SERVICE_PORT]))
+    if not Path(model_dir, "model.onnx").exists():
+        session.run("python", "-m", "ml_inference", "train", "--out", model_dir)
+    session.run(
+        "python", "-m", "ml_inference", "serve", "--host", "127.0.0.1", "--model-dir", model_dir,
+        *(session.posargs or ["--port", SERVICE_PORT]),
+    )
 
 
 @nox.session(default=False)

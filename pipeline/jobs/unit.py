@@ -1,0 +1,55 @@
+"""Unit job: run the service's test suite; JUnit XML and a count summary into unit-results/.
+
+The exit code is pytest's, so the pipeline fails exactly when a test fails. The summary is
+written even then (and even when pytest dies before writing XML), so the report always has it.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import xml.etree.ElementTree as ElementTree
+from pathlib import Path
+
+from pipeline.artifacts import job_dir, write_json_atomic, write_outputs
+
+SERVICE_TESTS = "services/ml-inference/tests"
+COUNTED = ("tests", "failures", "errors", "skipped")
+
+
+def summarize(junit: Path, exit_code: int) -> dict[str, object]:
+    """Counts from a JUnit XML file; zeros (and `junit_missing`) when pytest wrote none."""
+    counts = dict.fromkeys(COUNTED, 0)
+    duration = 0.0
+    try:
+        root = ElementTree.parse(junit).getroot()
+    except (OSError, ElementTree.ParseError):
+        return {**counts, "passed": 0, "duration_seconds": 0.0, "exit_code": exit_code, "junit_missing": True}
+    for suite in root.iter("testsuite"):
+        for key in COUNTED:
+            counts[key] += int(suite.get(key, 0))
+        duration += float(suite.get("time", 0))
+    passed = counts["tests"] - counts["failures"] - counts["errors"] - counts["skipped"]
+    return {**counts, "passed": passed, "duration_seconds": round(duration, 3), "exit_code": exit_code}
+
+
+def main() -> int:
+    out = job_dir("unit")
+    junit = out / "junit.xml"
+    junit.unlink(missing_ok=True)
+    command = [sys.executable, "-m", "pytest", SERVICE_TESTS, "-ra", f"--junitxml={junit}", *sys.argv[1:]]
+    print("+", " ".join(command), flush=True)
+    exit_code = subprocess.call(command)
+    summary = summarize(junit, exit_code)
+    write_json_atomic(out / "summary.json", summary)
+    write_outputs(
+        "unit", {key: str(summary[key]) for key in ("tests", "passed", "failures", "errors", "skipped")}
+    )
+    print(
+        f"unit: {summary['passed']}/{summary['tests']} passed, summary in {out / 'summary.json'}", flush=True
+    )
+    return exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""The application factory: settings in, a FastAPI app out; the model loads in the lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from pydantic.json_schema import models_json_schema
+
+from ml_inference import __version__
+from ml_inference.errors import install_error_handlers
+from ml_inference.inference import Predictor
+from ml_inference.metrics import Metrics
+from ml_inference.middleware import RequestObserver
+from ml_inference.model import IrisModel, ModelLoadError
+from ml_inference.routers import info, metrics, oip, predict
+from ml_inference.schemas import RAW_REQUEST_BODIES
+from ml_inference.settings import Settings
+from ml_inference.state import ServiceState
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    service = ServiceState()
+    app_metrics = Metrics()
+    app_metrics.model_ready.set_function(lambda: float(service.ready))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Loading runs beside the server, so /health answers (and /ready says 503) meanwhile.
+        loading = asyncio.create_task(_load_model(service, app_metrics, settings))
+        yield
+        loading.cancel()
+
+    app = FastAPI(
+        title="ml-inference",
+        version=__version__,
+        summary="Iris classifier (scikit-learn, served from ONNX): REST API and Open Inference Protocol v2.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.service = service
+    app.state.metrics = app_metrics
+    for router in (info.router, predict.router, oip.router, metrics.router):
+        app.include_router(router)
+    install_error_handlers(app)
+    app.add_middleware(
+        RequestObserver, service=service, metrics=app_metrics, max_body_bytes=settings.max_body_bytes
+    )
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+async def _load_model(service: ServiceState, app_metrics: Metrics, settings: Settings) -> None:
+    try:
+        model = await asyncio.to_thread(IrisModel, settings.model_dir)
+    except (ModelLoadError, OSError, RuntimeError) as error:
+        service.load_error = str(error)
+        logger.error(
+            "model failed to load", extra={"model_dir": str(settings.model_dir), "error": str(error)}
+        )
+        return
+    service.predictor = Predictor(model, app_metrics)
+    app_metrics.model_info.labels(model.name, model.version).set(1)
+    logger.info("model loaded", extra={"model_name": model.name, "model_version": model.version})
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's schema plus the request bodies that the fast handlers decode themselves."""
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
+        _, definitions = models_json_schema(
+            [(model, "validation") for model in RAW_REQUEST_BODIES],
+            ref_template="#/components/schemas/{model}",
+        )
+        schema.setdefault("components", {}).setdefault("schemas", {}).update(definitions["$defs"])
+        app.openapi_schema = schema
+    return app.openapi_schema

@@ -1,0 +1,57 @@
+"""Every error leaves as {"error": "<sentence>", "field": "<json path>"|null}, never a traceback."""
+
+from __future__ import annotations
+
+import logging
+
+import msgspec
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+
+from ml_inference.payloads import ApiError
+
+logger = logging.getLogger(__name__)
+
+
+def error_response(
+    status: int, message: str, field: str | None, headers: dict[str, str] | None = None
+) -> Response:
+    return Response(
+        msgspec.json.encode({"error": message, "field": field}),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ApiError, _input_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)
+
+
+async def _input_error(request: Request, error: ApiError) -> Response:
+    return error_response(error.status, error.message, error.field)
+
+
+async def _validation_error(request: Request, error: RequestValidationError) -> Response:
+    first = error.errors()[0]
+    field = "$" + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in first["loc"][1:])
+    return error_response(422, f"{field} is invalid: {first['msg']}.", field)
+
+
+async def _http_error(request: Request, error: HTTPException) -> Response:
+    if error.status_code == 404:
+        message = f"No endpoint at {request.url.path}; GET / lists the endpoints."
+    elif error.status_code == 405:
+        message = f"{request.method} is not allowed on {request.url.path}."
+    else:
+        message = str(error.detail)
+    return error_response(error.status_code, message, None, headers=error.headers)
+
+
+async def _unexpected_error(request: Request, error: Exception) -> Response:
+    logger.exception("unhandled error", extra={"request_id": request.state.request_id})
+    return error_response(500, "Internal error; the request id in X-Request-ID finds it in the logs.", None)

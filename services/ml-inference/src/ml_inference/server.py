@@ -1,0 +1,109 @@
+"""Run the app under uvicorn (uvloop + httptools), with a shared SO_REUSEPORT port and SIGTERM drain.
+
+Drain, in order: /ready turns 503 and the shared listener closes at once (the kernel sends new
+connections to the other replicas); for a short settle time and until nothing is in flight the
+process keeps answering, with `Connection: close` so keep-alive clients move away; then uvicorn
+stops listening and waits for what is left, within what remains of the drain timeout; exit 0.
+A second signal exits at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+import time
+from types import FrameType
+
+import uvicorn
+
+from ml_inference.app import create_app
+from ml_inference.settings import Settings
+from ml_inference.state import ServiceState
+
+logger = logging.getLogger(__name__)
+#: How long a draining process keeps answering at least, so readiness probes can see the 503.
+SETTLE_SECONDS = 0.5
+POLL_SECONDS = 0.05
+
+
+class DrainingServer(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, service: ServiceState, shared: socket.socket | None) -> None:
+        super().__init__(config)
+        self.service = service
+        self.shared = shared
+        self._drain: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        await super().startup(sockets)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        # Not recorded in _captured_signals: uvicorn would re-raise it at exit and the status would
+        # be 128+15 instead of the 0 that a completed drain deserves.
+        if self._drain is not None or self._loop is None:
+            self.should_exit = self.force_exit = True
+            return
+        self._drain = self._loop.create_task(self._drain_then_exit(signal.Signals(sig).name))
+
+    async def _drain_then_exit(self, signal_name: str) -> None:
+        deadline = time.monotonic() + self.config.timeout_graceful_shutdown
+        self.service.draining = True
+        self._close_shared_listener()
+        logger.info("draining", extra={"signal": signal_name, "in_flight": self.service.in_flight})
+        settle_until = time.monotonic() + min(SETTLE_SECONDS, self.config.timeout_graceful_shutdown / 4)
+        while time.monotonic() < deadline and (time.monotonic() < settle_until or self.service.in_flight):
+            await asyncio.sleep(POLL_SECONDS)
+        self.config.timeout_graceful_shutdown = max(deadline - time.monotonic(), POLL_SECONDS)
+        self.should_exit = True
+
+    def _close_shared_listener(self) -> None:
+        if self.shared is None:
+            return
+        for listener in self.servers:
+            if any(sock.fileno() == self.shared.fileno() for sock in listener.sockets):
+                listener.close()
+        self.shared.close()
+
+
+def bind(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(settings: Settings) -> None:
+    app = create_app(settings)
+    sockets = [bind(settings.host, settings.port)]
+    shared = None
+    if settings.shared_port is not None:
+        shared = bind("127.0.0.1", settings.shared_port, reuse_port=True)
+        sockets.append(shared)
+    config = uvicorn.Config(
+        app,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_config=None,
+        server_header=False,
+        timeout_graceful_shutdown=settings.drain_timeout_seconds,
+    )
+    logger.info(
+        "listening",
+        extra={
+            "host": settings.host,
+            "port": sockets[0].getsockname()[1],
+            "shared_port": settings.shared_port,
+            "model_dir": str(settings.model_dir),
+        },
+    )
+    DrainingServer(config, app.state.service, shared).run(sockets=sockets)
