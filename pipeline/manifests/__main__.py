@@ -1,0 +1,27 @@
+"""`python -m pipeline.manifests`: run every offline manifest check; exit 1 on any problem."""
+
+from __future__ import annotations
+
+import sys
+
+from pipeline.manifests import run
+
+
+def _report(name: str, problems: list[str]) -> None:
+    print(f"{'FAIL' if problems else 'ok  '}  {name}", flush=True)
+    for problem in problems:
+        print(f"      - {problem}", flush=True)
+
+
+def main() -> int:
+    results = run(_report)
+    failed = sum(len(problems) for problems in results.values())
+    print(
+        f"\n{len(results) - sum(1 for p in results.values() if p)} passed, "
+        f"{sum(1 for p in results.values() if p)} failed ({failed} problems)"
+    )
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,328 @@
+"""Policy checks on rendered objects: what a schema cannot see.
+
+Each check takes every object of one rendered overlay and returns problems, one sentence each,
+naming the object and the fix. `CHECKS` lists them; tests break a good overlay once per check and
+prove that check (and only the broken rule) reports it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from pipeline.manifests.render import Manifest, name_of
+
+MONITORING_NAMESPACE = "monitoring"
+READINESS_PATH = "/ready"
+
+Check = Callable[[list[Manifest]], list[str]]
+
+
+def _of_kind(manifests: list[Manifest], kind: str) -> list[Manifest]:
+    return [m for m in manifests if m.get("kind") == kind]
+
+
+def _containers(deployment: Manifest) -> Iterator[dict[str, Any]]:
+    yield from deployment["spec"]["template"]["spec"].get("containers", [])
+
+
+def _pod_spec(deployment: Manifest) -> dict[str, Any]:
+    return deployment["spec"]["template"]["spec"]
+
+
+def _pod_labels(deployment: Manifest) -> dict[str, str]:
+    return deployment["spec"]["template"].get("metadata", {}).get("labels", {})
+
+
+def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """Whether a matchLabels-style selector (or a Service's plain map) selects `labels`."""
+    match = selector.get("matchLabels", selector) if "matchExpressions" not in selector else None
+    if match is None:
+        return False
+    return bool(match) and all(labels.get(key) == value for key, value in match.items())
+
+
+def _hpa_for(manifests: list[Manifest], deployment: Manifest) -> Manifest | None:
+    for hpa in _of_kind(manifests, "HorizontalPodAutoscaler"):
+        target = hpa["spec"]["scaleTargetRef"]
+        if target.get("kind") == "Deployment" and target.get("name") == deployment["metadata"]["name"]:
+            return hpa
+    return None
+
+
+def _min_replicas(manifests: list[Manifest], deployment: Manifest) -> int:
+    hpa = _hpa_for(manifests, deployment)
+    if hpa is not None:
+        return int(hpa["spec"].get("minReplicas", 1))
+    return int(deployment["spec"].get("replicas", 1))
+
+
+def _setting(deployment: Manifest, container: dict[str, Any], key: str) -> Any:
+    """A securityContext setting, the container's overriding the pod's."""
+    container_value = container.get("securityContext", {}).get(key)
+    if container_value is not None:
+        return container_value
+    return _pod_spec(deployment).get("securityContext", {}).get(key)
+
+
+def pod_security_restricted(manifests: list[Manifest]) -> list[str]:
+    """The Pod Security Standards "restricted" profile, plus a read-only root filesystem."""
+    problems = []
+    for deployment in _of_kind(manifests, "Deployment"):
+        for container in _containers(deployment):
+            where = f"{name_of(deployment)} container {container['name']}"
+            context = container.get("securityContext", {})
+            if _setting(deployment, container, "runAsNonRoot") is not True:
+                problems.append(f"{where}: set runAsNonRoot: true")
+            user = _setting(deployment, container, "runAsUser")
+            if not isinstance(user, int) or user == 0:
+                problems.append(f"{where}: set a numeric non-root runAsUser")
+            if context.get("allowPrivilegeEscalation") is not False:
+                problems.append(f"{where}: set allowPrivilegeEscalation: false")
+            if context.get("capabilities", {}).get("drop") != ["ALL"]:
+                problems.append(f"{where}: drop ALL capabilities")
+            if (_setting(deployment, container, "seccompProfile") or {}).get("type") != "RuntimeDefault":
+                problems.append(f"{where}: set seccompProfile type RuntimeDefault")
+            if context.get("readOnlyRootFilesystem") is not True:
+                problems.append(f"{where}: set readOnlyRootFilesystem: true")
+            if context.get("privileged"):
+                problems.append(f"{where}: must not be privileged")
+        pod = _pod_spec(deployment)
+        for flag in ("hostNetwork", "hostPID", "hostIPC"):
+            if pod.get(flag):
+                problems.append(f"{name_of(deployment)}: {flag} is not allowed")
+    return problems
+
+
+def writable_tmp(manifests: list[Manifest]) -> list[str]:
+    """A read-only root filesystem still needs an emptyDir at /tmp."""
+    problems = []
+    for deployment in _of_kind(manifests, "Deployment"):
+        empty_dirs = {v["name"] for v in _pod_spec(deployment).get("volumes", []) if "emptyDir" in v}
+        for container in _containers(deployment):
+            mounts = {m["mountPath"]: m["name"] for m in container.get("volumeMounts", [])}
+            if mounts.get("/tmp") not in empty_dirs:
+                problems.append(
+                    f"{name_of(deployment)} container {container['name']}: mount an emptyDir at /tmp"
+                )
+    return problems
+
+
+def resources_bounded(manifests: list[Manifest]) -> list[str]:
+    problems = []
+    for deployment in _of_kind(manifests, "Deployment"):
+        for container in _containers(deployment):
+            resources = container.get("resources", {})
+            for bound in ("requests", "limits"):
+                for resource in ("cpu", "memory"):
+                    if resource not in resources.get(bound, {}):
+                        problems.append(
+                            f"{name_of(deployment)} container {container['name']}: set {bound}.{resource}"
+                        )
+    return problems
+
+
+def probes_distinct_and_named(manifests: list[Manifest]) -> list[str]:
+    """Startup, readiness and liveness probes on distinct paths, on named ports that exist."""
+    problems = []
+    for deployment in _of_kind(manifests, "Deployment"):
+        for container in _containers(deployment):
+            where = f"{name_of(deployment)} container {container['name']}"
+            port_names = {port.get("name") for port in container.get("ports", [])}
+            paths = {}
+            for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+                http = container.get(probe, {}).get("httpGet")
+                if http is None:
+                    problems.append(f"{where}: add an HTTP {probe}")
+                    continue
+                paths[probe] = http.get("path")
+                if http.get("port") not in port_names:
+                    problems.append(
+                        f"{where}: {probe} port {http.get('port')!r} is not a named container port"
+                    )
+            if len(set(paths.values())) != len(paths):
+                problems.append(
+                    f"{where}: probes share a path ({paths}); each probe asks a different question"
+                )
+            if paths.get("readinessProbe", READINESS_PATH) != READINESS_PATH:
+                problems.append(f"{where}: readinessProbe must use {READINESS_PATH} (ready = model loaded)")
+    return problems
+
+
+def spread_across_nodes(manifests: list[Manifest]) -> list[str]:
+    problems = []
+    for deployment in _of_kind(manifests, "Deployment"):
+        pod = _pod_spec(deployment)
+        spread = [
+            constraint
+            for constraint in pod.get("topologySpreadConstraints", [])
+            if _selects(constraint.get("labelSelector", {}), _pod_labels(deployment))
+        ]
+        anti_affinity = pod.get("affinity", {}).get("podAntiAffinity")
+        if not spread and not anti_affinity:
+            problems.append(f"{name_of(deployment)}: add a topology spread constraint selecting its own pods")
+    return problems
+
+
+def selectors_match_pods(manifests: list[Manifest]) -> list[str]:
+    """Every selector (Deployment, Service, PDB, NetworkPolicy, HPA target) finds the pods."""
+    problems = []
+    deployments = _of_kind(manifests, "Deployment")
+    pod_labels = [_pod_labels(d) for d in deployments]
+    for deployment in deployments:
+        if not _selects(deployment["spec"]["selector"], _pod_labels(deployment)):
+            problems.append(f"{name_of(deployment)}: spec.selector does not match the pod template labels")
+    selected: list[tuple[Manifest, dict[str, Any]]] = [
+        (m, m["spec"].get("selector", {})) for m in _of_kind(manifests, "Service")
+    ]
+    selected += [(m, m["spec"].get("selector", {})) for m in _of_kind(manifests, "PodDisruptionBudget")]
+    selected += [(m, m["spec"].get("podSelector", {})) for m in _of_kind(manifests, "NetworkPolicy")]
+    for manifest, selector in selected:
+        if not any(_selects(selector, labels) for labels in pod_labels):
+            problems.append(f"{name_of(manifest)}: its selector matches no pod of any Deployment")
+    names = {d["metadata"]["name"] for d in deployments}
+    for hpa in _of_kind(manifests, "HorizontalPodAutoscaler"):
+        if hpa["spec"]["scaleTargetRef"].get("name") not in names:
+            problems.append(f"{name_of(hpa)}: scaleTargetRef names no Deployment in this overlay")
+    return problems
+
+
+def _container_ports(deployments: list[Manifest]) -> set[Any]:
+    ports: set[Any] = set()
+    for deployment in deployments:
+        for container in _containers(deployment):
+            for port in container.get("ports", []):
+                ports |= {port.get("name"), port["containerPort"]}
+    return ports - {None}
+
+
+def service_targets_container_port(manifests: list[Manifest]) -> list[str]:
+    problems = []
+    ports = _container_ports(_of_kind(manifests, "Deployment"))
+    for service in _of_kind(manifests, "Service"):
+        for port in service["spec"].get("ports", []):
+            target = port.get("targetPort", port.get("port"))
+            if target not in ports:
+                problems.append(f"{name_of(service)}: targetPort {target!r} is not a container port")
+    return problems
+
+
+def network_policy_admits_service_and_prometheus(manifests: list[Manifest]) -> list[str]:
+    problems = []
+    ports = _container_ports(_of_kind(manifests, "Deployment"))
+    policies = _of_kind(manifests, "NetworkPolicy")
+    if _of_kind(manifests, "Deployment") and not policies:
+        problems.append("no NetworkPolicy: add one admitting only the service port")
+    for policy in policies:
+        rules = policy["spec"].get("ingress", [])
+        admitted = {port.get("port") for rule in rules for port in rule.get("ports", [])}
+        if not admitted & ports:
+            problems.append(f"{name_of(policy)}: no ingress rule admits the service's container port")
+        namespaces = {
+            peer.get("namespaceSelector", {}).get("matchLabels", {}).get("kubernetes.io/metadata.name")
+            for rule in rules
+            for peer in rule.get("from", [])
+        }
+        if MONITORING_NAMESPACE not in namespaces:
+            problems.append(f"{name_of(policy)}: admit Prometheus from the {MONITORING_NAMESPACE} namespace")
+    return problems
+
+
+def replicas_owned_once(manifests: list[Manifest]) -> list[str]:
+    """Either the HPA owns spec.replicas (and Git leaves it out) or Git does; never both."""
+    problems = []
+    for deployment in _of_kind(manifests, "Deployment"):
+        hpa = _hpa_for(manifests, deployment)
+        if hpa is None:
+            continue
+        if "replicas" in deployment["spec"]:
+            problems.append(f"{name_of(deployment)}: remove spec.replicas; {name_of(hpa)} owns it")
+        spec = hpa["spec"]
+        if int(spec.get("minReplicas", 1)) > int(spec["maxReplicas"]):
+            problems.append(f"{name_of(hpa)}: minReplicas is above maxReplicas")
+        uses_cpu = any(m.get("resource", {}).get("name") == "cpu" for m in spec.get("metrics", []))
+        if uses_cpu and any(
+            "cpu" not in c.get("resources", {}).get("requests", {}) for c in _containers(deployment)
+        ):
+            problems.append(f"{name_of(hpa)}: scales on CPU utilization but a container has no CPU request")
+    return problems
+
+
+def disruption_budget_coherent(manifests: list[Manifest]) -> list[str]:
+    """The PDB allows at least one voluntary disruption and never all pods at once."""
+    problems = []
+    deployments = _of_kind(manifests, "Deployment")
+    budgets = _of_kind(manifests, "PodDisruptionBudget")
+    for deployment in deployments:
+        if not any(_selects(b["spec"].get("selector", {}), _pod_labels(deployment)) for b in budgets):
+            problems.append(f"{name_of(deployment)}: add a PodDisruptionBudget for its pods")
+    for budget in budgets:
+        for deployment in deployments:
+            if not _selects(budget["spec"].get("selector", {}), _pod_labels(deployment)):
+                continue
+            replicas = _min_replicas(manifests, deployment)
+            spec = budget["spec"]
+            if isinstance(spec.get("minAvailable"), int):
+                allowed = replicas - spec["minAvailable"]
+            elif isinstance(spec.get("maxUnavailable"), int):
+                allowed = min(spec["maxUnavailable"], replicas)
+            else:
+                problems.append(f"{name_of(budget)}: use an integer minAvailable or maxUnavailable")
+                continue
+            if replicas < 2:
+                problems.append(
+                    f"{name_of(deployment)}: run at least 2 replicas so the PDB can allow a disruption"
+                )
+            elif allowed < 1:
+                problems.append(
+                    f"{name_of(budget)}: allows no disruption with {replicas} replicas (drains hang)"
+                )
+            elif allowed >= replicas:
+                problems.append(f"{name_of(budget)}: allows all {replicas} replicas down at once")
+    return problems
+
+
+def image_pinned(manifests: list[Manifest]) -> list[str]:
+    problems = []
+    for deployment in _of_kind(manifests, "Deployment"):
+        for container in _containers(deployment):
+            image = container.get("image", "")
+            name, _, digest = image.partition("@")
+            tag = name.rpartition(":")[2] if ":" in name.rpartition("/")[2] else ""
+            if not digest and (not tag or tag == "latest"):
+                problems.append(
+                    f"{name_of(deployment)} container {container['name']}: image {image!r} is not pinned "
+                    "to a tag or digest (never :latest)"
+                )
+    return problems
+
+
+def service_account_token_not_mounted(manifests: list[Manifest]) -> list[str]:
+    problems = []
+    for deployment in _of_kind(manifests, "Deployment"):
+        if _pod_spec(deployment).get("automountServiceAccountToken") is not False:
+            problems.append(
+                f"{name_of(deployment)}: set automountServiceAccountToken: false (no API access needed)"
+            )
+    return problems
+
+
+CHECKS: tuple[Check, ...] = (
+    pod_security_restricted,
+    writable_tmp,
+    resources_bounded,
+    probes_distinct_and_named,
+    spread_across_nodes,
+    selectors_match_pods,
+    service_targets_container_port,
+    network_policy_admits_service_and_prometheus,
+    replicas_owned_once,
+    disruption_budget_coherent,
+    image_pinned,
+    service_account_token_not_mounted,
+)
+
+
+def check(manifests: list[Manifest]) -> list[str]:
+    """Every policy problem of one rendered overlay."""
+    return [problem for rule in CHECKS for problem in rule(manifests)]

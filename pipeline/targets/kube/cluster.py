@@ -1,0 +1,140 @@
+"""kind and minikube: the only places the two targets differ.
+
+Each knows how to create its cluster (pinned Kubernetes), give it a metrics API (the HPA needs
+one, or Argo CD reports it Degraded), load the build's image without a registry, and delete it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from pipeline.targets.kube.plan import Command, Query
+from pipeline.targets.kube.versions import (
+    KIND_NODE_IMAGE,
+    KUBERNETES_VERSION,
+    METRICS_SERVER_URL,
+)
+
+#: The one cluster (kind) or profile (minikube) this project creates and `invoke down` deletes.
+CLUSTER_NAME = "ml-gitops"
+#: kind's nodes serve kubelet certificates the metrics-server cannot verify; kind's docs patch this in.
+INSECURE_KUBELET_TLS_PATCH = [
+    {"op": "add", "path": "/spec/template/spec/containers/0/args/-", "value": "--kubelet-insecure-tls"}
+]
+
+
+@dataclass(frozen=True)
+class Cluster:
+    tool: str
+
+    @property
+    def context(self) -> str:
+        return f"kind-{CLUSTER_NAME}" if self.tool == "kind" else CLUSTER_NAME
+
+    @property
+    def kubectl(self) -> tuple[str, ...]:
+        return ("kubectl", "--context", self.context)
+
+    def exists(self) -> Query:
+        if self.tool == "kind":
+            return Query(("kind", "get", "clusters"), line=CLUSTER_NAME)
+        return Query(("minikube", "status", "--profile", CLUSTER_NAME))
+
+    def create(self) -> list[Command]:
+        if self.tool == "kind":
+            return [
+                Command(
+                    (
+                        "kind",
+                        "create",
+                        "cluster",
+                        "--name",
+                        CLUSTER_NAME,
+                        "--image",
+                        KIND_NODE_IMAGE,
+                        "--wait",
+                        "180s",
+                    ),
+                    f"create kind cluster {CLUSTER_NAME} running Kubernetes {KUBERNETES_VERSION}",
+                    unless=self.exists(),
+                ),
+                Command(
+                    (*self.kubectl, "apply", "--server-side", "-f", METRICS_SERVER_URL),
+                    "install metrics-server (the HPA's metrics API; kind has none)",
+                    unless=Query((*self.kubectl, "get", "deployment", "metrics-server", "-n", "kube-system")),
+                ),
+                Command(
+                    (
+                        *self.kubectl,
+                        "patch",
+                        "deployment",
+                        "metrics-server",
+                        "-n",
+                        "kube-system",
+                        "--type",
+                        "json",
+                        "-p",
+                        json.dumps(INSECURE_KUBELET_TLS_PATCH),
+                    ),
+                    "let metrics-server accept kind's self-signed kubelet certificates",
+                    unless=Query(
+                        (
+                            *self.kubectl,
+                            "get",
+                            "deployment",
+                            "metrics-server",
+                            "-n",
+                            "kube-system",
+                            "-o",
+                            'jsonpath={range .spec.template.spec.containers[0].args[*]}{@}{"\\n"}{end}',
+                        ),
+                        line="--kubelet-insecure-tls",
+                    ),
+                ),
+            ]
+        return [
+            Command(
+                (
+                    "minikube",
+                    "start",
+                    "--profile",
+                    CLUSTER_NAME,
+                    f"--kubernetes-version={KUBERNETES_VERSION}",
+                    "--wait=all",
+                ),
+                f"start the minikube profile {CLUSTER_NAME} (Kubernetes {KUBERNETES_VERSION})",
+                unless=self.exists(),
+            ),
+            Command(
+                ("minikube", "addons", "enable", "metrics-server", "--profile", CLUSTER_NAME),
+                "enable minikube's metrics-server addon (the HPA's metrics API)",
+            ),
+        ]
+
+    def load_image(self, image: str) -> Command:
+        """Put the build's image on the nodes, so no registry is needed."""
+        if self.tool == "kind":
+            argv: tuple[str, ...] = ("kind", "load", "docker-image", image, "--name", CLUSTER_NAME)
+        else:
+            argv = ("minikube", "image", "load", image, "--profile", CLUSTER_NAME)
+        return Command(argv, f"load the build's image {image} into the cluster's nodes")
+
+    def metrics_ready(self) -> Command:
+        return Command(
+            (
+                *self.kubectl,
+                "wait",
+                "--for=condition=Available",
+                "deployment/metrics-server",
+                "-n",
+                "kube-system",
+                "--timeout=300s",
+            ),
+            "wait until the metrics API serves (the HPA reads it)",
+        )
+
+    def delete_argv(self) -> tuple[str, ...]:
+        if self.tool == "kind":
+            return ("kind", "delete", "cluster", "--name", CLUSTER_NAME)
+        return ("minikube", "delete", "--profile", CLUSTER_NAME)

@@ -1,0 +1,241 @@
+"""One environment on kind/minikube: an Argo CD Application and its namespace.
+
+Reads status from the Application (the GitOps controller's own view), reaches the service and
+Prometheus through `kubectl port-forward`, causes the demo's drifts with kubectl, and saves the
+environment's state through the secret scrubber.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import re
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pipeline.artifacts import write_json_atomic
+from pipeline.manifests.render import to_yaml
+from pipeline.targets import Drift, Status
+from pipeline.targets.kube.argocd import ARGOCD_NAMESPACE
+from pipeline.targets.kube.plan import Command, StepFailed, execute
+from pipeline.targets.kube.scrubber import scrub, scrub_text
+
+ARGOCD_GROUP, ARGOCD_API_VERSION = "argoproj.io", "v1alpha1"
+SERVICE = "ml-inference"
+SERVICE_PORT = 80
+MONITORING_NAMESPACE = "monitoring"
+PROMETHEUS_SERVICE, PROMETHEUS_PORT = "prometheus", 9090
+FORWARDING = re.compile(r"Forwarding from 127\.0\.0\.1:(\d+)")
+PORT_FORWARD_TIMEOUT_SECONDS = 30
+STATE_KINDS = (
+    "deployments,replicasets,services,serviceaccounts,horizontalpodautoscalers,poddisruptionbudgets,"
+    "networkpolicies,configmaps"
+)
+
+
+def application_status(application: dict[str, Any] | None) -> Status:
+    if not application:
+        return Status(sync="OutOfSync", health="Missing")
+    status = application.get("status", {})
+    return Status(
+        sync=status.get("sync", {}).get("status", "OutOfSync"),
+        health=status.get("health", {}).get("status", "Missing"),
+    )
+
+
+def port_forward_argv(kubectl: tuple[str, ...], namespace: str, resource: str, port: int) -> tuple[str, ...]:
+    """kubectl picks a free local port (`:port`) on 127.0.0.1 only."""
+    return (*kubectl, "port-forward", "--address", "127.0.0.1", "-n", namespace, resource, f":{port}")
+
+
+class PortForward:
+    """A `kubectl port-forward` child process and the local URL it serves."""
+
+    def __init__(self, argv: tuple[str, ...]) -> None:
+        self.process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._pump, args=(lines,), daemon=True).start()
+        deadline = time.monotonic() + PORT_FORWARD_TIMEOUT_SECONDS
+        seen = []
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                line = lines.get(timeout=remaining)
+            except queue.Empty:
+                break
+            seen.append(line)
+            if match := FORWARDING.search(line):
+                self.url = f"http://127.0.0.1:{match.group(1)}"
+                return
+        self.stop()
+        raise StepFailed(f"{' '.join(argv)} did not start forwarding: {' '.join(seen) or 'no output'}")
+
+    def _pump(self, lines: queue.Queue[str]) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            lines.put(line)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@dataclass
+class KubeEnvironment:
+    name: str
+    namespace: str
+    application: str
+    kubectl: tuple[str, ...]
+    context: str
+    drift_commands: list[tuple[str, Command]]
+    desired: list[dict[str, Any]]
+    endpoint: str = ""
+    prometheus_url: str | None = None
+    _forwards: list[PortForward] = field(default_factory=list)
+
+    def connect(self) -> None:
+        """Open the port-forwards behind `endpoint` and `prometheus_url`."""
+        service = self._forward(
+            port_forward_argv(self.kubectl, self.namespace, f"service/{SERVICE}", SERVICE_PORT)
+        )
+        self.endpoint = service.url
+        try:
+            prometheus = self._forward(
+                port_forward_argv(
+                    self.kubectl, MONITORING_NAMESPACE, f"service/{PROMETHEUS_SERVICE}", PROMETHEUS_PORT
+                )
+            )
+            self.prometheus_url = prometheus.url
+        except StepFailed as error:
+            print(f"Prometheus is not reachable ({error}); metrics will be read from the replicas directly")
+
+    def _forward(self, argv: tuple[str, ...]) -> PortForward:
+        forward = PortForward(argv)
+        self._forwards.append(forward)
+        return forward
+
+    def _kubectl_json(self, *args: str) -> Any:
+        result = subprocess.run(
+            [*self.kubectl, *args, "-o", "json"], capture_output=True, text=True, timeout=60, check=False
+        )
+        if result.returncode != 0:
+            raise StepFailed(f"kubectl {' '.join(args)}: {result.stderr.strip()}")
+        return json.loads(result.stdout)
+
+    def _application(self) -> dict[str, Any] | None:
+        try:
+            return self._kubectl_json(
+                "get", "applications.argoproj.io", self.application, "-n", ARGOCD_NAMESPACE
+            )
+        except StepFailed:
+            return None
+
+    def replica_urls(self) -> list[str]:
+        pods = self._kubectl_json(
+            "get", "pods", "-n", self.namespace, "-l", f"app.kubernetes.io/name={SERVICE}"
+        )
+        urls = []
+        for pod in pods["items"]:
+            conditions = {c["type"]: c["status"] for c in pod.get("status", {}).get("conditions", [])}
+            if conditions.get("Ready") == "True":
+                name = pod["metadata"]["name"]
+                urls.append(
+                    self._forward(port_forward_argv(self.kubectl, self.namespace, f"pod/{name}", 8080)).url
+                )
+        return urls
+
+    def status(self) -> Status:
+        return application_status(self._application())
+
+    def drifts(self) -> list[Drift]:
+        return [
+            Drift(name, command.why, lambda command=command: execute([command], dry_run=False))
+            for name, command in self.drift_commands
+        ]
+
+    def save_state(self, directory: Path) -> None:
+        """Desired and live resources, the Application (status and history), events and pods, scrubbed."""
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "manifests.yaml").write_text(to_yaml(scrub(self.desired)))
+        collected = {
+            "application.json": lambda: self._application(),
+            "resources.json": lambda: self._kubectl_json("get", STATE_KINDS, "-n", self.namespace),
+            "pods.json": lambda: [
+                _pod_summary(p) for p in self._kubectl_json("get", "pods", "-n", self.namespace)["items"]
+            ],
+        }
+        for filename, collect in collected.items():
+            try:
+                write_json_atomic(directory / filename, scrub(collect()))
+            except StepFailed as error:
+                write_json_atomic(directory / filename, {"error": scrub_text(str(error))})
+        events = []
+        for namespace in (self.namespace, ARGOCD_NAMESPACE):
+            try:
+                events += self._kubectl_json("get", "events", "-n", namespace)["items"]
+            except StepFailed as error:
+                events.append({"error": str(error)})
+        with open(directory / "events.jsonl", "w") as handle:
+            for event in events:
+                handle.write(json.dumps(scrub(event), sort_keys=True, default=str) + "\n")
+
+    def down(self) -> None:
+        """Close the port-forwards and delete the Application (its finalizer deletes what it deployed)."""
+        for forward in self._forwards:
+            forward.stop()
+        self._forwards.clear()
+        execute(
+            [
+                Command(
+                    (
+                        *self.kubectl,
+                        "delete",
+                        "applications.argoproj.io",
+                        self.application,
+                        "-n",
+                        ARGOCD_NAMESPACE,
+                        "--ignore-not-found",
+                        "--wait=true",
+                        "--timeout=180s",
+                    ),
+                    f"delete the {self.application} Application and, by its finalizer, all it deployed",
+                ),
+                Command(
+                    (
+                        *self.kubectl,
+                        "delete",
+                        "namespace",
+                        self.namespace,
+                        "--ignore-not-found",
+                        "--wait=true",
+                        "--timeout=180s",
+                    ),
+                    f"delete the {self.namespace} namespace",
+                ),
+            ],
+            dry_run=False,
+        )
+
+
+def _pod_summary(pod: dict[str, Any]) -> dict[str, Any]:
+    status = pod.get("status", {})
+    containers = status.get("containerStatuses", [])
+    return {
+        "name": pod["metadata"]["name"],
+        "phase": status.get("phase"),
+        "ready": all(c.get("ready") for c in containers) if containers else False,
+        "restarts": sum(c.get("restartCount", 0) for c in containers),
+        "node": pod.get("spec", {}).get("nodeName"),
+        "images": [c.get("image") for c in pod.get("spec", {}).get("containers", [])],
+        "started_at": status.get("startTime"),
+        "observed_at": datetime.now(UTC).isoformat(),
+    }

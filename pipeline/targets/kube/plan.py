@@ -1,0 +1,105 @@
+"""A plan: the ordered steps a kind/minikube job takes, printed and executed from one object.
+
+With PIPELINE_DRY_RUN=1 the plan is only printed (every command, every object applied, in
+order); otherwise each step is printed as it runs. Both paths walk the same list, so the dry run
+cannot drift from what really happens.
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TextIO
+
+import yaml
+
+from pipeline.manifests.render import Manifest
+
+
+class StepFailed(RuntimeError):
+    """A command exited non-zero; the message names it and carries its stderr."""
+
+
+def shell_words(argv: Sequence[str]) -> str:
+    return " ".join(shlex.quote(word) for word in argv)
+
+
+@dataclass(frozen=True)
+class Query:
+    """A read-only command deciding whether a step is needed (run even in a dry run when possible)."""
+
+    argv: tuple[str, ...]
+    #: When set, the query holds only if the command's stdout has this line.
+    line: str | None = None
+
+    def holds(self) -> bool:
+        try:
+            result = subprocess.run(self.argv, capture_output=True, text=True, timeout=60, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+        if result.returncode != 0:
+            return False
+        return self.line is None or self.line in result.stdout.splitlines()
+
+    def describe(self) -> str:
+        return f"`{shell_words(self.argv)}`" + (f" lists {self.line}" if self.line else " succeeds")
+
+
+@dataclass(frozen=True)
+class Command:
+    """Run one program. `objects` (applied through stdin as YAML) are printed in full."""
+
+    argv: tuple[str, ...]
+    why: str
+    objects: tuple[Manifest, ...] = ()
+    unless: Query | None = None
+    timeout_seconds: int = 600
+
+    def render(self) -> str:
+        lines = [f"# {self.why}", f"$ {shell_words(self.argv)}"]
+        if self.unless is not None:
+            lines[-1] += f"    # skipped when {self.unless.describe()}"
+        if self.objects:
+            lines.append(yaml.safe_dump_all(list(self.objects), sort_keys=False).rstrip())
+        return "\n".join(lines)
+
+    def run(self) -> None:
+        if self.unless is not None and self.unless.holds():
+            print(f"  (skipped: {self.unless.describe()})", flush=True)
+            return
+        stdin = yaml.safe_dump_all(list(self.objects), sort_keys=False) if self.objects else None
+        result = subprocess.run(
+            self.argv, input=stdin, text=True, capture_output=True, timeout=self.timeout_seconds, check=False
+        )
+        if result.stdout.strip():
+            print(result.stdout.rstrip(), flush=True)
+        if result.returncode != 0:
+            raise StepFailed(f"{shell_words(self.argv)} exited {result.returncode}: {result.stderr.strip()}")
+
+
+@dataclass(frozen=True)
+class Call:
+    """A step done in Python (a watch, a git snapshot); `description` says exactly what it does."""
+
+    description: str
+    function: Callable[[], None] = field(compare=False)
+
+    def render(self) -> str:
+        return f"# {self.description}"
+
+    def run(self) -> None:
+        self.function()
+
+
+Step = Command | Call
+
+
+def execute(steps: Sequence[Step], *, dry_run: bool, out: TextIO = sys.stdout) -> None:
+    """Print every step; run it too unless this is a dry run."""
+    for number, step in enumerate(steps, 1):
+        print(f"\n[{number}/{len(steps)}] {step.render()}", file=out, flush=True)
+        if not dry_run:
+            step.run()

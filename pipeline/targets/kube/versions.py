@@ -1,0 +1,32 @@
+"""Every version the Kubernetes path depends on, pinned in this one place.
+
+Bumping one is a one-line change here; the kind/minikube plans, the Argo CD install and the
+offline schema validation (`python -m pipeline.manifests`) all read these constants.
+
+- Argo CD v3.6.2: the current release of the newest supported minor (Argo CD supports its three
+  newest minors; 2.x is end of life). Installed from its versioned manifest as its docs say.
+- kind v0.33.0 and its node image for Kubernetes v1.35.8, pinned by digest as kind's release
+  notes require ("You must use the @sha256 digest to guarantee an image built for this release").
+- minikube v1.39.0, asked for the same Kubernetes version, so both targets run one version.
+"""
+
+from __future__ import annotations
+
+KUBERNETES_VERSION = "v1.35.8"
+
+ARGOCD_VERSION = "v3.6.2"
+ARGOCD_INSTALL_URL = (
+    f"https://raw.githubusercontent.com/argoproj/argo-cd/{ARGOCD_VERSION}/manifests/install.yaml"
+)
+
+KIND_VERSION = "v0.33.0"
+KIND_NODE_IMAGE = (
+    f"kindest/node:{KUBERNETES_VERSION}"
+    "@sha256:07b2536e30b803ed61d1677a79df6115f798ce64c80f9e22f6ed45afd09323c0"
+)
+
+MINIKUBE_VERSION = "v1.39.0"
+
+# kind has no metrics API, and an HPA without one is Degraded in Argo CD; minikube uses its addon.
+METRICS_SERVER_VERSION = "v0.8.1"
+METRICS_SERVER_URL = f"https://github.com/kubernetes-sigs/metrics-server/releases/download/{METRICS_SERVER_VERSION}/components.yaml"
