@@ -1,0 +1,228 @@
+"""The runner's GitHub Actions semantics, proven with real nox sessions in a throwaway project."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+
+import pytest
+
+from pipeline.record import FINISHED
+from tests.engine.fake_project import FakeProject, process_gone, processes_of_run
+
+RECORD_KEYS = {
+    "run_id", "commit", "target", "demo_mode", "parallel", "started_at", "finished_at",
+    "duration_seconds", "status", "jobs",
+}  # fmt: skip
+JOB_KEYS = {
+    "status", "needs", "artifact", "started_at", "finished_at", "duration_seconds", "exit_code", "log",
+    "outputs",
+}  # fmt: skip
+
+
+def statuses(record: dict) -> dict[str, str]:
+    return {name: entry["status"] for name, entry in record["jobs"].items()}
+
+
+def test_test_and_demo_overlap_in_time_when_parallel(fake_project: FakeProject) -> None:
+    fake_project.plan(test={"seconds": 1.5}, demo={"seconds": 1.5})
+    record = fake_project.run(parallel=True)
+    assert record["status"] == "success"
+    test, demo = fake_project.times("test"), fake_project.times("demo")
+    assert demo["start"] < test["end"] and test["start"] < demo["end"]
+
+
+def test_sequential_run_never_overlaps_jobs(fake_project: FakeProject) -> None:
+    fake_project.plan(
+        unit={"seconds": 0.5}, build={"seconds": 0.5}, test={"seconds": 0.5}, demo={"seconds": 0.5}
+    )
+    record = fake_project.run(parallel=False)
+    assert record["status"] == "success" and record["parallel"] is False
+    spans = sorted(
+        (fake_project.times(name)["start"], fake_project.times(name)["end"]) for name in record["jobs"]
+    )
+    for (_, end), (next_start, _) in itertools.pairwise(spans):
+        assert end <= next_start
+
+
+def test_max_parallel_bounds_the_jobs_running_at_once(fake_project: FakeProject) -> None:
+    fake_project.plan(unit={"seconds": 1}, build={"seconds": 1})
+    fake_project.run(parallel=True, max_parallel=1)
+    unit, build = fake_project.times("unit"), fake_project.times("build")
+    assert unit["end"] <= build["start"] or build["end"] <= unit["start"]
+
+
+def test_failed_job_skips_its_dependents_and_report_still_runs(fake_project: FakeProject) -> None:
+    fake_project.plan(build={"exit": 1})
+    record = fake_project.run(parallel=True)
+    assert statuses(record) == {
+        "unit": "success",
+        "build": "failure",
+        "deploy": "skipped",
+        "test": "skipped",
+        "demo": "skipped",
+        "report": "success",
+    }
+    assert record["status"] == "failure"
+    assert record["jobs"]["build"]["exit_code"] == 1
+    assert fake_project.runs_of("deploy") == []
+
+
+def test_finished_jobs_artifacts_and_the_failed_jobs_partial_work_survive(fake_project: FakeProject) -> None:
+    fake_project.plan(unit={"seconds": 0.5}, build={"exit": 1})
+    fake_project.run(parallel=True)
+    artifacts = fake_project.artifacts
+    assert json.loads((artifacts / "unit-results" / "outputs.json").read_text())["job"] == "unit"
+    assert (artifacts / "build-output" / "partial.txt").exists()
+    assert "job.py build" in (artifacts / "logs" / "build.log").read_text()
+
+
+def test_hung_job_is_killed_at_its_timeout_with_its_grandchildren(fake_project: FakeProject) -> None:
+    fake_project.plan(deploy={"seconds": 600, "grandchildren": 2})
+    fake_project.set_timeout("deploy", 2)
+    started = time.monotonic()
+    record = fake_project.run(parallel=True)
+    elapsed = time.monotonic() - started
+    deploy = record["jobs"]["deploy"]
+    assert deploy["status"] == "timed_out"
+    assert 2 <= deploy["duration_seconds"] < 2 + 3 * 0.5 + 2
+    assert elapsed < 30
+    pids = [
+        int(pid)
+        for pid in (fake_project.artifacts / "cluster-state" / "grandchildren.pids").read_text().split()
+    ]
+    assert len(pids) == 2 and all(process_gone(pid) for pid in pids)
+    assert statuses(record)["test"] == "skipped" and statuses(record)["report"] == "success"
+    assert record["status"] == "failure"
+
+
+def test_grandchildren_left_by_a_finished_job_are_cleaned_up(fake_project: FakeProject) -> None:
+    fake_project.plan(unit={"grandchildren": 1})
+    record = fake_project.run(parallel=True)
+    assert record["status"] == "success"
+    pid = int((fake_project.artifacts / "unit-results" / "grandchildren.pids").read_text())
+    assert process_gone(pid)
+    assert processes_of_run(record["run_id"]) == []
+
+
+def test_sigint_cancels_the_run_runs_the_report_and_leaves_no_process(
+    fake_project: FakeProject, driver_command: Callable[..., list[str]]
+) -> None:
+    fake_project.plan(test={"seconds": 600, "grandchildren": 1}, demo={"seconds": 600})
+    driver = subprocess.Popen(
+        driver_command(parallel=True),
+        cwd=fake_project.root,
+        start_new_session=True,  # Ctrl-C reaches the terminal's foreground group: here, the driver's own
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    record_path = fake_project.artifacts / "pipeline-run.json"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        record = json.loads(record_path.read_text()) if record_path.exists() else {"jobs": {}}
+        running = {name for name, entry in record["jobs"].items() if entry["status"] == "running"}
+        if {"test", "demo"} <= running and (
+            fake_project.artifacts / "test-results" / "grandchildren.pids"
+        ).exists():
+            break
+        time.sleep(0.1)
+    else:
+        driver.kill()
+        pytest.fail("test and demo never both ran")
+    grandchild = int((fake_project.artifacts / "test-results" / "grandchildren.pids").read_text())
+    os.killpg(driver.pid, signal.SIGINT)
+    output, _ = driver.communicate(timeout=30)
+    record = json.loads(record_path.read_text())
+    assert driver.returncode != 0, output
+    assert record["status"] == "cancelled"
+    assert statuses(record)["test"] == "cancelled" and statuses(record)["demo"] == "cancelled"
+    assert statuses(record)["report"] == "success"
+    assert process_gone(grandchild)
+    assert processes_of_run(record["run_id"]) == []
+
+
+def test_rerun_failed_reruns_only_what_failed_and_its_dependents(fake_project: FakeProject) -> None:
+    flag = fake_project.root / "make-test-fail"
+    flag.touch()
+    fake_project.plan(test={"fail_if": str(flag)})
+    first = fake_project.run(parallel=True)
+    assert statuses(first)["test"] == "failure"
+    flag.unlink()
+
+    second = fake_project.run(parallel=True, rerun_failed=True)
+    assert second["status"] == "success"
+    assert second["run_id"] == first["run_id"]
+    rerun = {name for name in second["jobs"] if fake_project.runs_of(name).count(first["run_id"]) == 2}
+    assert rerun == {"test", "report"}
+    for kept in ("unit", "build", "deploy", "demo"):
+        assert second["jobs"][kept] == first["jobs"][kept]
+    assert (fake_project.artifacts / "build-output" / "outputs.json").exists()
+
+
+def test_rerun_failed_reruns_jobs_skipped_by_a_failure(fake_project: FakeProject) -> None:
+    flag = fake_project.root / "make-build-fail"
+    flag.touch()
+    fake_project.plan(build={"fail_if": str(flag)})
+    fake_project.run(parallel=True)
+    flag.unlink()
+    second = fake_project.run(parallel=True, rerun_failed=True)
+    assert second["status"] == "success"
+    assert len(fake_project.runs_of("unit")) == 1
+    assert {name: len(fake_project.runs_of(name)) for name in ("build", "deploy", "test", "demo")} == {
+        "build": 2,
+        "deploy": 1,
+        "test": 1,
+        "demo": 1,
+    }
+
+
+def test_demo_is_skipped_in_quick_mode_and_the_run_still_succeeds(fake_project: FakeProject) -> None:
+    record = fake_project.run(parallel=True, demo_mode="quick")
+    assert statuses(record)["demo"] == "skipped"
+    assert statuses(record)["report"] == "success"
+    assert record["status"] == "success"
+    assert fake_project.runs_of("demo") == []
+
+
+def test_only_runs_the_named_jobs_from_artifacts_on_disk(fake_project: FakeProject) -> None:
+    fake_project.run(parallel=True)
+    record = fake_project.run(only=("deploy",))
+    assert {name for name in record["jobs"] if len(fake_project.runs_of(name)) == 2} == {"deploy"}
+    assert record["status"] == "success"
+
+
+def test_run_record_has_the_contract_schema_env_and_outputs(fake_project: FakeProject) -> None:
+    record = fake_project.run(parallel=True, target="local", demo_mode="full", dry_run=True)
+    on_disk = json.loads((fake_project.artifacts / "pipeline-run.json").read_text())
+    assert on_disk == record
+    assert set(record) == RECORD_KEYS
+    for name, entry in record["jobs"].items():
+        assert set(entry) == JOB_KEYS
+        assert entry["status"] in FINISHED
+        assert entry["log"] == f"logs/{name}.log"
+        assert (fake_project.artifacts / entry["log"]).exists()
+        assert entry["outputs"] == {"job": name, "artifact": entry["artifact"]}
+    env = json.loads((fake_project.artifacts / "build-output" / "env.json").read_text())
+    assert env == {
+        "PIPELINE_TARGET": "local",
+        "PIPELINE_DEMO_MODE": "full",
+        "PIPELINE_ARTIFACTS_DIR": str(fake_project.artifacts),
+        "PIPELINE_RUN_ID": record["run_id"],
+        "PIPELINE_DRY_RUN": "1",
+        "PIPELINE_KEEP": "0",
+    }
+
+
+def test_a_fresh_run_keeps_the_previous_record_and_load_summary(fake_project: FakeProject) -> None:
+    first = fake_project.run(parallel=True)
+    (fake_project.artifacts / "test-results" / "load-summary.json").write_text('{"p95_ms": 12}')
+    fake_project.run(parallel=True)
+    previous = fake_project.artifacts / "previous"
+    assert json.loads((previous / "pipeline-run.json").read_text())["run_id"] == first["run_id"]
+    assert json.loads((previous / "test-results" / "load-summary.json").read_text()) == {"p95_ms": 12}
+    assert not (fake_project.artifacts / "test-results" / "load-summary.json").exists()
