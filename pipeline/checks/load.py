@@ -1,0 +1,241 @@
+"""The test job's Locust load: run it headless, bounded, and judge it against thresholds from config.
+
+Locust runs in its own process (gevent patches the whole interpreter) and writes its CSV stats,
+stats history, HTML report and final JSON stats; the summary the report reads (load-summary.json
+in CONTRACTS.md's shape) is computed from the JSON stats and the stats history.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+import tomllib
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+LOCUSTFILE = Path(__file__).with_name("locustfile.py")
+DEFAULT_THRESHOLDS = Path(__file__).with_name("load-thresholds.toml")
+CSV_PREFIX = "locust"
+#: Seconds Locust gives each user to finish its request at the end, so no request is cut mid-way.
+STOP_TIMEOUT_SECONDS = 5
+#: Beyond run time + stop timeout, how long Locust may take to start and write its reports.
+STARTUP_AND_REPORT_SECONDS = 60
+PROGRESS_EVERY_SECONDS = 5
+
+
+@dataclass(frozen=True)
+class LoadSettings:
+    """How hard and how long to load; CLI args override PIPELINE_LOAD_* variables, which override these."""
+
+    users: int = 20
+    spawn_rate: float = 20.0
+    duration_seconds: int = 20
+    #: Pacing of each user (requests per second); 0 sends as fast as the service answers.
+    user_rps: float = 10.0
+    #: Hard cap on requests, whatever the duration.
+    max_requests: int = 100_000
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> LoadSettings:
+        defaults = cls()
+        return cls(
+            users=int(environ.get("PIPELINE_LOAD_USERS", defaults.users)),
+            spawn_rate=float(environ.get("PIPELINE_LOAD_SPAWN_RATE", defaults.spawn_rate)),
+            duration_seconds=int(environ.get("PIPELINE_LOAD_DURATION", defaults.duration_seconds)),
+            user_rps=float(environ.get("PIPELINE_LOAD_USER_RPS", defaults.user_rps)),
+            max_requests=int(environ.get("PIPELINE_LOAD_MAX_REQUESTS", defaults.max_requests)),
+        )
+
+    def __post_init__(self) -> None:
+        if self.users < 1 or self.spawn_rate <= 0 or self.duration_seconds < 1 or self.max_requests < 1:
+            raise ValueError(f"load settings must be positive: {self}")
+        if self.user_rps < 0:
+            raise ValueError(f"user_rps must be >= 0 (0: no pacing), got {self.user_rps}")
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    max_failure_ratio: float
+    min_requests: int
+    max_p99_ms: float
+
+    @classmethod
+    def load(cls, path: Path = DEFAULT_THRESHOLDS) -> Thresholds:
+        with path.open("rb") as handle:
+            config = tomllib.load(handle)
+        try:
+            return cls(
+                max_failure_ratio=float(config["max_failure_ratio"]),
+                min_requests=int(config["min_requests"]),
+                max_p99_ms=float(config["max_p99_ms"]),
+            )
+        except KeyError as missing:
+            raise ValueError(f"{path} lacks the threshold {missing}") from None
+
+    def violations(self, summary: dict[str, Any]) -> list[str]:
+        """Each threshold `summary` breaks, as a sentence; empty when the load passed."""
+        broken = []
+        if summary["failure_ratio"] > self.max_failure_ratio:
+            broken.append(f"failure ratio {summary['failure_ratio']:.4f} > {self.max_failure_ratio}")
+        if summary["requests"] < self.min_requests:
+            broken.append(f"only {summary['requests']} requests < {self.min_requests}")
+        if summary["p99_ms"] is None or summary["p99_ms"] > self.max_p99_ms:
+            broken.append(f"p99 {summary['p99_ms']} ms > {self.max_p99_ms} ms")
+        return broken
+
+
+def locust_command(endpoint: str, settings: LoadSettings, out_dir: Path) -> list[str]:
+    return [
+        sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--only-summary",
+        "--host", endpoint,
+        "--users", str(settings.users), "--spawn-rate", str(settings.spawn_rate),
+        "--run-time", f"{settings.duration_seconds}s", "--stop-timeout", str(STOP_TIMEOUT_SECONDS),
+        "--user-rps", str(settings.user_rps), "--max-requests", str(settings.max_requests),
+        "--csv", str(out_dir / CSV_PREFIX), "--html", str(out_dir / "report.html"),
+        "--json-file", str(out_dir / CSV_PREFIX),
+    ]  # fmt: skip
+
+
+def run_load(
+    endpoint: str,
+    settings: LoadSettings,
+    thresholds: Thresholds,
+    out_dir: Path,
+    progress: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Load `endpoint`, leave Locust's files in `out_dir`, return the judged summary."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    command = locust_command(endpoint, settings, out_dir)
+    deadline = settings.duration_seconds + STOP_TIMEOUT_SECONDS + STARTUP_AND_REPORT_SECONDS
+    progress(f"load: {settings.users} users, {settings.duration_seconds} s against {endpoint}")
+    error = None
+    with (out_dir / "locust.log").open("w") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            exit_code = _wait_with_progress(process, deadline, out_dir, settings, progress)
+        finally:
+            if process.poll() is None:  # timeout or Ctrl-C: leave no Locust behind
+                process.kill()
+                process.wait()
+    # Locust exits 1 when a request failed: that is judged below, from its own stats.
+    if exit_code is None:
+        error = f"Locust did not finish within {deadline} s; killed"
+    elif exit_code not in (0, 1):
+        error = f"Locust exited with {exit_code}; see load/locust.log"
+    summary = summarize(out_dir, settings)
+    summary["thresholds"] = asdict(thresholds)
+    summary["violations"] = [*([error] if error else []), *thresholds.violations(summary)]
+    summary["passed"] = not summary["violations"]
+    return summary
+
+
+def _wait_with_progress(
+    process: subprocess.Popen[bytes],
+    deadline: float,
+    out_dir: Path,
+    settings: LoadSettings,
+    progress: Callable[[str], None],
+) -> int | None:
+    started = time.monotonic()
+    while time.monotonic() - started < deadline:
+        try:
+            return process.wait(timeout=PROGRESS_EVERY_SECONDS)
+        except subprocess.TimeoutExpired:
+            history = read_history(out_dir)
+            if history:
+                last = history[-1]
+                progress(
+                    f"load: {last['t']:.0f}/{settings.duration_seconds} s, {last['rps']:.0f} req/s, "
+                    f"p50 {last['p50_ms']} ms, p95 {last['p95_ms']} ms"
+                )
+    return None
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:  # Locust writes "N/A" before the first response
+        return None
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    try:
+        with path.open(newline="") as handle:
+            return list(csv.DictReader(handle))
+    except OSError:
+        return []
+
+
+def read_history(out_dir: Path) -> list[dict[str, Any]]:
+    """Locust's stats history as the report's latency-over-time series (t in seconds from the first row)."""
+    rows = [
+        row for row in _rows(out_dir / f"{CSV_PREFIX}_stats_history.csv") if row.get("Name") == "Aggregated"
+    ]
+    if not rows:
+        return []
+    start = int(rows[0]["Timestamp"])
+    return [
+        {
+            "t": int(row["Timestamp"]) - start,
+            "users": int(row["User Count"]),
+            "rps": _number(row["Requests/s"]) or 0.0,
+            "p50_ms": _number(row["50%"]),
+            "p95_ms": _number(row["95%"]),
+        }
+        for row in rows
+        if row.get("Requests/s") is not None
+    ]
+
+
+def percentile(histogram: Counter[float], fraction: float) -> float | None:
+    """Nearest-rank percentile of Locust's response-time histogram (ms -> count); None when empty."""
+    rank = math.ceil(fraction * histogram.total())
+    seen = 0
+    for response_time in sorted(histogram):
+        seen += histogram[response_time]
+        if seen >= rank:
+            return response_time
+    return None
+
+
+def summarize(out_dir: Path, settings: LoadSettings) -> dict[str, Any]:
+    """CONTRACTS.md's load summary (zeros when Locust wrote nothing).
+
+    From Locust's final JSON stats, written once every user finished its last request: unlike the
+    CSV, which Locust rewrites once a second, it holds every request, so it matches the server's counters.
+    """
+    try:
+        entries = json.loads((out_dir / f"{CSV_PREFIX}.json").read_text())
+    except (OSError, ValueError):
+        entries = []
+    histogram: Counter[float] = Counter()
+    for entry in entries:
+        histogram.update({float(ms): count for ms, count in entry["response_times"].items()})
+    requests = sum(entry["num_requests"] for entry in entries)
+    failures = sum(entry["num_failures"] for entry in entries)
+    elapsed = max((e["last_request_timestamp"] or 0 for e in entries), default=0) - min(
+        (e["start_time"] for e in entries), default=0
+    )
+    return {
+        "users": settings.users,
+        "spawn_rate": settings.spawn_rate,
+        "duration_seconds": settings.duration_seconds,
+        "user_rps": settings.user_rps,
+        "requests": requests,
+        "failures": failures,
+        "failure_ratio": failures / requests if requests else 0.0,
+        "requests_per_second": round(requests / elapsed, 2) if elapsed > 0 else 0.0,
+        "p50_ms": percentile(histogram, 0.50),
+        "p95_ms": percentile(histogram, 0.95),
+        "p99_ms": percentile(histogram, 0.99),
+        "requests_by_route": {entry["name"]: entry["num_requests"] for entry in entries},
+        "history": read_history(out_dir),
+    }

@@ -1,0 +1,194 @@
+"""Metrics verification: do the service's own metrics account for the load the test job sent?
+
+Counts are read before and after the load, each time from a scrape known to be newer than the
+moment of interest, so the request counters must have grown by exactly what Locust sent. Two
+sources answer the same questions: Prometheus' HTTP API when the environment runs a Prometheus,
+else each replica's /metrics read directly (the target has no Prometheus; the artifact says so).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+#: The scrape job of the service in observability/prometheus/ (both the local and the cluster config).
+SERVICE_JOB = "ml-inference"
+REQUESTS = "ml_inference_requests_total"
+LATENCY_COUNT = "ml_inference_request_duration_seconds_count"
+ROUTES = ("/predict", "/predict/batch")
+HTTP_TIMEOUT_SECONDS = 5
+#: Longest wait for a scrape newer than a given moment (the cluster config scrapes every 15 s).
+SCRAPE_WAIT_SECONDS = 40
+
+
+@dataclass
+class Counts:
+    """Request and latency-observation counts per route, summed over every replica."""
+
+    requests: dict[str, float] = field(default_factory=dict)
+    observations: dict[str, float] = field(default_factory=dict)
+
+
+class MetricsSource(Protocol):
+    mode: str
+    url: str | None
+    #: Every query made and what it returned, for the artifact.
+    log: list[dict[str, Any]]
+
+    def wait_for_scrape(self, after: float) -> str | None:
+        """Block until every replica was scraped after `after` (epoch s); an error sentence on timeout."""
+
+    def replicas_up(self, expected: int) -> tuple[bool, str]:
+        """Whether every replica is up and there are at least `expected` of them, and what was seen."""
+
+    def counts(self) -> Counts: ...
+
+
+class PrometheusSource:
+    """Prometheus' HTTP API; `selector` adds label matchers that pick out one environment's series."""
+
+    mode = "prometheus"
+
+    def __init__(self, url: str, selector: str = "") -> None:
+        self.url = url.rstrip("/")
+        self.matchers = f'job="{SERVICE_JOB}"' + (f",{selector}" if selector else "")
+        self.log: list[dict[str, Any]] = []
+
+    def query(self, promql: str) -> list[dict[str, Any]]:
+        response = httpx.get(
+            f"{self.url}/api/v1/query", params={"query": promql}, timeout=HTTP_TIMEOUT_SECONDS
+        )
+        response.raise_for_status()
+        result = response.json()["data"]["result"]
+        self.log.append({"query": promql, "at": time.time(), "result": result})
+        return result
+
+    def _sum(self, metric: str, route: str) -> float:
+        result = self.query(f'sum({metric}{{{self.matchers},route="{route}"}})')
+        return float(result[0]["value"][1]) if result else 0.0
+
+    def wait_for_scrape(self, after: float) -> str | None:
+        deadline = time.monotonic() + SCRAPE_WAIT_SECONDS
+        while time.monotonic() < deadline:
+            scraped = [
+                float(sample["value"][1]) for sample in self.query(f"timestamp(up{{{self.matchers}}})")
+            ]
+            if scraped and min(scraped) > after:
+                return None
+            time.sleep(0.5)
+        return f"Prometheus did not scrape every replica within {SCRAPE_WAIT_SECONDS} s"
+
+    def replicas_up(self, expected: int) -> tuple[bool, str]:
+        result = self.query(f"up{{{self.matchers}}}")
+        states = {sample["metric"].get("instance", "?"): sample["value"][1] == "1" for sample in result}
+        passed = len(states) >= expected and all(states.values())
+        return passed, f"up per instance {states}; {expected} ready replicas expected"
+
+    def counts(self) -> Counts:
+        return Counts(
+            requests={route: self._sum(REQUESTS, route) for route in ROUTES},
+            observations={route: self._sum(LATENCY_COUNT, route) for route in ROUTES},
+        )
+
+
+class DirectSource:
+    """Each replica's /metrics, read directly: the fallback when the environment has no Prometheus."""
+
+    mode = "direct"
+    url = None
+
+    def __init__(self, replica_urls: Callable[[], list[str]]) -> None:
+        self.replica_urls = replica_urls
+        self.log: list[dict[str, Any]] = []
+
+    def _scrape(self) -> dict[str, str | None]:
+        texts: dict[str, str | None] = {}
+        for url in self.replica_urls():
+            try:
+                response = httpx.get(f"{url}/metrics", timeout=HTTP_TIMEOUT_SECONDS)
+                texts[url] = response.text if response.status_code == 200 else None
+            except httpx.HTTPError:
+                texts[url] = None
+        return texts
+
+    def wait_for_scrape(self, after: float) -> str | None:
+        return None  # every read is a fresh scrape
+
+    def replicas_up(self, expected: int) -> tuple[bool, str]:
+        states = {url: text is not None for url, text in self._scrape().items()}
+        self.log.append({"query": "GET <replica>/metrics", "at": time.time(), "result": states})
+        passed = len(states) >= expected and all(states.values())
+        return passed, f"/metrics answered per replica {states}; {expected} ready replicas expected"
+
+    def counts(self) -> Counts:
+        counts = Counts({route: 0.0 for route in ROUTES}, {route: 0.0 for route in ROUTES})
+        for text in self._scrape().values():
+            for family in text_string_to_metric_families(text or ""):
+                for sample in family.samples:
+                    route = sample.labels.get("route")
+                    if route not in ROUTES:
+                        continue
+                    if sample.name == REQUESTS:
+                        counts.requests[route] += sample.value
+                    elif sample.name == LATENCY_COUNT:
+                        counts.observations[route] += sample.value
+        self.log.append(
+            {
+                "query": f"sum {REQUESTS}, {LATENCY_COUNT} by route",
+                "at": time.time(),
+                "result": asdict(counts),
+            }
+        )
+        return counts
+
+
+def baseline(source: MetricsSource) -> Counts:
+    """Counts that include every request made before now (call it right before the load starts)."""
+    error = source.wait_for_scrape(time.time())
+    if error:
+        raise RuntimeError(f"no baseline: {error}")
+    return source.counts()
+
+
+def verify(
+    source: MetricsSource, before: Counts, sent: dict[str, int], load_ended: float, replicas: int
+) -> dict[str, Any]:
+    """Check the metrics against what the load sent; metrics-verification.json in CONTRACTS.md's shape."""
+    checks: list[dict[str, Any]] = []
+
+    def check(name: str, passed: bool, detail: str) -> None:
+        checks.append({"name": name, "passed": bool(passed), "detail": detail})
+
+    up, detail = source.replicas_up(replicas)
+    check("every replica is up", up, detail)
+    error = source.wait_for_scrape(load_ended)
+    check(
+        "a scrape after the load ended", error is None, error or "every replica scraped after the load ended"
+    )
+    after = source.counts()
+    for route in ROUTES:
+        grew = after.requests[route] - before.requests[route]
+        check(
+            f"{REQUESTS} for {route} grew by the requests sent",
+            grew == sent.get(route, 0),
+            f"grew by {grew:g} ({before.requests[route]:g} -> {after.requests[route]:g}); "
+            f"the load sent {sent.get(route, 0)}",
+        )
+    observed = after.observations["/predict"] - before.observations["/predict"]
+    check(
+        "the latency histogram has data for /predict",
+        observed > 0 and observed == sent.get("/predict", 0),
+        f"{observed:g} new observations; the load sent {sent.get('/predict', 0)}",
+    )
+    return {
+        "mode": source.mode,
+        "prometheus_url": source.url,
+        "checks": checks,
+        "passed": all(item["passed"] for item in checks),
+        "queries": source.log,
+    }

@@ -1,0 +1,130 @@
+"""Demo job: drift the environment by hand, time the GitOps controller detecting and healing it.
+
+On its own environment ("demo"), under a light steady load, each of the target's drifts is caused
+in turn and followed through the controller's status; then the live state must be Git's again.
+The job fails when any drift is not detected and healed within the bound, or that final check
+fails. Artifacts, in demo-artifacts/: timeline.json (written after every drift), plus what the
+environment's save_state gives (reconciler history, events). The report draws the timeline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from pipeline.artifacts import job_dir, write_json_atomic, write_outputs
+from pipeline.checks.drift import HEAL_TIMEOUT_SECONDS, Clock, run_drift, verify_git_state
+from pipeline.checks.steady_load import SteadyLoad
+from pipeline.context import RunContext
+from pipeline.targets import Environment, get_target
+
+JOB = "demo"
+#: Requests per second of the background load: light, so it measures availability, not capacity.
+LOAD_RATE = 10.0
+#: Beyond the drifts' own bounds, how long the background load may run at most.
+LOAD_MARGIN_SECONDS = 120
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="nox -s demo --", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--heal-timeout",
+        type=float,
+        default=float(os.environ.get("PIPELINE_DEMO_HEAL_TIMEOUT", HEAL_TIMEOUT_SECONDS)),
+        help="seconds a drift may take to be detected and healed before it fails",
+    )
+    parser.add_argument(
+        "--load-rate",
+        type=float,
+        default=float(os.environ.get("PIPELINE_DEMO_LOAD_RATE", LOAD_RATE)),
+        help="requests per second of the background load",
+    )
+    return parser.parse_args(argv)
+
+
+def run_demo(env: Environment, target: str, out: Path, heal_timeout: float, load_rate: float) -> bool:
+    """Every drift, then the final check, under load; timeline.json kept current in `out`."""
+    clock = Clock()
+    drifts = env.drifts()
+    timeline: dict[str, Any] = {
+        "target": target,
+        "environment": env.name,
+        "started_at": clock.started_at.isoformat(),
+        "drifts": [],
+        "load": None,
+        "verification": None,
+        "passed": False,
+    }
+    clock.say(
+        f"demo: {len(drifts)} drifts on '{env.name}' ({target}), {load_rate:g} req/s against {env.endpoint}"
+    )
+    max_seconds = len(drifts) * 2 * heal_timeout + LOAD_MARGIN_SECONDS
+    with SteadyLoad(env.endpoint, rate=load_rate, max_seconds=max_seconds) as load:
+        for drift in drifts:
+            timeline["drifts"].append(run_drift(env, drift, clock, heal_timeout).to_json())
+            timeline["load"] = load.summary()
+            write_json_atomic(out / "timeline.json", timeline)
+        timeline["verification"] = verify_git_state(env, clock)
+    timeline["load"] = load.summary()
+    timeline["finished_at"] = clock.now().isoformat()
+    timeline["passed"] = (
+        bool(drifts)
+        and all(drift["passed"] for drift in timeline["drifts"])
+        and timeline["verification"]["passed"]
+    )
+    write_json_atomic(out / "timeline.json", timeline)
+    for drift in timeline["drifts"]:
+        clock.say(
+            f"demo: {drift['name']}: {'ok' if drift['passed'] else 'FAILED'}, detected after "
+            f"{drift['time_to_detect_seconds']} s, healed after {drift['time_to_heal_seconds']} s"
+        )
+    load_summary = timeline["load"]
+    clock.say(
+        f"demo: background load {load_summary['requests']} requests, {load_summary['failures']} failed "
+        f"(ratio {load_summary['failure_ratio']:.4f})"
+    )
+    healed = [drift["time_to_heal_seconds"] for drift in timeline["drifts"] if drift["passed"]]
+    write_outputs(
+        JOB,
+        {
+            "passed": str(timeline["passed"]).lower(),
+            "drifts": str(len(drifts)),
+            "max_time_to_heal_seconds": str(max(healed)) if healed else "",
+            "load_failure_ratio": f"{load_summary['failure_ratio']:.4f}",
+        },
+    )
+    return timeline["passed"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    context = RunContext.from_env()
+    out = job_dir(JOB, context)
+    if context.dry_run:
+        print(
+            f"demo (dry run): bring up environment 'demo' on target {context.target}; under a "
+            f"{args.load_rate:g} req/s load, cause each of its drifts and wait up to {args.heal_timeout:g} s "
+            "for it to be detected (not Synced+Healthy) and healed (Synced+Healthy again); then check that "
+            "the live state is Git's."
+        )
+        return 0
+    env = get_target(context.target).up(JOB, context)
+    try:
+        passed = run_demo(env, context.target, out, args.heal_timeout, args.load_rate)
+    finally:
+        try:
+            env.save_state(out)
+        finally:
+            if context.keep:
+                print(f"demo: environment '{env.name}' left up (--keep); `invoke down` stops it")
+            else:
+                env.down()
+    print(f"demo: {'passed' if passed else 'FAILED'}; artifacts in {out}")
+    return 0 if passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""Test job: API suite, Locust load with thresholds, and metrics verification, on its own environment.
+
+`nox -s test -- --users 50 --duration 60` (or PIPELINE_LOAD_* variables) tunes the load. The job
+brings up an environment of its own ("test", same desired state as deploy's) so the demo's drift
+never disturbs the load. Every part runs and writes its artifact even when an earlier one failed;
+the job fails when any part failed. Artifacts, in test-results/: api-junit.xml, load/ (Locust's
+CSVs, stats history, HTML report, log), load-summary.json and metrics-verification.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pipeline.artifacts import job_dir, write_json_atomic, write_outputs
+from pipeline.checks import metrics
+from pipeline.checks.api import run_api_suite
+from pipeline.checks.load import DEFAULT_THRESHOLDS, LoadSettings, Thresholds, locust_command, run_load
+from pipeline.context import RunContext
+from pipeline.targets import Environment, get_target
+
+JOB = "test"
+Result = TypeVar("Result")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    defaults = LoadSettings.from_env()
+    parser = argparse.ArgumentParser(prog="nox -s test --", description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=defaults.users, help="concurrent Locust users")
+    parser.add_argument(
+        "--spawn-rate", type=float, default=defaults.spawn_rate, help="users started per second"
+    )
+    parser.add_argument(
+        "--duration", type=int, default=defaults.duration_seconds, help="load time in seconds"
+    )
+    parser.add_argument(
+        "--user-rps", type=float, default=defaults.user_rps, help="requests/s per user; 0: no wait"
+    )
+    parser.add_argument(
+        "--max-requests", type=int, default=defaults.max_requests, help="hard cap on requests"
+    )
+    parser.add_argument(
+        "--thresholds",
+        type=Path,
+        default=Path(os.environ.get("PIPELINE_LOAD_THRESHOLDS", DEFAULT_THRESHOLDS)),
+        help="TOML file of pass/fail thresholds",
+    )
+    return parser.parse_args(argv)
+
+
+def _guarded(part: str, run: Callable[[], Result], fallback: Result) -> Result:
+    """Run one part of the job; a crash is reported and becomes `fallback` so later parts still run."""
+    try:
+        return run()
+    except Exception as error:
+        print(f"test: {part} crashed: {type(error).__name__}: {error}", file=sys.stderr)
+        return fallback
+
+
+def _metrics_source(env: Environment) -> metrics.MetricsSource:
+    if env.prometheus_url:
+        # Kubernetes environments share one Prometheus; their series carry a namespace label.
+        return metrics.PrometheusSource(env.prometheus_url, getattr(env, "prometheus_selector", ""))
+    print(
+        "test: this environment runs no Prometheus; metrics are scraped from each replica's /metrics directly"
+    )
+    return metrics.DirectSource(env.replica_urls)
+
+
+def run_checks(env: Environment, settings: LoadSettings, thresholds: Thresholds, out: Path) -> bool:
+    """The three parts against `env`, artifacts into `out`; True when all passed."""
+    print(f"test: API suite against {env.endpoint}")
+    api_passed = _guarded("API suite", lambda: run_api_suite(env.endpoint, out / "api-junit.xml"), False)
+
+    source = _metrics_source(env)
+    before = _guarded("metrics baseline", lambda: metrics.baseline(source), None)
+
+    failed_load: dict[str, Any] = {"passed": False, "requests": 0, "requests_by_route": {}, "history": []}
+    summary = _guarded(
+        "load", lambda: run_load(env.endpoint, settings, thresholds, out / "load"), failed_load
+    )
+    load_ended = time.time()
+    write_json_atomic(out / "load-summary.json", summary)
+    print(
+        f"test: load {'passed' if summary['passed'] else 'FAILED'}: {summary['requests']} requests, "
+        f"p99 {summary.get('p99_ms')} ms, failure ratio {summary.get('failure_ratio')}"
+        + "".join(f"\n  - {violation}" for violation in summary.get("violations", []))
+    )
+
+    def verify() -> dict[str, Any]:
+        if before is None:
+            raise RuntimeError("no baseline was taken before the load")
+        return metrics.verify(
+            source, before, summary["requests_by_route"], load_ended, len(env.replica_urls())
+        )
+
+    crashed = {"name": "metrics verification ran", "passed": False, "detail": "crashed; see the job log"}
+    verification = _guarded(
+        "metrics verification",
+        verify,
+        {"mode": source.mode, "prometheus_url": source.url, "checks": [crashed], "passed": False},
+    )
+    write_json_atomic(out / "metrics-verification.json", verification)
+    for check in verification["checks"]:
+        outcome = "ok" if check["passed"] else "FAILED"
+        print(f"test: metrics ({source.mode}): {outcome} {check['name']}: {check['detail']}")
+
+    write_outputs(
+        JOB,
+        {
+            "api_passed": str(api_passed).lower(),
+            "load_passed": str(summary["passed"]).lower(),
+            "metrics_passed": str(verification["passed"]).lower(),
+            "requests": str(summary["requests"]),
+            "p99_ms": str(summary.get("p99_ms") or ""),
+        },
+    )
+    return api_passed and summary["passed"] and verification["passed"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    settings = LoadSettings(args.users, args.spawn_rate, args.duration, args.user_rps, args.max_requests)
+    thresholds = Thresholds.load(args.thresholds)
+    context = RunContext.from_env()
+    out = job_dir(JOB, context)
+    if context.dry_run:
+        print(
+            f"test (dry run): bring up environment 'test' on target {context.target}; against its endpoint:"
+        )
+        print("  pytest pipeline/checks/api --junitxml test-results/api-junit.xml")
+        print("  " + " ".join(locust_command("<endpoint>", settings, out / "load")))
+        print("  metrics verification via Prometheus' HTTP API (or each replica's /metrics directly)")
+        print(f"  pass/fail thresholds: {thresholds}")
+        return 0
+    env = get_target(context.target).up(JOB, context)
+    try:
+        passed = run_checks(env, settings, thresholds, out)
+    finally:
+        if context.keep:
+            print(f"test: environment '{env.name}' left up (--keep); `invoke down` stops it")
+        else:
+            env.down()
+    print(f"test: {'passed' if passed else 'FAILED'}; artifacts in {out}")
+    return 0 if passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
