@@ -1,0 +1,202 @@
+"""The offline manifest checks (`python -m pipeline.manifests`) pass on the repo and can fail.
+
+Rendering, built-in and CRD schema validation, and the Argo CD project/Application rules are each
+shown to report a deliberately broken manifest. The policy rules have their own file.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline.manifests import argocd, schemas
+from pipeline.manifests.render import REPO_ROOT, RenderError, overlays, render
+from pipeline.targets.kube import argocd as kube_argocd
+from tests.conftest import require_program
+
+SHARED_SCHEMAS = REPO_ROOT.parent / "shared" / "schemas"
+SOURCE = kube_argocd.GitSource("https://github.com/example/ml-gitops-pipeline.git", "a" * 40)
+
+
+@pytest.fixture
+def offline_schemas(monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point the CRD schema location at ../shared/schemas, as CI does."""
+    if not SHARED_SCHEMAS.is_dir():
+        message = f"{SHARED_SCHEMAS} is missing; CI lays shared/ beside the clone"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    monkeypatch.setenv(schemas.CRD_SCHEMA_LOCATION_ENV, str(SHARED_SCHEMAS))
+    return SHARED_SCHEMAS
+
+
+@pytest.fixture(scope="module")
+def kubernetes_overlay() -> list[dict[str, Any]]:
+    require_program("kubectl")
+    return render(REPO_ROOT / "gitops/overlays/kubernetes")
+
+
+def _application(env_name: str, rendered: list[dict[str, Any]]) -> dict[str, Any]:
+    has_hpa = any(m["kind"] == "HorizontalPodAutoscaler" for m in rendered)
+    return kube_argocd.ml_inference_application(
+        env_name, SOURCE, "ml-inference=ml-inference:1", overlay_has_hpa=has_hpa
+    )
+
+
+def test_the_repository_passes_every_check(offline_schemas: Path) -> None:
+    require_program("kubectl")
+    require_program("promtool")
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.manifests"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, schemas.CRD_SCHEMA_LOCATION_ENV: str(offline_schemas)},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    for check in ("render", "schemas", "policy gitops/overlays/demo", "argocd project", "observability"):
+        assert f"ok    {check}" in result.stdout
+
+
+def test_every_environment_has_an_overlay() -> None:
+    names = {path.name for path in overlays()}
+    assert {"local", "kubernetes", "demo"} <= names
+    assert set(kube_argocd.ENVIRONMENT_OVERLAYS.values()) <= names
+
+
+def test_render_fails_on_a_broken_kustomization(tmp_path: Path) -> None:
+    require_program("kubectl")
+    (tmp_path / "kustomization.yaml").write_text("resources:\n  - missing-deployment.yaml\n")
+    with pytest.raises(RenderError, match=r"missing-deployment\.yaml"):
+        render(tmp_path)
+
+
+def test_builtin_schema_rejects_an_unknown_field(kubernetes_overlay: list[dict[str, Any]]) -> None:
+    deployment = copy.deepcopy(next(m for m in kubernetes_overlay if m["kind"] == "Deployment"))
+    assert schemas.validate([deployment]) == []
+    deployment["spec"]["template"]["spec"]["containers"][0]["livenesProbe"] = {}
+    (problem,) = schemas.validate([deployment])
+    assert "Deployment/ml-inference" in problem and "livenesProbe" in problem
+
+
+def test_builtin_schema_rejects_a_wrong_type(kubernetes_overlay: list[dict[str, Any]]) -> None:
+    service = copy.deepcopy(next(m for m in kubernetes_overlay if m["kind"] == "Service"))
+    service["spec"]["ports"][0]["port"] = "eighty"
+    assert any("Service/ml-inference" in p for p in schemas.validate([service]))
+
+
+def test_builtin_schema_rejects_an_api_the_pinned_version_does_not_serve() -> None:
+    hpa = {"apiVersion": "autoscaling/v2beta1", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "x"}}
+    (problem,) = schemas.validate([hpa])
+    assert "not served" in problem
+
+
+def test_crd_schema_accepts_the_target_applications(offline_schemas: Path, kubernetes_overlay) -> None:
+    objects = [_application("test", kubernetes_overlay), kube_argocd.project(SOURCE)]
+    assert schemas.validate(objects) == []
+
+
+def test_crd_schema_rejects_a_broken_application(offline_schemas: Path, kubernetes_overlay) -> None:
+    application = _application("test", kubernetes_overlay)
+    application["spec"]["syncPolicy"]["automated"]["prune"] = "yes"
+    application["spec"]["source"]["pathh"] = "gitops"
+    problems = schemas.validate([application])
+    assert any("syncPolicy/automated/prune" in p for p in problems), problems
+    assert any("pathh" in p for p in problems), problems
+
+
+def test_missing_crd_schema_names_the_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(schemas.CRD_SCHEMA_LOCATION_ENV, str(tmp_path))
+    (problem,) = schemas.validate([kube_argocd.project(SOURCE)])
+    assert schemas.CRD_SCHEMA_LOCATION_ENV in problem and "appproject_v1alpha1.json" in problem
+
+
+def test_schema_location_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(schemas.CRD_SCHEMA_LOCATION_ENV, raising=False)
+    assert schemas.crd_schema_location() == schemas.DEFAULT_CRD_SCHEMA_LOCATION
+    assert "datreeio/CRDs-catalog" in schemas.DEFAULT_CRD_SCHEMA_LOCATION
+    monkeypatch.setenv(schemas.CRD_SCHEMA_LOCATION_ENV, "../shared/schemas")
+    expected = REPO_ROOT / "../shared/schemas" / "{group}" / "{kind}_{version}.json"
+    assert schemas.crd_schema_location() == str(expected)
+
+
+def test_applications_follow_the_sync_rules(kubernetes_overlay: list[dict[str, Any]]) -> None:
+    demo = render(REPO_ROOT / "gitops/overlays/demo")
+    assert argocd.check_application(_application("test", kubernetes_overlay), kubernetes_overlay) == []
+    assert argocd.check_application(_application("demo", demo), demo) == []
+    demo_application = _application("demo", demo)
+    assert "ignoreDifferences" not in demo_application["spec"]
+    assert "RespectIgnoreDifferences=true" not in demo_application["spec"]["syncPolicy"]["syncOptions"]
+
+
+APPLICATION_BREAKAGES = {
+    "no self-heal": (lambda a: a["spec"]["syncPolicy"]["automated"].pop("selfHeal"), "selfHeal"),
+    "no prune": (lambda a: a["spec"]["syncPolicy"]["automated"].update(prune=False), "prune"),
+    "unbounded retry": (
+        lambda a: a["spec"]["syncPolicy"]["retry"]["backoff"].pop("maxDuration"),
+        "bound retries",
+    ),
+    "no namespace creation": (
+        lambda a: a["spec"]["syncPolicy"]["syncOptions"].remove("CreateNamespace=true"),
+        "Create",
+    ),
+    "no finalizer": (lambda a: a["metadata"].pop("finalizers"), "finalizer"),
+    "no sync wave": (lambda a: a["metadata"].pop("annotations"), "sync-wave"),
+    "hpa fights self-heal": (lambda a: a["spec"].pop("ignoreDifferences"), "HPA owns spec.replicas"),
+    "ignored without respect": (
+        lambda a: a["spec"]["syncPolicy"]["syncOptions"].remove("RespectIgnoreDifferences=true"),
+        "RespectIgnoreDifferences",
+    ),
+}
+
+
+@pytest.mark.parametrize("breakage", APPLICATION_BREAKAGES)
+def test_application_check_fails(kubernetes_overlay: list[dict[str, Any]], breakage: str) -> None:
+    mutate, expected = APPLICATION_BREAKAGES[breakage]
+    application = _application("test", kubernetes_overlay)
+    mutate(application)
+    problems = argocd.check_application(application, kubernetes_overlay)
+    assert any(expected in p for p in problems), problems
+
+
+def test_demo_application_must_not_ignore_replicas() -> None:
+    require_program("kubectl")
+    demo = render(REPO_ROOT / "gitops/overlays/demo")
+    application = _application("demo", demo)
+    application["spec"]["ignoreDifferences"] = [
+        {"group": "apps", "kind": "Deployment", "jsonPointers": ["/spec/replicas"]}
+    ]
+    assert any("never healed" in p for p in argocd.check_application(application, demo))
+
+
+def test_project_passes_and_fails(kubernetes_overlay: list[dict[str, Any]]) -> None:
+    project = kube_argocd.project(SOURCE)
+    assert project["spec"]["sourceRepos"] == [SOURCE.repo_url]
+    assert argocd.check_project(project, kubernetes_overlay) == []
+    any_repo = copy.deepcopy(project)
+    any_repo["spec"]["sourceRepos"] = ["*"]
+    assert any("exactly this repository" in p for p in argocd.check_project(any_repo, kubernetes_overlay))
+    any_namespace = copy.deepcopy(project)
+    any_namespace["spec"]["destinations"][0]["namespace"] = "*"
+    assert any("named namespaces" in p for p in argocd.check_project(any_namespace, kubernetes_overlay))
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "x"}}
+    assert any("Secret/x" in p for p in argocd.check_project(project, [*kubernetes_overlay, secret]))
+
+
+def test_command_line_exits_non_zero_on_a_problem(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    from pipeline.manifests import __main__ as cli
+
+    def broken_run(report):
+        report("policy gitops/overlays/demo", ["Deployment/ml-inference: set runAsNonRoot: true"])
+        return {"policy gitops/overlays/demo": ["Deployment/ml-inference: set runAsNonRoot: true"]}
+
+    monkeypatch.setattr(cli, "run", broken_run)
+    assert cli.main() == 1
+    assert "FAIL  policy gitops/overlays/demo" in capsys.readouterr().out
