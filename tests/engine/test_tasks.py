@@ -1,0 +1,49 @@
+"""`invoke pipeline` and `invoke down`: documented flags, configured defaults, clear errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+FLAGS = (
+    "--parallel", "--target", "--demo-mode", "--only", "--rerun-failed", "--max-parallel",
+    "--artifacts-dir", "--keep", "--dry-run",
+)  # fmt: skip
+
+
+def invoke(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "invoke", *args], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_pipeline_and_down_are_listed() -> None:
+    listed = invoke("--list").stdout
+    assert "pipeline" in listed and "down" in listed
+
+
+def test_every_pipeline_flag_is_documented() -> None:
+    help_text = invoke("--help", "pipeline").stdout
+    for flag in FLAGS:
+        line = next((line for line in help_text.splitlines() if flag in line), "")
+        assert len(line.split(flag, 1)[1].strip()) > 10, f"{flag} has no help"
+
+
+def test_bad_choices_are_refused_before_anything_runs() -> None:
+    done = invoke("pipeline", "--target", "moon")
+    assert done.returncode == 2 and "--target 'moon' is not one of local, kind, minikube" in done.stderr
+    done = invoke("pipeline", "--only", "nosuchjob")
+    assert done.returncode != 0 and "unknown job(s) nosuchjob" in done.stderr
+
+
+def test_defaults_live_in_the_collection_configuration() -> None:
+    sys.path.insert(0, str(REPO))
+    try:
+        import tasks
+    finally:
+        sys.path.remove(str(REPO))
+    defaults = tasks.ns.configuration()["pipeline"]
+    assert defaults["target"] == "local" and defaults["demo_mode"] == "full"
+    assert defaults["artifacts_dir"] == "artifacts" and defaults["parallel"] is False

@@ -1,0 +1,108 @@
+"""The committed GitHub workflow is the one generated from the graph, and agrees with it job by job."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.context import DEMO_MODES, TARGETS
+from pipeline.graph import JOBS, JOBS_BY_NAME
+from pipeline.workflow import WORKFLOW_PATH, main, render
+
+REPO = Path(__file__).resolve().parents[2]
+PINNED = re.compile(r"uses: ([\w.-]+/[\w.-]+)@([0-9a-f]{40}) # v\d+(\.\d+)*$")
+
+
+@pytest.fixture(scope="module")
+def text() -> str:
+    return (REPO / WORKFLOW_PATH).read_text()
+
+
+@pytest.fixture(scope="module")
+def workflow(text: str) -> dict:
+    return yaml.safe_load(text)
+
+
+def test_committed_workflow_is_the_generated_one(text: str) -> None:
+    assert text == render(), "regenerate it: python -m pipeline.workflow"
+
+
+def test_check_mode_fails_on_a_stale_file(tmp_path: Path) -> None:
+    stale = tmp_path / "pipeline.yml"
+    stale.write_text(render().replace("timeout-minutes: 15", "timeout-minutes: 16"))
+    assert main(["--check", "--path", str(stale)]) == 1
+    stale.write_text(render())
+    assert main(["--check", "--path", str(stale)]) == 0
+
+
+def test_jobs_needs_conditions_timeouts_and_sessions_agree_with_the_graph(workflow: dict) -> None:
+    jobs = workflow["jobs"]
+    assert list(jobs) == [job.name for job in JOBS]
+    for job in JOBS:
+        spec = jobs[job.name]
+        assert spec.get("needs", []) == list(job.needs), job.name
+        assert spec["timeout-minutes"] == math.ceil(job.timeout_minutes), job.name
+        condition = spec.get("if", "")
+        assert ("always()" in condition) == (job.condition == "always"), job.name
+        if job.demo_modes is None:
+            assert "demo_mode" not in condition, job.name
+        else:
+            assert "inputs.demo_mode" in condition and all(mode in condition for mode in job.demo_modes)
+        if job.condition == "success" and job.demo_modes is None:
+            assert "if" not in spec, job.name
+        runs = [step["run"] for step in spec["steps"] if "run" in step]
+        assert any(f"nox -s {job.session} " in run for run in runs), job.name
+        uploads = [step for step in spec["steps"] if "upload-artifact" in step.get("uses", "")]
+        assert [step["with"]["name"] for step in uploads] == [job.artifact], job.name
+        assert all(step["if"] == "always()" for step in uploads), job.name
+
+
+def test_each_job_downloads_its_needs_artifacts(workflow: dict) -> None:
+    for job in JOBS:
+        steps = workflow["jobs"][job.name]["steps"]
+        downloads = [step["with"] for step in steps if "download-artifact" in step.get("uses", "")]
+        if job.condition == "always":
+            assert downloads == [{"path": "artifacts", "merge-multiple": True}]
+        else:
+            assert [d["name"] for d in downloads] == [JOBS_BY_NAME[need].artifact for need in job.needs]
+
+
+def test_report_builds_the_run_record_from_the_needs_context(workflow: dict) -> None:
+    steps = workflow["jobs"]["report"]["steps"]
+    record_step = next(step for step in steps if step.get("run") == "python -m pipeline.record github")
+    assert record_step["env"]["NEEDS_JSON"] == "${{ toJSON(needs) }}"
+    assert steps.index(record_step) < next(
+        i for i, s in enumerate(steps) if "nox -s report" in s.get("run", "")
+    )
+
+
+def test_triggers_inputs_and_concurrency(workflow: dict) -> None:
+    on = workflow[True]  # YAML 1.1 reads the key `on` as a boolean
+    assert on["push"] == {"branches": ["main"]} and "pull_request" in on and "schedule" in on
+    inputs = on["workflow_dispatch"]["inputs"]
+    assert inputs["demo_mode"]["options"] == list(DEMO_MODES)
+    assert inputs["target"]["options"] == list(TARGETS)
+    assert workflow["concurrency"]["cancel-in-progress"] is True
+
+
+def test_least_privilege_and_pinned_actions(workflow: dict, text: str) -> None:
+    assert workflow["permissions"] == {}
+    for name, spec in workflow["jobs"].items():
+        permissions = spec["permissions"]
+        assert permissions["contents"] == "read", name
+        assert ("pull-requests" in permissions) == (name == "report"), name
+        assert all(level != "write" for scope, level in permissions.items() if scope != "pull-requests")
+        for step in spec["steps"]:
+            if step.get("uses", "").startswith("actions/checkout@"):
+                assert step["with"]["persist-credentials"] is False, name
+    uses_lines = [line.strip().removeprefix("- ") for line in text.splitlines() if "uses:" in line]
+    assert uses_lines and all(PINNED.fullmatch(line) for line in uses_lines), uses_lines
+
+
+def test_job_inputs_reach_run_steps_only_through_env(text: str) -> None:
+    run_blocks = re.findall(r"run: \|\n((?:          .*\n)+)", text)
+    assert run_blocks and not any("${{" in block for block in run_blocks)
