@@ -1,0 +1,66 @@
+"""Deploy job: bring up the "deploy" environment from Git's desired state and save its state.
+
+Target-agnostic: the target (local processes, or kind/minikube with Argo CD) brings the
+environment up and returns once its GitOps controller reports Synced and Healthy. The
+environment's state (rendered manifests, process or pod table, controller status and events,
+Prometheus targets; never a secret) goes to cluster-state/, and the endpoint to the job's
+outputs. The environment is stopped at the end unless the run keeps it (PIPELINE_KEEP=1,
+`invoke pipeline --keep`); test and demo bring up their own, isolated ones.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from pipeline.artifacts import job_dir, write_outputs
+from pipeline.context import RunContext
+from pipeline.targets import get_target
+
+JOB = "deploy"
+ENVIRONMENT = "deploy"
+
+
+def main() -> int:
+    context = RunContext.from_env()
+    out = job_dir(JOB, context)
+    if context.dry_run:
+        print(
+            f"deploy (dry run): bring up '{ENVIRONMENT}' on target {context.target} from gitops/, "
+            f"wait until Synced and Healthy, save its state into {out}"
+            + ("" if context.keep else ", then stop it")
+        )
+        return 0
+    try:
+        env = get_target(context.target).up(ENVIRONMENT, context)
+    except Exception as error:  # any target's failure: one clear line, and a non-zero exit
+        print(f"deploy: could not bring up '{ENVIRONMENT}' on {context.target}: {error}", file=sys.stderr)
+        return 1
+    try:
+        env.save_state(out)
+        status = env.status()
+        write_outputs(
+            JOB,
+            {
+                "endpoint": env.endpoint,
+                "environment": env.name,
+                "prometheus_url": env.prometheus_url or "",
+                "sync": status.sync,
+                "health": status.health,
+                "replicas": str(len(env.replica_urls())),
+            },
+            context,
+        )
+        print(f"deploy: {env.name} is {status.sync} and {status.health} at {env.endpoint}; state in {out}")
+    except Exception as error:
+        print(f"deploy: saving the state of '{env.name}' failed: {error}", file=sys.stderr)
+        return 1
+    finally:
+        if context.keep:
+            print(f"deploy: environment '{env.name}' left up (--keep); `invoke down` stops it")
+        else:
+            env.down()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,233 @@
+"""One local environment as the jobs see it: endpoint, status, hand-made drifts, saved state."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import signal
+import subprocess
+import threading
+import urllib.request
+from pathlib import Path
+
+import psutil
+
+from pipeline.artifacts import read_json, write_json_atomic
+from pipeline.targets import Drift, Status
+from pipeline.targets.local import free_port, layout, stop_environment
+from pipeline.targets.local.desired import PORT_VARIABLE
+
+#: Variable names that may hold a secret never reach an artifact.
+SECRET_NAME = re.compile(r"secret|token|passw|credential|api_?key|private|auth|cookie", re.IGNORECASE)
+#: The setting the config drift changes, and the value it sets when Git's is different.
+DRIFTED_SETTING = "ML_INFERENCE_MAX_BATCH"
+DRIFTED_VALUES = ("10", "20")
+
+
+class LocalEnvironment:
+    """An environment under .pipeline/local/<name>/, run by its reconciler."""
+
+    def __init__(self, state_dir: Path, reconciler: subprocess.Popen | None = None) -> None:
+        state = read_json(state_dir / layout.STATE)
+        if state is None:
+            raise FileNotFoundError(f"no local environment recorded in {state_dir}")
+        self.state_dir = state_dir
+        self.name: str = state["name"]
+        self.endpoint: str = state["endpoint"]
+        self.prometheus_url: str | None = state["prometheus"]["url"] if state["prometheus"] else None
+        self._state = state
+        self._reconciler = reconciler
+
+    # -- what the jobs read ------------------------------------------------------------------
+
+    def reconciler_status(self) -> dict:
+        """The reconciler's latest observation (status.json), {} before the first one."""
+        return read_json(self.state_dir / layout.STATUS) or {}
+
+    def status(self) -> Status:
+        if not self._reconciler_running():
+            return Status(sync="Unknown", health="Missing")
+        status = self.reconciler_status()
+        return Status(sync=status.get("sync", "Unknown"), health=status.get("health", "Missing"))
+
+    def replica_urls(self) -> list[str]:
+        return [r["url"] for r in self._replicas() if r["ready"]]
+
+    def _replicas(self) -> list[dict]:
+        return [r for r in self.reconciler_status().get("replicas", []) if not r["terminating"]]
+
+    def _reconciler_running(self) -> bool:
+        try:
+            process = psutil.Process(self._state["reconciler_pid"])
+            return process.status() != psutil.STATUS_ZOMBIE and str(self.state_dir) in process.cmdline()
+        except psutil.Error:
+            return False
+
+    # -- drift by hand -----------------------------------------------------------------------
+
+    def drifts(self) -> list[Drift]:
+        return [
+            Drift(
+                "replica-count",
+                "Start an extra replica by hand, outside Git (one more than Git's replica count)",
+                self._start_extra_replica,
+            ),
+            Drift("replica-killed", "Kill one replica with SIGKILL", self._kill_replica),
+            Drift(
+                "config-drift",
+                f"Restart one replica by hand with {DRIFTED_SETTING} different from Git",
+                self._restart_replica_misconfigured,
+            ),
+        ]
+
+    def _start_extra_replica(self) -> None:
+        template = self._pick_replica()
+        self._start_by_hand(template, name=f"{template.environ()[layout.REPLICA_LABEL]}-by-hand", changes={})
+
+    def _kill_replica(self) -> None:
+        self._pick_replica().send_signal(signal.SIGKILL)
+
+    def _restart_replica_misconfigured(self) -> None:
+        replica = self._pick_replica()
+        environ = replica.environ()
+        value = next(v for v in DRIFTED_VALUES if v != environ.get(DRIFTED_SETTING))
+        # The drifted copy starts before the original stops: a restart that never drops capacity.
+        self._start_by_hand(replica, name=environ[layout.REPLICA_LABEL], changes={DRIFTED_SETTING: value})
+        replica.terminate()
+
+    def _pick_replica(self) -> psutil.Process:
+        """A ready replica that runs Git's configuration, checked to be what status.json says."""
+        for replica in self._replicas():
+            if not (replica["ready"] and replica["git_config"]):
+                continue
+            try:
+                process = psutil.Process(replica["pid"])
+                if process.environ().get(layout.REPLICA_LABEL) == replica["name"]:
+                    return process
+            except psutil.Error:
+                continue
+        raise RuntimeError(f"local/{self.name}: no ready replica to drift")
+
+    def _start_by_hand(self, template: psutil.Process, *, name: str, changes: dict[str, str]) -> None:
+        """Run a copy of `template`'s command and environment, as an operator at a shell would."""
+        environ = template.environ() | changes | {PORT_VARIABLE: str(free_port()), layout.REPLICA_LABEL: name}
+        with open(self.state_dir / layout.REPLICA_LOGS / f"{name}.log", "ab") as log:
+            process = subprocess.Popen(
+                template.cmdline(),
+                env=environ,
+                cwd=self.state_dir,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        # The reconciler stops it; reap it here so no zombie outlives it.
+        threading.Thread(target=process.wait, daemon=True).start()
+
+    # -- state for the cluster-state artifact -------------------------------------------------
+
+    def save_state(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        status = self.reconciler_status()
+        targets = self._prometheus_targets()
+        write_json_atomic(
+            directory / "status.json",
+            {
+                "target": "local",
+                "environment": self.name,
+                "endpoint": self.endpoint,
+                "sync": self.status().sync,
+                "health": self.status().health,
+                "reasons": status.get("reasons", []),
+                "revision": status.get("revision"),
+                "desired_replicas": (status.get("desired") or {}).get("replicas"),
+                "heal": status.get("heal"),
+                "replicas": self._replicas(),
+                "prometheus": {"url": self.prometheus_url, "targets": _target_summary(targets)}
+                if self.prometheus_url
+                else None,
+                "observed_at": status.get("observed_at"),
+            },
+        )
+        write_json_atomic(directory / "processes.json", self._process_table())
+        write_json_atomic(directory / "prometheus-targets.json", targets)
+        for source, target in (
+            (layout.MANIFESTS, "manifests.yaml"),
+            (layout.EVENTS, "events.jsonl"),
+            (layout.HISTORY, "reconciler-history.jsonl"),
+        ):
+            if (self.state_dir / source).exists():
+                shutil.copyfile(self.state_dir / source, directory / target)
+
+    def _process_table(self) -> list[dict]:
+        """Every process of the environment: the reconciler's tree plus replicas started by hand."""
+        try:
+            reconciler = psutil.Process(self._state["reconciler_pid"])
+            processes = [reconciler, *reconciler.children(recursive=True)]
+        except psutil.Error:
+            processes = []
+        environment_id = self._state["environment_id"]
+        known = {p.pid for p in processes}
+        for process in psutil.process_iter(["environ"]):
+            labelled = (process.info["environ"] or {}).get(layout.ENVIRONMENT_LABEL) == environment_id
+            if labelled and process.pid not in known:
+                processes.append(process)
+        table = []
+        for process in processes:
+            try:
+                with process.oneshot():
+                    row = {
+                        "pid": process.pid,
+                        "ppid": process.ppid(),
+                        "cmdline": process.cmdline(),
+                        "status": process.status(),
+                        "rss_bytes": process.memory_info().rss,
+                        "cpu_seconds": round(sum(process.cpu_times()[:2]), 2),
+                        "started_at": process.create_time(),
+                    }
+                    environ = process.environ() if process.pid != self._state["reconciler_pid"] else {}
+            except psutil.Error:
+                continue
+            labelled = environ.get(layout.ENVIRONMENT_LABEL) == environment_id
+            row["role"] = _role(process.pid == self._state["reconciler_pid"], labelled, row["cmdline"])
+            if labelled:
+                row["replica"] = environ.get(layout.REPLICA_LABEL)
+                row["environment"] = {k: v for k, v in sorted(environ.items()) if not SECRET_NAME.search(k)}
+            table.append(row)
+        return table
+
+    def _prometheus_targets(self) -> dict:
+        if self.prometheus_url is None:
+            return {"status": "unavailable", "reason": "no Prometheus runs in this environment"}
+        try:
+            with urllib.request.urlopen(f"{self.prometheus_url}/api/v1/targets", timeout=5) as response:
+                return json.load(response)
+        except (OSError, ValueError) as error:
+            return {"status": "error", "reason": f"GET {self.prometheus_url}/api/v1/targets failed: {error}"}
+
+    def down(self) -> None:
+        stop_environment(self.state_dir)
+        if self._reconciler is not None:
+            self._reconciler.wait(timeout=5)
+
+
+def _role(is_reconciler: bool, labelled: bool, cmdline: list[str]) -> str:
+    if is_reconciler:
+        return "reconciler"
+    if labelled:
+        return "replica"
+    return "prometheus" if cmdline and Path(cmdline[0]).name == "prometheus" else "other"
+
+
+def _target_summary(targets: dict) -> list[dict]:
+    active = (targets.get("data") or {}).get("activeTargets", [])
+    return [
+        {
+            "pod": t["labels"].get("pod"),
+            "url": t["scrapeUrl"],
+            "health": t["health"],
+            "last_scrape": t.get("lastScrape"),
+            "last_error": t.get("lastError") or None,
+        }
+        for t in active
+    ]

@@ -1,0 +1,26 @@
+"""Where an environment's files live under .pipeline/local/<env>/, and how its processes are labelled.
+
+Shared by Target.up/down (stdlib only: `invoke down` has nothing else installed), the reconciler
+and the Environment, so each name is spelled once.
+"""
+
+from __future__ import annotations
+
+#: Written by Target.up: name, ids, ports, endpoint, Prometheus, reconciler pid.
+STATE = "state.json"
+#: Kept current by the reconciler: its latest observation.
+STATUS = "status.json"
+EVENTS = "events.jsonl"
+HISTORY = "history.jsonl"
+MANIFESTS = "manifests.yaml"
+RECONCILER_LOG = "reconciler.log"
+REPLICA_LOGS = "replicas"
+PROMETHEUS = "prometheus"
+PROMETHEUS_CONFIG = "local.yml"
+PROMETHEUS_DATA = "prometheus-data"
+PROMETHEUS_LOG = "prometheus.log"
+
+#: Every replica carries these in its environment, so a scan of all processes finds the
+#: environment's replicas, including ones started by hand outside Git.
+ENVIRONMENT_LABEL = "PIPELINE_LOCAL_ENVIRONMENT"
+REPLICA_LABEL = "PIPELINE_LOCAL_REPLICA"

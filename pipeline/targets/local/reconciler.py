@@ -1,0 +1,562 @@
+"""The local target's GitOps reconciler: the stand-in for Argo CD on one machine.
+
+Run as `python -m pipeline.targets.local.reconciler STATE_DIR` (Target.up starts it detached, in
+its own session). About once a second it
+
+1. reads Git's desired state (re-rendering gitops/ with kustomize whenever a file there changes),
+2. observes live state: every process labelled with this environment's id in its environment
+   (found by a scan of all processes, so a replica started by hand is seen too), its real command
+   line and environment, and its probes (startup, then readiness and liveness, on the manifest's
+   paths; a probe that keeps failing past failureThreshold x periodSeconds fails the replica),
+3. reports Synced/OutOfSync and Healthy/Progressing/Degraded with the reasons,
+4. heals drift like a Deployment with maxUnavailable 0: starts missing replicas at once (in
+   parallel), stops extra ones, and replaces a misconfigured or failed replica, stopping a
+   misconfigured one only once Git's replicas are ready. With PIPELINE_RECONCILER_HEAL=0 it
+   still applies a new Git revision once (Argo CD's automated sync without selfHeal) but leaves
+   live drift alone.
+
+It writes status.json (current view), events.jsonl (actions and changes) and history.jsonl (one
+line per observation), all timestamped, and keeps Prometheus' file discovery current. The loop
+wakes early when a child exits, so a killed replica is replaced within the same second.
+
+Load balancing is the kernel's: every replica also listens on the shared endpoint port with
+SO_REUSEPORT, and the reconciler holds a bound, never-listening socket on that port for the
+environment's lifetime so no other program can take it. Readiness gates traffic less than a
+Service does: the kernel hashes new connections over every listening socket, so a replica that
+is up but answers /ready with 503 still receives its share of connections until it closes its
+shared listener (it does so first on SIGTERM, when draining); connections already queued on a
+listener that closes are reset. The reconciler cannot take a not-ready replica out of rotation;
+it can only replace it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import time
+import traceback
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psutil
+
+from pipeline.artifacts import write_json_atomic
+from pipeline.targets.local import free_port, layout, log_tail
+from pipeline.targets.local.desired import (
+    DEPLOYMENT,
+    PORT_VARIABLE,
+    DesiredState,
+    DesiredStateError,
+    desired_state,
+    render,
+)
+
+#: Seconds between observations when all is well, and while converging.
+STEADY_INTERVAL = 1.0
+CONVERGING_INTERVAL = 0.2
+PROBE_TIMEOUT = 0.5
+#: Variables a replica inherits from the reconciler; everything else comes from Git, like a container.
+PASSTHROUGH_VARIABLES = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
+#: A replica that crashes before it is ready is restarted after 0.5, 1, 2 ... up to 10 s (CrashLoopBackOff).
+MAX_BACKOFF = 10.0
+#: Bound on the whole shutdown, whatever the manifest's grace period (down() kills the group after it).
+SHUTDOWN_GRACE = 10.0
+PROMETHEUS_RESTART_DELAY = 5.0
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class Replica:
+    name: str
+    process: psutil.Process
+    port: int
+    #: Set for replicas this reconciler started (and must reap); None for ones started elsewhere.
+    popen: psutil.Popen | None
+    started_monotonic: float
+    started_at: str
+    started: bool = False
+    ready: bool = False
+    ever_ready: bool = False
+    last_alive: float = 0.0
+    failed: str | None = None
+    differences: list[str] = field(default_factory=list)
+    stopping_since: float | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def alive(self) -> bool:
+        if self.popen is not None:
+            return self.popen.poll() is None
+        try:
+            return self.process.is_running() and self.process.status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+
+    def view(self) -> dict:
+        return {
+            "name": self.name,
+            "pid": self.process.pid,
+            "port": self.port,
+            "url": self.url,
+            "ready": self.ready,
+            "started": self.started,
+            "git_config": not self.differences,
+            "differences": self.differences,
+            "started_at": self.started_at,
+            "started_by": "reconciler" if self.popen is not None else "outside the reconciler",
+            "terminating": self.stopping_since is not None,
+        }
+
+
+class Reconciler:
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
+        self.state = json.loads((state_dir / layout.STATE).read_text())
+        self.environment_id = self.state["environment_id"]
+        self.heal = self.state["heal"]
+        self.overlay = Path(self.state["overlay"])
+        self.replicas: dict[int, Replica] = {}
+        self.desired: DesiredState | None = None
+        self.desired_error: str | None = None
+        self.gitops_fingerprint: tuple | None = None
+        #: The revision last brought to Synced + Healthy; a new one is applied even without heal.
+        self.applied_revision: str | None = None
+        self.crash_failures = 0
+        self.next_start_at = 0.0
+        self.last_view: tuple | None = None
+        self.targets_written: list | None = None
+        self.prometheus: psutil.Popen | None = None
+        self.prometheus_started = 0.0
+        self.prometheus_ready = False
+        self.stopping = False
+        self.probes = ThreadPoolExecutor(max_workers=8, thread_name_prefix="probe")
+        (state_dir / layout.REPLICA_LOGS).mkdir(exist_ok=True)
+        self.endpoint_hold = self._hold_endpoint_port()
+        self.selector, self.wakeup = self._install_signals()
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def run(self) -> None:
+        self.event("reconciler-started", pid=os.getpid(), heal=self.heal, overlay=str(self.overlay))
+        while not self.stopping:
+            try:
+                converged = self.reconcile_once()
+            except Exception:  # one bad observation must not take the controller down
+                self.event("reconciler-error", traceback=traceback.format_exc())
+                converged = False
+            self.sleep(STEADY_INTERVAL if converged else CONVERGING_INTERVAL)
+        self.shutdown()
+
+    def reconcile_once(self) -> bool:
+        """Observe, report, heal; True when Synced and Healthy."""
+        self.refresh_desired()
+        self.observe()
+        desired = self.desired
+        now = time.monotonic()
+        active = [r for r in self.replicas.values() if r.stopping_since is None]
+        if desired is None:
+            sync, health, reasons = "Unknown", "Missing", [self.desired_error or "no desired state yet"]
+        else:
+            for replica in active:
+                with contextlib.suppress(psutil.Error):  # gone since observe(): the next tick notices
+                    replica.differences = desired.differences(
+                        replica.process.cmdline(), replica.process.environ()
+                    )
+            sync, reasons = self.compare(desired, active)
+            health = self.assess(desired, active, now)
+        actions = []
+        if desired is not None and (self.heal or desired.revision != self.applied_revision):
+            actions = self.converge(desired, active, now)
+        if desired is not None and sync == "Synced" and health == "Healthy":
+            self.applied_revision = desired.revision
+        self.manage_prometheus()
+        self.report(sync, health, reasons, actions)
+        return sync == "Synced" and health == "Healthy"
+
+    def sleep(self, seconds: float) -> None:
+        """Wait, but wake at once on SIGCHLD (a replica died) or SIGTERM."""
+        for key, _ in self.selector.select(timeout=seconds):
+            with contextlib.suppress(BlockingIOError):
+                key.fileobj.recv(64)
+
+    # -- desired and live state --------------------------------------------------------------
+
+    def refresh_desired(self) -> None:
+        """Re-render only when a file under gitops/ changed: rendering every second costs CPU."""
+        fingerprint = _tree_fingerprint(self.overlay.parents[1])
+        if fingerprint == self.gitops_fingerprint:
+            return
+        self.gitops_fingerprint = fingerprint
+        try:
+            manifests = render(self.overlay)
+            desired = desired_state(
+                manifests, model_dir=Path(self.state["model_dir"]), shared_port=self.state["endpoint_port"]
+            )
+        except (DesiredStateError, OSError, ValueError, KeyError, subprocess.SubprocessError) as error:
+            self.desired_error = f"cannot read Git's desired state: {error}"
+            self.event("desired-state-error", error=str(error))
+            return
+        self.desired_error = None
+        if self.desired is None or desired.revision != self.desired.revision:
+            (self.state_dir / layout.MANIFESTS).write_text(manifests)
+            self.event(
+                "desired-state",
+                revision=desired.revision[:12],
+                replicas=desired.replicas,
+                template_hash=desired.template_hash,
+            )
+        self.desired = desired
+
+    def observe(self) -> None:
+        """Drop replicas that are gone, adopt labelled processes nobody told us about."""
+        for pid, replica in list(self.replicas.items()):
+            if replica.alive():
+                continue
+            del self.replicas[pid]
+            returncode = replica.popen.wait(timeout=1) if replica.popen is not None else None
+            if replica.stopping_since is not None:
+                self.event("replica-stopped", replica=replica.name, pid=pid, returncode=returncode)
+                continue
+            if not replica.ever_ready:
+                self.crash_failures += 1
+                self.next_start_at = time.monotonic() + min(MAX_BACKOFF, 0.5 * 2 ** (self.crash_failures - 1))
+            self.event(
+                "replica-exited",
+                replica=replica.name,
+                pid=pid,
+                returncode=returncode,
+                log_tail=log_tail(self.state_dir / layout.REPLICA_LOGS / f"{replica.name}.log"),
+            )
+        labelled = {}
+        for process in psutil.process_iter(["pid", "ppid", "environ", "status", "create_time"]):
+            environ = process.info["environ"] or {}
+            ours = environ.get(layout.ENVIRONMENT_LABEL) == self.environment_id
+            if ours and process.info["status"] != psutil.STATUS_ZOMBIE:
+                labelled[process.pid] = (process, environ)
+        for pid, (process, environ) in labelled.items():
+            if pid in self.replicas or process.info["ppid"] in labelled:
+                continue  # known, or a worker process of a replica
+            replica = Replica(
+                name=environ.get(layout.REPLICA_LABEL, f"unlabelled-{pid}"),
+                process=process,
+                port=int(environ.get(PORT_VARIABLE, 0)),
+                popen=None,
+                started_monotonic=time.monotonic() - (time.time() - process.info["create_time"]),
+                started_at=datetime.fromtimestamp(process.info["create_time"], UTC).isoformat(),
+            )
+            self.replicas[pid] = replica
+            self.event("replica-found", replica=replica.name, pid=pid, detail="not started by the reconciler")
+        self._probe_all()
+
+    def _probe_all(self) -> None:
+        desired = self.desired
+        if desired is None:
+            return
+        live = [r for r in self.replicas.values() if r.stopping_since is None]
+        list(self.probes.map(lambda replica: self._probe(replica, desired), live))
+
+    def _probe(self, replica: Replica, desired: DesiredState) -> None:
+        now = time.monotonic()
+        if not replica.started:
+            replica.started = desired.startup is None or _http_ok(replica.url + desired.startup.path)
+            if not replica.started:
+                if now - replica.started_monotonic > desired.startup.window_seconds:
+                    replica.failed = (
+                        f"startup probe {desired.startup.path} failed for {desired.startup.window_seconds:g}s"
+                    )
+                return
+            replica.last_alive = now
+        if desired.liveness is not None:
+            if _http_ok(replica.url + desired.liveness.path):
+                replica.last_alive = now
+            elif now - replica.last_alive > desired.liveness.window_seconds:
+                replica.failed = (
+                    f"liveness probe {desired.liveness.path} failed for {desired.liveness.window_seconds:g}s"
+                )
+        replica.ready = desired.readiness is None or _http_ok(replica.url + desired.readiness.path)
+        if replica.ready and not replica.ever_ready:
+            replica.ever_ready = True
+            self.crash_failures = 0
+            self.event("replica-ready", replica=replica.name, pid=replica.process.pid, url=replica.url)
+
+    # -- compare, assess, converge -----------------------------------------------------------
+
+    def compare(self, desired: DesiredState, active: list[Replica]) -> tuple[str, list[str]]:
+        reasons = []
+        matching = [r for r in active if not r.differences]
+        if len(matching) < desired.replicas:
+            reasons.append(
+                f"{desired.replicas - len(matching)} replica(s) missing: Git wants {desired.replicas}"
+            )
+        if len(matching) > desired.replicas:
+            reasons.append(
+                f"{len(matching) - desired.replicas} extra replica(s): Git wants {desired.replicas}"
+            )
+        reasons += [f"{r.name} differs from Git: {'; '.join(r.differences)}" for r in active if r.differences]
+        return ("OutOfSync" if reasons else "Synced"), reasons
+
+    def assess(self, desired: DesiredState, active: list[Replica], now: float) -> str:
+        ready = [r for r in active if r.ready]
+        if len(ready) >= desired.replicas and len(ready) == len(active):
+            return "Healthy"
+        starting = [r for r in active if not r.ready and not r.failed and not r.ever_ready]
+        if starting or (self.heal and len(ready) < desired.replicas):
+            return "Progressing"
+        return "Degraded"
+
+    def converge(self, desired: DesiredState, active: list[Replica], now: float) -> list[str]:
+        actions = []
+        for replica in [r for r in active if r.failed]:
+            actions.append(self.stop(replica, reason=replica.failed or "failed"))
+        healthy = [r for r in active if not r.failed]
+        matching = [r for r in healthy if not r.differences]
+        missing = desired.replicas - len(matching)
+        if missing > 0 and now >= self.next_start_at:
+            actions += [self.start(desired, reason="missing") for _ in range(missing)]
+        if missing < 0:
+            # Not-ready ones first, then the newest: the replicas that serve least.
+            surplus = sorted(matching, key=lambda r: (r.ready, -r.started_monotonic))[:-missing]
+            actions += [self.stop(r, reason="extra replica, not in Git") for r in surplus]
+        ready_matching = sum(1 for r in matching if r.ready)
+        for replica in [r for r in healthy if r.differences]:
+            if not replica.ready or ready_matching >= desired.replicas:
+                actions.append(self.stop(replica, reason="configuration differs from Git"))
+        for replica in self.replicas.values():
+            if replica.stopping_since is not None and now - replica.stopping_since > desired.grace_seconds:
+                replica.process.kill()
+                actions.append(f"killed {replica.name} after the {desired.grace_seconds:g}s grace period")
+        return actions
+
+    def start(self, desired: DesiredState, *, reason: str) -> str:
+        name = f"{DEPLOYMENT}-{desired.template_hash[:5]}-{secrets.token_hex(3)[:5]}"
+        port = free_port()
+        env = {key: os.environ[key] for key in PASSTHROUGH_VARIABLES if key in os.environ}
+        env |= desired.env | {
+            PORT_VARIABLE: str(port),
+            layout.ENVIRONMENT_LABEL: self.environment_id,
+            layout.REPLICA_LABEL: name,
+        }
+        with open(self.state_dir / layout.REPLICA_LOGS / f"{name}.log", "ab") as log:
+            popen = psutil.Popen(
+                list(desired.argv),
+                env=env,
+                cwd=self.state_dir,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        self.replicas[popen.pid] = Replica(
+            name=name,
+            process=popen,
+            port=port,
+            popen=popen,
+            started_monotonic=time.monotonic(),
+            started_at=now_iso(),
+        )
+        self.event("replica-start", replica=name, pid=popen.pid, port=port, reason=reason)
+        return f"started {name} ({reason})"
+
+    def stop(self, replica: Replica, *, reason: str) -> str:
+        replica.stopping_since = time.monotonic()
+        with contextlib.suppress(psutil.NoSuchProcess):
+            replica.process.terminate()
+        self.event("replica-stop", replica=replica.name, pid=replica.process.pid, reason=reason)
+        return f"stopped {replica.name} ({reason})"
+
+    # -- Prometheus --------------------------------------------------------------------------
+
+    def manage_prometheus(self) -> None:
+        """Keep Prometheus running and its file discovery listing every live replica."""
+        config = self.state.get("prometheus")
+        if config is None:
+            return
+        prometheus_dir = self.state_dir / layout.PROMETHEUS
+        targets = sorted(
+            (r.name, r.port) for r in self.replicas.values() if r.stopping_since is None and r.port
+        )
+        if targets != self.targets_written:
+            write_json_atomic(
+                prometheus_dir / "targets" / "ml-inference.json",
+                [
+                    {
+                        "targets": [f"127.0.0.1:{port}"],
+                        "labels": {"pod": name, "environment": self.state["name"]},
+                    }
+                    for name, port in targets
+                ],
+            )
+            self.targets_written = targets
+        if self.prometheus is not None and self.prometheus.poll() is not None:
+            self.event("prometheus-exited", pid=self.prometheus.pid, returncode=self.prometheus.returncode)
+            self.prometheus, self.prometheus_ready = None, False
+        if self.prometheus is None and time.monotonic() - self.prometheus_started > PROMETHEUS_RESTART_DELAY:
+            self.prometheus_started = time.monotonic()
+            with open(self.state_dir / layout.PROMETHEUS_LOG, "ab") as log:
+                self.prometheus = psutil.Popen(
+                    [
+                        config["program"],
+                        f"--config.file={layout.PROMETHEUS_CONFIG}",
+                        f"--storage.tsdb.path={self.state_dir / layout.PROMETHEUS_DATA}",
+                        f"--web.listen-address=127.0.0.1:{config['port']}",
+                        "--log.level=warn",
+                    ],
+                    cwd=prometheus_dir,
+                    env={key: os.environ[key] for key in PASSTHROUGH_VARIABLES if key in os.environ},
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            self.event("prometheus-start", pid=self.prometheus.pid, url=config["url"])
+        if self.prometheus is not None and not self.prometheus_ready:
+            self.prometheus_ready = _http_ok(config["url"] + "/-/ready")
+            if self.prometheus_ready:
+                self.event("prometheus-ready", pid=self.prometheus.pid, url=config["url"])
+
+    # -- records -----------------------------------------------------------------------------
+
+    def report(self, sync: str, health: str, reasons: list[str], actions: list[str]) -> None:
+        replicas = sorted(self.replicas.values(), key=lambda r: r.started_monotonic)
+        status = {
+            "environment": self.state["name"],
+            "environment_id": self.environment_id,
+            "observed_at": now_iso(),
+            "reconciler_pid": os.getpid(),
+            "heal": self.heal,
+            "revision": self.desired.revision if self.desired else None,
+            "sync": sync,
+            "health": health,
+            "reasons": reasons,
+            "desired": {"replicas": self.desired.replicas, "template_hash": self.desired.template_hash}
+            if self.desired
+            else None,
+            "endpoint": self.state["endpoint"],
+            "replicas": [r.view() for r in replicas],
+            "prometheus": {
+                "url": self.state["prometheus"]["url"],
+                "pid": self.prometheus.pid if self.prometheus else None,
+                "ready": self.prometheus_ready,
+            }
+            if self.state.get("prometheus")
+            else None,
+        }
+        write_json_atomic(self.state_dir / layout.STATUS, status)
+        observation = {
+            "t": status["observed_at"],
+            "sync": sync,
+            "health": health,
+            "reasons": reasons,
+            "replicas": [
+                {"name": r.name, "pid": r.process.pid, "ready": r.ready, "git_config": not r.differences}
+                for r in replicas
+                if r.stopping_since is None
+            ],
+            "actions": actions,
+        }
+        _append_jsonl(self.state_dir / layout.HISTORY, observation)
+        view = (sync, health, tuple(reasons))
+        if view != self.last_view:
+            self.event("status", sync=sync, health=health, reasons=reasons)
+            self.last_view = view
+
+    def event(self, kind: str, **fields: object) -> None:
+        _append_jsonl(self.state_dir / layout.EVENTS, {"t": now_iso(), "event": kind, **fields})
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def _hold_endpoint_port(self) -> socket.socket:
+        """Reserve the shared endpoint port: bound with SO_REUSEPORT, never listening."""
+        hold = socket.socket()
+        hold.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        hold.bind(("127.0.0.1", self.state["endpoint_port"]))
+        return hold
+
+    def _install_signals(self) -> tuple[selectors.BaseSelector, socket.socket]:
+        receive, send = socket.socketpair()
+        receive.setblocking(False)
+        send.setblocking(False)
+        signal.set_wakeup_fd(send.fileno(), warn_on_full_buffer=False)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        signal.signal(signal.SIGTERM, self._request_stop)
+        signal.signal(signal.SIGINT, self._request_stop)
+        selector = selectors.DefaultSelector()
+        selector.register(receive, selectors.EVENT_READ)
+        return selector, send
+
+    def _request_stop(self, *_: object) -> None:
+        self.stopping = True
+
+    def shutdown(self) -> None:
+        """Drain every replica (SIGTERM, then SIGKILL after the grace bound) and Prometheus."""
+        self.event("reconciler-stopping")
+        self.observe()  # replicas started by hand since the last tick: down() must leave none
+        processes = [r.process for r in self.replicas.values()]
+        if self.prometheus is not None:
+            processes.append(self.prometheus)
+        for process in processes:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.terminate()
+        grace = min(SHUTDOWN_GRACE, self.desired.grace_seconds if self.desired else SHUTDOWN_GRACE)
+        _, alive = psutil.wait_procs(processes, timeout=grace)
+        for process in alive:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
+        psutil.wait_procs(alive, timeout=2)
+        status_path = self.state_dir / layout.STATUS
+        status = json.loads(status_path.read_text()) if status_path.exists() else {}
+        write_json_atomic(
+            status_path,
+            status
+            | {
+                "observed_at": now_iso(),
+                "sync": "Unknown",
+                "health": "Missing",
+                "replicas": [],
+                "reasons": ["environment stopped"],
+            },
+        )
+        self.event("reconciler-stopped", killed_after_grace=[p.pid for p in alive])
+        self.probes.shutdown(wait=False)
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=PROBE_TIMEOUT) as response:
+            return 200 <= response.status < 400
+    except (OSError, ValueError):
+        return False
+
+
+def _tree_fingerprint(root: Path) -> tuple:
+    return tuple(
+        sorted((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in root.rglob("*") if p.is_file())
+    )
+
+
+def _append_jsonl(path: Path, record: dict) -> None:
+    with open(path, "a") as handle:
+        handle.write(json.dumps(record, sort_keys=True) + "\n")
+
+
+def main() -> None:
+    if len(sys.argv) != 2:
+        raise SystemExit("usage: python -m pipeline.targets.local.reconciler STATE_DIR")
+    Reconciler(Path(sys.argv[1])).run()
+
+
+if __name__ == "__main__":
+    main()
