@@ -25,7 +25,8 @@ SECRET_VALUE = re.compile(
     r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(-----END [A-Z ]*PRIVATE KEY-----|$)"
     r"|\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"
     r"|\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{8,}"
-    r"|\b(password|passwd|token|secret|api[-_]?key)\s*[=:]\s*\S+",
+    r"""|["']?\b(password|passwd|token|secret|api[-_]?key|client-key-data|private[-_]?key|credentials?)\b["']?"""
+    r"""\s*[=:]\s*("[^"]*"|'[^']*'|[^\s,;}]+)""",
     re.IGNORECASE | re.DOTALL,
 )
 DROPPED_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
