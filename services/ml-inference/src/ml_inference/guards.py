@@ -10,11 +10,15 @@ from ml_inference.state import ServiceState
 
 
 def ready_predictor(request: Request) -> Predictor:
-    """The predictor, or 503 while the model loads, failed to load, or the process drains."""
+    """The predictor, or 503 while the model loads or when it failed to load.
+
+    A draining process still answers: /ready already sends new traffic elsewhere, and whatever
+    arrives meanwhile is served rather than failed.
+    """
     service: ServiceState = request.app.state.service
-    if not service.ready:
+    if service.predictor is None:
         raise ApiError(503, f"The model is not ready: {service.not_ready_reason}.", None)
-    return service.predictor  # type: ignore[return-value]
+    return service.predictor
 
 
 def require_json(request: Request) -> None:

@@ -102,7 +102,8 @@ def _validation_error(error: msgspec.ValidationError, base: str) -> ApiError:
         field = f"{field}.{missing['name']}"
         return ApiError(422, f"{field} is required.", field)
     reason = reason.replace("`float`", "a number").replace("`", "")
-    return ApiError(422, f"{field} is invalid: {reason[:1].lower()}{reason[1:]}.", field)
+    subject = "The request body" if field == "$" else field
+    return ApiError(422, f"{subject} is invalid: {reason[:1].lower()}{reason[1:]}.", field)
 
 
 def instance_array(rows: list[list[float]], path: str, max_batch: int) -> np.ndarray:

@@ -157,7 +157,9 @@ def _requested_outputs(body: payloads.InferRequest) -> list[str]:
 def _check_name(model_name: str) -> None:
     if model_name != MODEL_NAME:
         raise ApiError(
-            404, f"Model {model_name!r} is not served here; this server serves {MODEL_NAME!r}.", "model_name"
+            404,
+            f"Model name {model_name!r} is not served here; this server serves {MODEL_NAME!r}.",
+            "model_name",
         )
 
 
@@ -168,7 +170,7 @@ def _served_model(request: Request, model_name: str, model_version: str | None) 
     if model_version is not None and model_version != predictor.model.version:
         raise ApiError(
             404,
-            f"Version {model_version!r} of {model_name!r} is not served here; "
+            f"Model version {model_version!r} of {model_name!r} is not served here; "
             f"this server serves {predictor.model.version!r}.",
             "model_version",
         )

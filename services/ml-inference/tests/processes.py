@@ -1,0 +1,71 @@
+"""Run the real service as a child process (`python -m ml_inference serve`) for end-to-end tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+START_TIMEOUT_SECONDS = 30
+
+
+class ServiceProcess:
+    """The service on a free port; its JSON log lines are collected in `lines`."""
+
+    def __init__(self, model_dir: Path, **settings: object) -> None:
+        env = {**os.environ, **{f"ML_INFERENCE_{key.upper()}": str(value) for key, value in settings.items()}}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "ml_inference", "serve", "--port", "0", "--model-dir", str(model_dir)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: list[dict] = []
+        self._listening = threading.Event()
+        threading.Thread(target=self._collect, daemon=True).start()
+        if not self._listening.wait(START_TIMEOUT_SECONDS):
+            self.stop()
+            raise AssertionError(f"the service did not start: {self.lines}")
+        self.port = next(line["port"] for line in self.lines if line.get("msg") == "listening")
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.wait_ready()
+
+    def _collect(self) -> None:
+        assert self.process.stdout is not None
+        for raw in self.process.stdout:
+            try:
+                line = json.loads(raw)
+            except ValueError:
+                line = {"msg": raw.rstrip()}
+            self.lines.append(line)
+            if line.get("msg") == "listening":
+                self._listening.set()
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while True:
+            try:
+                if httpx.get(f"{self.url}/ready").status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, f"the service never became ready: {self.lines}"
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(timeout=10)
+
+    def __enter__(self) -> ServiceProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,270 @@
+"""The bad-input table: every refused request gets a 4xx JSON body naming the field, never a 500."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from ml_inference import app as app_module
+from ml_inference.app import create_app
+from ml_inference.model import IrisModel
+from ml_inference.settings import Settings
+
+from .conftest import wait_until_ready
+
+JSON = {"content-type": "application/json"}
+GOOD = [5.1, 3.5, 1.4, 0.2]
+INFER = "/v2/models/sklearn-iris/infer"
+
+
+def tensor(data: Any, shape: Any = (1, 4), datatype: str = "FP32") -> dict[str, Any]:
+    return {"inputs": [{"name": "input-0", "shape": list(shape), "datatype": datatype, "data": data}]}
+
+
+# (case id, path, raw body, headers, status, field)
+CASES = [
+    ("malformed json", "/predict", b'{"features": [5.1, 3.5,', JSON, 400, "$"),
+    ("empty body", "/predict", b"", JSON, 400, "$"),
+    ("not utf-8", "/predict", b'\xff{"features": [5.1, 3.5, 1.4, 0.2]}', JSON, 400, "$"),
+    ("nested too deep", "/predict", b'{"x": ' + b"[" * 100_000, JSON, 400, "$"),
+    (
+        "form content type",
+        "/predict",
+        b'{"features": [5.1, 3.5, 1.4, 0.2]}',
+        {"content-type": "application/x-www-form-urlencoded"},
+        415,
+        "headers.content-type",
+    ),
+    (
+        "no content type",
+        "/predict/batch",
+        b'{"instances": [[5.1, 3.5, 1.4, 0.2]]}',
+        {},
+        415,
+        "headers.content-type",
+    ),
+    ("body is a list", "/predict", b"[5.1, 3.5, 1.4, 0.2]", JSON, 422, "$"),
+    ("missing features", "/predict", b'{"feature": [5.1, 3.5, 1.4, 0.2]}', JSON, 422, "$.features"),
+    ("features a string", "/predict", b'{"features": "5.1,3.5,1.4,0.2"}', JSON, 422, "$.features"),
+    ("feature a string", "/predict", b'{"features": [5.1, "3.5", 1.4, 0.2]}', JSON, 422, "$.features[1]"),
+    ("feature a bool", "/predict", b'{"features": [5.1, 3.5, true, 0.2]}', JSON, 422, "$.features[2]"),
+    ("feature null", "/predict", b'{"features": [5.1, 3.5, 1.4, null]}', JSON, 422, "$.features[3]"),
+    ("three features", "/predict", b'{"features": [5.1, 3.5, 1.4]}', JSON, 422, "$.features"),
+    ("five features", "/predict", b'{"features": [5.1, 3.5, 1.4, 0.2, 9]}', JSON, 422, "$.features"),
+    ("NaN token", "/predict", b'{"features": [NaN, 3.5, 1.4, 0.2]}', JSON, 422, "$.features[0]"),
+    ("Infinity token", "/predict", b'{"features": [5.1, Infinity, 1.4, 0.2]}', JSON, 422, "$.features[1]"),
+    ("-Infinity token", "/predict", b'{"features": [5.1, 3.5, -Infinity, 0.2]}', JSON, 422, "$.features[2]"),
+    ("overflows float64", "/predict", b'{"features": [5.1, 3.5, 1.4, 1e400]}', JSON, 422, "$.features[3]"),
+    ("overflows float32", "/predict", b'{"features": [5.1, 3.5, 1e39, 0.2]}', JSON, 422, "$.features[2]"),
+    ("instances missing", "/predict/batch", b'{"features": [5.1, 3.5, 1.4, 0.2]}', JSON, 422, "$.instances"),
+    ("empty batch", "/predict/batch", b'{"instances": []}', JSON, 422, "$.instances"),
+    (
+        "instance not a list",
+        "/predict/batch",
+        b'{"instances": [[5.1, 3.5, 1.4, 0.2], 7]}',
+        JSON,
+        422,
+        "$.instances[1]",
+    ),
+    (
+        "instance wrong type",
+        "/predict/batch",
+        b'{"instances": [[5.1, 3.5, 1.4, 0.2], [1, 2, "x", 4]]}',
+        JSON,
+        422,
+        "$.instances[1][2]",
+    ),
+    (
+        "ragged batch",
+        "/predict/batch",
+        b'{"instances": [[5.1, 3.5, 1.4, 0.2], [1, 2, 3]]}',
+        JSON,
+        422,
+        "$.instances[1]",
+    ),
+    (
+        "all rows short",
+        "/predict/batch",
+        b'{"instances": [[1, 2, 3], [1, 2, 3]]}',
+        JSON,
+        422,
+        "$.instances[0]",
+    ),
+    (
+        "NaN in batch",
+        "/predict/batch",
+        b'{"instances": [[5.1, 3.5, 1.4, 0.2], [1, 2, 3, NaN]]}',
+        JSON,
+        422,
+        "$.instances[1][3]",
+    ),
+    ("unknown model", "/v2/models/resnet/infer", b'{"inputs": []}', JSON, 404, "model_name"),
+    ("unknown model metadata", "/v2/models/resnet", None, {}, 404, "model_name"),
+    ("unknown model version", "/v2/models/sklearn-iris/versions/9/infer", b"{}", JSON, 404, "model_version"),
+    ("oip no inputs", INFER, b'{"inputs": []}', JSON, 400, "$.inputs"),
+    ("oip inputs missing", INFER, b'{"id": "1"}', JSON, 422, "$.inputs"),
+    (
+        "oip bytes datatype",
+        INFER,
+        tensor(["a", "b", "c", "d"], datatype="BYTES"),
+        JSON,
+        400,
+        "$.inputs[0].datatype",
+    ),
+    ("oip wrong shape", INFER, tensor(GOOD, shape=(4,)), JSON, 400, "$.inputs[0].shape"),
+    ("oip data too short", INFER, tensor(GOOD[:3]), JSON, 400, "$.inputs[0].data"),
+    ("oip data wrong type", INFER, tensor([5.1, "x", 1.4, 0.2]), JSON, 422, "$.inputs[0].data[1]"),
+    ("oip empty tensor", INFER, tensor([], shape=(0, 4)), JSON, 422, "$.inputs[0].data"),
+    (
+        "oip nested rows short",
+        INFER,
+        tensor([[5.1, 3.5, 1.4]], shape=(1, 4)),
+        JSON,
+        422,
+        "$.inputs[0].data[0]",
+    ),
+    (
+        "oip NaN",
+        INFER,
+        b'{"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP32", '
+        b'"data": [5.1, NaN, 1.4, 0.2]}]}',
+        JSON,
+        422,
+        "$.inputs[0].data[0][1]",
+    ),
+    (
+        "oip unknown output",
+        INFER,
+        {**tensor(GOOD), "outputs": [{"name": "logits"}]},
+        JSON,
+        400,
+        "$.outputs[0].name",
+    ),
+]
+
+
+def _send(client: TestClient, path: str, body: Any, headers: dict[str, str]):
+    if body is None:
+        return client.get(path, headers=headers)
+    if isinstance(body, dict):
+        return client.post(path, json=body)
+    return client.post(path, content=body, headers=headers)
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "headers", "status", "field"),
+    [case[1:] for case in CASES],
+    ids=[case[0] for case in CASES],
+)
+def test_bad_input_is_refused_naming_the_field(
+    client: TestClient, path: str, body: Any, headers: dict[str, str], status: int, field: str
+) -> None:
+    response = _send(client, path, body, headers)
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/json"
+    error = response.json()
+    assert error["field"] == field
+    named = "request body" if field == "$" else field.removeprefix("headers.").replace("_", " ")
+    assert named in error["error"].lower()
+    assert "Traceback" not in response.text
+
+
+def test_batch_over_max_batch_is_413(make_client) -> None:
+    client = make_client(max_batch=3)
+    assert client.post("/predict/batch", json={"instances": [GOOD] * 3}).status_code == 200
+    response = client.post("/predict/batch", json={"instances": [GOOD] * 4})
+    assert response.status_code == 413
+    assert response.json()["field"] == "$.instances"
+    assert "at most 3" in response.json()["error"]
+    response = client.post(INFER, json=tensor(GOOD * 4, shape=(4, 4)))
+    assert response.status_code == 413
+    assert response.json()["field"] == "$.inputs[0].data"
+
+
+def test_body_over_limit_is_413_from_content_length(make_client) -> None:
+    client = make_client(max_body_bytes=1024)
+    response = client.post("/predict/batch", json={"instances": [GOOD] * 100})
+    assert response.status_code == 413
+    assert response.json()["field"] == "$"
+    assert "1024 bytes" in response.json()["error"]
+
+
+def test_streamed_body_over_limit_is_refused_before_it_is_read_whole(make_client) -> None:
+    client = make_client(max_body_bytes=1024)
+    sent = []
+
+    def chunks():
+        # No Content-Length: the server has to count while the body arrives.
+        yield b'{"instances": ['
+        for _ in range(1000):
+            sent.append(1)
+            yield b"[5.1, 3.5, 1.4, 0.2],"
+        yield b"[5.1, 3.5, 1.4, 0.2]]}"
+
+    response = client.post("/predict/batch", content=chunks(), headers=JSON)
+    assert response.status_code == 413
+    assert response.json()["field"] == "$"
+
+
+def test_unknown_route_and_method_are_json(client: TestClient) -> None:
+    response = client.get("/nope")
+    assert response.status_code == 404
+    assert "GET / lists the endpoints" in response.json()["error"]
+    response = client.get("/predict")
+    assert response.status_code == 405
+    assert "GET is not allowed" in response.json()["error"]
+
+
+@pytest.fixture
+def blocked_loading(model_dir: Path, monkeypatch: pytest.MonkeyPatch):
+    """An app whose model load waits for a go-ahead: the window every real start has, held open."""
+    go = threading.Event()
+
+    def slow_model(path: Path) -> IrisModel:
+        go.wait(timeout=30)
+        return IrisModel(path)
+
+    monkeypatch.setattr(app_module, "IrisModel", slow_model)
+    with TestClient(create_app(Settings(model_dir=model_dir))) as client:
+        yield client, go
+        go.set()
+
+
+def test_every_request_before_ready_is_503(blocked_loading) -> None:
+    client, go = blocked_loading
+    assert client.get("/health").status_code == 200
+    ready = client.get("/ready")
+    assert ready.status_code == 503
+    assert ready.json() == {"status": "not ready", "reason": "model is loading"}
+    assert client.get("/v2/health/ready").status_code == 503
+    assert client.get("/v2/models/sklearn-iris/ready").status_code == 503
+    for path, body in (
+        ("/predict", {"features": GOOD}),
+        ("/predict/batch", {"instances": [GOOD]}),
+        (INFER, tensor(GOOD)),
+    ):
+        response = client.post(path, json=body)
+        assert response.status_code == 503, path
+        assert "not ready" in response.json()["error"]
+    assert client.get("/v2/models/sklearn-iris").status_code == 503
+    go.set()
+    wait_until_ready(client)
+    assert client.post("/predict", json={"features": GOOD}).status_code == 200
+
+
+def test_a_model_that_does_not_match_its_card_is_never_served(model_dir: Path, tmp_path: Path) -> None:
+    for name in ("model.onnx", "model-card.json"):
+        (tmp_path / name).write_bytes((model_dir / name).read_bytes())
+    with (tmp_path / "model.onnx").open("ab") as artifact:
+        artifact.write(b"tampered")
+    with TestClient(create_app(Settings(model_dir=tmp_path))) as client:
+        for _ in range(200):
+            reason = client.get("/ready").json()["reason"]
+            if reason != "model is loading":
+                break
+        assert "sha256" in reason
+        assert client.post("/predict", json={"features": GOOD}).status_code == 503

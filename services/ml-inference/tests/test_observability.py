@@ -1,0 +1,86 @@
+"""Metrics carry the contract's names and count what happened; each request logs one JSON line."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
+
+from ml_inference.logs import ACCESS_LOGGER, JsonFormatter
+from ml_inference.model import ModelCard
+
+CONTRACT_METRICS = {
+    "ml_inference_requests": "counter",
+    "ml_inference_request_duration_seconds": "histogram",
+    "ml_inference_inference_duration_seconds": "histogram",
+    "ml_inference_batch_size": "histogram",
+    "ml_inference_requests_in_flight": "gauge",
+    "ml_inference_predictions": "counter",
+    "ml_inference_model_info": "gauge",
+    "ml_inference_model_ready": "gauge",
+}
+
+
+def scrape(client: TestClient) -> dict[str, float]:
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    families = list(text_string_to_metric_families(response.text))
+    kinds = {family.name: family.type for family in families}
+    for name, kind in CONTRACT_METRICS.items():
+        assert kinds.get(name) == kind, name
+    assert any(name.startswith("process_") for name in kinds)
+    return {
+        sample.name + json.dumps(sample.labels, sort_keys=True): sample.value
+        for family in families
+        for sample in family.samples
+    }
+
+
+def test_metrics_count_requests_predictions_and_batches(client: TestClient, card: ModelCard) -> None:
+    client.post("/predict", json={"features": [5.1, 3.5, 1.4, 0.2]})
+    client.post("/predict/batch", json={"instances": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]] * 16})
+    client.post("/predict", json={"features": [1, 2, 3]})
+    samples = scrape(client)
+
+    def value(name: str, **labels: str) -> float:
+        return samples.get(name + json.dumps(labels, sort_keys=True), 0.0)
+
+    assert value("ml_inference_requests_total", route="/predict", method="POST", status="200") == 1
+    assert value("ml_inference_requests_total", route="/predict", method="POST", status="422") == 1
+    assert value("ml_inference_requests_total", route="/predict/batch", method="POST", status="200") == 1
+    assert value("ml_inference_predictions_total", **{"class": "setosa"}) == 17
+    assert value("ml_inference_predictions_total", **{"class": "virginica"}) == 16
+    assert value("ml_inference_batch_size_count") == 2
+    assert value("ml_inference_batch_size_sum") == 33
+    assert value("ml_inference_inference_duration_seconds_count") == 2
+    assert value("ml_inference_request_duration_seconds_count", route="/predict") == 2
+    assert value("ml_inference_model_info", model_name="sklearn-iris", model_version=card.version) == 1
+    assert value("ml_inference_model_ready") == 1
+    # The scrape itself is the one request in flight.
+    assert value("ml_inference_requests_in_flight") == 1
+
+
+def test_unknown_paths_share_one_route_label(client: TestClient) -> None:
+    for path in ("/a", "/b", "/c"):
+        client.get(path)
+    samples = scrape(client)
+    routes = {key for key in samples if key.startswith("ml_inference_requests_total")}
+    assert sum('"route": "unmatched"' in key for key in routes) == 1
+
+
+def test_one_json_log_line_per_request(client: TestClient, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger=ACCESS_LOGGER):
+        client.post("/predict", json={"features": [5.1, 3.5, 1.4, 0.2]}, headers={"X-Request-ID": "trace-42"})
+    records = [record for record in caplog.records if record.name == ACCESS_LOGGER]
+    assert len(records) == 1
+    line = json.loads(JsonFormatter().format(records[0]))
+    assert line["msg"] == "request"
+    assert line["request_id"] == "trace-42"
+    assert line["route"] == "/predict"
+    assert line["status"] == 200
+    assert line["duration_ms"] > 0
+    assert line["ts"].endswith("Z")
