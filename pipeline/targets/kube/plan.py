@@ -27,6 +27,15 @@ def shell_words(argv: Sequence[str]) -> str:
     return " ".join(shlex.quote(word) for word in argv)
 
 
+def run_process(
+    argv: Sequence[str], stdin: str | None, timeout_seconds: int
+) -> subprocess.CompletedProcess[str]:
+    """Run one planned command to completion (the single place plan commands reach the OS)."""
+    return subprocess.run(
+        argv, input=stdin, text=True, capture_output=True, timeout=timeout_seconds, check=False
+    )
+
+
 @dataclass(frozen=True)
 class Query:
     """A read-only command deciding whether a step is needed (run even in a dry run when possible)."""
@@ -71,9 +80,7 @@ class Command:
             print(f"  (skipped: {self.unless.describe()})", flush=True)
             return
         stdin = yaml.safe_dump_all(list(self.objects), sort_keys=False) if self.objects else None
-        result = subprocess.run(
-            self.argv, input=stdin, text=True, capture_output=True, timeout=self.timeout_seconds, check=False
-        )
+        result = run_process(self.argv, stdin, self.timeout_seconds)
         if result.stdout.strip():
             print(result.stdout.rstrip(), flush=True)
         if result.returncode != 0:
@@ -97,9 +104,9 @@ class Call:
 Step = Command | Call
 
 
-def execute(steps: Sequence[Step], *, dry_run: bool, out: TextIO = sys.stdout) -> None:
+def execute(steps: Sequence[Step], *, dry_run: bool, out: TextIO | None = None) -> None:
     """Print every step; run it too unless this is a dry run."""
     for number, step in enumerate(steps, 1):
-        print(f"\n[{number}/{len(steps)}] {step.render()}", file=out, flush=True)
+        print(f"\n[{number}/{len(steps)}] {step.render()}", file=out or sys.stdout, flush=True)
         if not dry_run:
             step.run()

@@ -1,0 +1,243 @@
+"""The kind/minikube plan: complete, in order, pinned, and the very thing that is executed.
+
+No cluster runs here, so these tests check the plan a dry run prints (PIPELINE_DRY_RUN=1) against
+the official install steps of the pinned versions, and prove that a real run executes exactly
+the printed commands, in the printed order (the commands are intercepted, not run).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import subprocess
+from contextlib import redirect_stdout
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import pipeline.targets.kube as kube
+from pipeline.artifacts import write_outputs
+from pipeline.context import RunContext
+from pipeline.targets import get_target
+from pipeline.targets.kube import argocd, versions
+from pipeline.targets.kube.argocd import GitSource
+from pipeline.targets.kube.plan import Query
+from pipeline.targets.kube.source import https_url
+from tests.conftest import require_program
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+IMAGE = "ml-inference:3f2a1c9d"
+SOURCE = GitSource("https://github.com/example/ml-gitops-pipeline.git", "c0ffee" + "0" * 34)
+
+
+def _context(tmp_path: Path, *, dry_run: bool) -> RunContext:
+    return RunContext(
+        target="kind", demo_mode="full", artifacts_dir=tmp_path, run_id="t", dry_run=dry_run, keep=False
+    )
+
+
+@pytest.fixture
+def built(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A build job's outputs, and `origin` standing in for a pushed repository."""
+    require_program("kubectl")
+    write_outputs(
+        "build",
+        {"image_tag": IMAGE, "image_digest": "", "image_status": "built"},
+        _context(tmp_path, dry_run=True),
+    )
+    monkeypatch.setattr(kube, "origin_source", lambda dry_run: (SOURCE, []))
+    monkeypatch.delenv("PIPELINE_GIT_SOURCE", raising=False)
+    return tmp_path
+
+
+def dry_run(tool: str, env_name: str, artifacts: Path) -> str:
+    out = io.StringIO()
+    with redirect_stdout(out), pytest.raises(SystemExit) as exit_info:
+        kube.make_target(tool).up(env_name, _context(artifacts, dry_run=True))
+    assert exit_info.value.code == 0
+    return out.getvalue()
+
+
+def commands(plan: str) -> list[str]:
+    return [line[2:].split("    # skipped when")[0] for line in plan.splitlines() if line.startswith("$ ")]
+
+
+def _index(lines: list[str], pattern: str) -> int:
+    matches = [i for i, line in enumerate(lines) if re.search(pattern, line)]
+    assert matches, f"no command matches {pattern!r}"
+    return matches[0]
+
+
+def _assert_common(plan: str, lines: list[str], kubectl: str) -> None:
+    install = _index(lines, re.escape(versions.ARGOCD_INSTALL_URL))
+    assert (
+        "--server-side" in lines[install]
+        and "--force-conflicts" in lines[install]
+        and "-n argocd" in lines[install]
+    )
+    assert f"/argo-cd/{versions.ARGOCD_VERSION}/manifests/install.yaml" in versions.ARGOCD_INSTALL_URL
+    order = [
+        _index(lines, r"load"),
+        _index(lines, r"apply .*-f -$"),  # the argocd namespace, before the install
+        install,
+        _index(lines, r"wait --for=condition=Established .*crd/applications.argoproj.io"),
+        _index(lines, r"wait --for=condition=Available deployment --all -n argocd"),
+        _index(lines, r"rollout status statefulset/argocd-application-controller"),
+    ]
+    assert order == sorted(order), lines
+    assert all(line.startswith(kubectl) for line in lines if line.startswith("kubectl"))
+    for forbidden in ("sleep", "|| true", "argocd-initial-admin-secret", ":latest", "admin"):
+        assert forbidden not in plan
+    # Every object applied is printed in full, before the watch that waits for it.
+    for text in (
+        "kind: AppProject",
+        "name: observability",
+        "- ml-inference=" + IMAGE,
+        f"repoURL: {SOURCE.repo_url}",
+    ):
+        assert text in plan
+    assert plan.index("kind: AppProject") < plan.index("watch Application argocd/observability")
+
+
+def test_kind_plan(built: Path) -> None:
+    plan = dry_run("kind", "deploy", built)
+    lines = commands(plan)
+    create = _index(lines, r"^kind create cluster --name ml-gitops")
+    assert f"--image {versions.KIND_NODE_IMAGE}" in lines[create]
+    assert "skipped when `kind get clusters` lists ml-gitops" in plan
+    assert _index(lines, rf"^kind load docker-image {IMAGE} --name ml-gitops") > create
+    assert _index(lines, re.escape(versions.METRICS_SERVER_URL)) > create
+    _assert_common(plan, lines, "kubectl --context kind-ml-gitops")
+    assert "name: ml-inference-deploy" in plan and "namespace: ml-inference-deploy" in plan
+    assert "/spec/replicas" in plan and "RespectIgnoreDifferences=true" in plan  # the HPA owns replicas
+    assert "port-forward --address 127.0.0.1 -n ml-inference-deploy service/ml-inference :80" in plan
+
+
+def test_minikube_plan(built: Path) -> None:
+    plan = dry_run("minikube", "deploy", built)
+    lines = commands(plan)
+    start = _index(lines, r"^minikube start --profile ml-gitops")
+    assert f"--kubernetes-version={versions.KUBERNETES_VERSION}" in lines[start]
+    assert _index(lines, r"^minikube addons enable metrics-server --profile ml-gitops") > start
+    assert _index(lines, rf"^minikube image load {IMAGE} --profile ml-gitops") > start
+    _assert_common(plan, lines, "kubectl --context ml-gitops")
+
+
+def test_demo_plan_prints_the_drifts_in_order(built: Path) -> None:
+    plan = dry_run("kind", "demo", built)
+    lines = commands(plan)
+    scale = _index(lines, r"scale -n ml-inference-demo deployment/ml-inference --replicas=4")
+    set_env = _index(
+        lines, r"set env -n ml-inference-demo deployment/ml-inference ML_INFERENCE_LOG_LEVEL=debug"
+    )
+    delete = _index(lines, r"delete service ml-inference -n ml-inference-demo")
+    assert scale < set_env < delete
+    assert "path: gitops/overlays/demo" in plan
+    assert "/spec/replicas" not in plan  # Git owns replicas in the demo: a scale is drift
+
+
+def test_test_environment_has_no_scale_drift(built: Path) -> None:
+    plan = dry_run("kind", "test", built)
+    assert " scale " not in plan
+    assert "ml-inference-test" in plan
+
+
+def test_real_run_executes_exactly_the_printed_plan(built: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    printed = commands(dry_run("kind", "demo", built))
+    executed: list[str] = []
+    waited: list[str] = []
+
+    def fake_run(argv: Any, stdin: str | None, timeout_seconds: int) -> subprocess.CompletedProcess[str]:
+        executed.append(" ".join(argv))
+        return subprocess.CompletedProcess(argv, 0, "", "")
+
+    monkeypatch.setattr(Query, "holds", lambda self: False)
+    monkeypatch.setattr("pipeline.targets.kube.plan.run_process", fake_run)
+    monkeypatch.setattr(kube, "wait_for_application", lambda context, name, **kw: waited.append(name) or "ok")
+    monkeypatch.setattr(kube.KubeEnvironment, "connect", lambda self: None)
+    environment = kube.make_target("kind").up("demo", _context(built, dry_run=False))
+    for drift in environment.drifts():
+        drift.cause()
+    setup_and_drifts = [line for line in printed if "port-forward" not in line]
+    assert [re.sub(r"'", "", c) for c in executed] == [re.sub(r"'", "", c) for c in setup_and_drifts]
+    assert waited == ["observability", "ml-inference-demo"]
+    assert [d.name for d in environment.drifts()] == ["replica-count", "config-drift", "service-deleted"]
+
+
+def test_the_image_must_be_pinned(tmp_path: Path) -> None:
+    context = _context(tmp_path, dry_run=False)
+    write_outputs("build", {"image_tag": "ml-inference:latest"}, context)
+    with pytest.raises(SystemExit, match="never :latest"):
+        kube.build_image(context)
+    write_outputs("build", {"image_tag": "", "image_status": "skipped"}, context)
+    with pytest.raises(SystemExit, match="run `nox -s build`"):
+        kube.build_image(context)
+    write_outputs(
+        "build", {"image_tag": "ghcr.io/o/ml-inference:1", "image_digest": "sha256:" + "b" * 64}, context
+    )
+    assert kube.build_image(context)[1] == f"ml-inference=ghcr.io/o/ml-inference:1@sha256:{'b' * 64}"
+
+
+def test_targets_resolve() -> None:
+    assert get_target("kind").name == "kind"
+    assert get_target("minikube").name == "minikube"
+    with pytest.raises(SystemExit):
+        kube.make_target("local")
+
+
+def test_down_all_deletes_only_an_existing_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
+    ran: list[str] = []
+    monkeypatch.setattr(
+        "pipeline.targets.kube.plan.run_process",
+        lambda argv, stdin, timeout: (
+            ran.append(" ".join(argv)) or subprocess.CompletedProcess(argv, 0, "", "")
+        ),
+    )
+    monkeypatch.setattr(Query, "holds", lambda self: False)
+    assert kube.make_target("kind").down_all() == []
+    assert ran == []
+    monkeypatch.setattr(Query, "holds", lambda self: True)
+    assert kube.make_target("minikube").down_all() == ["minikube/ml-gitops"]
+    assert ran == ["minikube delete --profile ml-gitops"]
+
+
+@pytest.mark.parametrize(
+    ("remote", "url"),
+    [
+        ("git@github.com:acme/ml-gitops.git", "https://github.com/acme/ml-gitops.git"),
+        ("ssh://git@github.com/acme/ml-gitops.git", "https://github.com/acme/ml-gitops.git"),
+        ("https://github.com/acme/ml-gitops.git", "https://github.com/acme/ml-gitops.git"),
+    ],
+)
+def test_origin_is_read_over_https(remote: str, url: str) -> None:
+    assert https_url(remote) == url
+
+
+def test_versions_are_pinned_in_one_place() -> None:
+    pins = [
+        versions.ARGOCD_VERSION,
+        versions.KIND_VERSION,
+        versions.MINIKUBE_VERSION,
+        versions.KUBERNETES_VERSION,
+        versions.METRICS_SERVER_VERSION,
+        "kindest/node",
+    ]
+    offenders = []
+    for root in ("pipeline", "gitops", "scripts"):
+        for path in (REPO_ROOT / root).rglob("*"):
+            if (
+                path.is_file()
+                and path.suffix in {".py", ".yaml", ".yml", ".sh"}
+                and path.name != "versions.py"
+            ):
+                text = path.read_text()
+                offenders += [f"{path.relative_to(REPO_ROOT)}: {pin}" for pin in pins if pin in text]
+    assert offenders == []
+
+
+def test_the_application_template_points_at_each_environment() -> None:
+    app = argocd.ml_inference_application("test", SOURCE, None, overlay_has_hpa=True)
+    assert app["spec"]["destination"]["namespace"] == "ml-inference-test"
+    assert app["spec"]["source"]["targetRevision"] == SOURCE.revision
+    assert "kustomize" not in app["spec"]["source"]
