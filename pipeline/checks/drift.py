@@ -126,7 +126,9 @@ def run_drift(
     return result
 
 
-def verify_git_state(env: Environment, clock: Clock, hold: float = HOLD_SECONDS) -> dict[str, Any]:
+def verify_git_state(
+    env: Environment, clock: Clock, timeout: float = HEAL_TIMEOUT_SECONDS, hold: float = HOLD_SECONDS
+) -> dict[str, Any]:
     """After the drifts: converged and staying so, every replica ready, and the endpoint answering."""
     checks: list[dict[str, Any]] = []
 
@@ -134,7 +136,7 @@ def verify_git_state(env: Environment, clock: Clock, hold: float = HOLD_SECONDS)
         checks.append({"name": name, "passed": passed, "detail": detail})
         clock.say(f"verify: {name}: {'ok' if passed else 'FAILED'} ({detail})")
 
-    unconverged = wait_converged(env, HEAL_TIMEOUT_SECONDS)
+    unconverged = wait_converged(env, timeout)
     held_until = time.monotonic() + hold
     while unconverged is None and time.monotonic() < held_until:
         status = _status(env)

@@ -67,7 +67,7 @@ def run_demo(env: Environment, target: str, out: Path, heal_timeout: float, load
             timeline["drifts"].append(run_drift(env, drift, clock, heal_timeout).to_json())
             timeline["load"] = load.summary()
             write_json_atomic(out / "timeline.json", timeline)
-        timeline["verification"] = verify_git_state(env, clock)
+        timeline["verification"] = verify_git_state(env, clock, heal_timeout)
     timeline["load"] = load.summary()
     timeline["finished_at"] = clock.now().isoformat()
     timeline["passed"] = (
