@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ import yaml
 from pipeline.context import DEMO_MODES, TARGETS
 from pipeline.graph import JOBS, JOBS_BY_NAME
 from pipeline.workflow import WORKFLOW_PATH, main, render
+from tests.conftest import require_program
 
 REPO = Path(__file__).resolve().parents[2]
 PINNED = re.compile(r"uses: ([\w.-]+/[\w.-]+)@([0-9a-f]{40}) # v\d+(\.\d+)*$")
@@ -106,3 +109,19 @@ def test_least_privilege_and_pinned_actions(workflow: dict, text: str) -> None:
 def test_job_inputs_reach_run_steps_only_through_env(text: str) -> None:
     run_blocks = re.findall(r"run: \|\n((?:          .*\n)+)", text)
     assert run_blocks and not any("${{" in block for block in run_blocks)
+
+
+def test_workflow_passes_zizmor_actionlint_and_the_schema_offline(tmp_path: Path) -> None:
+    """`nox -s lint`'s workflow half, in a throwaway env: the same pinned checkers as the lint session."""
+    require_program("npm")
+    done = subprocess.run(
+        [sys.executable, "-m", "nox", "--envdir", str(tmp_path), "-s", "lint", "--", "--workflows-only"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    assert "No findings to report" in done.stdout + done.stderr
+    assert "actionlint: no findings" in done.stdout
+    assert "ok -- validation done" in done.stdout
