@@ -223,11 +223,10 @@ def plan_environment(tool: str, env_name: str, context: RunContext) -> Environme
             [argocd.project(source)],
             "the AppProject: this repository, these namespaces, these kinds",
         ),
-        _apply(
-            kubectl, [argocd.observability_application(source)], "the observability Application (sync wave 0)"
-        ),
-        _apply(kubectl, [application], f"the {env_name} environment's Application (sync wave 1)"),
+        # Prometheus first (wave 0), so it is there to scrape the service from its first request.
+        _apply(kubectl, [argocd.observability_application(source)], "the observability Application (wave 0)"),
         _wait(cluster, "observability", source.revision),
+        _apply(kubectl, [application], f"the {env_name} environment's Application (wave 1)"),
         _wait(cluster, application["metadata"]["name"], source.revision),
     ]
     namespace = argocd.environment_namespace(env_name)

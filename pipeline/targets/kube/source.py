@@ -159,34 +159,29 @@ def git_server_objects(image: str) -> list[Manifest]:
     ]
 
 
+def bare_repository(commit: str, directory: Path) -> Path:
+    """`directory`/repo.git holding `commit` as branch main, servable by any static file server."""
+    bare = directory / "repo.git"
+    git("init", "--quiet", "--bare", "--initial-branch=main", str(bare))
+    git("push", "--quiet", str(bare), f"{commit}:refs/heads/main")
+    git("--git-dir", str(bare), "repack", "-a", "-d", "-q")
+    # The index files git's dumb HTTP protocol reads (info/refs, objects/info/packs).
+    git("--git-dir", str(bare), "update-server-info")
+    return bare
+
+
 def publish(commit: str, kubectl: tuple[str, ...]) -> None:
-    """Push `commit` to a bare repository and copy it into the git server pod."""
+    """Copy a bare repository holding `commit` into the git server pod."""
     with tempfile.TemporaryDirectory() as scratch:
-        bare = Path(scratch) / "repo.git"
-        git("init", "--quiet", "--bare", str(bare))
-        git("push", "--quiet", str(bare), f"{commit}:refs/heads/main")
-        subprocess.run(["git", "--git-dir", str(bare), "repack", "-a", "-d", "-q"], check=True, timeout=300)
-        subprocess.run(["git", "--git-dir", str(bare), "update-server-info"], check=True, timeout=60)
+        bare_repository(commit, Path(scratch))
         tar = subprocess.Popen(["tar", "-C", scratch, "-c", "repo.git"], stdout=subprocess.PIPE)
         copy = subprocess.run(
             [
-                *kubectl,
-                "exec",
-                "-i",
-                "-n",
-                GIT_NAMESPACE,
-                f"deployment/{GIT_SERVER}",
-                "--",
-                "sh",
-                "-c",
-                f"rm -rf {SERVED_DIRECTORY}/repo.git && tar -x -C {SERVED_DIRECTORY}",
+                *kubectl, "exec", "-i", "-n", GIT_NAMESPACE, f"deployment/{GIT_SERVER}", "--",
+                "sh", "-c", f"rm -rf {SERVED_DIRECTORY}/repo.git && tar -x -C {SERVED_DIRECTORY}",
             ],
-            stdin=tar.stdout,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
+            stdin=tar.stdout, capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
         tar.wait(timeout=60)
         if copy.returncode != 0 or tar.returncode != 0:
             raise SystemExit(f"copying the snapshot into the git server failed: {copy.stderr.strip()}")
