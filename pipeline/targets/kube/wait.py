@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from pipeline.targets import Status
 from pipeline.targets.kube.argocd import ARGOCD_NAMESPACE
 from pipeline.targets.kube.environment import ARGOCD_API_VERSION, ARGOCD_GROUP, application_status
+
+#: Given a server-side timeout in seconds, the watch events of one Application until it expires.
+EventStream = Callable[[int], Iterable[dict[str, Any]]]
 
 
 def _converged(application: dict[str, Any], revision: str | None) -> bool:
@@ -15,36 +19,48 @@ def _converged(application: dict[str, Any], revision: str | None) -> bool:
     return application_status(application).converged and (revision is None or synced_revision == revision)
 
 
-def wait_for_application(context: str, name: str, *, revision: str | None, timeout_seconds: int) -> Status:
-    """Watch Application `name` until it has synced `revision` and is healthy, or fail naming its state."""
-    from kubernetes import client, config, watch
-
-    api = client.CustomObjectsApi(config.new_client_from_config(context=context))
+def watch_until_converged(
+    events: EventStream, name: str, *, revision: str | None, timeout_seconds: int
+) -> Status:
+    """Follow `events` (re-opened when the server ends a watch) until converged, or fail naming the state."""
     deadline = time.monotonic() + timeout_seconds
     last: dict[str, Any] = {}
     shown = None
-    while (remaining := int(deadline - time.monotonic())) > 0:
-        stream = watch.Watch()
-        for event in stream.stream(
-            api.list_namespaced_custom_object,
-            ARGOCD_GROUP,
-            ARGOCD_API_VERSION,
-            ARGOCD_NAMESPACE,
-            "applications",
-            field_selector=f"metadata.name={name}",
-            timeout_seconds=remaining,
-        ):
+    while (remaining := deadline - time.monotonic()) > 0:
+        for event in events(max(1, int(remaining))):
             last = event["object"]
             status = application_status(last)
             if status != shown:
                 print(f"  {name}: {status.sync}, {status.health}", flush=True)
                 shown = status
             if _converged(last, revision):
-                stream.stop()
                 return status
     conditions = "; ".join(c.get("message", "") for c in last.get("status", {}).get("conditions", []))
     raise TimeoutError(
-        f"Application {name} is not Synced and Healthy after {timeout_seconds}s "
-        f"(last: {application_status(last)}{'; ' + conditions if conditions else ''}); "
-        f"inspect it with `kubectl --context {context} -n {ARGOCD_NAMESPACE} get application {name} -o yaml`"
+        f"Application {name} is not Synced and Healthy at {revision or 'the target revision'} after "
+        f"{timeout_seconds}s (last: {application_status(last)}{'; ' + conditions if conditions else ''})"
     )
+
+
+def wait_for_application(context: str, name: str, *, revision: str | None, timeout_seconds: int) -> Status:
+    """Watch Application `name` through the Kubernetes API (kubernetes client watch)."""
+    from kubernetes import client, config, watch
+
+    api = client.CustomObjectsApi(config.new_client_from_config(context=context))
+
+    def events(timeout: int) -> Iterable[dict[str, Any]]:
+        return watch.Watch().stream(
+            api.list_namespaced_custom_object,
+            ARGOCD_GROUP,
+            ARGOCD_API_VERSION,
+            ARGOCD_NAMESPACE,
+            "applications",
+            field_selector=f"metadata.name={name}",
+            timeout_seconds=timeout,
+        )
+
+    try:
+        return watch_until_converged(events, name, revision=revision, timeout_seconds=timeout_seconds)
+    except TimeoutError as error:
+        inspect = f"kubectl --context {context} -n {ARGOCD_NAMESPACE} get application {name} -o yaml"
+        raise TimeoutError(f"{error}; inspect it with `{inspect}`") from None
