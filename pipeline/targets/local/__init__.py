@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 STATE_ROOT = REPO_ROOT / ".pipeline" / "local"
+STATE_ROOT_VARIABLE = "PIPELINE_LOCAL_STATE_DIR"
 OVERLAY = REPO_ROOT / "gitops" / "overlays" / "local"
 PROMETHEUS_CONFIG_DIR = REPO_ROOT / "observability" / "prometheus"
 #: Set to 0 in up()'s environment to watch drift without healing it.
@@ -147,7 +148,9 @@ def free_port() -> int:
 
 
 def make_target(name: str) -> LocalTarget:
-    return LocalTarget(name)
+    """The local target; PIPELINE_LOCAL_STATE_DIR moves its environments' records (tests, CI)."""
+    state_root = os.environ.get(STATE_ROOT_VARIABLE)
+    return LocalTarget(name, state_root=Path(state_root).resolve() if state_root else STATE_ROOT)
 
 
 def _wait_converged(state_dir: Path, reconciler: subprocess.Popen, env_name: str) -> None:

@@ -1,0 +1,299 @@
+"""The local target end to end: real replicas, a real reconciler, a real Prometheus, real drift.
+
+One environment (with Prometheus) is shared by the module's read-mostly tests and the healing
+drifts; tests that need healing off, a changing Git or a stale environment bring up small ones of
+their own without Prometheus. Every environment lives under a temporary state root, so nothing
+here touches the checkout's .pipeline/ or anyone else's environments.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+from pipeline.context import RunContext
+from pipeline.targets import get_target
+from pipeline.targets.local import OVERLAY, LocalTarget, LocalTargetError, layout
+from pipeline.targets.local.environment import LocalEnvironment
+from tests.conftest import require_program
+
+PREDICT_BODY = {"features": [5.1, 3.5, 1.4, 0.2]}
+#: Bounds, not benchmarks: healing takes about a second here (see the README for measured times).
+DETECT_TIMEOUT = 10.0
+HEAL_TIMEOUT = 20.0
+SECRET_VALUE = "local-target-test-secret-value"
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> float:
+    """Seconds until `condition()` held; fails naming `what` after `timeout`."""
+    started = time.monotonic()
+    while not condition():
+        if time.monotonic() - started > timeout:
+            pytest.fail(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(0.05)
+    return time.monotonic() - started
+
+
+def environment_processes(env: LocalEnvironment) -> list[psutil.Process]:
+    """The reconciler, its whole tree, and every process labelled with the environment's id."""
+    state = json.loads((env.state_dir / layout.STATE).read_text())
+    environment_id, reconciler_pid = state["environment_id"], state["reconciler_pid"]
+    found = {}
+    try:
+        reconciler = psutil.Process(reconciler_pid)
+        found = {p.pid: p for p in [reconciler, *reconciler.children(recursive=True)]}
+    except psutil.NoSuchProcess:
+        pass
+    for process in psutil.process_iter(["environ"]):
+        if (process.info["environ"] or {}).get(layout.ENVIRONMENT_LABEL) == environment_id:
+            found[process.pid] = process
+    return list(found.values())
+
+
+def assert_all_gone(processes: list[psutil.Process]) -> None:
+    alive = [p for p in processes if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert not alive, f"processes left behind: {[(p.pid, p.cmdline()) for p in alive]}"
+
+
+def live_replicas(env: LocalEnvironment) -> list[dict]:
+    return [r for r in env.reconciler_status()["replicas"] if not r["terminating"]]
+
+
+def read_events(env: LocalEnvironment) -> list[dict]:
+    return [json.loads(line) for line in (env.state_dir / layout.EVENTS).read_text().splitlines()]
+
+
+def git_replicas(overlay: Path = OVERLAY) -> int:
+    rendered = subprocess.run(
+        ["kubectl", "kustomize", str(overlay)], capture_output=True, text=True, check=True
+    )
+    deployment = next(d for d in yaml.safe_load_all(rendered.stdout) if d and d["kind"] == "Deployment")
+    return deployment["spec"]["replicas"]
+
+
+@pytest.fixture(scope="module")
+def context(tmp_path_factory: pytest.TempPathFactory) -> RunContext:
+    """A run whose build job trained a real model."""
+    from ml_inference.train import train
+
+    artifacts = tmp_path_factory.mktemp("artifacts")
+    train(artifacts / "build-output" / "model")
+    return RunContext("local", "full", artifacts, "pytest", dry_run=False, keep=False)
+
+
+@pytest.fixture(scope="module")
+def state_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("local-state")
+
+
+@pytest.fixture(scope="module")
+def env(context: RunContext, state_root: Path):
+    require_program("prometheus")
+    os.environ["GITHUB_TOKEN"] = SECRET_VALUE  # must never reach the saved state
+    try:
+        environment = LocalTarget(state_root=state_root).up("shared", context)
+    finally:
+        del os.environ["GITHUB_TOKEN"]
+    yield environment
+    environment.down()
+
+
+@pytest.fixture
+def small_target(state_root: Path, tmp_path: Path) -> LocalTarget:
+    """A target without Prometheus, for environments that test the reconciler alone."""
+    return LocalTarget(state_root=state_root, prometheus_config_dir=tmp_path / "no-prometheus")
+
+
+def test_get_target_returns_the_local_target() -> None:
+    assert isinstance(get_target("local"), LocalTarget)
+
+
+def test_up_serves_one_endpoint_that_the_kernel_balances_over_replicas(env: LocalEnvironment) -> None:
+    with httpx.Client() as client:
+        for _ in range(60):
+            # A new connection each time: SO_REUSEPORT balances connections, not requests.
+            response = client.post(
+                f"{env.endpoint}/predict", json=PREDICT_BODY, headers={"Connection": "close"}
+            )
+            assert response.status_code == 200
+            assert response.json()["prediction"] == "setosa"
+        served = {}
+        for url in env.replica_urls():
+            metrics = client.get(f"{url}/metrics").text
+            served[url] = sum(
+                sample.value
+                for family in text_string_to_metric_families(metrics)
+                for sample in family.samples
+                if sample.name == "ml_inference_requests_total" and sample.labels.get("route") == "/predict"
+            )
+    assert sum(served.values()) == 60
+    assert sum(1 for count in served.values() if count > 0) >= 2, served
+
+
+def test_replicas_run_gits_desired_state_on_ports_of_their_own(env: LocalEnvironment) -> None:
+    replicas = live_replicas(env)
+    assert len(replicas) == git_replicas()
+    ports = {r["port"] for r in replicas}
+    assert len(ports) == len(replicas)
+    endpoint_port = int(env.endpoint.rsplit(":", 1)[1])
+    assert endpoint_port not in ports
+    for replica in replicas:
+        process = psutil.Process(replica["pid"])
+        assert process.cmdline() == [sys.executable, "-m", "ml_inference", "serve"]
+        environ = process.environ()
+        assert environ["ML_INFERENCE_MAX_BATCH"] == "1000"  # from the Deployment's env in Git
+        assert environ["ML_INFERENCE_HOST"] == "127.0.0.1"
+        assert environ["ML_INFERENCE_SHARED_PORT"] == str(endpoint_port)
+        assert environ["ML_INFERENCE_PORT"] == str(replica["port"])
+        assert "GITHUB_TOKEN" not in environ  # replicas get Git's env, not the caller's
+        assert httpx.get(f"{replica['url']}/ready").status_code == 200
+
+
+def test_prometheus_scrapes_every_replica(env: LocalEnvironment) -> None:
+    assert env.prometheus_url is not None
+    pods = {r["name"] for r in live_replicas(env)}
+
+    def every_replica_up() -> bool:
+        response = httpx.get(f"{env.prometheus_url}/api/v1/query", params={"query": 'up{job="ml-inference"}'})
+        up = {s["metric"]["pod"] for s in response.json()["data"]["result"] if s["value"][1] == "1"}
+        return pods <= up
+
+    wait_for(every_replica_up, 20, "up == 1 for every replica")
+
+
+def test_save_state_writes_the_cluster_state_and_no_secret(env: LocalEnvironment, tmp_path: Path) -> None:
+    env.save_state(tmp_path)
+    for name in (
+        "status.json",
+        "manifests.yaml",
+        "events.jsonl",
+        "reconciler-history.jsonl",
+        "processes.json",
+    ):
+        assert (tmp_path / name).stat().st_size > 0, name
+    status = json.loads((tmp_path / "status.json").read_text())
+    assert (status["target"], status["sync"], status["health"]) == ("local", "Synced", "Healthy")
+    assert status["endpoint"] == env.endpoint
+    assert {r["url"] for r in status["replicas"] if r["ready"]} == set(env.replica_urls())
+    assert {t["health"] for t in status["prometheus"]["targets"]} == {"up"}
+    targets = json.loads((tmp_path / "prometheus-targets.json").read_text())
+    assert targets["status"] == "success"
+    roles = [p["role"] for p in json.loads((tmp_path / "processes.json").read_text())]
+    assert roles.count("reconciler") == 1 and roles.count("prometheus") == 1
+    assert roles.count("replica") == git_replicas()
+    assert "kind: Deployment" in (tmp_path / "manifests.yaml").read_text()
+    for path in tmp_path.iterdir():
+        assert SECRET_VALUE not in path.read_text(), path.name
+
+
+@pytest.mark.parametrize("drift_name", ["replica-count", "replica-killed", "config-drift"])
+def test_drift_is_detected_and_healed_back_to_git(env: LocalEnvironment, drift_name: str) -> None:
+    wait_for(lambda: env.status().converged, HEAL_TIMEOUT, "Synced and Healthy before the drift")
+    events_before = len(read_events(env))
+    drift = next(d for d in env.drifts() if d.name == drift_name)
+    drift.cause()
+    wait_for(lambda: env.status().sync == "OutOfSync", DETECT_TIMEOUT, f"{drift_name} to be detected")
+    wait_for(lambda: env.status().converged, HEAL_TIMEOUT, f"{drift_name} to be healed")
+    after = live_replicas(env)
+    assert len(after) == git_replicas()
+    assert all(r["git_config"] and r["ready"] and r["started_by"] == "reconciler" for r in after)
+    actions = {e["event"] for e in read_events(env)[events_before:]} & {"replica-start", "replica-stop"}
+    assert actions, "the reconciler healed without starting or stopping a replica"
+    assert httpx.post(f"{env.endpoint}/predict", json=PREDICT_BODY).status_code == 200
+
+
+def test_down_stops_every_process(env: LocalEnvironment) -> None:
+    processes = environment_processes(env)
+    assert len(processes) >= git_replicas() + 2  # replicas, the reconciler and Prometheus
+    env.down()
+    assert_all_gone(processes)
+    assert env.status().health == "Missing"
+
+
+@pytest.mark.parametrize("drift_name", ["replica-count", "replica-killed", "config-drift"])
+def test_with_healing_off_drift_is_reported_and_left_alone(
+    small_target: LocalTarget, context: RunContext, monkeypatch: pytest.MonkeyPatch, drift_name: str
+) -> None:
+    monkeypatch.setenv("PIPELINE_RECONCILER_HEAL", "0")
+    env = small_target.up(f"no-heal-{drift_name}", context)
+    processes = environment_processes(env)
+    next(d for d in env.drifts() if d.name == drift_name).cause()
+    wait_for(lambda: env.status().sync == "OutOfSync", DETECT_TIMEOUT, f"{drift_name} to be detected")
+    time.sleep(3)  # three observations or more: none of them may heal
+    assert env.status().sync == "OutOfSync"
+    replicas = live_replicas(env)
+    if drift_name == "replica-count":
+        assert len(replicas) == git_replicas() + 1
+    elif drift_name == "replica-killed":
+        assert len(replicas) == git_replicas() - 1
+        assert env.status().health == "Degraded"
+    else:
+        assert [r["git_config"] for r in replicas].count(False) == 1
+    processes += environment_processes(env)  # including the one started by hand
+    assert small_target.down_all() == [f"no-heal-{drift_name}"]
+    assert_all_gone(processes)
+
+
+def test_changing_git_changes_what_runs(
+    small_target: LocalTarget, context: RunContext, tmp_path: Path
+) -> None:
+    gitops = tmp_path / "gitops"
+    shutil.copytree(OVERLAY.parents[1], gitops)
+    target = LocalTarget(
+        state_root=small_target.state_root,
+        overlay=gitops / "overlays" / "local",
+        prometheus_config_dir=small_target.prometheus_config_dir,
+    )
+    env = target.up("git-change", context)
+    try:
+        replicas_patch = gitops / "overlays" / "local" / "replicas.yaml"
+        replicas_patch.write_text(replicas_patch.read_text().replace("replicas: 3", "replicas: 2"))
+        deployment = gitops / "base" / "ml-inference-deployment.yaml"
+        deployment.write_text(deployment.read_text().replace('value: "1000"', 'value: "500"'))
+
+        def runs_new_git() -> bool:
+            replicas = live_replicas(env)
+            return (
+                env.status().converged
+                and len(replicas) == 2
+                and all(
+                    psutil.Process(r["pid"]).environ()["ML_INFERENCE_MAX_BATCH"] == "500" for r in replicas
+                )
+            )
+
+        wait_for(
+            runs_new_git, HEAL_TIMEOUT, "2 replicas with ML_INFERENCE_MAX_BATCH=500 from the changed Git"
+        )
+    finally:
+        env.down()
+
+
+def test_up_replaces_a_stale_environment_of_the_same_name(
+    small_target: LocalTarget, context: RunContext
+) -> None:
+    first = small_target.up("stale", context)
+    stale = environment_processes(first)
+    second = small_target.up("stale", context)
+    try:
+        assert_all_gone(stale)
+        assert second.status().converged
+    finally:
+        second.down()
+
+
+def test_up_without_a_model_says_to_run_the_build(small_target: LocalTarget, tmp_path: Path) -> None:
+    context = RunContext("local", "full", tmp_path / "artifacts", "pytest", dry_run=False, keep=False)
+    with pytest.raises(LocalTargetError, match="run `nox -s build` first"):
+        small_target.up("no-model", context)
