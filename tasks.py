@@ -72,7 +72,8 @@ def run_pipeline(
     )
     record = Runner(options, teardown=lambda: _down(target)).run()
     if record["status"] != "success":
-        raise Exit(f"pipeline {record['status']}: see {options.artifacts_dir}/pipeline-run.json", code=1)
+        code = 130 if record["status"] == "cancelled" else 1  # 130: the shell's code for Ctrl-C
+        raise Exit(f"pipeline {record['status']}: see {options.artifacts_dir}/pipeline-run.json", code=code)
 
 
 @task(help={"target": f"the target whose environments to stop: {', '.join(TARGETS)} (default: local)"})
