@@ -1,0 +1,128 @@
+"""How the reconciler reads Git's desired state and judges a live process against it (no processes)."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.targets.local import OVERLAY
+from pipeline.targets.local.desired import DesiredStateError, desired_state, render
+
+MODEL_DIR = Path("/models/iris")
+
+
+def deployment_manifest(container: dict, replicas: int = 2) -> str:
+    return yaml.safe_dump(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "ml-inference"},
+            "spec": {"replicas": replicas, "template": {"spec": {"containers": [container]}}},
+        }
+    )
+
+
+def container(**changes: object) -> dict:
+    base = {
+        "name": "ml-inference",
+        "command": ["python", "-m", "ml_inference"],
+        "args": ["serve"],
+        "env": [
+            {"name": "ML_INFERENCE_PORT", "value": "8080"},
+            {"name": "ML_INFERENCE_LOG_LEVEL", "value": "info"},
+        ],
+        "readinessProbe": {
+            "httpGet": {"path": "/ready", "port": "http"},
+            "periodSeconds": 5,
+            "failureThreshold": 2,
+        },
+    }
+    return base | changes
+
+
+@pytest.fixture(scope="module")
+def git():
+    """The repo's own local overlay, rendered as Argo CD would."""
+    return desired_state(render(OVERLAY), model_dir=MODEL_DIR, shared_port=41000)
+
+
+def test_the_local_overlay_maps_onto_replica_processes(git) -> None:
+    assert git.replicas == 3
+    assert git.argv == (sys.executable, "-m", "ml_inference", "serve")
+    assert git.env["ML_INFERENCE_MAX_BATCH"] == "1000"
+    assert git.env["ML_INFERENCE_HOST"] == "127.0.0.1"  # loopback, whatever the cluster binds
+    assert git.env["ML_INFERENCE_MODEL_DIR"] == str(MODEL_DIR)
+    assert git.env["ML_INFERENCE_SHARED_PORT"] == "41000"
+    assert "ML_INFERENCE_PORT" not in git.env  # each replica's own, like a pod IP
+    probe_paths = {git.startup.path, git.readiness.path, git.liveness.path}
+    assert probe_paths == {"/v2/health/live", "/ready", "/health"}
+    assert git.readiness.window_seconds == 10  # periodSeconds 5 x failureThreshold 2
+    assert git.grace_seconds == 30
+
+
+def test_a_process_running_gits_config_has_no_differences(git) -> None:
+    environ = git.env | {"ML_INFERENCE_PORT": "5555", "PATH": "/usr/bin", "PIPELINE_LOCAL_REPLICA": "x"}
+    assert git.differences(list(git.argv), environ) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"ML_INFERENCE_MAX_BATCH": "10"}, "ML_INFERENCE_MAX_BATCH=10, Git says 1000"),
+        ({"ML_INFERENCE_DEBUG_EXTRA": "1"}, "ML_INFERENCE_DEBUG_EXTRA=1, Git says <unset>"),
+    ],
+)
+def test_a_setting_that_differs_from_git_is_named(git, change: dict, expected: str) -> None:
+    assert git.differences(list(git.argv), git.env | change) == [expected]
+
+
+def test_a_removed_setting_and_a_changed_command_are_named(git) -> None:
+    environ = {k: v for k, v in git.env.items() if k != "ML_INFERENCE_LOG_LEVEL"}
+    found = git.differences([sys.executable, "-m", "ml_inference", "serve", "--port", "1"], environ)
+    assert len(found) == 2
+    assert found[0].startswith("command ")
+    assert found[1] == "ML_INFERENCE_LOG_LEVEL=<unset>, Git says info"
+
+
+def test_a_config_change_in_git_changes_the_template_hash() -> None:
+    one = desired_state(deployment_manifest(container()), model_dir=MODEL_DIR, shared_port=1)
+    other = desired_state(
+        deployment_manifest(container(env=[{"name": "ML_INFERENCE_LOG_LEVEL", "value": "debug"}])),
+        model_dir=MODEL_DIR,
+        shared_port=1,
+    )
+    scaled = desired_state(deployment_manifest(container(), replicas=5), model_dir=MODEL_DIR, shared_port=1)
+    assert one.template_hash != other.template_hash
+    assert one.template_hash == scaled.template_hash  # scaling is not a new template
+    assert one.revision != scaled.revision
+
+
+@pytest.mark.parametrize(
+    ("manifest", "message"),
+    [
+        (
+            deployment_manifest(container(env=[{"name": "TOKEN", "valueFrom": {"secretKeyRef": {}}}])),
+            "valueFrom",
+        ),
+        (deployment_manifest(container(command=["/bin/server"], args=[])), "only `python ...` commands"),
+        (deployment_manifest(container(name="sidecar")), "no container named 'ml-inference'"),
+        (
+            deployment_manifest(container(readinessProbe={"exec": {"command": ["true"]}})),
+            "is not an httpGet probe",
+        ),
+        ("kind: ConfigMap\nmetadata: {name: x}\n", "no Deployment named 'ml-inference'"),
+    ],
+)
+def test_what_cannot_run_locally_is_refused_clearly(manifest: str, message: str) -> None:
+    with pytest.raises(DesiredStateError, match=re.escape(message)):
+        desired_state(manifest, model_dir=MODEL_DIR, shared_port=1)
+
+
+def test_a_broken_overlay_is_reported_with_kustomizes_message(tmp_path: Path) -> None:
+    (tmp_path / "kustomization.yaml").write_text("resources: [missing.yaml]\n")
+    with pytest.raises(DesiredStateError, match=r"missing\.yaml"):
+        render(tmp_path)
