@@ -212,3 +212,59 @@ def test_the_exported_metrics_snapshot_matches_the_real_service() -> None:
         == (REPO_ROOT / observability.EXPORTED_METRICS).read_text()
     )
     assert {"ml_inference_requests_total", "ml_inference_request_duration_seconds_bucket"} <= scraped
+
+
+def _replace(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new, 1))
+
+
+def test_the_rendered_cluster_stack_passes(repo: Path) -> None:
+    require_program("kubectl")
+    assert observability.check_cluster_stack(repo) == []
+
+
+def test_an_init_container_that_is_not_hardened_fails(repo: Path) -> None:
+    require_program("kubectl")
+    _replace(
+        repo / "observability/kubernetes/grafana-deployment.yaml",
+        "securityContext: &hardened",
+        "securityContext: &hardened\n            privileged: true",
+    )
+    problems = observability.check_cluster_stack(repo)
+    assert _problems_mentioning(
+        problems, "Deployment/grafana container generate-admin-password", "privileged"
+    )
+
+
+def test_an_unpinned_image_fails(repo: Path) -> None:
+    require_program("kubectl")
+    _replace(repo / "observability/kustomization.yaml", "newTag: 12.4.3", "newTag: latest")
+    problems = observability.check_cluster_stack(repo)
+    assert _problems_mentioning(problems, "Deployment/grafana container grafana", "not pinned")
+
+
+def test_a_grafana_password_in_git_fails(repo: Path) -> None:
+    require_program("kubectl")
+    _replace(
+        repo / "observability/kubernetes/grafana-deployment.yaml",
+        "name: GF_SECURITY_ADMIN_PASSWORD__FILE\n              value: /run/grafana-admin/password",
+        "name: GF_SECURITY_ADMIN_PASSWORD\n              value: admin",
+    )
+    problems = observability.check_cluster_stack(repo)
+    assert _problems_mentioning(problems, "remove GF_SECURITY_ADMIN_PASSWORD")
+    assert _problems_mentioning(problems, "GF_SECURITY_ADMIN_PASSWORD__FILE")
+
+
+def test_rules_mounted_where_the_cluster_config_does_not_look_fail(repo: Path) -> None:
+    require_program("kubectl")
+    _replace(
+        repo / "observability/kubernetes/prometheus-deployment.yaml",
+        "mountPath: /etc/prometheus/rules",
+        "mountPath: /etc/rules",
+    )
+    problems = observability.check_cluster_stack(repo)
+    assert _problems_mentioning(
+        problems, "Deployment/prometheus", "/etc/prometheus/rules/*.yml", "/etc/rules"
+    )

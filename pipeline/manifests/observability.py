@@ -10,7 +10,10 @@
 - every metric named in a rule or a dashboard query (parsed as PromQL, not grepped) is one the
   service exports, a recording rule defines, or Prometheus writes itself (`up`, `ALERTS`, ...);
 - generated files are current (the dashboard JSON, the exported-metrics snapshot) and every
-  rule file and dashboard is shipped to the cluster by observability/kustomization.yaml.
+  rule file and dashboard is shipped to the cluster by observability/kustomization.yaml;
+- the rendered in-cluster stack meets the workload policies of `pipeline.manifests.policy` (init
+  containers included), loads exactly the repo's rule files where its config looks for them, and
+  keeps Grafana's admin password out of Git: generated in the pod, read from a file.
 
 What the service exports is read from observability/exported-metrics.txt, a snapshot made by
 scraping the real service (`--update-exported-metrics` builds the app with the trained model and
@@ -37,6 +40,9 @@ from typing import Any
 import promql_parser
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
+
+from pipeline.manifests import policy
+from pipeline.manifests.render import Manifest, RenderError, name_of, render
 
 OBSERVABILITY = Path("observability")
 PROMETHEUS = OBSERVABILITY / "prometheus"
@@ -69,6 +75,18 @@ GRAFANA_INTERVALS = re.compile(r"\$\{?__(rate_interval|interval|range)\}?")
 NO_KUBERNETES_SD = "field kubernetes_sd_configs not found"
 KUBERNETES_SD_ROLES = ("node", "service", "pod", "endpoints", "endpointslice", "ingress")
 PROMTOOL_TIMEOUT_SECONDS = 120
+#: The policies that hold for any workload; the rest are about ml-inference itself (probe paths,
+#: spreading replicas, HPA, NetworkPolicy) or do not fit Prometheus, which needs its API token.
+WORKLOAD_POLICIES = (
+    policy.pod_security_restricted,
+    policy.resources_bounded,
+    policy.image_pinned,
+    policy.selectors_match_pods,
+    policy.service_targets_container_port,
+)
+PROMETHEUS_CONFIG_MAP = "prometheus-config"
+PROMETHEUS_RULES_CONFIG_MAP = "prometheus-rules"
+GRAFANA_PASSWORD_FILE_ENV = "GF_SECURITY_ADMIN_PASSWORD__FILE"
 
 
 # --- promtool ------------------------------------------------------------------------------------
@@ -343,6 +361,110 @@ def check_shipped_to_cluster(repo_root: Path) -> list[str]:
     ]
 
 
+def _with_init_containers(manifests: list[Manifest]) -> list[Manifest]:
+    """Copies of `manifests` whose Deployments list init containers as containers (policies see both)."""
+    adapted = []
+    for manifest in manifests:
+        if manifest.get("kind") == "Deployment":
+            manifest = json.loads(json.dumps(manifest))
+            pod = manifest["spec"]["template"]["spec"]
+            pod["containers"] = [*pod.pop("initContainers", []), *pod["containers"]]
+        adapted.append(manifest)
+    return adapted
+
+
+def _config_map(objects: list[Manifest], generated_name: str) -> Manifest | None:
+    """The ConfigMap kustomize generated as `generated_name` (it appends a content hash)."""
+    for manifest in objects:
+        name = manifest["metadata"]["name"]
+        if manifest.get("kind") == "ConfigMap" and name.rpartition("-")[0] == generated_name:
+            return manifest
+    return None
+
+
+def _mount_path(deployment: Manifest, config_map: Manifest) -> str | None:
+    """Where the Deployment's first container mounts `config_map` (the file itself for a subPath)."""
+    pod = deployment["spec"]["template"]["spec"]
+    volumes = {
+        v["name"]
+        for v in pod.get("volumes", [])
+        if v.get("configMap", {}).get("name") == config_map["metadata"]["name"]
+    }
+    for mount in pod["containers"][0].get("volumeMounts", []):
+        if mount["name"] in volumes:
+            return mount["mountPath"]
+    return None
+
+
+def _rules_loaded_as_in_git(repo_root: Path, objects: list[Manifest]) -> list[str]:
+    """The cluster's Prometheus loads the repo's rule files, unchanged, from where its config says."""
+    config_map = _config_map(objects, PROMETHEUS_CONFIG_MAP)
+    rules_map = _config_map(objects, PROMETHEUS_RULES_CONFIG_MAP)
+    prometheus = next((m for m in objects if name_of(m) == "Deployment/prometheus"), None)
+    if config_map is None or rules_map is None or prometheus is None:
+        return [
+            f"{KUSTOMIZATION}: render Deployment/prometheus with the {PROMETHEUS_CONFIG_MAP} and "
+            f"{PROMETHEUS_RULES_CONFIG_MAP} ConfigMaps"
+        ]
+    in_git = {path.name: path.read_text() for path in sorted((repo_root / RULES).glob("*.yml"))}
+    problems = []
+    if rules_map.get("data", {}) != in_git:
+        problems.append(
+            f"{KUSTOMIZATION}: the {PROMETHEUS_RULES_CONFIG_MAP} ConfigMap differs from {RULES}/*.yml"
+        )
+    config_path = _mount_path(prometheus, config_map)
+    rules_path = _mount_path(prometheus, rules_map)
+    config = yaml.safe_load(next(iter(config_map.get("data", {}).values()), "")) or {}
+    expected = {f"{rules_path}/*.yml"}
+    resolved = {str(Path(config_path or "/").parent / pattern) for pattern in config.get("rule_files", [])}
+    if config_path is None or rules_path is None or resolved != expected:
+        problems.append(
+            f"Deployment/prometheus: its config looks for rules at {sorted(resolved)} but the rules are "
+            f"mounted at {rules_path}; mount {PROMETHEUS_RULES_CONFIG_MAP} next to the config file"
+        )
+    return problems
+
+
+def _grafana_password_generated(objects: list[Manifest]) -> list[str]:
+    """No Secret, no password in env: Grafana reads one its pod generated into an emptyDir."""
+    problems = [
+        f"{name_of(m)}: no Secret belongs in Git; generate credentials in the cluster"
+        for m in objects
+        if m.get("kind") == "Secret"
+    ]
+    grafana = next((m for m in objects if name_of(m) == "Deployment/grafana"), None)
+    if grafana is None:
+        return [*problems, f"{KUSTOMIZATION}: render Deployment/grafana"]
+    pod = grafana["spec"]["template"]["spec"]
+    empty_dirs = {v["name"] for v in pod.get("volumes", []) if "emptyDir" in v}
+    container = next(c for c in pod["containers"] if c["name"] == "grafana")
+    env = {e["name"]: e for e in container.get("env", [])}
+    if "GF_SECURITY_ADMIN_PASSWORD" in env:
+        problems.append(
+            "Deployment/grafana: remove GF_SECURITY_ADMIN_PASSWORD; the password must not be in Git"
+        )
+    password_file = env.get(GRAFANA_PASSWORD_FILE_ENV, {}).get("value", "")
+    mounts = [m for m in container.get("volumeMounts", []) if password_file.startswith(m["mountPath"] + "/")]
+    if not any(m["name"] in empty_dirs for m in mounts):
+        problems.append(
+            f"Deployment/grafana: set {GRAFANA_PASSWORD_FILE_ENV} to a file in an emptyDir that an init "
+            "container fills with a random password"
+        )
+    return problems
+
+
+def check_cluster_stack(repo_root: Path) -> list[str]:
+    try:
+        objects = render(repo_root / OBSERVABILITY)
+    except RenderError as error:
+        return [str(error)]
+    problems = [problem for rule in WORKLOAD_POLICIES for problem in rule(_with_init_containers(objects))]
+    problems += policy.writable_tmp(objects)
+    problems += _rules_loaded_as_in_git(repo_root, objects)
+    problems += _grafana_password_generated(objects)
+    return problems
+
+
 def read_exported_snapshot(repo_root: Path) -> set[str]:
     lines = (repo_root / EXPORTED_METRICS).read_text().splitlines()
     return {line.strip() for line in lines if line.strip() and not line.startswith("#")}
@@ -399,6 +521,7 @@ def check(repo_root: Path, metrics_text: str | None = None) -> list[str]:
     problems += check_metric_names(repo_root, exported)
     problems += check_generated_dashboard(repo_root)
     problems += check_shipped_to_cluster(repo_root)
+    problems += check_cluster_stack(repo_root)
     return problems
 
 
