@@ -18,7 +18,7 @@ from pipeline.targets.kube.versions import (
 
 #: The one cluster (kind) or profile (minikube) this project creates and `invoke down` deletes.
 CLUSTER_NAME = "ml-gitops"
-#: kind's nodes serve kubelet certificates the metrics-server cannot verify; kind's docs patch this in.
+#: kind's kubelets serve self-signed certificates, which metrics-server refuses unless told not to verify.
 INSECURE_KUBELET_TLS_PATCH = [
     {"op": "add", "path": "/spec/template/spec/containers/0/args/-", "value": "--kubelet-insecure-tls"}
 ]
