@@ -1,0 +1,248 @@
+"""The test job's checks against a real service process (and a real Prometheus scraping it).
+
+Each check is shown to pass on the real service and to fail when it should: the API suite against
+a server that is not the service, the load when a threshold is tight or requests fail, metrics
+verification when the counters do not match what was sent.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from pipeline.checks import metrics
+from pipeline.checks.api import run_api_suite
+from pipeline.checks.load import DEFAULT_THRESHOLDS, LoadSettings, Thresholds, run_load
+from tests.conftest import require_program
+
+#: Short loads: enough requests to judge, seconds of CPU on a shared machine.
+SHORT_LOAD = LoadSettings(users=5, spawn_rate=5, duration_seconds=2, user_rps=20)
+CONTRACT_KEYS = {
+    "users", "spawn_rate", "duration_seconds", "requests", "failures", "failure_ratio",
+    "requests_per_second", "p50_ms", "p95_ms", "p99_ms", "thresholds", "passed", "history",
+}  # fmt: skip
+SETOSA = {"features": [5.1, 3.5, 1.4, 0.2]}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_until_answers(url: str, process: subprocess.Popen, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"{process.args} exited with {process.returncode}"
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{url} did not answer within {timeout} s")
+
+
+@pytest.fixture
+def processes() -> Iterator[list[subprocess.Popen]]:
+    """Processes a test starts; all stopped at its end, whatever happened."""
+    started: list[subprocess.Popen] = []
+    yield started
+    for process in started:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Base URL of one real service process serving a freshly trained model."""
+    model = tmp_path_factory.mktemp("model")
+    subprocess.run(
+        [sys.executable, "-m", "ml_inference", "train", "--out", str(model)], check=True, timeout=120
+    )
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ml_inference", "serve", "--port", str(port), "--model-dir", str(model)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_until_answers(f"http://127.0.0.1:{port}/ready", process)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+@pytest.fixture
+def not_the_service(processes: list[subprocess.Popen], tmp_path: Path) -> str:
+    """A plain static file server: answers HTTP, but 404/501 to every call of the API."""
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    processes.append(server)
+    _wait_until_answers(f"http://127.0.0.1:{port}/", server)
+    return f"http://127.0.0.1:{port}"
+
+
+def _junit_totals(path: Path) -> tuple[int, int]:
+    suite = ET.parse(path).getroot().find("testsuite")
+    assert suite is not None
+    return int(suite.get("tests", 0)), int(suite.get("failures", 0)) + int(suite.get("errors", 0))
+
+
+def test_api_suite_passes_against_the_service(service: str, tmp_path: Path) -> None:
+    junit = tmp_path / "api-junit.xml"
+    assert run_api_suite(service, junit)
+    tests, failed = _junit_totals(junit)
+    assert tests >= 10
+    assert failed == 0
+
+
+def test_api_suite_fails_against_a_server_that_is_not_the_service(
+    not_the_service: str, tmp_path: Path
+) -> None:
+    junit = tmp_path / "api-junit.xml"
+    assert not run_api_suite(not_the_service, junit)
+    tests, failed = _junit_totals(junit)
+    assert failed == tests > 0
+
+
+def test_load_within_thresholds_passes_and_keeps_locust_reports(service: str, tmp_path: Path) -> None:
+    summary = run_load(service, SHORT_LOAD, Thresholds.load(DEFAULT_THRESHOLDS), tmp_path, progress=print)
+    assert summary["passed"], summary["violations"]
+    assert summary.keys() >= CONTRACT_KEYS
+    assert summary["failures"] == 0
+    assert summary["requests"] >= 100
+    assert summary["requests"] == sum(summary["requests_by_route"].values())
+    assert set(summary["requests_by_route"]) == {"/predict", "/predict/batch"}
+    assert summary["p50_ms"] <= summary["p95_ms"] <= summary["p99_ms"]
+    assert summary["history"] and {"t", "rps", "p50_ms", "p95_ms"} <= summary["history"][-1].keys()
+    for name in ("locust_stats.csv", "locust_stats_history.csv", "report.html", "locust.json"):
+        assert (tmp_path / name).stat().st_size > 0, name
+
+
+def test_a_p99_bound_below_the_measured_latency_fails_the_load(service: str, tmp_path: Path) -> None:
+    tight = Thresholds(max_failure_ratio=0.0, min_requests=1, max_p99_ms=0.001)
+    summary = run_load(service, SHORT_LOAD, tight, tmp_path, progress=print)
+    assert not summary["passed"]
+    assert [v for v in summary["violations"] if v.startswith("p99")], summary["violations"]
+
+
+def test_failed_requests_fail_the_load(not_the_service: str, tmp_path: Path) -> None:
+    summary = run_load(not_the_service, SHORT_LOAD, Thresholds.load(DEFAULT_THRESHOLDS), tmp_path, print)
+    assert not summary["passed"]
+    assert summary["failure_ratio"] == 1.0
+    assert any(v.startswith("failure ratio") for v in summary["violations"])
+
+
+def test_a_thresholds_file_missing_a_bound_is_refused(tmp_path: Path) -> None:
+    config = tmp_path / "thresholds.toml"
+    config.write_text("max_failure_ratio = 0.0\nmin_requests = 1\n")
+    with pytest.raises(ValueError, match="max_p99_ms"):
+        Thresholds.load(config)
+
+
+def _send(url: str, count: int) -> None:
+    with httpx.Client(base_url=url) as client:
+        for _ in range(count):
+            assert client.post("/predict", json=SETOSA).status_code == 200
+        assert client.post("/predict/batch", json={"instances": [SETOSA["features"]] * 3}).status_code == 200
+
+
+def test_direct_metrics_account_for_every_request(service: str) -> None:
+    source = metrics.DirectSource(lambda: [service])
+    before = metrics.baseline(source)
+    _send(service, 7)
+    result = metrics.verify(source, before, {"/predict": 7, "/predict/batch": 1}, time.time(), replicas=1)
+    assert result["passed"], result["checks"]
+    assert result["mode"] == "direct" and result["prometheus_url"] is None
+    assert json.dumps(result)  # the artifact is plain JSON
+
+
+def test_direct_metrics_catch_requests_the_load_did_not_report(service: str) -> None:
+    source = metrics.DirectSource(lambda: [service])
+    before = metrics.baseline(source)
+    _send(service, 7 + 3)  # three more than the load will claim
+    result = metrics.verify(source, before, {"/predict": 7, "/predict/batch": 1}, time.time(), replicas=1)
+    assert not result["passed"]
+    failed = {check["name"] for check in result["checks"] if not check["passed"]}
+    assert failed == {
+        f"{metrics.REQUESTS} for /predict grew by the requests sent",
+        "the latency histogram has data for /predict",
+    }
+
+
+def test_a_replica_whose_metrics_do_not_answer_fails_the_up_check(service: str, not_the_service: str) -> None:
+    source = metrics.DirectSource(lambda: [service, not_the_service])
+    up, detail = source.replicas_up(expected=2)
+    assert not up, detail
+
+
+@pytest.fixture
+def prometheus(service: str, processes: list[subprocess.Popen], tmp_path: Path) -> str:
+    """A real Prometheus scraping the service every second, under the job name the repo's config uses."""
+    program = require_program("prometheus")
+    port = _free_port()
+    config = tmp_path / "prometheus.yml"
+    config.write_text(
+        "global: {scrape_interval: 1s, scrape_timeout: 1s}\n"
+        f"scrape_configs: [{{job_name: {metrics.SERVICE_JOB}, "
+        f"static_configs: [{{targets: ['{service.removeprefix('http://')}']}}]}}]\n"
+    )
+    server = subprocess.Popen(
+        [program, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'data'}",
+         f"--web.listen-address=127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    processes.append(server)
+    url = f"http://127.0.0.1:{port}"
+    _wait_until_answers(f"{url}/-/ready", server)
+    return url
+
+
+def test_prometheus_metrics_account_for_every_request_and_catch_a_mismatch(
+    service: str, prometheus: str
+) -> None:
+    source = metrics.PrometheusSource(prometheus)
+    before = metrics.baseline(source)
+    _send(service, 5)
+    sent_at = time.time()
+    result = metrics.verify(source, before, {"/predict": 5, "/predict/batch": 1}, sent_at, replicas=1)
+    assert result["passed"], result["checks"]
+    assert result["mode"] == "prometheus" and result["prometheus_url"] == prometheus
+    assert any("timestamp(up{" in entry["query"] for entry in result["queries"])
+
+    wrong = metrics.verify(source, before, {"/predict": 4, "/predict/batch": 1}, sent_at, replicas=1)
+    assert not wrong["passed"]
+    predict_check = next(
+        c for c in wrong["checks"] if c["name"].startswith(f"{metrics.REQUESTS} for /predict ")
+    )
+    assert not predict_check["passed"]
+    assert "grew by 5" in predict_check["detail"]
+
+
+def test_prometheus_up_check_fails_when_fewer_replicas_are_scraped_than_expected(
+    service: str, prometheus: str
+) -> None:
+    source = metrics.PrometheusSource(prometheus)
+    assert source.wait_for_scrape(time.time()) is None
+    assert source.replicas_up(expected=1)[0]
+    up, detail = source.replicas_up(expected=2)
+    assert not up, detail
