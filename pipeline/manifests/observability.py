@@ -164,7 +164,7 @@ def run_rule_tests(repo_root: Path, promtool: str) -> list[str]:
 # --- alerts: style and test coverage -------------------------------------------------------------
 
 
-def _rules(repo_root: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
+def rules(repo_root: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
     for path in sorted((repo_root / RULES).glob("*.yml")):
         data = yaml.safe_load(path.read_text()) or {}
         for group in data.get("groups", []):
@@ -185,7 +185,7 @@ def check_alert_style(repo_root: Path) -> list[str]:
         if line.startswith("#")
     }
     problems = []
-    for path, rule in _rules(repo_root):
+    for path, rule in rules(repo_root):
         name = rule.get("alert")
         if name is None:
             continue
@@ -240,7 +240,7 @@ def check_alert_tests(repo_root: Path) -> list[str]:
     return [
         f"{path}: alert {rule['alert']} has no test on both sides of its for: window; add to {RULE_TESTS}/ "
         f"a case expecting no alert one evaluation before a case expecting it to fire"
-        for path, rule in _rules(repo_root)
+        for path, rule in rules(repo_root)
         if "alert" in rule and rule["alert"] not in covered
     ]
 
@@ -299,7 +299,7 @@ def metric_names(expr: str) -> set[str | None]:
 
 def _queries(repo_root: Path) -> Iterator[tuple[str, str]]:
     """(where, PromQL) for every rule and every dashboard panel query."""
-    for path, rule in _rules(repo_root):
+    for path, rule in rules(repo_root):
         kind = "alert" if "alert" in rule else "record"
         yield f"{path}: {kind} {rule[kind]}", rule["expr"]
     for path in sorted((repo_root / DASHBOARDS).glob("*.json")):
@@ -311,7 +311,7 @@ def _queries(repo_root: Path) -> Iterator[tuple[str, str]]:
 
 
 def check_metric_names(repo_root: Path, exported: set[str]) -> list[str]:
-    recorded = {rule["record"] for _, rule in _rules(repo_root) if "record" in rule}
+    recorded = {rule["record"] for _, rule in rules(repo_root) if "record" in rule}
     known = exported | recorded | PROMETHEUS_SERIES
     problems = []
     for where, expr in _queries(repo_root):
