@@ -241,3 +241,9 @@ def test_the_application_template_points_at_each_environment() -> None:
     assert app["spec"]["destination"]["namespace"] == "ml-inference-test"
     assert app["spec"]["source"]["targetRevision"] == SOURCE.revision
     assert "kustomize" not in app["spec"]["source"]
+
+
+def test_saved_desired_state_carries_the_deployed_image(built: Path) -> None:
+    plan = kube.plan_environment("kind", "demo", _context(built, dry_run=True))
+    (deployment,) = [m for m in plan.environment.desired if m["kind"] == "Deployment"]
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == IMAGE

@@ -8,6 +8,7 @@ drift commands, and stops without touching a cluster. Versions live in `versions
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 from pipeline.artifacts import read_outputs
@@ -60,6 +61,25 @@ def build_image(context: RunContext) -> tuple[str, str]:
     # A digest only means something to a node when it names a registry's manifest.
     pinned = f"{tag}@{digest}" if digest.startswith("sha256:") and "/" in tag else tag
     return tag, f"{argocd.SERVICE_IMAGE}={pinned}"
+
+
+def _repository(image: str) -> str:
+    """`registry/name` of an image reference, without tag or digest."""
+    name = image.partition("@")[0]
+    head, _, last = name.rpartition("/")
+    return f"{head}/{last.partition(':')[0]}" if head else last.partition(":")[0]
+
+
+def with_image(manifests: list[Manifest], image_override: str) -> list[Manifest]:
+    """`manifests` with the service image replaced as Argo CD's kustomize override does (for the record)."""
+    name, _, reference = image_override.partition("=")
+    result = copy.deepcopy(manifests)
+    for manifest in result:
+        if manifest["kind"] == "Deployment":
+            for container in manifest["spec"]["template"]["spec"]["containers"]:
+                if _repository(container["image"]) == name:
+                    container["image"] = reference
+    return result
 
 
 def _apply(kubectl: tuple[str, ...], objects: list[Manifest], why: str) -> Command:
@@ -237,7 +257,7 @@ def plan_environment(tool: str, env_name: str, context: RunContext) -> Environme
         kubectl=kubectl,
         context=cluster.context,
         drift_commands=drift_commands(kubectl, namespace, rendered),
-        desired=rendered,
+        desired=with_image(rendered, image_override),
     )
     return EnvironmentPlan(steps, environment, notes)
 
