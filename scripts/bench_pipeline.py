@@ -22,25 +22,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere: import the engine
 
-from pipeline.graph import Job
+from pipeline.graph import JOBS
 from pipeline.progress import Progress
 from pipeline.runner import Runner, RunOptions
 
 #: Seconds each job sleeps: unit ∥ build → deploy → test ∥ demo → report.
 SLEEPS = {"unit": 3.0, "build": 3.0, "deploy": 2.0, "test": 4.0, "demo": 4.0, "report": 1.0}
-GRAPH = (
-    Job("unit", artifact="unit-results"),
-    Job("build", artifact="build-output"),
-    Job("deploy", needs=("build", "unit"), artifact="cluster-state"),
-    Job("test", needs=("deploy",), artifact="test-results"),
-    Job("demo", needs=("deploy",), artifact="demo-artifacts", demo_modes=("full",)),
-    Job(
-        "report",
-        needs=("unit", "build", "deploy", "test", "demo"),
-        artifact="final-demo-report",
-        condition="always",
-    ),
-)
+GRAPH = JOBS
 
 NOXFILE = """\
 import time

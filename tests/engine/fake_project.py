@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.graph import Job
+from pipeline.graph import JOBS, Job
 from pipeline.progress import Progress
 from pipeline.runner import Runner, RunOptions
 
@@ -80,27 +80,8 @@ sys.exit(1 if fail else 0)
 
 
 def seed_graph(timeout_minutes: float = 1.0) -> tuple[Job, ...]:
-    """The real graph's shape (unit ∥ build → deploy → test ∥ demo → report) with short timeouts."""
-    return (
-        Job("unit", timeout_minutes=timeout_minutes, artifact="unit-results"),
-        Job("build", timeout_minutes=timeout_minutes, artifact="build-output"),
-        Job("deploy", needs=("build", "unit"), timeout_minutes=timeout_minutes, artifact="cluster-state"),
-        Job("test", needs=("deploy",), timeout_minutes=timeout_minutes, artifact="test-results"),
-        Job(
-            "demo",
-            needs=("deploy",),
-            timeout_minutes=timeout_minutes,
-            artifact="demo-artifacts",
-            demo_modes=("full",),
-        ),
-        Job(
-            "report",
-            needs=("unit", "build", "deploy", "test", "demo"),
-            timeout_minutes=timeout_minutes,
-            artifact="final-demo-report",
-            condition="always",
-        ),
-    )
+    """The real graph (unit ∥ build → deploy → test ∥ demo → report) with short timeouts."""
+    return tuple(replace(job, timeout_minutes=timeout_minutes) for job in JOBS)
 
 
 @dataclass
@@ -183,7 +164,7 @@ DRIVER = textwrap.dedent(
     import io, json, sys
     from pathlib import Path
     sys.path.insert(0, {repo!r})
-    from pipeline.graph import Job
+    from pipeline.graph import JOBS, Job
     from pipeline.progress import Progress
     from pipeline.runner import Runner, RunOptions
 

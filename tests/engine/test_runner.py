@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import pytest
 
+from pipeline.graph import Job, with_report
 from pipeline.record import FINISHED
 from tests.engine.fake_project import FakeProject, process_gone, processes_of_run
 
@@ -226,3 +227,14 @@ def test_a_fresh_run_keeps_the_previous_record_and_load_summary(fake_project: Fa
     assert json.loads((previous / "pipeline-run.json").read_text())["run_id"] == first["run_id"]
     assert json.loads((previous / "test-results" / "load-summary.json").read_text()) == {"p95_ms": 12}
     assert not (fake_project.artifacts / "test-results" / "load-summary.json").exists()
+
+
+def test_a_job_added_after_build_runs_beside_deploy(fake_project: FakeProject) -> None:
+    """The README's recipe: one declaration (a security scan after build) and the graph does the rest."""
+    scan = Job("scan", needs=("build",), timeout_minutes=1, artifact="security-scan")
+    fake_project.jobs = with_report((*fake_project.jobs[:-1], scan))
+    fake_project.plan(unit={"seconds": 1}, scan={"seconds": 1.5}, deploy={"seconds": 1.5})
+    record = fake_project.run(parallel=True)
+    assert record["status"] == "success" and "scan" in record["jobs"]["report"]["needs"]
+    scan_times, deploy_times = fake_project.times("scan"), fake_project.times("deploy")
+    assert scan_times["start"] < deploy_times["end"] and deploy_times["start"] < scan_times["end"]

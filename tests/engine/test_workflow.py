@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from pipeline.context import DEMO_MODES, TARGETS
-from pipeline.graph import JOBS, JOBS_BY_NAME
+from pipeline.graph import JOBS, JOBS_BY_NAME, WORK, Job, with_report
 from pipeline.workflow import WORKFLOW_PATH, main, render
 from tests.conftest import require_program
 
@@ -125,3 +125,11 @@ def test_workflow_passes_zizmor_actionlint_and_the_schema_offline(tmp_path: Path
     assert "No findings to report" in done.stdout + done.stderr
     assert "actionlint: no findings" in done.stdout
     assert "ok -- validation done" in done.stdout
+
+
+def test_a_job_added_to_the_graph_appears_in_the_generated_workflow() -> None:
+    scan = Job("scan", needs=("build",), timeout_minutes=10, artifact="security-scan")
+    workflow = yaml.safe_load(render(with_report((*WORK, scan))))
+    assert workflow["jobs"]["scan"]["needs"] == ["build"]
+    assert "scan" in workflow["jobs"]["report"]["needs"]
+    assert any("nox -s scan " in step.get("run", "") for step in workflow["jobs"]["scan"]["steps"])
