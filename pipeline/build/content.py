@@ -1,0 +1,54 @@
+"""The image's content address: one hash of everything that goes into the image.
+
+Two builds with the same inputs give the same tag, so a tag that already exists means the image
+is already built (and verified: the tag is applied only after verification). Labels such as the
+build time are deliberately left out: they describe a build, not the image's content.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from pathlib import Path
+
+#: What of the service directory goes into the image (the Dockerfile copies nothing else).
+SERVICE_INPUTS = ("Dockerfile", ".dockerignore", "requirements.lock", "pyproject.toml", "README.md", "src")
+#: The build helpers that decide what the build context holds: changing them changes the image.
+RECIPE_INPUTS = ("wheelhouse.py", "image.py")
+TAG_LENGTH = 16
+
+
+def _files(root: Path, names: Iterable[str]) -> list[Path]:
+    found: list[Path] = []
+    for name in names:
+        path = root / name
+        if path.is_dir():
+            found.extend(
+                p
+                for p in path.rglob("*")
+                if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+            )
+        elif path.is_file():
+            found.append(path)
+    return sorted(found)
+
+
+def content_digest(service_dir: Path, model_dir: Path, base_image_id: str) -> str:
+    """SHA-256 over the service's inputs, the model files, the build recipe and the base image id."""
+    digest = hashlib.sha256()
+    groups = {
+        "service": (service_dir, _files(service_dir, SERVICE_INPUTS)),
+        "model": (model_dir, _files(model_dir, ["."])),
+        "recipe": (Path(__file__).parent, _files(Path(__file__).parent, RECIPE_INPUTS)),
+    }
+    for group, (root, files) in groups.items():
+        for path in files:
+            file_hash = hashlib.sha256(path.read_bytes()).hexdigest()
+            digest.update(f"{group}:{path.relative_to(root).as_posix()}\0{file_hash}\n".encode())
+    digest.update(f"base-image\0{base_image_id}\n".encode())
+    return digest.hexdigest()
+
+
+def content_tag(repository: str, digest: str) -> str:
+    """`repository:<first 16 hex digits>`: short enough to read, long enough never to collide here."""
+    return f"{repository}:{digest[:TAG_LENGTH]}"

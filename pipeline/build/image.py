@@ -1,0 +1,165 @@
+"""The image itself: the engine, the base image, the staged build context and the build.
+
+The build context is staged in a temporary directory (see the Dockerfile's header) rather than
+sent from the source tree: it holds exactly what the Dockerfile copies, including the host-built
+wheelhouse and the trained model, so that the build is offline and the context is small. The
+image is built untagged; the job tags it only after verification.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+
+from pipeline.build import BuildError
+from pipeline.build.wheelhouse import PROBE_SCRIPT, TargetPython, service_wheel
+
+log = logging.getLogger(__name__)
+
+#: The files of the service directory that the Dockerfile copies.
+CONTEXT_FILES = ("Dockerfile", ".dockerignore", "requirements.lock")
+ENGINE_TIMEOUT_SECONDS = 5
+BUILD_TIMEOUT_SECONDS = 900
+
+
+def connect_engine() -> tuple[docker.DockerClient | None, str]:
+    """A client of the engine that DOCKER_HOST (or the default socket) names, or None and why not."""
+    try:
+        client = docker.from_env(timeout=ENGINE_TIMEOUT_SECONDS)
+        client.ping()
+    except docker.errors.DockerException as error:
+        where = os.environ.get("DOCKER_HOST", "the default socket")
+        return None, f"no Docker engine reachable at {where} ({type(error).__name__})"
+    client.api.timeout = BUILD_TIMEOUT_SECONDS
+    return client, ""
+
+
+def default_base_image(dockerfile: Path) -> str:
+    """The Dockerfile's own `ARG BASE_IMAGE=` default, so that it is written down once."""
+    match = re.search(r"^ARG BASE_IMAGE=(\S+)", dockerfile.read_text(), re.MULTILINE)
+    if not match:
+        raise BuildError(f"{dockerfile} declares no `ARG BASE_IMAGE=<default>`")
+    return match.group(1)
+
+
+def ensure_base_image(client: docker.DockerClient, reference: str) -> str:
+    """The id of the base image, pulled when it is not here; a clear error when it cannot be had."""
+    try:
+        return client.images.get(reference).id
+    except docker.errors.ImageNotFound:
+        pass
+    except docker.errors.APIError as error:
+        raise BuildError(
+            f"base image {reference!r} is not a valid image reference: {error.explanation}"
+        ) from error
+    log.info("base image %s is not here; pulling it", reference)
+    try:
+        return client.images.pull(reference).id
+    except docker.errors.DockerException as error:
+        raise BuildError(
+            f"base image {reference!r} is not present and cannot be pulled ({_explain(error)}); "
+            "make a local one with `BASE_IMAGE=$(scripts/make-base-image.sh)` or pass --base-image"
+        ) from error
+
+
+def probe_python(client: docker.DockerClient, image: str) -> TargetPython:
+    """Ask the base image's `python3` what it is, to download wheels it can install."""
+    try:
+        output = client.containers.run(
+            image, ["python3", "-c", PROBE_SCRIPT], remove=True, network_disabled=True
+        )
+    except docker.errors.DockerException as error:
+        raise BuildError(f"base image {image!r} has no working python3: {_explain(error)}") from error
+    return TargetPython.from_probe(json.loads(output))
+
+
+@contextmanager
+def staged_context(service_dir: Path, wheelhouse: Path, model_dir: Path, scratch_dir: Path) -> Iterator[Path]:
+    """A temporary build context holding exactly what the Dockerfile copies (removed afterwards).
+
+    It is made in `scratch_dir`, next to the cached wheelhouse, so that wheels are hard-linked.
+    """
+    scratch_dir.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(dir=scratch_dir, prefix="context-"))
+    try:
+        for name in CONTEXT_FILES:
+            shutil.copy2(service_dir / name, stage / name)
+        (stage / "wheels").mkdir()
+        for wheel in wheelhouse.glob("*.whl"):
+            _link_or_copy(wheel, stage / "wheels" / wheel.name)
+        service_wheel(service_dir, stage / "dist")
+        shutil.copytree(model_dir, stage / "model")
+        yield stage
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def build(
+    client: docker.DockerClient, context: Path, build_args: dict[str, str], log_file: Path
+) -> tuple[str, float]:
+    """Build the image from `context`; return its id and the seconds it took.
+
+    Progress (each Dockerfile step, and whether it came from the cache) goes to the job log; the
+    full output to `log_file`, which is kept when the build fails.
+    """
+    started = time.monotonic()
+    image_id = None
+    last_step = "before the first step"
+    with log_file.open("w") as full_log:
+        try:
+            for chunk in client.api.build(
+                path=str(context), buildargs=build_args, rm=True, forcerm=True, pull=False, decode=True
+            ):
+                text = chunk.get("stream", "")
+                full_log.write(text)
+                if text.startswith("Step "):
+                    last_step = text.strip()
+                    log.info("  %s", last_step)
+                elif "Using cache" in text:
+                    log.info("    (cached)")
+                if "error" in chunk:
+                    full_log.write(chunk["error"] + "\n")
+                    raise BuildError(f"docker build failed at {last_step!r}: {chunk['error'].strip()}")
+                image_id = chunk.get("aux", {}).get("ID", image_id)
+        except docker.errors.APIError as error:
+            full_log.write(f"{error}\n")
+            raise BuildError(f"docker build failed: {_explain(error)}") from error
+    if image_id is None:
+        raise BuildError(f"docker build finished without an image id; see {log_file}")
+    return image_id, time.monotonic() - started
+
+
+def image_details(client: docker.DockerClient, reference: str) -> dict[str, Any]:
+    """Id, size, user and repo digests of an image, as the build record wants them."""
+    attrs = client.images.get(reference).attrs
+    digests = attrs.get("RepoDigests") or []
+    return {
+        "image_id": attrs["Id"],
+        "size_bytes": attrs["Size"],
+        "user": attrs["Config"].get("User") or "",
+        "digest": digests[0].split("@", 1)[1] if digests else None,
+    }
+
+
+def _explain(error: docker.errors.DockerException) -> str:
+    explanation = getattr(error, "explanation", None)
+    return str(explanation or error).strip()

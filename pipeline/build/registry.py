@@ -1,0 +1,56 @@
+"""Pushing the verified image to GitHub's container registry, in GitHub Actions only.
+
+A push happens only when the job runs in GitHub Actions (GITHUB_ACTIONS=true) with a token that may
+write packages (GITHUB_TOKEN, from a job with `packages: write`); everywhere else the image stays in
+the local engine, and the kind/minikube targets load it from there by its content tag. The token is
+handed to the engine's login and never written anywhere.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+
+import docker
+import docker.errors
+
+from pipeline.build import BuildError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_REGISTRY = "ghcr.io"
+
+
+def push_repository(env: Mapping[str, str], image_name: str) -> str | None:
+    """`ghcr.io/<owner>/<repo>/<image_name>` when this run may push, else None.
+
+    IMAGE_REGISTRY overrides the registry host; GitHub sets GITHUB_REPOSITORY.
+    """
+    if env.get("GITHUB_ACTIONS") != "true" or not env.get("GITHUB_TOKEN") or not env.get("GITHUB_REPOSITORY"):
+        return None
+    registry = env.get("IMAGE_REGISTRY") or DEFAULT_REGISTRY
+    return f"{registry}/{env['GITHUB_REPOSITORY'].lower()}/{image_name}"
+
+
+def push(client: docker.DockerClient, image_id: str, repository: str, tag: str) -> str:
+    """Tag and push `image_id` as `repository:tag`; return the registry's digest (sha256:...)."""
+    registry = repository.split("/", 1)[0]
+    try:
+        client.login(
+            username=os.environ.get("GITHUB_ACTOR", "github-actions"),
+            password=os.environ["GITHUB_TOKEN"],
+            registry=registry,
+        )
+        client.images.get(image_id).tag(repository, tag)
+        digest = None
+        for line in client.images.push(repository, tag, stream=True, decode=True):
+            if "error" in line:
+                raise BuildError(f"pushing {repository}:{tag} failed: {line['error']}")
+            digest = line.get("aux", {}).get("Digest", digest)
+    except docker.errors.APIError as error:
+        raise BuildError(f"pushing {repository}:{tag} failed: {error.explanation}") from error
+    if digest is None:
+        raise BuildError(f"the registry returned no digest for {repository}:{tag}")
+    log.info("pushed %s:%s (%s)", repository, tag, digest)
+    return digest

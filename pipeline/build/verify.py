@@ -1,0 +1,151 @@
+"""Does the built image serve? Run it the way production runs it, and ask it.
+
+The container runs as the image's own non-root user, with a read-only root filesystem and a
+tmpfs on /tmp only, every capability dropped, published on a free 127.0.0.1 port. The checks run
+in order and stop at the first failure (later ones depend on earlier ones); the container's log
+is kept whatever happens.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+from docker.models.containers import Container
+
+log = logging.getLogger(__name__)
+
+CONTAINER_PORT = "8080/tcp"
+READY_TIMEOUT_SECONDS = 60
+HEALTHY_TIMEOUT_SECONDS = 30
+STOP_TIMEOUT_SECONDS = 20
+#: A setosa from the iris data set: a correct model predicts it with near certainty.
+SAMPLE = {"features": [5.1, 3.5, 1.4, 0.2]}
+EXPECTED_CLASS = "setosa"
+#: Override only the HEALTHCHECK's interval (the engine keeps the image's command), to see it pass soon.
+FAST_HEALTHCHECK = {"interval": 1_000_000_000, "start_period": 30_000_000_000}
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    passed: bool
+    detail: str
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _http(method: str, url: str, body: dict | None = None) -> tuple[int, Any]:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(
+        url, data=data, method=method, headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode(errors="replace")
+
+
+def _wait(condition: Callable[[], bool], timeout: float, container: Container) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        container.reload()
+        if container.status not in ("created", "running"):
+            return False
+        try:
+            if condition():
+                return True
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.25)
+    return False
+
+
+def _non_root(user: str) -> Check:
+    uid = user.split(":", 1)[0]
+    passed = uid.isdigit() and int(uid) != 0
+    return Check("numeric non-root user", passed, f"image USER is {user or 'unset (root)'!r}")
+
+
+def verify_image(client: docker.DockerClient, image_id: str, user: str, log_file: Path) -> list[Check]:
+    """Run the checks against a fresh container of `image_id`; the list ends at the first failure."""
+    checks = [_non_root(user)]
+    if not checks[0].passed:
+        return checks
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    container = client.containers.run(
+        image_id,
+        detach=True,
+        user=user,
+        read_only=True,
+        tmpfs={"/tmp": "rw,nosuid,nodev,size=64m"},
+        cap_drop=["ALL"],
+        security_opt=["no-new-privileges"],
+        ports={CONTAINER_PORT: ("127.0.0.1", port)},
+        healthcheck=FAST_HEALTHCHECK,
+        labels={"io.ml-inference.purpose": "build-verification"},
+    )
+    log.info("verify: container %s on %s (read-only, tmpfs /tmp, user %s)", container.short_id, base, user)
+    try:
+        for check in _checks(container, base):
+            checks.append(check)
+            log.info("verify: %s %s: %s", "ok  " if check.passed else "FAIL", check.name, check.detail)
+            if not check.passed:
+                break
+    finally:
+        log_file.write_bytes(container.logs(stdout=True, stderr=True))
+        container.remove(force=True)
+    return checks
+
+
+def _health_status(container: Container) -> str | None:
+    return container.attrs["State"].get("Health", {}).get("Status")
+
+
+def _checks(container: Container, base: str) -> Iterator[Check]:
+    """The verification steps, yielded one by one so that the caller can stop at a failure."""
+    started = time.monotonic()
+    ready = _wait(lambda: _http("GET", f"{base}/ready")[0] == 200, READY_TIMEOUT_SECONDS, container)
+    waited = f"{time.monotonic() - started:.1f}s"
+    yield Check("ready", ready, f"/ready 200 after {waited}" if ready else f"no /ready 200 in {waited}")
+
+    status, answer = _http("POST", f"{base}/predict", SAMPLE)
+    predicted = answer.get("prediction") if isinstance(answer, dict) else answer
+    passed = status == 200 and predicted == EXPECTED_CLASS
+    yield Check("predict", passed, f"{SAMPLE['features']} -> {status} {predicted!r}, want {EXPECTED_CLASS!r}")
+
+    uid = container.exec_run(["python", "-c", "import os; print(os.getuid())"]).output.decode().strip()
+    yield Check("runs as non-root", uid.isdigit() and int(uid) != 0, f"process uid {uid}")
+
+    image_write = container.exec_run(["python", "-c", "open('/opt/model/probe', 'w')"]).exit_code
+    tmp_write = container.exec_run(["python", "-c", "open('/tmp/probe', 'w').write('ok')"]).exit_code
+    passed = image_write != 0 and tmp_write == 0
+    detail = f"write to /opt/model exit {image_write} (want failure), to /tmp exit {tmp_write} (want 0)"
+    yield Check("read-only root filesystem", passed, detail)
+
+    healthy = _wait(lambda: _health_status(container) == "healthy", HEALTHY_TIMEOUT_SECONDS, container)
+    yield Check("healthcheck", healthy, f"HEALTHCHECK status {_health_status(container)!r}")
+
+    container.stop(timeout=STOP_TIMEOUT_SECONDS)
+    exit_code = container.wait(timeout=STOP_TIMEOUT_SECONDS)["StatusCode"]
+    yield Check("clean stop", exit_code == 0, f"exit code {exit_code} after SIGTERM")
+
+
+def checks_as_json(checks: list[Check]) -> list[dict[str, Any]]:
+    return [asdict(check) for check in checks]

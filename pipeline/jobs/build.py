@@ -1,0 +1,250 @@
+"""Build job: train the model, then build, verify, record and (in GitHub Actions) push its image.
+
+    python -m pipeline.jobs.build [--base-image REF] [--require-image]      (what `nox -s build` runs)
+
+1. Train the model (the service's `train` step) into build-output/model/ with its model card.
+2. Tag the image by content (pipeline.build.content); when that tag exists the image is already built
+   and verified, and the build is skipped.
+3. Otherwise download a wheelhouse of the pinned runtime closure for the base image's Python, and
+   build the image from services/ml-inference/Dockerfile, offline, with BASE_IMAGE passed through.
+4. Verify it (pipeline.build.verify); only a verified image gets the content tag.
+5. Write the SBOM of its Python packages and the build record.
+6. Push it to GHCR in GitHub Actions when a token is present (pipeline.build.registry).
+7. Publish model version, tag, id and digest as job outputs for deploy.
+
+With no Docker engine the image steps are skipped with one line and the job succeeds (the local
+target runs the service from its Python environment), unless --require-image. Any failure prints one
+line naming the cause and exits 1; the build record written so far and the logs are kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import docker
+
+from pipeline.artifacts import job_dir, read_json, write_json_atomic, write_outputs
+from pipeline.build import BuildError, image, registry, sbom, verify
+from pipeline.build.content import content_digest, content_tag
+from pipeline.build.wheelhouse import wheelhouse
+from pipeline.context import RunContext
+
+log = logging.getLogger("build")
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVICE_DIR = ROOT / "services" / "ml-inference"
+IMAGE_REPOSITORY = "ml-inference"
+RECORD_FILE = "build-record.json"
+SBOM_FILE = "sbom.cdx.json"
+
+
+def cache_dir() -> Path:
+    """Wheelhouses and SBOMs kept between runs (and between checkouts) of this machine."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ml-gitops-pipeline" / "build"
+
+
+def new_record() -> dict[str, Any]:
+    image = dict.fromkeys(
+        ("reason", "tag", "image_id", "digest", "size_bytes", "build_seconds", "base_image")
+    )
+    return {
+        "model": None,
+        "image": {**image, "status": "pending", "cache_hit": False, "verified": False},
+        "sbom": None,
+    }
+
+
+def train(model_dir: Path) -> dict[str, Any]:
+    """Run the service's training step and return its model card."""
+    log.info("train: training the model into %s", model_dir)
+    if model_dir.exists():
+        shutil.rmtree(model_dir)
+    result = subprocess.run([sys.executable, "-m", "ml_inference", "train", "--out", str(model_dir)])
+    card = read_json(model_dir / "model-card.json")
+    if result.returncode != 0 or card is None:
+        raise BuildError(
+            f"training failed (python -m ml_inference train exited {result.returncode}); see the log above"
+        )
+    return card
+
+
+def _git(*args: str) -> str | None:
+    result = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
+    return result.stdout.strip() if result.returncode == 0 and result.stdout.strip() else None
+
+
+def build_args(base_image: str, card: dict[str, Any], version: str) -> dict[str, str]:
+    """The Dockerfile's ARGs: the base image and the OCI labels' values."""
+    args = {
+        "BASE_IMAGE": base_image,
+        "REVISION": os.environ.get("GITHUB_SHA") or _git("rev-parse", "HEAD") or "unknown",
+        "CREATED": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "VERSION": version,
+        "MODEL_NAME": card["name"],
+        "MODEL_VERSION": card["version"],
+    }
+    if os.environ.get("GITHUB_REPOSITORY"):
+        server = os.environ.get("GITHUB_SERVER_URL", "https://github.com")
+        args["SOURCE"] = f"{server}/{os.environ['GITHUB_REPOSITORY']}"
+    return args
+
+
+class BuildJob:
+    """One run of the job: its arguments, its artifact folder, and the record it keeps up to date."""
+
+    def __init__(self, args: argparse.Namespace, out_dir: Path) -> None:
+        self.args = args
+        self.out_dir = out_dir
+        self.record = new_record()
+        self.image = self.record["image"]
+
+    def save(self) -> None:
+        write_json_atomic(self.out_dir / RECORD_FILE, self.record)
+
+    def outputs(self) -> dict[str, str]:
+        model = self.record["model"] or {}
+        return {
+            "model_version": model.get("version") or "",
+            "model_sha256": model.get("artifact_sha256") or "",
+            "image_status": self.image["status"],
+            "image_tag": self.image["tag"] or "",
+            "image_id": self.image["image_id"] or "",
+            "image_digest": self.image["digest"] or "",
+        }
+
+    def run(self) -> None:
+        model_dir = self.out_dir / "model"
+        card = train(model_dir)
+        self.record["model"] = {
+            key: card[key] for key in ("name", "version", "artifact_sha256", "test_accuracy")
+        }
+        log.info("train: %s %s, test accuracy %.3f", card["name"], card["version"], card["test_accuracy"])
+        self.save()
+        self.build_image(model_dir, card)
+
+    def build_image(self, model_dir: Path, card: dict[str, Any]) -> None:
+        client, why_not = image.connect_engine()
+        if client is None:
+            if self.args.require_image:
+                raise BuildError(
+                    f"{why_not}; --require-image needs a running engine (start dockerd or set DOCKER_HOST)"
+                )
+            log.warning(
+                "image: skipped (no engine): %s; the local target runs the service without an image", why_not
+            )
+            self.image.update(status="skipped", reason="no engine")
+            return
+
+        base = self.args.base_image or image.default_base_image(SERVICE_DIR / "Dockerfile")
+        self.image["base_image"] = base
+        started = time.monotonic()
+        base_id = image.ensure_base_image(client, base)
+        tag = content_tag(IMAGE_REPOSITORY, content_digest(SERVICE_DIR, model_dir, base_id))
+        self.image["tag"] = tag
+        self.save()
+
+        if client.images.list(name=tag):
+            self.image.update(status="cached", cache_hit=True, verified=True, reason="content unchanged")
+            image_id = image.image_details(client, tag)["image_id"]
+            log.info("image: %s exists (same content, verified when built): build skipped", tag)
+        else:
+            log.info("image: building %s on %s", tag, base)
+            target = image.probe_python(client, base)
+            wheels = wheelhouse(SERVICE_DIR / "requirements.lock", target, cache_dir())
+            with image.staged_context(SERVICE_DIR, wheels, model_dir, cache_dir()) as context:
+                version = next((context / "dist").glob("*.whl")).name.split("-")[1]
+                image_id, _ = image.build(
+                    client, context, build_args(base, card, version), self.out_dir / "image-build.log"
+                )
+            self.image.update(status="built", image_id=image_id)
+            self.save()
+            self.verify(client, image_id)
+            repository, _, suffix = tag.rpartition(":")
+            client.images.get(image_id).tag(repository, suffix)
+        details = image.image_details(client, image_id)
+        self.image.update(
+            image_id=image_id,
+            size_bytes=details["size_bytes"],
+            build_seconds=round(time.monotonic() - started, 2),
+        )
+        log.info("image: %s %s, %.0f MB, %.1fs", tag, image_id[:19], details["size_bytes"] / 1e6,
+                 self.image["build_seconds"])  # fmt: skip
+        self.save()
+
+        sbom.write_sbom(
+            client, image_id, SERVICE_DIR / "pyproject.toml", self.out_dir / SBOM_FILE, cache_dir()
+        )
+        self.record["sbom"] = SBOM_FILE
+        self.save()
+
+        repository = registry.push_repository(os.environ, IMAGE_REPOSITORY)
+        if repository is None:
+            log.info("push: not in GitHub Actions with a token; the image stays in the local engine")
+        else:
+            suffix = tag.rpartition(":")[2]
+            self.image.update(
+                tag=f"{repository}:{suffix}", digest=registry.push(client, image_id, repository, suffix)
+            )
+            self.save()
+
+    def verify(self, client: docker.DockerClient, image_id: str) -> None:
+        details = image.image_details(client, image_id)
+        checks = verify.verify_image(client, image_id, details["user"], self.out_dir / "verify-container.log")
+        write_json_atomic(self.out_dir / "verification.json", verify.checks_as_json(checks))
+        failed = [check for check in checks if not check.passed]
+        if failed:
+            raise BuildError(
+                f"image {image_id[:19]} failed verification: {failed[0].name}: {failed[0].detail} "
+                f"(container log: {self.out_dir / 'verify-container.log'})"
+            )
+        self.image["verified"] = True
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pipeline.jobs.build", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--base-image",
+        default=os.environ.get("BASE_IMAGE") or None,
+        help="base image for the Dockerfile (default: $BASE_IMAGE, else the Dockerfile's own default)",
+    )
+    parser.add_argument(
+        "--require-image",
+        action="store_true",
+        help="fail when no Docker engine is reachable instead of skipping",
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stdout
+    )
+
+    context = RunContext.from_env()
+    job = BuildJob(args, job_dir("build", context))
+    job.save()
+    try:
+        job.run()
+    except BuildError as error:
+        job.image.update(status="failed", reason=str(error))
+        log.error("build: error: %s", error)
+        return 1
+    finally:
+        job.save()
+        write_outputs("build", job.outputs(), context)
+    log.info(
+        "build: done: image %s%s",
+        job.image["status"],
+        f" ({job.image['reason']})" if job.image["reason"] else "",
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
