@@ -16,6 +16,8 @@ from pipeline.runner import Runner, RunOptions
 from pipeline.targets import get_target
 
 JOB_NAMES = ", ".join(job.name for job in JOBS)
+#: Jobs run from the repo root (where noxfile.py is), whichever directory invoke was started in.
+REPO = Path(__file__).resolve().parent
 
 
 def _choice(value: str, choices: tuple[str, ...], flag: str) -> str:
@@ -39,7 +41,7 @@ def _down(target: str) -> None:
         "only": f"run only this job (repeat or comma-separate; others' artifacts are reused): {JOB_NAMES}",
         "rerun-failed": "re-run the jobs that did not succeed last time, and their dependents",
         "max-parallel": "with --parallel, at most this many jobs at once (default 0: no limit)",
-        "artifacts-dir": "where jobs write artifacts, logs and pipeline-run.json (default: artifacts)",
+        "artifacts-dir": "where jobs write artifacts, logs and pipeline-run.json (default: <repo>/artifacts)",
         "keep": "leave the deployed environments up after the run (stop them with `invoke down`)",
         "dry-run": "ask every job to plan without changing anything (PIPELINE_DRY_RUN=1)",
     },
@@ -66,11 +68,11 @@ def run_pipeline(
         max_parallel=max_parallel or config.max_parallel or None,
         only=tuple(name for value in only or () for name in value.split(",") if name),
         rerun_failed=rerun_failed,
-        artifacts_dir=Path(artifacts_dir or config.artifacts_dir),
+        artifacts_dir=Path(artifacts_dir).resolve() if artifacts_dir else REPO / config.artifacts_dir,
         keep=keep or config.keep,
         dry_run=dry_run,
     )
-    record = Runner(options, teardown=lambda: _down(target)).run()
+    record = Runner(options, cwd=REPO, teardown=lambda: _down(target)).run()
     if record["status"] != "success":
         code = 130 if record["status"] == "cancelled" else 1  # 130: the shell's code for Ctrl-C
         raise Exit(f"pipeline {record['status']}: see {options.artifacts_dir}/pipeline-run.json", code=code)
