@@ -149,6 +149,10 @@ def test_real_run_executes_exactly_the_printed_plan(built: Path, monkeypatch: py
     waited: list[str] = []
 
     def fake_run(argv: Any, stdin: str | None, timeout_seconds: int) -> subprocess.CompletedProcess[str]:
+        if tuple(argv) == ("kind", "version"):  # the pinned-release check (a Call, not a printed command)
+            return subprocess.CompletedProcess(
+                argv, 0, f"kind {versions.KIND_VERSION} go1.25 linux/amd64\n", ""
+            )
         executed.append(" ".join(argv))
         return subprocess.CompletedProcess(argv, 0, "", "")
 
@@ -247,3 +251,16 @@ def test_saved_desired_state_carries_the_deployed_image(built: Path) -> None:
     plan = kube.plan_environment("kind", "demo", _context(built, dry_run=True))
     (deployment,) = [m for m in plan.environment.desired if m["kind"] == "Deployment"]
     assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == IMAGE
+
+
+@pytest.mark.parametrize(
+    ("tool", "output"), [("kind", "kind v0.29.0 go1.24 linux/amd64"), ("minikube", "v1.35.0")]
+)
+def test_an_unpinned_tool_is_refused(monkeypatch: pytest.MonkeyPatch, tool: str, output: str) -> None:
+    monkeypatch.setattr(
+        "pipeline.targets.kube.plan.run_process",
+        lambda argv, stdin, timeout: subprocess.CompletedProcess(argv, 0, output + "\n", ""),
+    )
+    check = kube.Cluster(tool).check_version()
+    with pytest.raises(SystemExit, match="pinned to v"):
+        check.run()

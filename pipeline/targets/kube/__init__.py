@@ -221,6 +221,7 @@ def plan_environment(tool: str, env_name: str, context: RunContext) -> Environme
     rendered = render(REPO_ROOT / argocd.overlay_path(env_name))
     has_hpa = any(m["kind"] == "HorizontalPodAutoscaler" for m in rendered)
     steps: list[Step] = [
+        cluster.check_version(),
         *cluster.create(),
         cluster.load_image(image),
         cluster.metrics_ready(),

@@ -7,13 +7,17 @@ one, or Argo CD reports it Degraded), load the build's image without a registry,
 from __future__ import annotations
 
 import json
+import subprocess
 from dataclasses import dataclass
 
-from pipeline.targets.kube.plan import Command, Query
+from pipeline.targets.kube import plan
+from pipeline.targets.kube.plan import Call, Command, Query
 from pipeline.targets.kube.versions import (
     KIND_NODE_IMAGE,
+    KIND_VERSION,
     KUBERNETES_VERSION,
     METRICS_SERVER_URL,
+    MINIKUBE_VERSION,
 )
 
 #: The one cluster (kind) or profile (minikube) this project creates and `invoke down` deletes.
@@ -35,6 +39,30 @@ class Cluster:
     @property
     def kubectl(self) -> tuple[str, ...]:
         return ("kubectl", "--context", self.context)
+
+    @property
+    def pinned_version(self) -> str:
+        return KIND_VERSION if self.tool == "kind" else MINIKUBE_VERSION
+
+    def check_version(self) -> Call:
+        """The tool must be the pinned release: kind's node images are built for one kind release."""
+        argv = ("kind", "version") if self.tool == "kind" else ("minikube", "version", "--short")
+
+        def check() -> None:
+            try:
+                result = plan.run_process(argv, None, 60)
+            except (OSError, subprocess.SubprocessError) as error:
+                raise SystemExit(f"{self.tool} {self.pinned_version} is needed on PATH ({error})") from None
+            words = result.stdout.split()
+            found = (words[1:2] if self.tool == "kind" else words[:1]) or ["no version"]
+            found = found[0]
+            if found != self.pinned_version:
+                raise SystemExit(
+                    f"{self.tool} {found} found, but this pipeline is pinned to {self.pinned_version} "
+                    "(pipeline/targets/kube/versions.py); install that release"
+                )
+
+        return Call(f"check that `{' '.join(argv)}` reports the pinned {self.pinned_version}", check)
 
     def exists(self) -> Query:
         if self.tool == "kind":

