@@ -44,7 +44,12 @@ def watch_until_converged(
 
 def wait_for_application(context: str, name: str, *, revision: str | None, timeout_seconds: int) -> Status:
     """Watch Application `name` through the Kubernetes API (kubernetes client watch)."""
-    from kubernetes import client, config, watch
+    try:
+        from kubernetes import client, config, watch
+    except ImportError:
+        raise SystemExit(
+            "the kubernetes Python client is missing: `pip install kubernetes` (deploy's requirements)"
+        ) from None
 
     api = client.CustomObjectsApi(config.new_client_from_config(context=context))
 
