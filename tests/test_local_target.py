@@ -297,3 +297,18 @@ def test_up_without_a_model_says_to_run_the_build(small_target: LocalTarget, tmp
     context = RunContext("local", "full", tmp_path / "artifacts", "pytest", dry_run=False, keep=False)
     with pytest.raises(LocalTargetError, match="run `nox -s build` first"):
         small_target.up("no-model", context)
+
+
+def test_up_fails_fast_with_the_replicas_own_error_when_they_crash(
+    small_target: LocalTarget, context: RunContext, tmp_path: Path
+) -> None:
+    artifacts = tmp_path / "artifacts"
+    shutil.copytree(context.artifacts_dir / "build-output", artifacts / "build-output")
+    (artifacts / "build-output" / "model" / "model-card.json").unlink()
+    broken = RunContext("local", "full", artifacts, "pytest", dry_run=False, keep=False)
+    started = time.monotonic()
+    with pytest.raises(LocalTargetError, match=r"exit before they are ready .*model-card\.json is missing"):
+        small_target.up("crash-loop", broken)
+    assert time.monotonic() - started < 60  # well before up()'s own bound
+    state = json.loads((small_target.state_root / "crash-loop" / layout.STATE).read_text())
+    assert not psutil.pid_exists(state["reconciler_pid"])

@@ -164,6 +164,14 @@ def _wait_converged(state_dir: Path, reconciler: subprocess.Popen, env_name: str
         if status and converged and _scraped(status):
             print(f"local/{env_name}: Synced and Healthy after {elapsed:.1f}s", flush=True)
             return
+        crash_loop = status.get("crash_loop")
+        if crash_loop is not None:
+            last = crash_loop["last_exit"]
+            raise LocalTargetError(
+                f"local/{env_name}: replicas exit before they are ready ({crash_loop['failures']} in a row; "
+                f"{last['replica']} exited with code {last['returncode']}): "
+                + " | ".join(last["log_tail"][-2:])
+            )
         if reconciler.poll() is not None:
             raise LocalTargetError(
                 f"local/{env_name}: the reconciler exited with code {reconciler.returncode}: "

@@ -69,6 +69,8 @@ PROBE_TIMEOUT = 0.5
 PASSTHROUGH_VARIABLES = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
 #: A replica that crashes before it is ready is restarted after 0.5, 1, 2 ... up to 10 s (CrashLoopBackOff).
 MAX_BACKOFF = 10.0
+#: After this many replicas in a row exit before ready, health is Degraded (CrashLoopBackOff).
+CRASH_LOOP_FAILURES = 3
 #: Bound on the whole shutdown, whatever the manifest's grace period (down() kills the group after it).
 SHUTDOWN_GRACE = 10.0
 PROMETHEUS_RESTART_DELAY = 5.0
@@ -136,7 +138,9 @@ class Reconciler:
         self.gitops_fingerprint: tuple | None = None
         #: The revision last brought to Synced + Healthy; a new one is applied even without heal.
         self.applied_revision: str | None = None
+        #: Replicas in a row that exited before they were ever ready, and the last of them.
         self.crash_failures = 0
+        self.last_crash: dict | None = None
         self.next_start_at = 0.0
         self.last_view: tuple | None = None
         self.targets_written: list | None = None
@@ -232,16 +236,17 @@ class Reconciler:
             if replica.stopping_since is not None:
                 self.event("replica-stopped", replica=replica.name, pid=pid, returncode=returncode)
                 continue
+            exited = {
+                "replica": replica.name,
+                "pid": pid,
+                "returncode": returncode,
+                "log_tail": log_tail(self.state_dir / layout.REPLICA_LOGS / f"{replica.name}.log"),
+            }
             if not replica.ever_ready:
                 self.crash_failures += 1
+                self.last_crash = exited
                 self.next_start_at = time.monotonic() + min(MAX_BACKOFF, 0.5 * 2 ** (self.crash_failures - 1))
-            self.event(
-                "replica-exited",
-                replica=replica.name,
-                pid=pid,
-                returncode=returncode,
-                log_tail=log_tail(self.state_dir / layout.REPLICA_LOGS / f"{replica.name}.log"),
-            )
+            self.event("replica-exited", **exited)
         labelled = {}
         for process in psutil.process_iter(["pid", "ppid", "environ", "status", "create_time"]):
             environ = process.info["environ"] or {}
@@ -312,6 +317,8 @@ class Reconciler:
 
     def assess(self, desired: DesiredState, active: list[Replica], now: float) -> str:
         ready = [r for r in active if r.ready]
+        if self.crash_failures >= CRASH_LOOP_FAILURES and len(ready) < desired.replicas:
+            return "Degraded"
         if len(ready) >= desired.replicas and len(ready) == len(active):
             return "Healthy"
         starting = [r for r in active if not r.ready and not r.failed and not r.ever_ready]
@@ -441,6 +448,9 @@ class Reconciler:
             "sync": sync,
             "health": health,
             "reasons": reasons,
+            "crash_loop": {"failures": self.crash_failures, "last_exit": self.last_crash}
+            if self.crash_failures >= CRASH_LOOP_FAILURES
+            else None,
             "desired": {"replicas": self.desired.replicas, "template_hash": self.desired.template_hash}
             if self.desired
             else None,
