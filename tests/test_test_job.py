@@ -1,0 +1,98 @@
+"""The test job end to end against the real local target, with a load of a few seconds.
+
+The environment is the local target's own (real replicas, reconciler, and a real Prometheus when
+installed: CI installs it, so there the metrics are verified through Prometheus' HTTP API); only
+its state directory is a temporary one, so the test never touches a developer's environments.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from pipeline.jobs import test as test_job
+from pipeline.targets.local import LocalTarget
+
+pytestmark = pytest.mark.slow
+SHORT_LOAD = ["--users", "5", "--spawn-rate", "5", "--duration", "3", "--user-rps", "20"]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    model = tmp_path_factory.mktemp("build") / "model"
+    subprocess.run(
+        [sys.executable, "-m", "ml_inference", "train", "--out", str(model)], check=True, timeout=120
+    )
+    return model
+
+
+@pytest.fixture
+def artifacts(model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An artifacts folder holding the build job's model, and the local target under tmp_path."""
+    artifacts = tmp_path / "artifacts"
+    (artifacts / "build-output").mkdir(parents=True)
+    (artifacts / "build-output" / "model").symlink_to(model_dir)
+    monkeypatch.setenv("PIPELINE_ARTIFACTS_DIR", str(artifacts))
+    monkeypatch.setenv("PIPELINE_TARGET", "local")
+    monkeypatch.delenv("PIPELINE_KEEP", raising=False)
+    monkeypatch.delenv("PIPELINE_DRY_RUN", raising=False)
+    monkeypatch.setattr(test_job, "get_target", lambda name: LocalTarget(name, state_root=tmp_path / "state"))
+    return artifacts
+
+
+def test_job_passes_end_to_end_and_writes_every_artifact(artifacts: Path, tmp_path: Path) -> None:
+    assert test_job.main(SHORT_LOAD) == 0
+
+    results = artifacts / "test-results"
+    suite = ET.parse(results / "api-junit.xml").getroot().find("testsuite")
+    assert suite is not None and int(suite.get("tests", 0)) >= 10 and suite.get("failures") == "0"
+
+    summary = json.loads((results / "load-summary.json").read_text())
+    assert summary["passed"] and summary["users"] == 5 and summary["duration_seconds"] == 3
+    assert summary["requests"] > 0 and summary["failures"] == 0
+    assert (results / "load" / "report.html").exists()
+    assert (results / "load" / "locust_stats_history.csv").exists()
+
+    verification = json.loads((results / "metrics-verification.json").read_text())
+    assert verification["passed"], verification["checks"]
+    assert verification["mode"] == ("prometheus" if shutil.which("prometheus") else "direct")
+    counted = next(
+        c for c in verification["checks"] if c["name"].endswith("/predict grew by the requests sent")
+    )
+    assert f"the load sent {summary['requests_by_route']['/predict']}" in counted["detail"]
+
+    outputs = json.loads((results / "outputs.json").read_text())
+    assert outputs["api_passed"] == outputs["load_passed"] == outputs["metrics_passed"] == "true"
+    assert LocalTarget("local", state_root=tmp_path / "state").down_all() == [], (
+        "the job left its environment up"
+    )
+
+
+def test_a_broken_threshold_fails_the_job_but_every_part_still_runs(artifacts: Path, tmp_path: Path) -> None:
+    thresholds = tmp_path / "tight.toml"
+    thresholds.write_text("max_failure_ratio = 0.0\nmin_requests = 1\nmax_p99_ms = 0.001\n")
+    assert test_job.main([*SHORT_LOAD, "--thresholds", str(thresholds)]) == 1
+
+    results = artifacts / "test-results"
+    summary = json.loads((results / "load-summary.json").read_text())
+    assert not summary["passed"] and summary["violations"][0].startswith("p99")
+    assert (results / "api-junit.xml").exists()
+    assert json.loads((results / "metrics-verification.json").read_text())["passed"]
+
+
+def test_dry_run_prints_the_locust_command_and_brings_nothing_up(
+    artifacts: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PIPELINE_DRY_RUN", "1")
+    monkeypatch.setattr(
+        test_job, "get_target", lambda name: pytest.fail("a dry run brought an environment up")
+    )
+    assert test_job.main(SHORT_LOAD) == 0
+    out = capsys.readouterr().out
+    assert "-m locust" in out and "--users 5" in out
