@@ -52,3 +52,66 @@ def test_times_out_naming_the_last_state(monkeypatch: pytest.MonkeyPatch) -> Non
 def test_status_of_a_missing_application() -> None:
     assert application_status(None) == Status("OutOfSync", "Missing")
     assert not application_status({"status": {}}).converged
+
+
+def test_watches_the_application_through_the_kubernetes_api(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real kubernetes client against a stand-in API server on 127.0.0.1 (no cluster runs here)."""
+    pytest.importorskip("kubernetes", reason="the kubernetes client comes with the deploy requirements")
+    import http.server
+    import json
+    import threading
+
+    import kubernetes.config.kube_config
+
+    from pipeline.targets.kube.wait import wait_for_application
+
+    requests: list[str] = []
+
+    class WatchHandler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            requests.append(self.path)
+            body = "".join(
+                json.dumps(e) + "\n" for e in (_event("OutOfSync", "Missing"), _event("Synced", "Healthy"))
+            )
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), WatchHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [
+                    {"name": "c", "cluster": {"server": f"http://127.0.0.1:{server.server_address[1]}"}}
+                ],
+                "users": [{"name": "u", "user": {}}],
+                "contexts": [{"name": "kind-ml-gitops", "context": {"cluster": "c", "user": "u"}}],
+                "current-context": "kind-ml-gitops",
+            }
+        )
+    )
+    monkeypatch.setattr(kubernetes.config.kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(kubeconfig))
+    try:
+        status = wait_for_application(
+            "kind-ml-gitops", "ml-inference-demo", revision=COMMIT, timeout_seconds=30
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+    assert status == Status("Synced", "Healthy")
+    (path,) = requests
+    assert path.startswith("/apis/argoproj.io/v1alpha1/namespaces/argocd/applications?")
+    assert "fieldSelector=metadata.name%3Dml-inference-demo" in path and "watch=true" in path
