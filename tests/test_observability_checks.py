@@ -57,6 +57,7 @@ def _problems_mentioning(problems: list[str], *words: str) -> list[str]:
 
 def test_the_repo_passes_every_check() -> None:
     require_program("promtool")
+    require_program("kubectl")
     assert observability.check(REPO_ROOT) == []
 
 
