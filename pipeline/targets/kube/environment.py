@@ -58,7 +58,7 @@ class PortForward:
 
     def __init__(self, argv: tuple[str, ...]) -> None:
         self.process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        lines: queue.Queue[str] = queue.Queue()
+        lines: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=self._pump, args=(lines,), daemon=True).start()
         deadline = time.monotonic() + PORT_FORWARD_TIMEOUT_SECONDS
         seen = []
@@ -67,17 +67,20 @@ class PortForward:
                 line = lines.get(timeout=remaining)
             except queue.Empty:
                 break
-            seen.append(line)
+            if line is None:  # kubectl exited
+                break
+            seen.append(line.strip())
             if match := FORWARDING.search(line):
                 self.url = f"http://127.0.0.1:{match.group(1)}"
                 return
         self.stop()
         raise StepFailed(f"{' '.join(argv)} did not start forwarding: {' '.join(seen) or 'no output'}")
 
-    def _pump(self, lines: queue.Queue[str]) -> None:
+    def _pump(self, lines: queue.Queue[str | None]) -> None:
         assert self.process.stdout is not None
         for line in self.process.stdout:
             lines.put(line)
+        lines.put(None)
 
     def stop(self) -> None:
         if self.process.poll() is None:
