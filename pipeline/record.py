@@ -90,18 +90,23 @@ def new_record(
     }
 
 
-def run_status(record: Record, *, cancelled: bool = False) -> str:
-    """ "cancelled" when the run was, else "success" only when no job that should have run failed."""
+def run_status(record: Record, *, cancelled: bool = False, counted: Iterable[str] | None = None) -> str:
+    """How the run ended: "cancelled", or "success" only when no job that should have run failed.
+
+    `counted` names the jobs this run was asked to run (all by default): with `--only`, a job
+    outside it keeps its earlier entry but does not decide this run's status.
+    """
     if cancelled:
         return "cancelled"
-    failed = any(entry["status"] in FAILED for entry in record["jobs"].values())
+    names = record["jobs"] if counted is None else counted
+    failed = any(record["jobs"][name]["status"] in FAILED for name in names)
     return "failure" if failed else "success"
 
 
-def finish(record: Record, *, cancelled: bool = False) -> None:
+def finish(record: Record, *, cancelled: bool = False, counted: Iterable[str] | None = None) -> None:
     record["finished_at"] = utc_now()
     record["duration_seconds"] = seconds_between(record["started_at"], record["finished_at"])
-    record["status"] = run_status(record, cancelled=cancelled)
+    record["status"] = run_status(record, cancelled=cancelled, counted=counted)
 
 
 def job_outputs(artifacts_dir: Path, job: Job) -> dict[str, str]:
@@ -198,7 +203,7 @@ def record_from_github(
         entry["outputs"] = {**job_outputs(artifacts_dir, job), **needs[job.name].get("outputs", {})}
     started = [entry["started_at"] for entry in record["jobs"].values() if entry["started_at"]]
     record["started_at"] = min(started, default=record["started_at"])
-    record["status"] = run_status({"jobs": {k: v for k, v in record["jobs"].items() if k != current_job}})
+    record["status"] = run_status(record, counted=[name for name in record["jobs"] if name != current_job])
     return record
 
 

@@ -211,7 +211,8 @@ class Runner:
                             moved = True
                         elif len(self.running) < limit:
                             waiting.remove(name)
-                            self._start(self.by_name[name])
+                            if not self._start(self.by_name[name]):
+                                sorter.done(name)
                             moved = True
                     for name in self._reap():
                         sorter.done(name)
@@ -226,7 +227,7 @@ class Runner:
                     running.log.close()
             if self.teardown is not None and not options.keep:
                 self._teardown()
-            records.finish(self.record, cancelled=self.cancelling)
+            records.finish(self.record, cancelled=self.cancelling, counted=self.to_run)
             self._changed()
         self.progress.summary(self.record)
         return self.record
@@ -254,7 +255,8 @@ class Runner:
             "PIPELINE_KEEP": "1" if options.keep else "0",
         }
 
-    def _start(self, job: Job) -> None:
+    def _start(self, job: Job) -> bool:
+        """Start `job` in its own process group; False (and a failed job) when it cannot start."""
         log = (self.artifacts_dir / LOGS_DIR / f"{job.name}.log").open("wb")
         try:
             process = subprocess.Popen(
@@ -270,9 +272,10 @@ class Runner:
             log.write(f"could not start {job.name}: {error}\n".encode())
             log.close()
             self._set(job.name, status="failure", started_at=records.utc_now(), finished_at=records.utc_now())
-            return
+            return False
         self.running[job.name] = _Running(job, process, log, deadline=time.monotonic() + job.timeout_seconds)
         self._set(job.name, status="running", started_at=records.utc_now())
+        return True
 
     def _reap(self) -> list[str]:
         """Finish the jobs whose process exited; kill what they left in their group."""

@@ -14,6 +14,7 @@ import pytest
 
 from pipeline.graph import Job, with_report
 from pipeline.record import FINISHED
+from pipeline.runner import nox_command
 from tests.engine.fake_project import FakeProject, process_gone, processes_of_run
 
 RECORD_KEYS = {
@@ -191,10 +192,22 @@ def test_demo_is_skipped_in_quick_mode_and_the_run_still_succeeds(fake_project: 
 
 
 def test_only_runs_the_named_jobs_from_artifacts_on_disk(fake_project: FakeProject) -> None:
-    fake_project.run(parallel=True)
+    flag = fake_project.root / "make-test-fail"
+    flag.touch()
+    fake_project.plan(test={"fail_if": str(flag)})
+    first = fake_project.run(parallel=True)
     record = fake_project.run(only=("deploy",))
     assert {name for name in record["jobs"] if len(fake_project.runs_of(name)) == 2} == {"deploy"}
+    assert record["jobs"]["test"] == first["jobs"]["test"]  # kept, but not this run's business
     assert record["status"] == "success"
+
+
+def test_a_job_that_cannot_start_fails_and_skips_its_dependents(fake_project: FakeProject) -> None:
+    runner = fake_project.runner(parallel=True)
+    runner.command = lambda job: ["/nonexistent/nox"] if job.name == "build" else nox_command(job)
+    record = runner.run()
+    assert statuses(record)["build"] == "failure" and statuses(record)["deploy"] == "skipped"
+    assert "could not start build" in (fake_project.artifacts / "logs" / "build.log").read_text()
 
 
 def test_run_record_has_the_contract_schema_env_and_outputs(fake_project: FakeProject) -> None:
