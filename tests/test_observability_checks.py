@@ -208,9 +208,10 @@ def test_metric_names_come_from_the_promql_syntax_tree() -> None:
 def test_the_exported_metrics_snapshot_matches_the_real_service() -> None:
     """Regenerate-then-compare: the snapshot is what the service built by its factory exports."""
     scraped = observability.exported_series_names(observability.scrape_service())
-    assert (
-        observability.render_exported_snapshot(scraped)
-        == (REPO_ROOT / observability.EXPORTED_METRICS).read_text()
+    committed = (REPO_ROOT / observability.EXPORTED_METRICS).read_text()
+    assert observability.render_exported_snapshot(scraped) == committed, (
+        "the service's metrics changed; regenerate the snapshot: "
+        "python -m pipeline.manifests.observability --update-exported-metrics"
     )
     assert {"ml_inference_requests_total", "ml_inference_request_duration_seconds_bucket"} <= scraped
 
