@@ -64,8 +64,10 @@ def _guarded(part: str, run: Callable[[], Result], fallback: Result) -> Result:
 
 def _metrics_source(env: Environment) -> metrics.MetricsSource:
     if env.prometheus_url:
-        # Kubernetes environments share one Prometheus; their series carry a namespace label.
-        return metrics.PrometheusSource(env.prometheus_url, getattr(env, "prometheus_selector", ""))
+        # On Kubernetes the test and demo environments share one Prometheus, whose config labels every
+        # series with the pod's namespace; a local environment has a Prometheus of its own.
+        namespace = getattr(env, "namespace", None)
+        return metrics.PrometheusSource(env.prometheus_url, f'namespace="{namespace}"' if namespace else "")
     print(
         "test: this environment runs no Prometheus; metrics are scraped from each replica's /metrics directly"
     )
