@@ -1,0 +1,443 @@
+"""Everything the report shows, read from the artifacts directory and from nowhere else.
+
+Each file is loaded into an `Artifact`: its data when the file is there and well formed, otherwise
+why not ("missing" or "broken") and the state of the job that should have made it, so the report
+says "test: failure, load-summary.json missing" instead of crashing or showing zeros.
+"""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pipeline.graph import JOBS, Job
+from pipeline.record import PREVIOUS_DIR, RECORD_FILE, run_status, seconds_between
+from pipeline.report.redact import redact, redact_mapping
+
+REPORT_DIR = "final-demo-report"
+#: Regression rule for the load figures against the previous run (see README, "Report").
+RPS_DROP_LIMIT = 0.20
+P99_RISE_LIMIT = 0.20
+#: A p99 rise smaller than this is scheduling jitter on a shared machine, not a regression.
+P99_RISE_FLOOR_MS = 5.0
+
+State = Literal["ok", "missing", "broken"]
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One artifact file as the report sees it."""
+
+    path: str  # relative to the artifacts directory, also the link target from the report
+    state: State
+    data: Any = None
+    problem: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.state == "ok"
+
+
+@dataclass(frozen=True)
+class JobRow:
+    name: str
+    status: str
+    needs: tuple[str, ...]
+    started_at: str | None
+    finished_at: str | None
+    duration_seconds: float | None
+    exit_code: int | None
+    log: str | None  # relative path when the log file exists
+    artifact: str | None  # the job's artifact folder when it exists
+    outputs: dict[str, str]
+    depth: int  # column in the job graph: longest chain of needs before it
+
+
+@dataclass(frozen=True)
+class TestCase:
+    suite: str
+    name: str
+    status: Literal["passed", "failed", "error", "skipped"]
+    seconds: float
+    message: str
+
+
+@dataclass(frozen=True)
+class TestSuite:
+    tests: int
+    failures: int
+    errors: int
+    skipped: int
+    seconds: float
+    cases: tuple[TestCase, ...]
+
+    @property
+    def passed(self) -> int:
+        return self.tests - self.failures - self.errors - self.skipped
+
+
+@dataclass(frozen=True)
+class Change:
+    """One load figure now and in the previous run."""
+
+    label: str
+    key: str
+    unit: str
+    previous: float | None
+    current: float | None
+    regressed: bool
+
+    @property
+    def ratio(self) -> float | None:
+        if self.previous in (None, 0) or self.current is None:
+            return None
+        return (self.current - self.previous) / self.previous
+
+
+@dataclass(frozen=True)
+class LoadComparison:
+    previous_run_id: str | None
+    previous_commit: str | None
+    changes: tuple[Change, ...]
+    same_shape: bool  # same users and duration: otherwise the comparison is only indicative
+
+    @property
+    def regressed(self) -> bool:
+        return any(change.regressed for change in self.changes)
+
+
+@dataclass(frozen=True)
+class RawFile:
+    path: str
+    size_bytes: int
+
+
+@dataclass
+class Report:
+    """The report's whole input. Templates and charts read only this."""
+
+    artifacts_dir: Path
+    generated_at: str
+    record: Artifact
+    jobs: list[JobRow]
+    build_record: Artifact
+    model_card: Artifact
+    sbom: Artifact
+    cluster: Artifact
+    unit_tests: Artifact
+    api_tests: Artifact
+    load: Artifact
+    metrics: Artifact
+    timeline: Artifact
+    previous_load: Artifact
+    comparison: LoadComparison | None
+    raw_files: list[RawFile] = field(default_factory=list)
+
+    @property
+    def run(self) -> dict[str, Any]:
+        return self.record.data if self.record.ok else {}
+
+    @property
+    def status(self) -> str:
+        """The run's status; while the report itself runs, the status the other jobs make."""
+        if not self.record.ok:
+            return "unknown"
+        if self.run_finished:
+            return str(self.run.get("status") or "unknown")
+        return run_status({"jobs": {job.name: {"status": job.status} for job in self.jobs}})
+
+    @property
+    def sum_of_job_seconds(self) -> float:
+        return round(sum(job.duration_seconds or 0 for job in self.jobs), 3)
+
+    @property
+    def run_start(self) -> str | None:
+        starts = [job.started_at for job in self.jobs if job.started_at]
+        return self.run.get("started_at") or min(starts, default=None)
+
+    @property
+    def wall_seconds(self) -> float | None:
+        """The run's wall time: the record's, or (while the report itself runs) up to the last finish."""
+        if self.run.get("duration_seconds") is not None:
+            return self.run["duration_seconds"]
+        finishes = [job.finished_at for job in self.jobs if job.finished_at]
+        return seconds_between(self.run_start, max(finishes, default=None))
+
+    @property
+    def run_finished(self) -> bool:
+        return self.run.get("finished_at") is not None
+
+
+def _utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _producer(relative: str) -> Job | None:
+    folder = relative.split("/", 1)[0]
+    return next((job for job in JOBS if job.artifact == folder), None)
+
+
+def _why_missing(relative: str, record: dict[str, Any]) -> str:
+    job = _producer(relative)
+    if job is None:
+        return f"{relative} is missing"
+    status = record.get("jobs", {}).get(job.name, {}).get("status")
+    ran = f"job {job.name} ended {status}" if status else f"job {job.name} did not report"
+    return f"{relative} is missing ({ran})"
+
+
+Shape = dict[str, type | tuple[type, ...]]
+NUMBER = (int, float)
+OPTIONAL_NUMBER = (int, float, type(None))
+
+
+def _shape_problems(data: dict[str, Any], required: Shape, optional: Shape) -> list[str]:
+    problems = [f"lacks {key}" for key in required if key not in data]
+    for key, kind in {**optional, **required}.items():
+        if key in data and data[key] is not None and not isinstance(data[key], kind):
+            problems.append(f"has a {type(data[key]).__name__} for {key}")
+    return problems
+
+
+def load_json(
+    root: Path,
+    relative: str,
+    record: dict[str, Any],
+    *,
+    required: Shape | None = None,
+    optional: Shape | None = None,
+) -> Artifact:
+    """The JSON object at `root/relative` when it has the shape given, or why it cannot be shown."""
+    path = root / relative
+    if not path.is_file():
+        return Artifact(relative, "missing", problem=_why_missing(relative, record))
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        return Artifact(relative, "broken", problem=f"{relative} is not valid JSON ({error})")
+    if not isinstance(data, dict):
+        return Artifact(
+            relative, "broken", problem=f"{relative} holds a {type(data).__name__}, not an object"
+        )
+    problems = _shape_problems(data, required or {}, optional or {})
+    if problems:
+        return Artifact(relative, "broken", problem=f"{relative} {'; '.join(problems)}")
+    return Artifact(relative, "ok", data)
+
+
+def _number(value: Any, default: float = 0.0) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def _case(suite: str, element: ET.Element) -> TestCase:
+    outcome = next((child for child in element if child.tag in ("failure", "error", "skipped")), None)
+    status = {"failure": "failed", "error": "error", "skipped": "skipped"}.get(
+        outcome.tag if outcome is not None else "", "passed"
+    )
+    message = ""
+    if outcome is not None:
+        message = outcome.get("message") or next(iter((outcome.text or "").strip().splitlines()), "")
+    name = element.get("name", "?")
+    classname = element.get("classname", "")
+    return TestCase(
+        suite=classname or suite,
+        name=name,
+        status=status,  # type: ignore[arg-type]
+        seconds=_number(element.get("time")),
+        message=redact(message)[:500],
+    )
+
+
+def load_junit(root: Path, relative: str, record: dict[str, Any]) -> Artifact:
+    """A JUnit XML report (pytest's or any other) summed over its suites."""
+    path = root / relative
+    if not path.is_file():
+        return Artifact(relative, "missing", problem=_why_missing(relative, record))
+    try:
+        tree = ET.parse(path)
+    except (OSError, ET.ParseError) as error:
+        return Artifact(relative, "broken", problem=f"{relative} is not valid JUnit XML ({error})")
+    top = tree.getroot()
+    suites = [top] if top.tag == "testsuite" else list(top.iter("testsuite"))
+    if top.tag not in ("testsuite", "testsuites"):
+        return Artifact(relative, "broken", problem=f"{relative} has no <testsuite> (root is <{top.tag}>)")
+    cases = tuple(
+        _case(suite.get("name", ""), case) for suite in suites for case in suite.findall("testcase")
+    )
+    summary = TestSuite(
+        tests=len(cases),
+        failures=sum(case.status == "failed" for case in cases),
+        errors=sum(case.status == "error" for case in cases),
+        skipped=sum(case.status == "skipped" for case in cases),
+        seconds=round(sum(_number(suite.get("time")) for suite in suites), 3),
+        cases=cases,
+    )
+    return Artifact(relative, "ok", summary)
+
+
+def _first_junit(root: Path, folder: str, preferred: str, record: dict[str, Any]) -> Artifact:
+    """The preferred JUnit file of a folder, else the only XML file in it."""
+    if not (root / folder / preferred).is_file():
+        candidates = sorted((root / folder).glob("*.xml"))
+        if len(candidates) == 1:
+            return load_junit(root, candidates[0].relative_to(root).as_posix(), record)
+    return load_junit(root, f"{folder}/{preferred}", record)
+
+
+def _depths(jobs: Iterable[Job]) -> dict[str, int]:
+    depth: dict[str, int] = {}
+    for job in jobs:  # JOBS is declared in an order where needs come first (check_graph guarantees no cycle)
+        depth[job.name] = 1 + max((depth.get(need, 0) for need in job.needs), default=-1)
+    return depth
+
+
+def job_rows(root: Path, record: dict[str, Any], jobs: Iterable[Job] = JOBS) -> list[JobRow]:
+    """One row per job of the graph, in graph order, with what the run record says about it."""
+    jobs = tuple(jobs)
+    depths = _depths(jobs)
+    entries = record.get("jobs", {}) if isinstance(record.get("jobs"), dict) else {}
+    rows = []
+    for job in jobs:
+        entry = entries.get(job.name) or {}
+        log = entry.get("log")
+        rows.append(
+            JobRow(
+                name=job.name,
+                status=str(entry.get("status") or ("not run" if record else "unknown")),
+                needs=tuple(entry.get("needs") or job.needs),
+                started_at=entry.get("started_at"),
+                finished_at=entry.get("finished_at"),
+                duration_seconds=entry.get("duration_seconds"),
+                exit_code=entry.get("exit_code"),
+                log=log if log and (root / log).is_file() else None,
+                artifact=job.artifact if job.artifact and (root / job.artifact).is_dir() else None,
+                outputs=redact_mapping(entry.get("outputs") or {}),
+                depth=depths[job.name],
+            )
+        )
+    return rows
+
+
+def compare_load(current: Artifact, previous: Artifact, previous_record: Artifact) -> LoadComparison | None:
+    """The load figures against the previous run's, with the regression rule applied."""
+    if not (current.ok and previous.ok):
+        return None
+    now, before = current.data, previous.data
+
+    def figure(data: dict[str, Any], key: str) -> float | None:
+        value = data.get(key)
+        return float(value) if isinstance(value, int | float) else None
+
+    def change(label: str, key: str, unit: str, regressed) -> Change:
+        old, new = figure(before, key), figure(now, key)
+        hit = old is not None and new is not None and bool(regressed(old, new))
+        return Change(label, key, unit, old, new, hit)
+
+    changes = (
+        change(
+            "Requests/s", "requests_per_second", "req/s", lambda old, new: new < old * (1 - RPS_DROP_LIMIT)
+        ),
+        change("p50", "p50_ms", "ms", lambda old, new: False),
+        change("p95", "p95_ms", "ms", lambda old, new: False),
+        change(
+            "p99",
+            "p99_ms",
+            "ms",
+            lambda old, new: new > old * (1 + P99_RISE_LIMIT) and new - old >= P99_RISE_FLOOR_MS,
+        ),
+        change("Failure ratio", "failure_ratio", "", lambda old, new: new > old and new > 0),
+        change("Requests", "requests", "", lambda old, new: False),
+    )
+    record = previous_record.data if previous_record.ok else {}
+    return LoadComparison(
+        previous_run_id=record.get("run_id"),
+        previous_commit=record.get("commit"),
+        changes=changes,
+        same_shape=all(before.get(key) == now.get(key) for key in ("users", "duration_seconds")),
+    )
+
+
+def raw_files(root: Path) -> list[RawFile]:
+    """Every artifact file other than the report's own and hidden ones, for the links section."""
+    files = []
+    for path in sorted(root.rglob("*")):
+        relative = path.relative_to(root)
+        if not path.is_file() or relative.parts[0] == REPORT_DIR:
+            continue
+        if any(part.startswith(".") for part in relative.parts):
+            continue
+        files.append(RawFile(relative.as_posix(), path.stat().st_size))
+    return files
+
+
+def collect(root: Path) -> Report:
+    """Read every artifact under `root` (the artifacts directory) into a `Report`."""
+    record = load_json(root, RECORD_FILE, {}, required={"jobs": dict})
+    run = record.data if record.ok else {}
+    load_shape: Shape = {"requests": NUMBER, "p99_ms": OPTIONAL_NUMBER}
+    load_optional: Shape = {
+        "history": list,
+        "thresholds": dict,
+        "requests_by_route": dict,
+        "violations": list,
+    }
+    load = load_json(root, "test-results/load-summary.json", run, required=load_shape, optional=load_optional)
+    previous_load = load_json(
+        root,
+        f"{PREVIOUS_DIR}/test-results/load-summary.json",
+        {},
+        required=load_shape,
+        optional=load_optional,
+    )
+    return Report(
+        artifacts_dir=root,
+        generated_at=_utc_now(),
+        record=record,
+        jobs=job_rows(root, run),
+        build_record=load_json(
+            root, "build-output/build-record.json", run, required={"model": dict, "image": dict}
+        ),
+        model_card=load_json(
+            root,
+            "build-output/model/model-card.json",
+            run,
+            required={"name": str, "version": str},
+            optional={"split": dict, "library_versions": dict, "class_names": list, "feature_names": list},
+        ),
+        sbom=load_json(
+            root,
+            "build-output/sbom.cdx.json",
+            run,
+            required={"bomFormat": str},
+            optional={"components": list},
+        ),
+        cluster=load_json(
+            root,
+            "cluster-state/status.json",
+            run,
+            required={"target": str, "endpoint": (str, type(None))},
+            optional={"replicas": list, "prometheus": dict},
+        ),
+        unit_tests=_first_junit(root, "unit-results", "junit.xml", run),
+        api_tests=load_junit(root, "test-results/api-junit.xml", run),
+        load=load,
+        metrics=load_json(root, "test-results/metrics-verification.json", run, required={"checks": list}),
+        timeline=load_json(
+            root,
+            "demo-artifacts/timeline.json",
+            run,
+            required={"drifts": list},
+            optional={"load": dict, "verification": dict},
+        ),
+        previous_load=previous_load,
+        comparison=compare_load(load, previous_load, load_json(root, f"{PREVIOUS_DIR}/{RECORD_FILE}", {})),
+        raw_files=raw_files(root),
+    )

@@ -1,0 +1,69 @@
+"""How figures read in the report: one place for units and rounding, used by templates and charts.
+
+Each function takes whatever an artifact held and returns text; a value of the wrong type reads as a dash.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any
+
+#: An en dash: what a value that is not there reads as.
+NO_VALUE = "\u2013"
+
+
+def number(value: Any, digits: int = 2) -> str:
+    """A figure as the artifact holds it, to at most `digits` decimals, thousands separated."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return NO_VALUE
+    text = f"{round(value, digits):,.{digits}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def seconds(value: Any) -> str:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return NO_VALUE
+    if value < 60:
+        return f"{value:.1f} s"
+    minutes, seconds = divmod(value, 60)
+    return f"{int(minutes)} min {seconds:04.1f} s"
+
+
+def size(value: Any) -> str:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return NO_VALUE
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return NO_VALUE
+
+
+def percent(value: Any, digits: int = 2) -> str:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return NO_VALUE
+    return f"{value * 100:.{digits}f} %"
+
+
+def change(ratio: float | None) -> str:
+    return NO_VALUE if ratio is None else f"{ratio * 100:+.1f} %"
+
+
+def clock(value: Any) -> str:
+    """An ISO 8601 time as HH:MM:SS.mmm UTC (the date is in the overview)."""
+    if not isinstance(value, str):
+        return NO_VALUE
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return value
+    return moment.strftime("%H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
+
+
+def short(value: Any, length: int = 12) -> str:
+    text = str(value or "")
+    prefix, _, rest = text.partition(":")
+    if rest and len(prefix) < 10:  # sha256:abcdef...
+        return f"{prefix}:{rest[:length]}"
+    return text[:length]

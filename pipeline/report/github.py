@@ -1,0 +1,120 @@
+"""Publish the Markdown report in GitHub Actions: the job's step summary and one comment per pull request.
+
+The comment is found again on the next run by a hidden marker and edited in place, so a PR carries
+one report comment, always the latest. Everything goes through the REST API at GITHUB_API_URL
+(GitHub Enterprise works too) with GITHUB_TOKEN; without a token, or on a fork's read-only token,
+it says what it skipped and the job goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+MARKER = "<!-- ml-gitops-pipeline:report -->"
+DEFAULT_API_URL = "https://api.github.com"
+PAGE_SIZE = 100
+TIMEOUT_SECONDS = 30
+
+
+def append_step_summary(markdown: str, environ: Mapping[str, str]) -> bool:
+    """Append the report to $GITHUB_STEP_SUMMARY when Actions provides one."""
+    path = environ.get("GITHUB_STEP_SUMMARY")
+    if not path:
+        return False
+    with open(path, "a", encoding="utf-8") as summary:
+        summary.write(markdown if markdown.endswith("\n") else markdown + "\n")
+    return True
+
+
+def pull_request_number(environ: Mapping[str, str]) -> int | None:
+    """The PR this run belongs to, from the event payload, or None when it is not a PR run."""
+    if environ.get("GITHUB_EVENT_NAME") not in ("pull_request", "pull_request_target"):
+        return None
+    try:
+        event = json.loads(Path(environ["GITHUB_EVENT_PATH"]).read_text())
+    except (KeyError, OSError, ValueError):
+        return None
+    number = (event.get("pull_request") or {}).get("number") or event.get("number")
+    return number if isinstance(number, int) else None
+
+
+class GitHubApi:
+    """The few REST calls the comment needs."""
+
+    def __init__(self, api_url: str, token: str, repository: str) -> None:
+        self.api_url = api_url.rstrip("/")
+        self.token = token
+        self.repository = repository
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        request = urllib.request.Request(
+            f"{self.api_url}{path}",
+            method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={
+                "Authorization": f"Bearer {self.token}",
+                "Accept": "application/vnd.github+json",
+                "X-GitHub-Api-Version": "2022-11-28",
+                "Content-Type": "application/json",
+                "User-Agent": "ml-gitops-pipeline-report",
+            },
+        )
+        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:
+            return json.load(response)
+
+    def find_comment(self, number: int) -> dict[str, Any] | None:
+        """Our earlier report comment on the PR (the first with the marker), paging through them all."""
+        page = 1
+        while True:
+            comments = self.call(
+                "GET", f"/repos/{self.repository}/issues/{number}/comments?per_page={PAGE_SIZE}&page={page}"
+            )
+            for comment in comments:
+                if MARKER in (comment.get("body") or ""):
+                    return comment
+            if len(comments) < PAGE_SIZE:
+                return None
+            page += 1
+
+    def upsert_comment(self, number: int, markdown: str) -> tuple[str, dict[str, Any]]:
+        """Create the report comment, or edit ours in place; returns ("created"|"updated", comment)."""
+        body = f"{MARKER}\n{markdown}"
+        existing = self.find_comment(number)
+        if existing is None:
+            return "created", self.call(
+                "POST", f"/repos/{self.repository}/issues/{number}/comments", {"body": body}
+            )
+        comment = self.call(
+            "PATCH", f"/repos/{self.repository}/issues/comments/{existing['id']}", {"body": body}
+        )
+        return "updated", comment
+
+
+def comment_on_pull_request(markdown: str, environ: Mapping[str, str]) -> str:
+    """Create or update the PR's report comment; returns one line saying what happened."""
+    number = pull_request_number(environ)
+    if number is None:
+        return "not a pull request run: no PR comment"
+    token, repository = environ.get("GITHUB_TOKEN"), environ.get("GITHUB_REPOSITORY")
+    if not token:
+        return f"GITHUB_TOKEN is not set: skipped the comment on PR #{number}"
+    if not repository:
+        return f"GITHUB_REPOSITORY is not set: skipped the comment on PR #{number}"
+    api = GitHubApi(environ.get("GITHUB_API_URL") or DEFAULT_API_URL, token, repository)
+    try:
+        action, comment = api.upsert_comment(number, markdown)
+    except urllib.error.HTTPError as error:
+        hint = (
+            " (a fork's token cannot write; the step summary has the report)"
+            if error.code in (403, 404)
+            else ""
+        )
+        return f"could not comment on PR #{number}: HTTP {error.code} {error.reason}{hint}"
+    except (OSError, ValueError) as error:
+        return f"could not comment on PR #{number}: {error}"
+    return f"{action} the report comment on PR #{number}: {comment.get('html_url', '')}".rstrip(": ")

@@ -1,0 +1,156 @@
+"""Render a `Report` into the HTML page and the Markdown summary with Jinja2.
+
+HTML autoescapes everything; Markdown escapes table cells with the `md` filter. Every value that
+reaches either output also passes through `redact`, so a secret that slipped into an artifact is
+masked. A chart whose data is malformed is left out with a note rather than failing the report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jinja2
+from markupsafe import Markup
+
+from pipeline.record import seconds_between
+from pipeline.report import charts, formats
+from pipeline.report.collect import Report
+from pipeline.report.redact import redact
+from pipeline.report.svg import STATUS_COLOURS
+
+MARKDOWN_LIMIT = 60_000  # a GitHub comment holds 65,536 characters
+
+
+def _finalize(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return redact(value)
+    return value
+
+
+def _md(value: Any) -> str:
+    """A value made safe for a Markdown table cell (no HTML, no column breaks, one line)."""
+    text = redact(str("" if value is None else value))
+    for raw, escaped in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ("|", "\\|")):
+        text = text.replace(raw, escaped)
+    return " ".join(text.split())
+
+
+def _mermaid_label(value: Any) -> str:
+    return "".join(char if char.isalnum() or char in " .-_()" else " " for char in str(value))
+
+
+def make_environment() -> jinja2.Environment:
+    environment = jinja2.Environment(
+        loader=jinja2.PackageLoader("pipeline.report", "templates"),
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",), default_for_string=True),
+        undefined=jinja2.ChainableUndefined,
+        finalize=_finalize,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    environment.filters.update(
+        number=formats.number,
+        seconds=formats.seconds,
+        size=formats.size,
+        percent=formats.percent,
+        change=formats.change,
+        clock=formats.clock,
+        short=formats.short,
+        md=_md,
+        mermaid=_mermaid_label,
+        offset=lambda value, origin: seconds_between(origin, value) or 0.0,
+    )
+    environment.globals["status_colours"] = STATUS_COLOURS
+    return environment
+
+
+def _safely(problems: list[str], name: str, draw: Callable[..., Markup], *args: Any) -> Markup | None:
+    """Draw a chart, or note why it could not be drawn (malformed data) and go on without it."""
+    try:
+        return draw(*args)
+    except (TypeError, ValueError, KeyError, AttributeError, ZeroDivisionError) as error:
+        problems.append(f"the {name} could not be drawn: {type(error).__name__}: {error}")
+        return None
+
+
+def _history_series(
+    history: list[dict[str, Any]], keys: tuple[tuple[str, str, str], ...]
+) -> list[charts.Series]:
+    rows = [row for row in history if isinstance(row, dict) and isinstance(row.get("t"), int | float)]
+    return [
+        charts.Series(
+            label,
+            colour,
+            [(float(row["t"]), float(row[key])) for row in rows if isinstance(row.get(key), int | float)],
+        )
+        for key, label, colour in keys
+    ]
+
+
+def draw_charts(report: Report) -> tuple[dict[str, Markup | None], list[str]]:
+    problems: list[str] = []
+    drawn: dict[str, Markup | None] = {
+        "job_graph": _safely(problems, "job graph", charts.job_graph, report.jobs),
+        "gantt": _safely(
+            problems, "Gantt chart", charts.gantt, report.jobs, report.run_start, report.generated_at
+        ),
+        "environment": None,
+        "latency": None,
+        "throughput": None,
+        "drift": None,
+    }
+    if report.cluster.ok:
+        drawn["environment"] = _safely(
+            problems, "environment diagram", charts.environment, report.cluster.data
+        )
+    history = report.load.data.get("history") if report.load.data else None
+    if isinstance(history, list) and history:
+        latency = _history_series(
+            history,
+            (("p50_ms", "p50", "#0969da"), ("p95_ms", "p95", "#bc4c00"), ("p99_ms", "p99", "#8250df")),
+        )
+        drawn["latency"] = _safely(
+            problems,
+            "latency chart",
+            lambda: charts.line_chart(
+                [line for line in latency if line.points],
+                element_id="latency-chart",
+                title="Latency over the load test (ms)",
+                x_label="seconds into the load test",
+                y_label="ms",
+            ),
+        )
+        throughput = _history_series(history, (("rps", "requests/s", "#1a7f37"),))
+        drawn["throughput"] = _safely(
+            problems,
+            "throughput chart",
+            lambda: charts.line_chart(
+                throughput,
+                element_id="throughput-chart",
+                title="Requests per second over the load test",
+                x_label="seconds into the load test",
+                y_label="requests/s",
+            ),
+        )
+    if report.timeline.ok and isinstance(report.timeline.data.get("drifts"), list):
+        drifts = [drift for drift in report.timeline.data["drifts"] if isinstance(drift, dict)]
+        drawn["drift"] = _safely(problems, "drift timeline", charts.drift_timeline, drifts)
+    return drawn, problems
+
+
+def render(report: Report) -> tuple[str, str]:
+    """The report as (HTML, Markdown)."""
+    environment = make_environment()
+    drawn, problems = draw_charts(report)
+    context = {"report": report, "run": report.run, "charts": drawn, "chart_problems": problems}
+    html = environment.get_template("report.html.j2").render(context)
+    markdown = environment.get_template("report.md.j2").render(context)
+    if len(markdown) > MARKDOWN_LIMIT:
+        markdown = (
+            markdown[:MARKDOWN_LIMIT] + "\n\n… (cut to fit a GitHub comment; the HTML report has it all)\n"
+        )
+    return html, markdown

@@ -1,0 +1,121 @@
+"""A tiny SVG writer: charts are built as element trees, so every label is escaped by construction.
+
+The report inlines the result in its HTML, so a chart needs no script, font or file to display.
+"""
+
+from __future__ import annotations
+
+import math
+import xml.etree.ElementTree as ET
+
+from markupsafe import Markup
+
+from pipeline.report.redact import redact
+
+FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif"
+
+#: One colour per job/check state, shared by every chart and the HTML legend.
+STATUS_COLOURS = {
+    "success": "#1a7f37",
+    "passed": "#1a7f37",
+    "failure": "#cf222e",
+    "failed": "#cf222e",
+    "timed_out": "#bc4c00",
+    "cancelled": "#9a6700",
+    "skipped": "#8c959f",
+    "running": "#0969da",
+    "pending": "#d0d7de",
+    "unknown": "#d0d7de",
+}
+
+
+def status_colour(status: str | None) -> str:
+    return STATUS_COLOURS.get(status or "unknown", STATUS_COLOURS["unknown"])
+
+
+def _attribute(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.1f}".rstrip("0").rstrip(".")
+    return str(value)
+
+
+class Canvas:
+    """One <svg> with a title (for screen readers and hover) and helpers that add shapes to it."""
+
+    def __init__(self, width: float, height: float, *, element_id: str, title: str) -> None:
+        self.element_id = element_id
+        self.root = ET.Element(
+            "svg",
+            {
+                "xmlns": "http://www.w3.org/2000/svg",
+                "id": element_id,
+                "class": "chart",
+                "viewBox": f"0 0 {_attribute(float(width))} {_attribute(float(height))}",
+                "width": _attribute(float(width)),
+                "height": _attribute(float(height)),
+                "role": "img",
+                "aria-labelledby": f"{element_id}-title",
+                "font-family": FONT,
+                "font-size": "12",
+            },
+        )
+        ET.SubElement(self.root, "title", id=f"{element_id}-title").text = title
+        self._defs: ET.Element | None = None
+
+    def add(self, tag: str, text: str | None = None, parent: ET.Element | None = None, **attributes: object):
+        """Add an element; `stroke_width=2` becomes `stroke-width="2"`; text is scrubbed of secrets."""
+        element = ET.SubElement(
+            self.root if parent is None else parent,
+            tag,
+            {key.rstrip("_").replace("_", "-"): _attribute(value) for key, value in attributes.items()},
+        )
+        if text is not None:
+            element.text = redact(str(text))
+        return element
+
+    def text(self, x: float, y: float, text: str, **attributes: object):
+        return self.add("text", text, x=x, y=y, **attributes)
+
+    def tooltip(self, element: ET.Element, text: str) -> None:
+        """A native hover tooltip (SVG <title>), which needs no script."""
+        self.add("title", text, parent=element)
+
+    def arrow_marker(self, colour: str = "#57606a") -> str:
+        """Define (once) an arrowhead marker and return the url() to reference it."""
+        marker_id = f"{self.element_id}-arrow"
+        if self._defs is None:
+            self._defs = ET.Element("defs")
+            self.root.insert(1, self._defs)
+            marker = self.add(
+                "marker",
+                parent=self._defs,
+                id=marker_id,
+                viewBox="0 0 10 10",
+                refX=9,
+                refY=5,
+                markerWidth=7,
+                markerHeight=7,
+                orient="auto-start-reverse",
+            )
+            self.add("path", parent=marker, d="M 0 0 L 10 5 L 0 10 z", fill=colour)
+        return f"url(#{marker_id})"
+
+    def markup(self) -> Markup:
+        return Markup(ET.tostring(self.root, encoding="unicode"))
+
+
+def nice_ticks(maximum: float, count: int = 5) -> list[float]:
+    """Round tick values from 0 to at least `maximum` (steps of 1, 2 or 5 times a power of ten)."""
+    if maximum <= 0 or not math.isfinite(maximum):
+        return [0.0, 1.0]
+    raw_step = maximum / count
+    magnitude = 10 ** math.floor(math.log10(raw_step))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw_step)
+    ticks = [0.0]
+    while ticks[-1] < maximum - 1e-9:
+        ticks.append(round(ticks[-1] + step, 10))
+    return ticks
+
+
+def tick_label(value: float) -> str:
+    return f"{value:g}" if abs(value) < 1e6 else f"{value:.2e}"
