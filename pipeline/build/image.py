@@ -41,7 +41,7 @@ def connect_engine() -> tuple[docker.DockerClient | None, str]:
         client.ping()
     except docker.errors.DockerException as error:
         where = os.environ.get("DOCKER_HOST", "the default socket")
-        return None, f"no Docker engine reachable at {where} ({type(error).__name__})"
+        return None, f"no Docker engine reachable at {where} ({_explain(error)[:200]})"
     client.api.timeout = BUILD_TIMEOUT_SECONDS
     return client, ""
 
@@ -114,7 +114,12 @@ def _link_or_copy(source: Path, target: Path) -> None:
 
 
 def build(
-    client: docker.DockerClient, context: Path, build_args: dict[str, str], log_file: Path
+    client: docker.DockerClient,
+    context: Path,
+    build_args: dict[str, str],
+    log_file: Path,
+    *,
+    no_cache: bool = False,
 ) -> tuple[str, float]:
     """Build the image from `context`; return its id and the seconds it took.
 
@@ -127,7 +132,13 @@ def build(
     with log_file.open("w") as full_log:
         try:
             for chunk in client.api.build(
-                path=str(context), buildargs=build_args, rm=True, forcerm=True, pull=False, decode=True
+                path=str(context),
+                buildargs=build_args,
+                nocache=no_cache,
+                rm=True,
+                forcerm=True,
+                pull=False,
+                decode=True,
             ):
                 text = chunk.get("stream", "")
                 full_log.write(text)

@@ -152,7 +152,7 @@ class BuildJob:
         self.image["tag"] = tag
         self.save()
 
-        if client.images.list(name=tag):
+        if client.images.list(name=tag) and not self.args.no_cache:
             self.image.update(status="cached", cache_hit=True, verified=True, reason="content unchanged")
             image_id = image.image_details(client, tag)["image_id"]
             log.info("image: %s exists (same content, verified when built): build skipped", tag)
@@ -163,7 +163,11 @@ class BuildJob:
             with image.staged_context(SERVICE_DIR, wheels, model_dir, cache_dir()) as context:
                 version = next((context / "dist").glob("*.whl")).name.split("-")[1]
                 image_id, _ = image.build(
-                    client, context, build_args(base, card, version), self.out_dir / "image-build.log"
+                    client,
+                    context,
+                    build_args(base, card, version),
+                    self.out_dir / "image-build.log",
+                    no_cache=self.args.no_cache,
                 )
             self.image.update(status="built", image_id=image_id)
             self.save()
@@ -220,6 +224,11 @@ def main(argv: list[str] | None = None) -> int:
         "--require-image",
         action="store_true",
         help="fail when no Docker engine is reachable instead of skipping",
+    )
+    parser.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="build from scratch: no layer cache, and no skip when the content tag exists",
     )
     args = parser.parse_args(argv)
     logging.basicConfig(
