@@ -398,8 +398,26 @@ def test_missing_artifacts_of_failed_jobs_show_as_missing(tmp_path: Path) -> Non
     assert any("load-summary.json is missing (job test ended failure)" in notice for notice in notices)
     assert any("timeline.json is missing (job demo ended skipped)" in notice for notice in notices)
     assert any("build-record.json is missing (job build ended success)" in notice for notice in notices)
-    assert "**MISSING**: test-results/api-junit.xml is missing (job test ended failure)" in markdown
+    assert "- API: **missing**: test-results/api-junit.xml is missing (job test ended failure)" in markdown
     assert 'data-job="demo"' not in "".join(re.findall(r'class="gantt-bar"[^>]*', html))
+
+
+def test_a_failed_job_shows_the_end_of_its_log(artifacts: Path) -> None:
+    record = json.loads((artifacts / "pipeline-run.json").read_text())
+    record["jobs"]["deploy"].update(status="failure", exit_code=1, log="logs/deploy.log")
+    write(artifacts, "pipeline-run.json", record)
+    lines = [f"step {index}" for index in range(100)] + [
+        "deploy: replicas never became ready",
+        "GITHUB_TOKEN=abc123",
+    ]
+    write(artifacts, "logs/deploy.log", "\n".join(lines) + "\n")
+    html, markdown = report_of(artifacts)
+    quoted = re.search(r'<pre class="log" data-job="deploy">(.*?)</pre>', html, re.S)[1].splitlines()
+    assert quoted[-2:] == ["deploy: replicas never became ready", "GITHUB_TOKEN=***"]
+    assert quoted[0] == "step 77"  # the last 25 lines, no more
+    assert "<summary>deploy failure: last lines of its log</summary>" in markdown
+    assert "abc123" not in html + markdown
+    assert html.count('<pre class="log"') == 1, "only the failed job's log is quoted"
 
 
 def test_broken_artifacts_show_as_broken_without_crashing(artifacts: Path) -> None:

@@ -227,7 +227,11 @@ def environment(cluster: dict[str, Any]) -> Markup:
         targets = [t for t in prometheus.get("targets") or [] if t is not None]
         up = sum(1 for t in targets if not isinstance(t, dict) or str(t.get("health", "up")).lower() == "up")
         labelled_box(
-            column_x[1], prometheus_y, "Prometheus", f"{up} of {len(targets)} targets up", cls="prometheus"
+            column_x[1],
+            prometheus_y,
+            "Prometheus",
+            f"{up} of {len(targets)} targets up" if targets else "no scrape yet when the state was saved",
+            cls="prometheus",
         )
         connect(
             column_x[1] + box_width,

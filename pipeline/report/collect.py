@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pipeline.graph import JOBS, Job
-from pipeline.record import PREVIOUS_DIR, RECORD_FILE, run_status, seconds_between
+from pipeline.record import FAILED, PREVIOUS_DIR, RECORD_FILE, run_status, seconds_between
 from pipeline.report.redact import redact, redact_mapping
 
 REPORT_DIR = "final-demo-report"
@@ -25,6 +25,9 @@ RPS_DROP_LIMIT = 0.20
 P99_RISE_LIMIT = 0.20
 #: A p99 rise smaller than this is scheduling jitter on a shared machine, not a regression.
 P99_RISE_FLOOR_MS = 5.0
+
+#: How much of a failed job's log the report quotes.
+LOG_TAIL_LINES = 25
 
 State = Literal["ok", "missing", "broken"]
 
@@ -56,6 +59,7 @@ class JobRow:
     artifact: str | None  # the job's artifact folder when it exists
     outputs: dict[str, str]
     depth: int  # column in the job graph: longest chain of needs before it
+    log_tail: str  # the end of the log of a job that failed, else ""
 
 
 @dataclass(frozen=True)
@@ -292,6 +296,15 @@ def _first_junit(root: Path, folder: str, preferred: str, record: dict[str, Any]
     return load_junit(root, f"{folder}/{preferred}", record)
 
 
+def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    """The last lines of a log, scrubbed: what a reader needs first when a job failed."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return redact("\n".join(text.rstrip().splitlines()[-lines:]))
+
+
 def _depths(jobs: Iterable[Job]) -> dict[str, int]:
     depth: dict[str, int] = {}
     for job in jobs:  # JOBS is declared in an order where needs come first (check_graph guarantees no cycle)
@@ -308,19 +321,22 @@ def job_rows(root: Path, record: dict[str, Any], jobs: Iterable[Job] = JOBS) -> 
     for job in jobs:
         entry = entries.get(job.name) or {}
         log = entry.get("log")
+        log = log if isinstance(log, str) and (root / log).is_file() else None
+        status = str(entry.get("status") or ("not run" if record else "unknown"))
         rows.append(
             JobRow(
                 name=job.name,
-                status=str(entry.get("status") or ("not run" if record else "unknown")),
+                status=status,
                 needs=tuple(entry.get("needs") or job.needs),
                 started_at=entry.get("started_at"),
                 finished_at=entry.get("finished_at"),
                 duration_seconds=entry.get("duration_seconds"),
                 exit_code=entry.get("exit_code"),
-                log=log if log and (root / log).is_file() else None,
+                log=log,
                 artifact=job.artifact if job.artifact and (root / job.artifact).is_dir() else None,
                 outputs=redact_mapping(entry.get("outputs") or {}),
                 depth=depths[job.name],
+                log_tail=_tail(root / log) if log and status in FAILED else "",
             )
         )
     return rows
