@@ -32,7 +32,7 @@ def statuses(record: dict) -> dict[str, str]:
 
 
 def test_test_and_demo_overlap_in_time_when_parallel(fake_project: FakeProject) -> None:
-    fake_project.plan(test={"seconds": 1.5}, demo={"seconds": 1.5})
+    fake_project.plan(test={"seconds": 2}, demo={"seconds": 2})
     record = fake_project.run(parallel=True)
     assert record["status"] == "success"
     test, demo = fake_project.times("test"), fake_project.times("demo")
@@ -246,7 +246,7 @@ def test_a_job_added_after_build_runs_beside_deploy(fake_project: FakeProject) -
     """The README's recipe: one declaration (a security scan after build) and the graph does the rest."""
     scan = Job("scan", needs=("build",), timeout_minutes=1, artifact="security-scan")
     fake_project.jobs = with_report((*fake_project.jobs[:-1], scan))
-    fake_project.plan(unit={"seconds": 1}, scan={"seconds": 1.5}, deploy={"seconds": 1.5})
+    fake_project.plan(scan={"seconds": 3}, deploy={"seconds": 1})
     record = fake_project.run(parallel=True)
     assert record["status"] == "success" and "scan" in record["jobs"]["report"]["needs"]
     scan_times, deploy_times = fake_project.times("scan"), fake_project.times("deploy")
