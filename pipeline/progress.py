@@ -96,7 +96,7 @@ class LiveProgress(Progress):
     def summary(self, record: Record) -> None:
         title = f"run {record['run_id']} — {record['target']}, demo {record['demo_mode']}: {record['status']}"
         self.console.print(self._table(record, title=title))
-        self.console.print(f"total {_seconds(record['duration_seconds'])}; logs in artifacts/logs/")
+        self.console.print(f"total {_seconds(record['duration_seconds'])}")
 
     @staticmethod
     def _table(record: Record, *, title: str) -> object:
