@@ -125,18 +125,24 @@ class _DevTools:
 def _browser(chromium: str, timeout: float):
     command_read, command_write = os.pipe()
     reply_read, reply_write = os.pipe()
-
-    def wire_pipe() -> None:  # the child expects commands on fd 3 and writes replies to fd 4
-        os.dup2(command_read, 3)
-        os.dup2(reply_write, 4)
-
+    # Chromium reads commands on fd 3 and writes replies to fd 4: a shell puts the pipes there.
+    wire_pipe = f'exec "$@" 3<&{command_read} 4>&{reply_write}'
     with tempfile.TemporaryDirectory(prefix="report-chromium-") as profile:
         process = subprocess.Popen(
-            [chromium, *FLAGS, f"--user-data-dir={profile}", "--remote-debugging-pipe", "about:blank"],
+            [
+                "/bin/sh",
+                "-c",
+                wire_pipe,
+                "sh",
+                chromium,
+                *FLAGS,
+                f"--user-data-dir={profile}",
+                "--remote-debugging-pipe",
+                "about:blank",
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            pass_fds=(3, 4, command_read, reply_write),
-            preexec_fn=wire_pipe,  # only dup2 runs in the child before exec
+            pass_fds=(command_read, reply_write),
             start_new_session=True,
         )
         os.close(command_read)
