@@ -12,6 +12,7 @@ from invoke import Collection, Context, Exit, task
 
 from pipeline.context import DEMO_MODES, TARGETS
 from pipeline.graph import JOBS
+from pipeline.record import RECORD_FILE
 from pipeline.runner import Runner, RunOptions
 from pipeline.targets import get_target
 
@@ -73,9 +74,10 @@ def run_pipeline(
         dry_run=dry_run,
     )
     record = Runner(options, cwd=REPO, teardown=lambda: _down(target)).run()
+    print(f"run record: {options.artifacts_dir / RECORD_FILE}")
     if record["status"] != "success":
         code = 130 if record["status"] == "cancelled" else 1  # 130: the shell's code for Ctrl-C
-        raise Exit(f"pipeline {record['status']}: see {options.artifacts_dir}/pipeline-run.json", code=code)
+        raise Exit(f"pipeline {record['status']}", code=code)
 
 
 @task(help={"target": f"the target whose environments to stop: {', '.join(TARGETS)} (default: local)"})
