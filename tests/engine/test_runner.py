@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 
@@ -251,3 +252,20 @@ def test_a_job_added_after_build_runs_beside_deploy(fake_project: FakeProject) -
     assert record["status"] == "success" and "scan" in record["jobs"]["report"]["needs"]
     scan_times, deploy_times = fake_project.times("scan"), fake_project.times("deploy")
     assert scan_times["start"] < deploy_times["end"] and deploy_times["start"] < scan_times["end"]
+
+
+def test_jobs_not_yet_started_when_the_run_is_cancelled_are_cancelled(fake_project: FakeProject) -> None:
+    fake_project.plan(build={"seconds": 600})
+    runner = fake_project.runner(parallel=True)
+    threading.Timer(1.5, lambda: os.kill(os.getpid(), signal.SIGINT)).start()  # Ctrl-C while build runs
+    record = runner.run()
+    assert statuses(record) == {
+        "unit": "success",
+        "build": "cancelled",
+        "deploy": "cancelled",
+        "test": "cancelled",
+        "demo": "cancelled",
+        "report": "success",
+    }
+    assert record["status"] == "cancelled"
+    assert fake_project.runs_of("deploy") == []
