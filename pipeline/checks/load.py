@@ -191,7 +191,7 @@ def read_history(out_dir: Path) -> list[dict[str, Any]]:
             "p95_ms": _number(row["95%"]),
         }
         for row in rows
-        if row.get("Requests/s") is not None
+        if row.get("95%") is not None  # the last line may be half written while Locust runs
     ]
 
 
