@@ -59,8 +59,8 @@ def test_batch_keeps_input_order(client: TestClient) -> None:
 
 def test_request_id_is_echoed_or_made(client: TestClient) -> None:
     assert client.get("/health", headers={"X-Request-ID": "abc-123"}).headers["x-request-id"] == "abc-123"
-    made = client.get("/health").headers["x-request-id"]
-    assert len(made) == 32
+    made = {client.get("/health").headers["x-request-id"] for _ in range(3)}
+    assert len(made) == 3
     # An id that could smuggle text into logs is replaced, not echoed.
     assert client.get("/health", headers={"X-Request-ID": 'a b"c'}).headers["x-request-id"] != 'a b"c'
 

@@ -72,15 +72,35 @@ def test_unknown_paths_share_one_route_label(client: TestClient) -> None:
     assert sum('"route": "unmatched"' in key for key in routes) == 1
 
 
-def test_one_json_log_line_per_request(client: TestClient, caplog: pytest.LogCaptureFixture) -> None:
+def test_one_json_log_line_per_request(
+    client: TestClient, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
     with caplog.at_level(logging.INFO, logger=ACCESS_LOGGER):
         client.post("/predict", json={"features": [5.1, 3.5, 1.4, 0.2]}, headers={"X-Request-ID": "trace-42"})
-    records = [record for record in caplog.records if record.name == ACCESS_LOGGER]
-    assert len(records) == 1
-    line = json.loads(JsonFormatter().format(records[0]))
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    access = [line for line in lines if line["logger"] == ACCESS_LOGGER]
+    assert len(access) == 1
+    line = access[0]
     assert line["msg"] == "request"
     assert line["request_id"] == "trace-42"
     assert line["route"] == "/predict"
     assert line["status"] == 200
     assert line["duration_ms"] > 0
     assert line["ts"].endswith("Z")
+
+
+def test_other_logs_are_json_lines_too() -> None:
+    record = logging.makeLogRecord(
+        {
+            "name": "ml_inference.app",
+            "msg": "model loaded",
+            "levelno": 20,
+            "levelname": "INFO",
+            "model_version": "1",
+        }
+    )
+    line = json.loads(JsonFormatter().format(record))
+    assert line["msg"] == "model loaded"
+    assert line["level"] == "info"
+    assert line["model_version"] == "1"

@@ -13,6 +13,7 @@ from fastapi.openapi.utils import get_openapi
 from pydantic.json_schema import models_json_schema
 
 from ml_inference import __version__
+from ml_inference.direct_routes import DirectRoutes
 from ml_inference.errors import install_error_handlers
 from ml_inference.inference import Predictor
 from ml_inference.metrics import Metrics
@@ -29,7 +30,9 @@ logger = logging.getLogger(__name__)
 def create_app(settings: Settings) -> FastAPI:
     service = ServiceState()
     app_metrics = Metrics()
+    # Read when scraped, so requests pay nothing for these two.
     app_metrics.model_ready.set_function(lambda: float(service.ready))
+    app_metrics.in_flight.set_function(lambda: float(service.in_flight))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -43,6 +46,9 @@ def create_app(settings: Settings) -> FastAPI:
         version=__version__,
         summary="Iris classifier (scikit-learn, served from ONNX): REST API and Open Inference Protocol v2.",
         lifespan=lifespan,
+        # Prometheus metrics and JSON logs are this service's telemetry; FastAPI's OpenTelemetry
+        # hooks would only add a provider lookup to every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.service = service
@@ -50,6 +56,8 @@ def create_app(settings: Settings) -> FastAPI:
     for router in (info.router, predict.router, oip.router, metrics.router):
         app.include_router(router)
     install_error_handlers(app)
+    # Added inner first: RequestObserver wraps everything, including the direct routes.
+    app.add_middleware(DirectRoutes, routes=predict.router.routes)
     app.add_middleware(
         RequestObserver, service=service, metrics=app_metrics, max_body_bytes=settings.max_body_bytes
     )

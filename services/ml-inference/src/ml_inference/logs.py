@@ -5,18 +5,28 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from typing import Any
 
 import msgspec
 
 ACCESS_LOGGER = "ml_inference.access"
 _STANDARD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "color_message"}
+_encode = msgspec.json.Encoder().encode
+_second_cache: list[Any] = [None, ""]
+
+
+def timestamp(created: float) -> str:
+    """ISO 8601 UTC with milliseconds; the seconds part is formatted once per second."""
+    second = int(created)
+    if _second_cache[0] != second:
+        _second_cache[:] = [second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))]
+    return f"{_second_cache[1]}.{int((created - second) * 1000):03d}Z"
 
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "ts": timestamp(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
@@ -24,7 +34,29 @@ class JsonFormatter(logging.Formatter):
         entry.update((key, value) for key, value in vars(record).items() if key not in _STANDARD_ATTRIBUTES)
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return msgspec.json.encode(entry).decode()
+        return _encode(entry).decode()
+
+
+class AccessLog:
+    """One line per request, in the JsonFormatter's shape, written straight to stdout.
+
+    Going through `logging` costs ~15 µs a line (a LogRecord, handler locks): a sixth of a whole
+    /predict. The level still comes from the logging configuration (the access logger at INFO).
+    """
+
+    def __init__(self) -> None:
+        self._logger = logging.getLogger(ACCESS_LOGGER)
+
+    @property
+    def enabled(self) -> bool:
+        return self._logger.isEnabledFor(logging.INFO)
+
+    def write(self, fields: dict[str, Any]) -> None:
+        entry = {"ts": timestamp(time.time()), "level": "info", "logger": ACCESS_LOGGER, "msg": "request"}
+        entry.update(fields)
+        stream = sys.stdout
+        stream.write(_encode(entry).decode() + "\n")
+        stream.flush()
 
 
 def configure_logging(level: str) -> None:

@@ -7,16 +7,16 @@ an oversized body is refused with 413 without ever being held in memory whole.
 
 from __future__ import annotations
 
-import logging
+import itertools
+import os
 import re
-import uuid
 from time import perf_counter
 from typing import Any
 
 import msgspec
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ml_inference.logs import ACCESS_LOGGER
+from ml_inference.logs import AccessLog
 from ml_inference.metrics import Metrics
 from ml_inference.state import ServiceState
 
@@ -35,8 +35,13 @@ class RequestObserver:
         self.service = service
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
-        self.access_log = logging.getLogger(ACCESS_LOGGER)
-        self._route_metrics: dict[str, Any] = {}
+        self.access_log = AccessLog()
+        # Children of labelled metrics, looked up once: `.labels()` costs more than the increment.
+        self._durations: dict[str, Any] = {}
+        self._counts: dict[tuple[str, str, int], Any] = {}
+        # Made ids are unique and cheap: a random prefix per process start, then a counter.
+        self._id_prefix = os.urandom(6).hex()
+        self._id_counter = itertools.count(1)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -44,6 +49,7 @@ class RequestObserver:
             return
         started = perf_counter()
         request_id, content_length = _read_headers(scope["headers"])
+        request_id = request_id or f"{self._id_prefix}-{next(self._id_counter)}".encode()
         scope.setdefault("state", {})["request_id"] = request_id.decode()
         status = 500
         response_started = False
@@ -70,7 +76,6 @@ class RequestObserver:
             await send(message)
 
         self.service.in_flight += 1
-        self.metrics.in_flight.inc()
         try:
             if content_length is not None and content_length > self.max_body_bytes:
                 await self._refuse_body(observed_send)
@@ -82,7 +87,6 @@ class RequestObserver:
             await self._refuse_body(observed_send)
         finally:
             self.service.in_flight -= 1
-            self.metrics.in_flight.dec()
             self._record(scope, status, perf_counter() - started, request_id)
 
     async def _refuse_body(self, send: Send) -> None:
@@ -111,16 +115,20 @@ class RequestObserver:
         route = scope.get("route")
         template = getattr(route, "path", UNMATCHED_ROUTE)
         method = scope["method"]
-        per_route = self._route_metrics.get(template)
-        if per_route is None:
-            per_route = self._route_metrics[template] = self.metrics.request_duration.labels(template)
-        per_route.observe(duration)
-        self.metrics.requests.labels(template, method, str(status)).inc()
-        if self.access_log.isEnabledFor(logging.INFO):
+        histogram = self._durations.get(template)
+        if histogram is None:
+            histogram = self._durations[template] = self.metrics.request_duration.labels(template)
+        histogram.observe(duration)
+        counter = self._counts.get((template, method, status))
+        if counter is None:
+            counter = self._counts[template, method, status] = self.metrics.requests.labels(
+                template, method, str(status)
+            )
+        counter.inc()
+        if self.access_log.enabled:
             client = scope.get("client")
-            self.access_log.info(
-                "request",
-                extra={
+            self.access_log.write(
+                {
                     "request_id": request_id.decode(),
                     "method": method,
                     "path": scope["path"],
@@ -128,12 +136,12 @@ class RequestObserver:
                     "status": status,
                     "duration_ms": round(duration * 1000, 3),
                     "client": f"{client[0]}:{client[1]}" if client else None,
-                },
+                }
             )
 
 
-def _read_headers(headers: list[tuple[bytes, bytes]]) -> tuple[bytes, int | None]:
-    """(request id: the client's X-Request-ID when sane, else a new one; Content-Length or None)."""
+def _read_headers(headers: list[tuple[bytes, bytes]]) -> tuple[bytes | None, int | None]:
+    """(the client's X-Request-ID when it is sane, else None; Content-Length or None)."""
     request_id = None
     content_length = None
     for name, value in headers:
@@ -141,4 +149,4 @@ def _read_headers(headers: list[tuple[bytes, bytes]]) -> tuple[bytes, int | None
             request_id = value
         elif name == b"content-length" and value.isdigit():
             content_length = int(value)
-    return request_id or uuid.uuid4().hex.encode(), content_length
+    return request_id, content_length

@@ -116,19 +116,19 @@ async def infer(model_name: str, request: Request, model_version: str | None = N
             "name": OUTPUT_CLASS,
             "datatype": "INT64",
             "shape": [count],
-            "data": predicted.tolist(),
+            "data": predicted,
         },
         OUTPUT_LABEL: {
             "name": OUTPUT_LABEL,
             "datatype": "BYTES",
             "shape": [count],
-            "data": [predictor.class_names[index] for index in predicted.tolist()],
+            "data": [predictor.class_names[index] for index in predicted],
         },
         OUTPUT_PROBABILITIES: {
             "name": OUTPUT_PROBABILITIES,
             "datatype": "FP64",
-            "shape": list(probabilities.shape),
-            "data": probabilities.ravel().tolist(),
+            "shape": [count, len(predictor.class_names)],
+            "data": [p for row in probabilities for p in row],
         },
     }
     answer = {
