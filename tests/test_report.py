@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -529,3 +530,22 @@ def write_report_files(artifacts_dir: Path) -> tuple[Path, Path]:
     from pipeline.jobs.report import write_report
 
     return write_report(artifacts_dir, artifacts_dir / "final-demo-report")
+
+
+def test_markdown_gantt_is_mermaid_with_every_started_job(artifacts: Path) -> None:
+    record = json.loads((artifacts / "pipeline-run.json").read_text())
+    record["jobs"]["test"].update(status="failure", exit_code=1)
+    write(artifacts, "pipeline-run.json", record)
+    _, markdown = report_of(artifacts)
+    block = re.search(r"```mermaid\n(.*?)```", markdown, re.S)[1].splitlines()
+    assert block[:4] == [
+        "gantt",
+        "    title Jobs (your clock)",
+        "    dateFormat X",
+        "    axisFormat %H:%M:%S",
+    ]
+    rows = {line.split(":")[0].split()[0]: line.split(":")[1].split(", ") for line in block[4:]}
+    assert set(rows) == set(record["jobs"])
+    assert rows["test"][0] == "crit" and rows["demo"][0] == "done" and rows["report"][0] == "active"
+    demo_start = datetime.fromisoformat(record["jobs"]["demo"]["started_at"].replace("Z", "+00:00"))
+    assert int(rows["demo"][1]) == int(demo_start.timestamp())

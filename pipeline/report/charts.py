@@ -6,8 +6,10 @@ that the browser test looks for.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from markupsafe import Markup
@@ -356,6 +358,35 @@ def gantt(jobs: Sequence[JobRow], run_start: str | None, now: str) -> Markup:
             font_size=11,
         )
     return canvas.markup()
+
+
+def _unix_seconds(moment: str) -> float:
+    return datetime.fromisoformat(moment.replace("Z", "+00:00")).timestamp()
+
+
+def mermaid_gantt(jobs: Sequence[JobRow]) -> str:
+    """The Gantt chart as Mermaid, which GitHub draws in comments and step summaries (no SVG there).
+
+    Times are Unix seconds, shown on the reader's clock; a bar lasts at least a second to be seen.
+    """
+    rows = []
+    for job in jobs:
+        if not job.started_at:
+            continue
+        start = math.floor(_unix_seconds(job.started_at))
+        end = math.ceil(_unix_seconds(job.finished_at)) if job.finished_at else start + 1
+        tag = {"failure": "crit", "timed_out": "crit", "cancelled": "crit", "running": "active"}.get(
+            job.status, "done"
+        )
+        label = "".join(
+            char if char.isalnum() or char in " -_" else " " for char in f"{job.name} {job.status}"
+        )
+        rows.append(f"    {label} :{tag}, {start}, {max(end, start + 1)}")
+    if not rows:
+        return ""
+    return "\n".join(
+        ["gantt", "    title Jobs (your clock)", "    dateFormat X", "    axisFormat %H:%M:%S", *rows]
+    )
 
 
 @dataclass(frozen=True)

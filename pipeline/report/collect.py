@@ -146,6 +146,10 @@ class Report:
     def run(self) -> dict[str, Any]:
         return self.record.data if self.record.ok else {}
 
+    def files_in(self, folder: str) -> list[RawFile]:
+        """The raw files directly inside `folder` (relative to the artifacts directory)."""
+        return [file for file in self.raw_files if file.path.rpartition("/")[0] == folder]
+
     @property
     def status(self) -> str:
         """The run's status; while the report itself runs, the status the other jobs make."""

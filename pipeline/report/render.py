@@ -13,7 +13,6 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-from pipeline.record import seconds_between
 from pipeline.report import charts, formats
 from pipeline.report.collect import Report
 from pipeline.report.redact import redact
@@ -38,10 +37,6 @@ def _md(value: Any) -> str:
     return " ".join(text.split())
 
 
-def _mermaid_label(value: Any) -> str:
-    return "".join(char if char.isalnum() or char in " .-_()" else " " for char in str(value))
-
-
 def make_environment() -> jinja2.Environment:
     environment = jinja2.Environment(
         loader=jinja2.PackageLoader("pipeline.report", "templates"),
@@ -61,8 +56,6 @@ def make_environment() -> jinja2.Environment:
         clock=formats.clock,
         short=formats.short,
         md=_md,
-        mermaid=_mermaid_label,
-        offset=lambda value, origin: seconds_between(origin, value) or 0.0,
     )
     environment.globals["status_colours"] = STATUS_COLOURS
     return environment
@@ -98,6 +91,7 @@ def draw_charts(report: Report) -> tuple[dict[str, Markup | None], list[str]]:
         "gantt": _safely(
             problems, "Gantt chart", charts.gantt, report.jobs, report.run_start, report.generated_at
         ),
+        "mermaid_gantt": _safely(problems, "Mermaid Gantt chart", charts.mermaid_gantt, report.jobs),
         "environment": None,
         "latency": None,
         "throughput": None,
