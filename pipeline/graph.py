@@ -76,7 +76,12 @@ def dependents(jobs: Iterable[Job], names: Iterable[str]) -> set[str]:
 #: The jobs that do the work. Adding a job is one line here plus its nox session (see README).
 WORK: tuple[Job, ...] = (
     Job("unit", timeout_minutes=10, artifact="unit-results"),
-    Job("build", timeout_minutes=10, artifact="build-output"),
+    Job(
+        "build",
+        timeout_minutes=10,
+        artifact="build-output",
+        permissions=(("packages: write", "push the verified image to GHCR (pipeline/build/registry.py)"),),
+    ),
     Job("deploy", needs=("build", "unit"), timeout_minutes=15, artifact="cluster-state"),
     Job("test", needs=("deploy",), timeout_minutes=10, artifact="test-results"),
     Job("demo", needs=("deploy",), timeout_minutes=10, artifact="demo-artifacts", demo_modes=("full",)),

@@ -29,9 +29,9 @@ def test_graph_has_the_seed_shape_and_timeouts() -> None:
     assert artifacts["demo"] == "demo-artifacts" and artifacts["report"] == "final-demo-report"
 
 
-def test_only_the_report_gets_more_than_read_access() -> None:
+def test_only_build_and_report_get_more_than_read_access() -> None:
     granted = {job.name: [grant for grant, _ in job.permissions] for job in JOBS if job.permissions}
-    assert granted == {"report": ["actions: read", "pull-requests: write"]}
+    assert granted == {"build": ["packages: write"], "report": ["actions: read", "pull-requests: write"]}
 
 
 def test_every_job_is_a_nox_session_of_the_same_name() -> None:
