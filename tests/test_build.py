@@ -246,6 +246,8 @@ def test_second_run_skips_the_build(built, tmp_path):
         built.record["image"]["image_id"],
     )
     assert "build skipped" in again.log
+    assert "reusing its model" in again.log  # training is deterministic, so an identical model is reused
+    assert again.record["model"] == built.record["model"]
     assert not (again.output_dir / "image-build.log").exists()
 
 

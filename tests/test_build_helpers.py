@@ -11,6 +11,7 @@ from pipeline.build import BuildError
 from pipeline.build.content import content_digest, content_tag
 from pipeline.build.image import default_base_image
 from pipeline.build.registry import push_repository
+from pipeline.build.training import training_key
 from pipeline.build.wheelhouse import TargetPython
 from pipeline.jobs.build import BuildJob, new_record
 
@@ -64,6 +65,16 @@ def test_content_digest_changes_with_the_base_image_but_not_with_byte_code_or_te
     (service / "tests").mkdir()
     (service / "tests" / "test_new.py").write_text("")
     assert content_digest(service, model, BASE_ID) == before
+
+
+def test_training_key_changes_with_the_service_source_only_where_it_matters(inputs):
+    service, _ = inputs
+    before = training_key(service)
+    assert training_key(service) == before
+    (service / "Dockerfile").write_text("FROM scratch\n")  # does not shape the model
+    assert training_key(service) == before
+    (service / "src" / "ml_inference" / "train.py").write_text("# another training\n")
+    assert training_key(service) != before
 
 
 def test_content_tag_is_a_valid_short_docker_tag():

@@ -33,20 +33,24 @@ def _files(root: Path, names: Iterable[str]) -> list[Path]:
     return sorted(found)
 
 
+def files_digest(root: Path, names: Iterable[str]) -> str:
+    """SHA-256 over the relative paths and contents of `names` under `root` (folders recursively)."""
+    digest = hashlib.sha256()
+    for path in _files(root, names):
+        file_hash = hashlib.sha256(path.read_bytes()).hexdigest()
+        digest.update(f"{path.relative_to(root).as_posix()}\0{file_hash}\n".encode())
+    return digest.hexdigest()
+
+
 def content_digest(service_dir: Path, model_dir: Path, base_image_id: str) -> str:
     """SHA-256 over the service's inputs, the model files, the build recipe and the base image id."""
-    digest = hashlib.sha256()
-    groups = {
-        "service": (service_dir, _files(service_dir, SERVICE_INPUTS)),
-        "model": (model_dir, _files(model_dir, ["."])),
-        "recipe": (Path(__file__).parent, _files(Path(__file__).parent, RECIPE_INPUTS)),
-    }
-    for group, (root, files) in groups.items():
-        for path in files:
-            file_hash = hashlib.sha256(path.read_bytes()).hexdigest()
-            digest.update(f"{group}:{path.relative_to(root).as_posix()}\0{file_hash}\n".encode())
-    digest.update(f"base-image\0{base_image_id}\n".encode())
-    return digest.hexdigest()
+    parts = (
+        files_digest(service_dir, SERVICE_INPUTS),
+        files_digest(model_dir, ["."]),
+        files_digest(Path(__file__).parent, RECIPE_INPUTS),
+        base_image_id,
+    )
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
 def content_tag(repository: str, digest: str) -> str:

@@ -2,7 +2,8 @@
 
     python -m pipeline.jobs.build [--base-image REF] [--require-image]      (what `nox -s build` runs)
 
-1. Train the model (the service's `train` step) into build-output/model/ with its model card.
+1. Train the model (the service's `train` step) into build-output/model/ with its model card
+   (pipeline.build.training reuses an identical earlier model: training is deterministic).
 2. Tag the image by content (pipeline.build.content); when that tag exists the image is already built
    and verified, and the build is skipped.
 3. Otherwise download a wheelhouse of the pinned runtime closure for the base image's Python, and
@@ -22,7 +23,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -32,9 +32,10 @@ from typing import Any
 
 import docker
 
-from pipeline.artifacts import job_dir, read_json, write_json_atomic, write_outputs
+from pipeline.artifacts import job_dir, write_json_atomic, write_outputs
 from pipeline.build import BuildError, image, registry, sbom, verify
 from pipeline.build.content import content_digest, content_tag
+from pipeline.build.training import train_model
 from pipeline.build.wheelhouse import wheelhouse
 from pipeline.context import RunContext
 
@@ -61,20 +62,6 @@ def new_record() -> dict[str, Any]:
         "image": {**image, "status": "pending", "cache_hit": False, "verified": False},
         "sbom": None,
     }
-
-
-def train(model_dir: Path) -> dict[str, Any]:
-    """Run the service's training step and return its model card."""
-    log.info("train: training the model into %s", model_dir)
-    if model_dir.exists():
-        shutil.rmtree(model_dir)
-    result = subprocess.run([sys.executable, "-m", "ml_inference", "train", "--out", str(model_dir)])
-    card = read_json(model_dir / "model-card.json")
-    if result.returncode != 0 or card is None:
-        raise BuildError(
-            f"training failed (python -m ml_inference train exited {result.returncode}); see the log above"
-        )
-    return card
 
 
 def _git(*args: str) -> str | None:
@@ -123,7 +110,7 @@ class BuildJob:
 
     def run(self) -> None:
         model_dir = self.out_dir / "model"
-        card = train(model_dir)
+        card = train_model(SERVICE_DIR, model_dir, cache_dir(), retrain=self.args.no_cache)
         self.record["model"] = {
             key: card[key] for key in ("name", "version", "artifact_sha256", "test_accuracy")
         }
@@ -228,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-cache",
         action="store_true",
-        help="build from scratch: no layer cache, and no skip when the content tag exists",
+        help="build from scratch: train again, no layer cache, no skip when the content tag exists",
     )
     args = parser.parse_args(argv)
     logging.basicConfig(
