@@ -310,7 +310,10 @@ def gantt(jobs: Sequence[JobRow], run_start: str | None, now: str) -> Markup:
     height = top + len(jobs) * row_height + 48
     left, right = label_width, WIDTH - margin
     canvas = Canvas(
-        WIDTH, height, element_id="gantt-chart", title="Gantt chart of the jobs, seconds since the run began"
+        WIDTH,
+        height,
+        element_id="gantt-chart",
+        title="Gantt chart of the jobs, seconds since the first job started",
     )
     bottom = top + len(jobs) * row_height
     _axis(
@@ -320,7 +323,7 @@ def gantt(jobs: Sequence[JobRow], run_start: str | None, now: str) -> Markup:
         top=top,
         bottom=bottom,
         ticks=ticks,
-        label="seconds since the run began",
+        label="seconds since the first job started",
         vertical=False,
     )
     scale = (right - left) / (ticks[-1] or 1)
@@ -344,11 +347,12 @@ def gantt(jobs: Sequence[JobRow], run_start: str | None, now: str) -> Markup:
             fill=status_colour(job.status),
             class_="gantt-bar",
             data_job=job.name,
-            opacity=0.55 if job.status == "running" else 1,
+            opacity=0.35 if job.reused else 0.55 if job.status == "running" else 1,
         )
         canvas.tooltip(bar, f"{job.name}: {job.status}, +{start:.1f} s to +{end:.1f} s")
-        label = f"{seconds(end - start)}" + (" (running)" if job.status == "running" else "")
-        inside = bar_width > 70
+        label = seconds(end - start) + (" (running)" if job.status == "running" else "")
+        label += " (earlier run)" if job.reused else ""
+        inside = bar_width > 7 * len(label) + 12 and not job.reused and job.status != "running"
         canvas.text(
             x + bar_width - 6 if inside else x + bar_width + 6,
             y + row_height / 2 + 4,

@@ -60,6 +60,8 @@ class JobRow:
     outputs: dict[str, str]
     depth: int  # column in the job graph: longest chain of needs before it
     log_tail: str  # the end of the log of a job that failed, else ""
+    #: Kept from an earlier run (`invoke pipeline --only/--rerun-failed`): it finished before this run began.
+    reused: bool
 
 
 @dataclass(frozen=True)
@@ -157,16 +159,26 @@ class Report:
             return "unknown"
         if self.run_finished:
             return str(self.run.get("status") or "unknown")
-        return run_status({"jobs": {job.name: {"status": job.status} for job in self.jobs}})
+        jobs = {job.name: {"status": job.status} for job in self.jobs}
+        return run_status({"jobs": jobs}, counted=[job.name for job in self.jobs if not job.reused])
 
     @property
     def sum_of_job_seconds(self) -> float:
-        return round(sum(job.duration_seconds or 0 for job in self.jobs), 3)
+        """The time this run's jobs took, one after the other (jobs kept from an earlier run excluded)."""
+        return round(sum(job.duration_seconds or 0 for job in self.jobs if not job.reused), 3)
 
     @property
     def run_start(self) -> str | None:
-        starts = [job.started_at for job in self.jobs if job.started_at]
+        starts = [job.started_at for job in self.jobs if job.started_at and not job.reused]
         return self.run.get("started_at") or min(starts, default=None)
+
+    @property
+    def timeline_start(self) -> str | None:
+        """Where the Gantt chart's axis begins: the earliest start, jobs kept from an earlier run included."""
+        starts = [job.started_at for job in self.jobs if job.started_at]
+        if self.run_start:
+            starts.append(self.run_start)
+        return min(starts, key=lambda moment: seconds_between(starts[0], moment) or 0.0, default=None)
 
     @property
     def wall_seconds(self) -> float | None:
@@ -341,6 +353,7 @@ def job_rows(root: Path, record: dict[str, Any], jobs: Iterable[Job] = JOBS) -> 
                 outputs=redact_mapping(entry.get("outputs") or {}),
                 depth=depths[job.name],
                 log_tail=_tail(root / log) if log and status in FAILED else "",
+                reused=(seconds_between(entry.get("finished_at"), record.get("started_at")) or 0) > 0,
             )
         )
     return rows

@@ -24,6 +24,8 @@ def number(value: Any, digits: int = 2) -> str:
 def seconds(value: Any) -> str:
     if not isinstance(value, int | float) or isinstance(value, bool):
         return NO_VALUE
+    if value < 10:  # drifts heal in about a second: keep the hundredths there
+        return f"{value:.2f} s"
     if value < 60:
         return f"{value:.1f} s"
     minutes, seconds = divmod(value, 60)

@@ -89,7 +89,7 @@ def draw_charts(report: Report) -> tuple[dict[str, Markup | None], list[str]]:
     drawn: dict[str, Markup | None] = {
         "job_graph": _safely(problems, "job graph", charts.job_graph, report.jobs),
         "gantt": _safely(
-            problems, "Gantt chart", charts.gantt, report.jobs, report.run_start, report.generated_at
+            problems, "Gantt chart", charts.gantt, report.jobs, report.timeline_start, report.generated_at
         ),
         "mermaid_gantt": _safely(problems, "Mermaid Gantt chart", charts.mermaid_gantt, report.jobs),
         "environment": None,
