@@ -12,9 +12,10 @@ import httpx
 import psutil
 import pytest
 
-from pipeline.targets.local import REPO_ROOT, LocalTarget, layout
+from pipeline.targets.local import REPO_ROOT, layout
 from tests.conftest import require_program
 
+STDLIB_DOWN_ALL = "from pipeline.targets import get_target; print(get_target('local').down_all())"
 CLUSTER_STATE_FILES = (
     "status.json",
     "manifests.yaml",
@@ -96,7 +97,18 @@ def test_deploy_with_keep_leaves_the_environment_up_until_down_all(artifacts: Pa
     recorded = json.loads((tmp_path / "state" / "deploy" / layout.STATE).read_text())
     processes = environment_processes(tmp_path / "state", recorded["environment_id"])
     assert processes
-    assert LocalTarget(state_root=tmp_path / "state").down_all() == ["deploy"]
+    # As `invoke down` does it: a Python with nothing installed (-S: no site-packages).
+    down = subprocess.run(
+        [sys.executable, "-S", "-c", STDLIB_DOWN_ALL],
+        cwd=REPO_ROOT,
+        env=os.environ | {"PIPELINE_LOCAL_STATE_DIR": str(tmp_path / "state")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert down.returncode == 0, down.stderr
+    assert down.stdout.strip() == "['deploy']"
     assert not [p for p in processes if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
 
 

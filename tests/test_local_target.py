@@ -111,9 +111,9 @@ def env(context: RunContext, state_root: Path):
 
 
 @pytest.fixture
-def small_target(state_root: Path, tmp_path: Path) -> LocalTarget:
-    """A target without Prometheus, for environments that test the reconciler alone."""
-    return LocalTarget(state_root=state_root, prometheus_config_dir=tmp_path / "no-prometheus")
+def small_target(tmp_path: Path) -> LocalTarget:
+    """A target of its own without Prometheus, for environments that test the reconciler alone."""
+    return LocalTarget(state_root=tmp_path / "state", prometheus_config_dir=tmp_path / "no-prometheus")
 
 
 def test_get_target_returns_the_local_target() -> None:
@@ -209,6 +209,8 @@ def test_drift_is_detected_and_healed_back_to_git(env: LocalEnvironment, drift_n
     after = live_replicas(env)
     assert len(after) == git_replicas()
     assert all(r["git_config"] and r["ready"] and r["started_by"] == "reconciler" for r in after)
+    discovered = json.loads((env.state_dir / layout.PROMETHEUS / "targets" / "ml-inference.json").read_text())
+    assert {group["labels"]["pod"] for group in discovered} == {r["name"] for r in after}
     actions = {e["event"] for e in read_events(env)[events_before:]} & {"replica-start", "replica-stop"}
     assert actions, "the reconciler healed without starting or stopping a replica"
     assert httpx.post(f"{env.endpoint}/predict", json=PREDICT_BODY).status_code == 200
