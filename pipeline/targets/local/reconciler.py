@@ -22,11 +22,13 @@ wakes early when a child exits, so a killed replica is replaced within the same 
 Load balancing is the kernel's: every replica also listens on the shared endpoint port with
 SO_REUSEPORT, and the reconciler holds a bound, never-listening socket on that port for the
 environment's lifetime so no other program can take it. Readiness gates traffic less than a
-Service does: the kernel hashes new connections over every listening socket, so a replica that
-is up but answers /ready with 503 still receives its share of connections until it closes its
-shared listener (it does so first on SIGTERM, when draining); connections already queued on a
-listener that closes are reset. The reconciler cannot take a not-ready replica out of rotation;
-it can only replace it.
+Service does, because the kernel hashes each new connection over every socket listening on the
+port and knows nothing of /ready:
+- a replica gets its share of new connections from the moment it listens on the shared port
+  until it closes that listener, ready or not (a replica that listens before its model is loaded
+  answers its share with 503 meanwhile; the service closes the listener first when it drains);
+- connections still queued on a listener when it closes (or when its process is killed) are reset;
+- the reconciler cannot take a not-ready replica out of rotation, only replace it.
 """
 
 from __future__ import annotations
