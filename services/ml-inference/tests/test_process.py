@@ -86,6 +86,55 @@ def test_sigterm_drains_in_flight_requests_and_exits_zero(model_dir: Path) -> No
         assert any(line.get("msg") == "draining" for line in service.lines)
 
 
+def test_a_replica_leaves_a_shared_port_without_failing_a_request(model_dir: Path) -> None:
+    shared = _free_port()
+    with (
+        ServiceProcess(model_dir, shared_port=shared) as leaving,
+        ServiceProcess(model_dir, shared_port=shared) as staying,
+    ):
+        stop = threading.Event()
+        outcomes: list[str] = []
+
+        def client() -> None:
+            # Keep-alive, reconnecting when told `Connection: close`, as Locust or requests would.
+            with httpx.Client(base_url=f"http://127.0.0.1:{shared}", timeout=DRAIN_TIMEOUT) as session:
+                while not stop.is_set():
+                    try:
+                        response = session.post("/predict", json={"features": [5.1, 3.5, 1.4, 0.2]})
+                        outcomes.append("ok" if response.status_code == 200 else f"{response.status_code}")
+                    except httpx.HTTPError as error:
+                        outcomes.append(repr(error))
+
+        clients = [threading.Thread(target=client) for _ in range(4)]
+        for thread in clients:
+            thread.start()
+        time.sleep(0.5)
+        leaving.process.send_signal(signal.SIGTERM)
+        assert leaving.process.wait(timeout=DRAIN_TIMEOUT + 5) == 0
+        time.sleep(0.3)
+        stop.set()
+        for thread in clients:
+            thread.join(timeout=DRAIN_TIMEOUT)
+        failures = [outcome for outcome in outcomes if outcome != "ok"]
+        assert failures == []
+        assert len(outcomes) > 20
+        assert _count_predictions(staying.url) > 0
+
+
+def test_an_oversized_body_is_refused_before_it_is_sent_whole(model_dir: Path) -> None:
+    with ServiceProcess(model_dir, max_body_bytes=4096) as service:
+        with socket.create_connection(("127.0.0.1", service.port)) as sock:
+            # Announce 10 MB, send 1 KB of it: the answer must come without waiting for the rest.
+            sock.sendall(
+                b"POST /predict/batch HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 10000000\r\n\r\n" + b'{"instances": [' + ROW * 40
+            )
+            answer = _read_response(sock)
+        assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+        assert b"connection: close" in answer.lower()
+        assert b'"field":"$"' in answer
+
+
 class _KeepAliveLoad:
     """Clients that loop on /predict/batch over keep-alive connections until told to leave.
 
