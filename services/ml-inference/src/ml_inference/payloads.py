@@ -132,7 +132,11 @@ def feature_array(features: list[float], path: str) -> np.ndarray:
     """One instance's features as a float32 (1, 4) array."""
     if len(features) != N_FEATURES:
         raise _feature_count_error(path, len(features))
-    return _finite_float32(np.array([features], dtype=np.float64), path, single=True)
+    # Four plain comparisons beat numpy's fixed cost per call; NaN fails them too.
+    for index, value in enumerate(features):
+        if not -FLOAT32_MAX <= value <= FLOAT32_MAX:
+            raise _not_finite_error(f"{path}[{index}]", value)
+    return np.array([features], dtype=np.float32)
 
 
 def _feature_count_error(path: str, count: int) -> ApiError:
@@ -144,17 +148,16 @@ def _feature_count_error(path: str, count: int) -> ApiError:
     )
 
 
-def _finite_float32(values: np.ndarray, path: str, *, single: bool = False) -> np.ndarray:
+def _finite_float32(values: np.ndarray, path: str) -> np.ndarray:
     # One comparison catches NaN (compares false), infinities and values float32 cannot hold.
     if not np.abs(values).max() <= FLOAT32_MAX:
         row, column = (int(i) for i in np.argwhere(~(np.abs(values) <= FLOAT32_MAX))[0])
-        field = f"{path}[{column}]" if single else f"{path}[{row}][{column}]"
-        raise ApiError(
-            422,
-            f"{field} must be a finite number within float32 range, got {float(values[row, column])}.",
-            field,
-        )
+        raise _not_finite_error(f"{path}[{row}][{column}]", float(values[row, column]))
     return values.astype(np.float32)
+
+
+def _not_finite_error(field: str, value: float) -> ApiError:
+    return ApiError(422, f"{field} must be a finite number within float32 range, got {value}.", field)
 
 
 def tensor_array(tensor: InferInput, path: str, max_batch: int) -> np.ndarray:
