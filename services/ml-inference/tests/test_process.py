@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -30,6 +31,19 @@ def test_serve_without_a_model_exits_with_one_clear_line(tmp_path: Path) -> None
     assert len(lines) == 1
     assert "no model in" in lines[0]
     assert "python -m ml_inference train --out" in lines[0]
+
+
+def test_a_bad_setting_exits_with_one_line_naming_the_variable(model_dir: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "ml_inference", "serve", "--model-dir", str(model_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "ML_INFERENCE_MAX_BATCH": "0"},
+    )
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert "ML_INFERENCE_MAX_BATCH" in result.stderr
 
 
 def test_replicas_share_one_port(model_dir: Path) -> None:
