@@ -549,3 +549,48 @@ def test_markdown_gantt_is_mermaid_with_every_started_job(artifacts: Path) -> No
     assert rows["test"][0] == "crit" and rows["demo"][0] == "done" and rows["report"][0] == "active"
     demo_start = datetime.fromisoformat(record["jobs"]["demo"]["started_at"].replace("Z", "+00:00"))
     assert int(rows["demo"][1]) == int(demo_start.timestamp())
+
+
+def test_jobs_kept_from_an_earlier_run_are_marked_and_not_counted(artifacts: Path) -> None:
+    record = json.loads((artifacts / "pipeline-run.json").read_text())
+    record["started_at"] = _at(41.0)  # an `--only deploy test demo report` run: unit and build are reused
+    write(artifacts, "pipeline-run.json", record)
+    report = collect(artifacts)
+    assert [job.name for job in report.jobs if job.reused] == ["unit", "build"]
+    assert report.sum_of_job_seconds == pytest.approx(14.0 + 46.25 + 56.9)
+    html, markdown = report_of(artifacts)
+    assert "| unit | ✅ success (earlier run) |" in markdown
+    assert html.count("from an earlier run") == 2
+
+
+WRONG_TYPES = ("text", [1, {"two": 2}], None)
+
+
+def _mutations(data: dict):
+    """`data` with one field, at the top or one level down (in objects and lists' first item), wrong."""
+    for key, value in data.items():
+        for wrong in WRONG_TYPES:
+            yield key, {**data, key: wrong}
+        inner = value[0] if isinstance(value, list) and value and isinstance(value[0], dict) else value
+        if isinstance(inner, dict):
+            for inner_key in inner:
+                for wrong in WRONG_TYPES:
+                    changed = {**inner, inner_key: wrong}
+                    yield (
+                        f"{key}.{inner_key}",
+                        {**data, key: [changed] if isinstance(value, list) else changed},
+                    )
+
+
+def test_no_wrong_type_in_any_artifact_field_crashes_the_report(artifacts: Path) -> None:
+    """Every field of every JSON artifact, set in turn to each wrong type, still renders."""
+    renders = 0
+    for path in sorted(artifacts.rglob("*.json")):
+        original = path.read_text()
+        for field, mutated in _mutations(json.loads(original)):
+            path.write_text(json.dumps(mutated))
+            html, markdown = report_of(artifacts)
+            assert 'id="job-table"' in html and "Pipeline report" in markdown, (path, field)
+            renders += 1
+        path.write_text(original)
+    assert renders > 400  # the sample's fields, each broken three ways

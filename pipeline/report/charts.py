@@ -9,14 +9,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from markupsafe import Markup
 
-from pipeline.record import seconds_between
 from pipeline.report.collect import JobRow
-from pipeline.report.formats import clock, seconds
+from pipeline.report.formats import clock, elapsed, moment, seconds
 from pipeline.report.svg import Canvas, nice_ticks, status_colour, tick_label
 
 WIDTH = 1100
@@ -302,8 +300,8 @@ def gantt(jobs: Sequence[JobRow], run_start: str | None, now: str) -> Markup:
     label_width, row_height, top, margin = 80, 30, 12, 16
     spans = []
     for job in jobs:
-        start = seconds_between(run_start, job.started_at)
-        end = seconds_between(run_start, job.finished_at or (now if job.status == "running" else None))
+        start = elapsed(run_start, job.started_at)
+        end = elapsed(run_start, job.finished_at or (now if job.status == "running" else None))
         spans.append((job, start, end))
     horizon = max((end for _, start, end in spans if end is not None), default=0.0)
     ticks = nice_ticks(horizon or 1.0, 6)
@@ -364,10 +362,6 @@ def gantt(jobs: Sequence[JobRow], run_start: str | None, now: str) -> Markup:
     return canvas.markup()
 
 
-def _unix_seconds(moment: str) -> float:
-    return datetime.fromisoformat(moment.replace("Z", "+00:00")).timestamp()
-
-
 def mermaid_gantt(jobs: Sequence[JobRow]) -> str:
     """The Gantt chart as Mermaid, which GitHub draws in comments and step summaries (no SVG there).
 
@@ -375,10 +369,11 @@ def mermaid_gantt(jobs: Sequence[JobRow]) -> str:
     """
     rows = []
     for job in jobs:
-        if not job.started_at:
+        began, ended = moment(job.started_at), moment(job.finished_at)
+        if began is None:
             continue
-        start = math.floor(_unix_seconds(job.started_at))
-        end = math.ceil(_unix_seconds(job.finished_at)) if job.finished_at else start + 1
+        start = math.floor(began.timestamp())
+        end = math.ceil(ended.timestamp()) if ended else start + 1
         tag = {"failure": "crit", "timed_out": "crit", "cancelled": "crit", "running": "active"}.get(
             job.status, "done"
         )
@@ -450,7 +445,7 @@ def drift_timeline(drifts: Sequence[dict[str, Any]]) -> Markup:
     label_width, row_height, top, margin = 190, 44, 34, 16
     left, right = label_width, WIDTH - margin - 190
     offsets = [
-        {key: seconds_between(drift.get("drift_at"), drift.get(key)) for key in ("detected_at", "healed_at")}
+        {key: elapsed(drift.get("drift_at"), drift.get(key)) for key in ("detected_at", "healed_at")}
         for drift in drifts
     ]
     horizon = max((value for row in offsets for value in row.values() if value is not None), default=1.0)

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pipeline.graph import JOBS, Job
-from pipeline.record import FAILED, PREVIOUS_DIR, RECORD_FILE, run_status, seconds_between
+from pipeline.record import FAILED, PREVIOUS_DIR, RECORD_FILE, run_status
+from pipeline.report.formats import elapsed, moment
 from pipeline.report.redact import redact, redact_mapping
 
 REPORT_DIR = "final-demo-report"
@@ -178,15 +179,16 @@ class Report:
         starts = [job.started_at for job in self.jobs if job.started_at]
         if self.run_start:
             starts.append(self.run_start)
-        return min(starts, key=lambda moment: seconds_between(starts[0], moment) or 0.0, default=None)
+        known = [start for start in starts if moment(start)]
+        return min(known, key=moment, default=None)
 
     @property
     def wall_seconds(self) -> float | None:
         """The run's wall time: the record's, or (while the report itself runs) up to the last finish."""
-        if self.run.get("duration_seconds") is not None:
+        if _is_number(self.run.get("duration_seconds")):
             return self.run["duration_seconds"]
         finishes = [job.finished_at for job in self.jobs if job.finished_at]
-        return seconds_between(self.run_start, max(finishes, default=None))
+        return elapsed(self.run_start, max((f for f in finishes if moment(f)), key=moment, default=None))
 
     @property
     def run_finished(self) -> bool:
@@ -248,6 +250,14 @@ def load_json(
     if problems:
         return Artifact(relative, "broken", problem=f"{relative} {'; '.join(problems)}")
     return Artifact(relative, "ok", data)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def _number(value: Any, default: float = 0.0) -> float:
@@ -335,7 +345,8 @@ def job_rows(root: Path, record: dict[str, Any], jobs: Iterable[Job] = JOBS) -> 
     entries = record.get("jobs", {}) if isinstance(record.get("jobs"), dict) else {}
     rows = []
     for job in jobs:
-        entry = entries.get(job.name) or {}
+        entry = entries.get(job.name)
+        entry = entry if isinstance(entry, dict) else {}
         log = entry.get("log")
         log = log if isinstance(log, str) and (root / log).is_file() else None
         status = str(entry.get("status") or ("not run" if record else "unknown"))
@@ -343,17 +354,19 @@ def job_rows(root: Path, record: dict[str, Any], jobs: Iterable[Job] = JOBS) -> 
             JobRow(
                 name=job.name,
                 status=status,
-                needs=tuple(entry.get("needs") or job.needs),
-                started_at=entry.get("started_at"),
-                finished_at=entry.get("finished_at"),
-                duration_seconds=entry.get("duration_seconds"),
-                exit_code=entry.get("exit_code"),
+                needs=job.needs,
+                started_at=_text(entry.get("started_at")),
+                finished_at=_text(entry.get("finished_at")),
+                duration_seconds=entry["duration_seconds"]
+                if _is_number(entry.get("duration_seconds"))
+                else None,
+                exit_code=entry["exit_code"] if isinstance(entry.get("exit_code"), int) else None,
                 log=log,
                 artifact=job.artifact if job.artifact and (root / job.artifact).is_dir() else None,
-                outputs=redact_mapping(entry.get("outputs") or {}),
+                outputs=redact_mapping(entry["outputs"] if isinstance(entry.get("outputs"), dict) else {}),
                 depth=depths[job.name],
                 log_tail=_tail(root / log) if log and status in FAILED else "",
-                reused=(seconds_between(entry.get("finished_at"), record.get("started_at")) or 0) > 0,
+                reused=(elapsed(entry.get("finished_at"), record.get("started_at")) or 0) > 0,
             )
         )
     return rows

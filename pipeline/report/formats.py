@@ -6,11 +6,30 @@ Each function takes whatever an artifact held and returns text; a value of the w
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 #: An en dash: what a value that is not there reads as.
 NO_VALUE = "\u2013"
+
+
+def moment(value: Any) -> datetime | None:
+    """An ISO 8601 time (with Z or an offset; naive ones are taken as UTC), or None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def elapsed(start: Any, end: Any) -> float | None:
+    """Seconds from one ISO time to another; None unless both are times."""
+    begin, finish = moment(start), moment(end)
+    if begin is None or finish is None:
+        return None
+    return round((finish - begin).total_seconds(), 3)
 
 
 def number(value: Any, digits: int = 2) -> str:
@@ -54,13 +73,11 @@ def change(ratio: float | None) -> str:
 
 def clock(value: Any) -> str:
     """An ISO 8601 time as HH:MM:SS.mmm UTC (the date is in the overview)."""
-    if not isinstance(value, str):
-        return NO_VALUE
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return value
-    return moment.strftime("%H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
+    parsed = moment(value)
+    if parsed is None:
+        return value if isinstance(value, str) and value else NO_VALUE
+    parsed = parsed.astimezone(UTC)
+    return parsed.strftime("%H:%M:%S.") + f"{parsed.microsecond // 1000:03d}"
 
 
 def short(value: Any, length: int = 12) -> str:

@@ -7,6 +7,7 @@ masked. A chart whose data is malformed is left out with a note rather than fail
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -37,6 +38,7 @@ def _md(value: Any) -> str:
     return " ".join(text.split())
 
 
+@functools.cache
 def make_environment() -> jinja2.Environment:
     environment = jinja2.Environment(
         loader=jinja2.PackageLoader("pipeline.report", "templates"),
