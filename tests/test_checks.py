@@ -84,6 +84,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     )
     try:
         _wait_until_answers(f"http://127.0.0.1:{port}/ready", process)
+        _send(f"http://127.0.0.1:{port}", 5)  # warm up, so a 2 s load's p99 is not its first requests
         yield f"http://127.0.0.1:{port}"
     finally:
         process.terminate()
@@ -153,6 +154,15 @@ def test_failed_requests_fail_the_load(not_the_service: str, tmp_path: Path) -> 
     assert not summary["passed"]
     assert summary["failure_ratio"] == 1.0
     assert any(v.startswith("failure ratio") for v in summary["violations"])
+
+
+def test_the_request_cap_ends_the_load_before_its_run_time(service: str, tmp_path: Path) -> None:
+    capped = dataclasses.replace(SHORT_LOAD, duration_seconds=60, max_requests=30)
+    started = time.monotonic()
+    summary = run_load(service, capped, SHORT_LOAD_THRESHOLDS, tmp_path, progress=print)
+    assert time.monotonic() - started < 30
+    # Users finish the request they are in when the cap is reached: at most one more each.
+    assert 30 <= summary["requests"] <= 30 + capped.users
 
 
 def test_a_thresholds_file_missing_a_bound_is_refused(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 
+import gevent
 from locust import FastHttpUser, constant, constant_throughput, events, task
 
 BATCH_SIZE = 10
@@ -37,7 +38,8 @@ def _stop_at_max_requests(environment, **_kwargs) -> None:
         nonlocal sent
         sent += 1
         if sent == limit and environment.runner is not None:
-            environment.runner.quit()
+            # From a greenlet of its own: quitting stops every user, the one calling here too.
+            gevent.spawn(environment.runner.quit)
 
     events.request.add_listener(count)
 
