@@ -33,10 +33,10 @@ def elapsed(start: Any, end: Any) -> float | None:
 
 
 def number(value: Any, digits: int = 2) -> str:
-    """A figure as the artifact holds it, to at most `digits` decimals, thousands separated."""
+    """A figure as the artifact holds it, to at most `digits` decimals (no separators: easy to search)."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         return NO_VALUE
-    text = f"{round(value, digits):,.{digits}f}"
+    text = f"{round(value, digits):.{digits}f}"
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
