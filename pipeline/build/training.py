@@ -54,8 +54,11 @@ def train_model(
         cached.parent.mkdir(parents=True, exist_ok=True)
         partial = Path(tempfile.mkdtemp(dir=cached.parent, prefix=".partial-"))
         shutil.copytree(model_dir, partial, dirs_exist_ok=True)
-        shutil.rmtree(cached, ignore_errors=True)
-        os.replace(partial, cached)
+        try:
+            os.replace(partial, cached)
+        except OSError:  # another run cached the same model meanwhile (or a stale one is there)
+            shutil.rmtree(cached, ignore_errors=True)
+            shutil.rmtree(partial, ignore_errors=True)
     card = read_json(model_dir / CARD_FILE)
     if card is None:
         raise BuildError(f"{model_dir / CARD_FILE} is not valid JSON")

@@ -117,10 +117,8 @@ def wheelhouse(lock_file: Path, target: TargetPython, cache_dir: Path) -> Path:
         if result.returncode != 0:
             raise _pip_failure(result.stderr, "downloading the wheelhouse", target)
         (partial / COMPLETE_MARKER).touch()
-        if final.exists():  # another build finished the same wheelhouse meanwhile
-            shutil.rmtree(partial)
-        else:
-            os.replace(partial, final)
+        shutil.rmtree(final, ignore_errors=True)  # an unfinished one from an interrupted run
+        os.replace(partial, final)
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     log.info("wheelhouse: %d wheels in %s", len(list(final.glob("*.whl"))), final)

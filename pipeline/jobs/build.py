@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -200,6 +201,10 @@ class BuildJob:
         self.image["verified"] = True
 
 
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipeline.jobs.build", description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -225,12 +230,19 @@ def main(argv: list[str] | None = None) -> int:
     context = RunContext.from_env()
     job = BuildJob(args, job_dir("build", context))
     job.save()
+    # A runner's timeout sends SIGTERM: unwind like Ctrl-C, so that the verification container and
+    # the staged context are removed and the record says what happened.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         job.run()
     except BuildError as error:
         job.image.update(status="failed", reason=str(error))
         log.error("build: error: %s", error)
         return 1
+    except KeyboardInterrupt:
+        job.image.update(status="failed", reason="interrupted")
+        log.error("build: error: interrupted; the verification container and the build context were removed")
+        return 130
     finally:
         job.save()
         write_outputs("build", job.outputs(), context)
