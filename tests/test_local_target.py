@@ -25,7 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline.context import RunContext
 from pipeline.targets import get_target
-from pipeline.targets.local import OVERLAY, LocalTarget, LocalTargetError, layout
+from pipeline.targets.local import OVERLAY, PROMETHEUS_CONFIG_DIR, LocalTarget, LocalTargetError, layout
 from pipeline.targets.local.environment import LocalEnvironment
 from tests.conftest import require_program
 
@@ -99,11 +99,21 @@ def state_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def env(context: RunContext, state_root: Path):
+def observability(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the repo's observability/prometheus/, so a test can change it like a commit would."""
+    copy = tmp_path_factory.mktemp("observability") / "prometheus"
+    shutil.copytree(PROMETHEUS_CONFIG_DIR, copy)
+    return copy
+
+
+@pytest.fixture(scope="module")
+def env(context: RunContext, state_root: Path, observability: Path):
     require_program("prometheus")
     os.environ["GITHUB_TOKEN"] = SECRET_VALUE  # must never reach the saved state
     try:
-        environment = LocalTarget(state_root=state_root).up("shared", context)
+        environment = LocalTarget(state_root=state_root, prometheus_config_dir=observability).up(
+            "shared", context
+        )
     finally:
         del os.environ["GITHUB_TOKEN"]
     yield environment
@@ -171,6 +181,25 @@ def test_prometheus_scrapes_every_replica(env: LocalEnvironment) -> None:
         return pods <= up
 
     wait_for(every_replica_up, 20, "up == 1 for every replica")
+
+
+def test_prometheus_loads_the_repos_rules_and_reloads_them_when_they_change(
+    env: LocalEnvironment, observability: Path
+) -> None:
+    def rule_groups() -> set[str]:
+        response = httpx.get(f"{env.prometheus_url}/api/v1/rules")
+        return {group["name"] for group in response.json()["data"]["groups"]}
+
+    repo_groups = {
+        group["name"]
+        for rules in (observability / "rules").glob("*.yml")
+        for group in yaml.safe_load(rules.read_text())["groups"]
+    }
+    assert repo_groups and repo_groups <= rule_groups()
+    (observability / "rules" / "pytest-reload.yml").write_text(
+        "groups:\n  - name: pytest-reload\n    rules:\n      - record: pytest:up:sum\n        expr: sum(up)\n"
+    )
+    wait_for(lambda: "pytest-reload" in rule_groups(), 15, "Prometheus to load the changed rules")
 
 
 def test_save_state_writes_the_cluster_state_and_no_secret(env: LocalEnvironment, tmp_path: Path) -> None:

@@ -97,7 +97,7 @@ class LocalTarget:
             "endpoint_port": endpoint_port,
             "endpoint": f"http://127.0.0.1:{endpoint_port}",
             "heal": os.environ.get(HEAL_VARIABLE, "1") != "0",
-            "prometheus": self._prometheus(state_dir, env_name),
+            "prometheus": self._prometheus(env_name),
         }
         write_json_atomic(state_dir / layout.STATE, state)
         with open(state_dir / layout.RECONCILER_LOG, "ab") as log:
@@ -122,8 +122,8 @@ class LocalTarget:
             raise
         return LocalEnvironment(state_dir, reconciler)
 
-    def _prometheus(self, state_dir: Path, env_name: str) -> dict | None:
-        """Copy the repo's Prometheus config next to the environment, or say in one line why not."""
+    def _prometheus(self, env_name: str) -> dict | None:
+        """Where Prometheus will listen and read its config from, or None (said in one line)."""
         program = shutil.which("prometheus")
         config = self.prometheus_config_dir / layout.PROMETHEUS_CONFIG
         if program is None:
@@ -132,9 +132,13 @@ class LocalTarget:
         if not config.is_file():
             print(f"local/{env_name}: {config} is missing; running without Prometheus", flush=True)
             return None
-        shutil.copytree(self.prometheus_config_dir, state_dir / layout.PROMETHEUS)
         port = free_port()
-        return {"program": program, "port": port, "url": f"http://127.0.0.1:{port}"}
+        return {
+            "program": program,
+            "port": port,
+            "url": f"http://127.0.0.1:{port}",
+            "config_source": str(self.prometheus_config_dir),
+        }
 
     def down_all(self) -> list[str]:
         """Stop every environment recorded under the state root; return the names that were running."""

@@ -38,6 +38,7 @@ import json
 import os
 import secrets
 import selectors
+import shutil
 import signal
 import socket
 import subprocess
@@ -78,8 +79,9 @@ SHUTDOWN_GRACE = 10.0
 PROMETHEUS_RESTART_DELAY = 5.0
 
 
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def iso(timestamp: float) -> str:
+    """ISO 8601 UTC with milliseconds, as every record of the pipeline writes time."""
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass
@@ -146,6 +148,7 @@ class Reconciler:
         self.next_start_at = 0.0
         self.last_view: tuple | None = None
         self.targets_written: list | None = None
+        self.prometheus_config_fingerprint: tuple | None = None
         self.prometheus: psutil.Popen | None = None
         self.prometheus_started = 0.0
         self.prometheus_ready = False
@@ -153,6 +156,7 @@ class Reconciler:
         self.probes = ThreadPoolExecutor(max_workers=8, thread_name_prefix="probe")
         (state_dir / layout.REPLICA_LOGS).mkdir(exist_ok=True)
         self.endpoint_hold = self._hold_endpoint_port()
+        # Signals write to `wakeup` (kept open here), which wakes the selector in sleep().
         self.selector, self.wakeup = self._install_signals()
 
     # -- the loop ----------------------------------------------------------------------------
@@ -184,7 +188,7 @@ class Reconciler:
                         replica.process.cmdline(), replica.process.environ()
                     )
             sync, reasons = self.compare(desired, active)
-            health = self.assess(desired, active, now)
+            health = self.assess(desired, active)
         actions = []
         if desired is not None and (self.heal or desired.revision != self.applied_revision):
             actions = self.converge(desired, active, now)
@@ -264,7 +268,7 @@ class Reconciler:
                 port=int(environ.get(PORT_VARIABLE, 0)),
                 popen=None,
                 started_monotonic=time.monotonic() - (time.time() - process.info["create_time"]),
-                started_at=datetime.fromtimestamp(process.info["create_time"], UTC).isoformat(),
+                started_at=iso(process.info["create_time"]),
             )
             self.replicas[pid] = replica
             self.event("replica-found", replica=replica.name, pid=pid, detail="not started by the reconciler")
@@ -317,7 +321,7 @@ class Reconciler:
         reasons += [f"{r.name} differs from Git: {'; '.join(r.differences)}" for r in active if r.differences]
         return ("OutOfSync" if reasons else "Synced"), reasons
 
-    def assess(self, desired: DesiredState, active: list[Replica], now: float) -> str:
+    def assess(self, desired: DesiredState, active: list[Replica]) -> str:
         ready = [r for r in active if r.ready]
         if self.crash_failures >= CRASH_LOOP_FAILURES and len(ready) < desired.replicas:
             return "Degraded"
@@ -375,7 +379,7 @@ class Reconciler:
             port=port,
             popen=popen,
             started_monotonic=time.monotonic(),
-            started_at=now_iso(),
+            started_at=iso(time.time()),
         )
         self.event("replica-start", replica=name, pid=popen.pid, port=port, reason=reason)
         return f"started {name} ({reason})"
@@ -390,51 +394,66 @@ class Reconciler:
     # -- Prometheus --------------------------------------------------------------------------
 
     def manage_prometheus(self) -> None:
-        """Keep Prometheus running and its file discovery listing every live replica."""
+        """Keep Prometheus running on the repo's config, its file discovery listing every replica."""
         config = self.state.get("prometheus")
         if config is None:
             return
-        prometheus_dir = self.state_dir / layout.PROMETHEUS
-        targets = sorted(
-            (r.name, r.port) for r in self.replicas.values() if r.stopping_since is None and r.port
-        )
-        if targets != self.targets_written:
-            write_json_atomic(
-                prometheus_dir / "targets" / "ml-inference.json",
-                [
-                    {
-                        "targets": [f"127.0.0.1:{port}"],
-                        "labels": {"pod": name, "environment": self.state["name"]},
-                    }
-                    for name, port in targets
-                ],
-            )
-            self.targets_written = targets
+        self._sync_prometheus_config(Path(config["config_source"]))
+        self._write_scrape_targets()
         if self.prometheus is not None and self.prometheus.poll() is not None:
             self.event("prometheus-exited", pid=self.prometheus.pid, returncode=self.prometheus.returncode)
             self.prometheus, self.prometheus_ready = None, False
         if self.prometheus is None and time.monotonic() - self.prometheus_started > PROMETHEUS_RESTART_DELAY:
-            self.prometheus_started = time.monotonic()
-            with open(self.state_dir / layout.PROMETHEUS_LOG, "ab") as log:
-                self.prometheus = psutil.Popen(
-                    [
-                        config["program"],
-                        f"--config.file={layout.PROMETHEUS_CONFIG}",
-                        f"--storage.tsdb.path={self.state_dir / layout.PROMETHEUS_DATA}",
-                        f"--web.listen-address=127.0.0.1:{config['port']}",
-                        "--log.level=warn",
-                    ],
-                    cwd=prometheus_dir,
-                    env={key: os.environ[key] for key in PASSTHROUGH_VARIABLES if key in os.environ},
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            self.event("prometheus-start", pid=self.prometheus.pid, url=config["url"])
+            self._start_prometheus(config)
         if self.prometheus is not None and not self.prometheus_ready:
             self.prometheus_ready = _http_ok(config["url"] + "/-/ready")
             if self.prometheus_ready:
                 self.event("prometheus-ready", pid=self.prometheus.pid, url=config["url"])
+
+    def _sync_prometheus_config(self, source: Path) -> None:
+        """Copy observability/prometheus/ when it changes, and have a running Prometheus reload it."""
+        fingerprint = _tree_fingerprint(source)
+        if fingerprint == self.prometheus_config_fingerprint:
+            return
+        shutil.copytree(source, self.state_dir / layout.PROMETHEUS, dirs_exist_ok=True)
+        if self.prometheus_config_fingerprint is not None and self.prometheus is not None:
+            self.prometheus.send_signal(signal.SIGHUP)
+            self.event("prometheus-config-reloaded", source=str(source))
+        self.prometheus_config_fingerprint = fingerprint
+
+    def _write_scrape_targets(self) -> None:
+        targets = sorted(
+            (r.name, r.port) for r in self.replicas.values() if r.stopping_since is None and r.port
+        )
+        if targets == self.targets_written:
+            return
+        write_json_atomic(
+            self.state_dir / layout.PROMETHEUS / "targets" / "ml-inference.json",
+            [
+                {"targets": [f"127.0.0.1:{port}"], "labels": {"pod": name, "environment": self.state["name"]}}
+                for name, port in targets
+            ],
+        )
+        self.targets_written = targets
+
+    def _start_prometheus(self, config: dict) -> None:
+        self.prometheus_started = time.monotonic()
+        with open(self.state_dir / layout.PROMETHEUS_LOG, "ab") as log:
+            self.prometheus = psutil.Popen(
+                [
+                    config["program"],
+                    f"--config.file={layout.PROMETHEUS_CONFIG}",
+                    f"--storage.tsdb.path={self.state_dir / layout.PROMETHEUS_DATA}",
+                    f"--web.listen-address=127.0.0.1:{config['port']}",
+                    "--log.level=warn",
+                ],
+                cwd=self.state_dir / layout.PROMETHEUS,
+                env={key: os.environ[key] for key in PASSTHROUGH_VARIABLES if key in os.environ},
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        self.event("prometheus-start", pid=self.prometheus.pid, url=config["url"])
 
     # -- records -----------------------------------------------------------------------------
 
@@ -443,7 +462,7 @@ class Reconciler:
         status = {
             "environment": self.state["name"],
             "environment_id": self.environment_id,
-            "observed_at": now_iso(),
+            "observed_at": iso(time.time()),
             "reconciler_pid": os.getpid(),
             "heal": self.heal,
             "revision": self.desired.revision if self.desired else None,
@@ -486,7 +505,7 @@ class Reconciler:
             self.last_view = view
 
     def event(self, kind: str, **fields: object) -> None:
-        _append_jsonl(self.state_dir / layout.EVENTS, {"t": now_iso(), "event": kind, **fields})
+        _append_jsonl(self.state_dir / layout.EVENTS, {"t": iso(time.time()), "event": kind, **fields})
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -534,7 +553,7 @@ class Reconciler:
             status_path,
             status
             | {
-                "observed_at": now_iso(),
+                "observed_at": iso(time.time()),
                 "sync": "Unknown",
                 "health": "Missing",
                 "replicas": [],
