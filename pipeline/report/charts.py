@@ -31,7 +31,7 @@ def _text_colour(fill: str) -> str:
 
 def job_graph(jobs: Sequence[JobRow]) -> Markup:
     """The pipeline's jobs as a left-to-right graph of needs, each node coloured by its status."""
-    node_width, node_height, column_gap, row_gap, margin = 150, 48, 56, 14, 12
+    node_width, node_height, column_gap, row_gap, margin = 172, 48, 56, 14, 12
     columns: dict[int, list[JobRow]] = {}
     for job in jobs:
         columns.setdefault(job.depth, []).append(job)
@@ -72,7 +72,13 @@ def job_graph(jobs: Sequence[JobRow]) -> Markup:
     for job in jobs:
         x, y = where[job.name]
         fill = status_colour(job.status)
-        group = canvas.add("g", class_="job-node", data_job=job.name, data_status=job.status)
+        group = canvas.add(
+            "g",
+            class_="job-node",
+            data_job=job.name,
+            data_status=job.status,
+            opacity=0.5 if job.reused else 1,
+        )
         canvas.tooltip(group, f"{job.name}: {job.status}, {seconds(job.duration_seconds)}")
         canvas.add("rect", parent=group, x=x, y=y, width=node_width, height=node_height, rx=8, fill=fill)
         ink = _text_colour(fill)
@@ -81,7 +87,7 @@ def job_graph(jobs: Sequence[JobRow]) -> Markup:
         )
         canvas.add(
             "text",
-            f"{job.status} · {seconds(job.duration_seconds)}",
+            f"{job.status} · {seconds(job.duration_seconds)}" + (" · earlier" if job.reused else ""),
             parent=group,
             x=x + 12,
             y=y + 38,
@@ -96,7 +102,7 @@ def environment(cluster: dict[str, Any]) -> Markup:
     replicas = [replica for replica in cluster.get("replicas") or [] if isinstance(replica, dict)]
     prometheus = cluster.get("prometheus") if isinstance(cluster.get("prometheus"), dict) else None
     box_width, box_height, gap = 230, 58, 34
-    column_x = (16, 16 + box_width + 70, 16 + 2 * (box_width + 70))
+    column_x = (16, 16 + box_width + 70, 16 + 2 * box_width + 70 + 90)
     replica_height, replica_gap = 44, 10
     group_height = 34 + max(len(replicas), 1) * (replica_height + replica_gap)
     height = max(3 * box_height + 2 * gap, group_height + box_height / 2) + 40
