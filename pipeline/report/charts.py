@@ -6,9 +6,9 @@ that the browser test looks for.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, timedelta
 from typing import Any
 
 from markupsafe import Markup
@@ -23,6 +23,8 @@ HALF_WIDTH = 540
 MUTED = "#57606a"
 GRID = "#d8dee4"
 INK = "#1f2328"
+#: Mermaid's (day.js) spelling of the time format the Markdown Gantt chart uses.
+MERMAID_TIME = "YYYY-MM-DD HH:mm:ss"
 
 
 def _text_colour(fill: str) -> str:
@@ -371,27 +373,27 @@ def gantt(jobs: Sequence[JobRow], run_start: str | None, now: str) -> Markup:
 def mermaid_gantt(jobs: Sequence[JobRow]) -> str:
     """The Gantt chart as Mermaid, which GitHub draws in comments and step summaries (no SVG there).
 
-    Times are Unix seconds, shown on the reader's clock; a bar lasts at least a second to be seen.
+    Times are UTC wall-clock (Mermaid reads and shows them unconverted, so every reader sees UTC);
+    a bar lasts at least a second to be seen.
     """
     rows = []
     for job in jobs:
         began, ended = moment(job.started_at), moment(job.finished_at)
         if began is None:
             continue
-        start = math.floor(began.timestamp())
-        end = math.ceil(ended.timestamp()) if ended else start + 1
+        start = began.astimezone(UTC).replace(microsecond=0)
+        end = max(ended.astimezone(UTC) if ended else start, start + timedelta(seconds=1))
         tag = {"failure": "crit", "timed_out": "crit", "cancelled": "crit", "running": "active"}.get(
             job.status, "done"
         )
         label = "".join(
             char if char.isalnum() or char in " -_" else " " for char in f"{job.name} {job.status}"
         )
-        rows.append(f"    {label} :{tag}, {start}, {max(end, start + 1)}")
+        rows.append(f"    {label} :{tag}, {start:%Y-%m-%d %H:%M:%S}, {end:%Y-%m-%d %H:%M:%S}")
     if not rows:
         return ""
-    return "\n".join(
-        ["gantt", "    title Jobs (your clock)", "    dateFormat X", "    axisFormat %H:%M:%S", *rows]
-    )
+    header = ["gantt", "    title Jobs (UTC)", f"    dateFormat {MERMAID_TIME}", "    axisFormat %H:%M:%S"]
+    return "\n".join([*header, *rows])
 
 
 @dataclass(frozen=True)
