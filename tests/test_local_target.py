@@ -71,6 +71,13 @@ def live_replicas(env: LocalEnvironment) -> list[dict]:
     return [r for r in env.reconciler_status()["replicas"] if not r["terminating"]]
 
 
+def edit(path: Path, old: str, new: str) -> None:
+    """Change a file as a commit would; fails if Git's files no longer say `old`."""
+    text = path.read_text()
+    assert old in text, f"{path.name} no longer contains {old!r}"
+    path.write_text(text.replace(old, new))
+
+
 def read_events(env: LocalEnvironment) -> list[dict]:
     return [json.loads(line) for line in (env.state_dir / layout.EVENTS).read_text().splitlines()]
 
@@ -289,10 +296,8 @@ def test_changing_git_changes_what_runs(
     )
     env = target.up("git-change", context)
     try:
-        replicas_patch = gitops / "overlays" / "local" / "replicas.yaml"
-        replicas_patch.write_text(replicas_patch.read_text().replace("replicas: 3", "replicas: 2"))
-        deployment = gitops / "base" / "ml-inference-deployment.yaml"
-        deployment.write_text(deployment.read_text().replace('value: "1000"', 'value: "500"'))
+        edit(gitops / "overlays" / "local" / "replicas.yaml", "replicas: 3", "replicas: 2")
+        edit(gitops / "base" / "ml-inference-deployment.yaml", 'value: "1000"', 'value: "500"')
 
         def runs_new_git() -> bool:
             replicas = live_replicas(env)
@@ -307,6 +312,17 @@ def test_changing_git_changes_what_runs(
         wait_for(
             runs_new_git, HEAL_TIMEOUT, "2 replicas with ML_INFERENCE_MAX_BATCH=500 from the changed Git"
         )
+
+        # A broken commit: reported as Unknown, and what runs is left alone.
+        edit(
+            gitops / "overlays" / "local" / "kustomization.yaml",
+            "  - path: replicas.yaml",
+            "  - path: gone.yaml",
+        )
+        wait_for(lambda: env.status().sync == "Unknown", DETECT_TIMEOUT, "the broken overlay to be reported")
+        assert "gone.yaml" in " ".join(env.reconciler_status()["reasons"])
+        assert env.status().health == "Healthy"
+        assert len(live_replicas(env)) == 2
     finally:
         env.down()
 

@@ -177,23 +177,26 @@ class Reconciler:
         self.refresh_desired()
         self.observe()
         desired = self.desired
-        now = time.monotonic()
         active = [r for r in self.replicas.values() if r.stopping_since is None]
         if desired is None:
-            sync, health, reasons = "Unknown", "Missing", [self.desired_error or "no desired state yet"]
-        else:
-            for replica in active:
-                with contextlib.suppress(psutil.Error):  # gone since observe(): the next tick notices
-                    replica.differences = desired.differences(
-                        replica.process.cmdline(), replica.process.environ()
-                    )
-            sync, reasons = self.compare(desired, active)
-            health = self.assess(desired, active)
+            self.report("Unknown", "Missing", [self.desired_error or "no desired state yet"], [])
+            return False
+        for replica in active:
+            with contextlib.suppress(psutil.Error):  # gone since observe(): the next tick notices
+                replica.differences = desired.differences(
+                    replica.process.cmdline(), replica.process.environ()
+                )
+        health = self.assess(desired, active)
         actions = []
-        if desired is not None and (self.heal or desired.revision != self.applied_revision):
-            actions = self.converge(desired, active, now)
-        if desired is not None and sync == "Synced" and health == "Healthy":
-            self.applied_revision = desired.revision
+        if self.desired_error is not None:
+            # Like Argo CD's ComparisonError: nothing is changed while Git cannot be read.
+            sync, reasons = "Unknown", [self.desired_error]
+        else:
+            sync, reasons = self.compare(desired, active)
+            if self.heal or desired.revision != self.applied_revision:
+                actions = self.converge(desired, active, time.monotonic())
+            if sync == "Synced" and health == "Healthy":
+                self.applied_revision = desired.revision
         self.manage_prometheus()
         self.report(sync, health, reasons, actions)
         return sync == "Synced" and health == "Healthy"
