@@ -317,6 +317,8 @@ def test_build_deploy_tests_and_demo_figures_equal_the_artifacts(artifacts: Path
         assert replica in page
     assert "2 passed , 1 failed, 0 errors, 1 skipped of 4" in page
     assert "**2 / 4 passed**" in markdown
+    unit_failures = re.search(r'<table id="unit-failures">(.*?)</table>', html, re.S)[1]
+    assert "test_batch_keeps_order" in unit_failures and "test_health" not in unit_failures
     for drift in DRIFTS:
         assert formats.seconds(drift["time_to_heal_seconds"]) in page
         assert f"| {drift['name']} | {formats.clock(drift['drift_at'])} |" in markdown

@@ -164,7 +164,7 @@ def environment(cluster: dict[str, Any]) -> Markup:
     connect(column_x[0] + box_width, top + box_height / 2, column_x[1] - 2, top + box_height / 2, "syncs")
 
     endpoint_y = top + box_height + gap
-    labelled_box(column_x[0], endpoint_y, "Clients", "test, demo, users")
+    labelled_box(column_x[0], endpoint_y, "Clients", "one address for every replica")
     labelled_box(column_x[1], endpoint_y, "Endpoint", str(cluster.get("endpoint") or "?"), cls="endpoint")
     connect(
         column_x[0] + box_width, endpoint_y + box_height / 2, column_x[1] - 2, endpoint_y + box_height / 2
