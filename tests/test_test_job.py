@@ -107,3 +107,14 @@ def test_dry_run_prints_the_locust_command_and_brings_nothing_up(
     assert test_job.main(SHORT_LOAD) == 0
     out = capsys.readouterr().out
     assert "-m locust" in out and "--users 5" in out
+
+
+def test_without_a_build_the_job_fails_in_one_line_naming_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PIPELINE_ARTIFACTS_DIR", str(tmp_path / "no-build"))
+    monkeypatch.setenv("PIPELINE_TARGET", "local")
+    monkeypatch.delenv("PIPELINE_DRY_RUN", raising=False)
+    monkeypatch.setattr(test_job, "get_target", lambda name: LocalTarget(name, state_root=tmp_path / "state"))
+    assert test_job.main(SHORT_LOAD) == 1
+    assert "run `nox -s build` first" in capsys.readouterr().err

@@ -111,7 +111,11 @@ def main(argv: list[str] | None = None) -> int:
             "the live state is Git's."
         )
         return 0
-    env = get_target(context.target).up(JOB, context)
+    try:
+        env = get_target(context.target).up(JOB, context)
+    except Exception as error:  # any target's failure: one clear line, and a non-zero exit
+        print(f"demo: could not bring up '{JOB}' on {context.target}: {error}", file=sys.stderr)
+        return 1
     try:
         passed = run_demo(env, context.target, out, args.heal_timeout, args.load_rate)
     finally:

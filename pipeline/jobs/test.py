@@ -140,7 +140,11 @@ def main(argv: list[str] | None = None) -> int:
         print("  metrics verification via Prometheus' HTTP API (or each replica's /metrics directly)")
         print(f"  pass/fail thresholds: {thresholds}")
         return 0
-    env = get_target(context.target).up(JOB, context)
+    try:
+        env = get_target(context.target).up(JOB, context)
+    except Exception as error:  # any target's failure: one clear line, and a non-zero exit
+        print(f"test: could not bring up '{JOB}' on {context.target}: {error}", file=sys.stderr)
+        return 1
     try:
         passed = run_checks(env, settings, thresholds, out)
     finally:
