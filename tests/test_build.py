@@ -13,9 +13,11 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -270,6 +272,111 @@ def test_source_change_rebuilds_with_a_new_tag_reusing_the_dependency_layer(buil
     finally:
         if rebuilt.record["image"]["tag"] != built.record["image"]["tag"]:
             docker_client.images.remove(rebuilt.record["image"]["tag"], noprune=False)
+
+
+# --- push (GitHub Actions) ---------------------------------------------------------------------
+
+#: htpasswd entry (bcrypt of "right-password") for the registry that must refuse a wrong token.
+HTPASSWD = "ci:$2b$12$qTnO3K82X8sEQruK2ck9N.UIlIlwROi6doPqCIH32vIEcQJSM48MW"
+FAKE_TOKEN = "ghs_not-a-real-token-0123456789"
+
+
+@pytest.fixture
+def registry(tmp_path: Path):
+    """Start a real registry (Debian's docker-registry, the CNCF distribution) on 127.0.0.1.
+
+    Yields a function `start(auth: bool) -> "127.0.0.1:PORT"`; dockerd pushes to loopback over HTTP.
+    """
+    program = require_program("docker-registry")
+    processes: list[subprocess.Popen] = []
+
+    def start(*, auth: bool) -> str:
+        port = free_port()
+        config = {"version": 0.1, "storage": {"filesystem": {"rootdirectory": str(tmp_path / "data")}},
+                  "http": {"addr": f"127.0.0.1:{port}"}}  # fmt: skip
+        if auth:
+            (tmp_path / "htpasswd").write_text(HTPASSWD + "\n")
+            config["auth"] = {"htpasswd": {"realm": "test", "path": str(tmp_path / "htpasswd")}}
+        (tmp_path / "config.yml").write_text(json.dumps(config))  # JSON is YAML
+        log = (tmp_path / "registry.log").open("w")
+        processes.append(
+            subprocess.Popen([program, "serve", str(tmp_path / "config.yml")], stdout=log, stderr=log)
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1)
+                break
+            except urllib.error.HTTPError:
+                break  # 401: up, and asking for credentials
+            except OSError:
+                time.sleep(0.2)
+        return f"127.0.0.1:{port}"
+
+    yield start
+    for process in processes:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def github_actions_env(registry: str) -> dict[str, str]:
+    return {
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_TOKEN": FAKE_TOKEN,
+        "GITHUB_REPOSITORY": "Example/ML-Pipeline",
+        "IMAGE_REGISTRY": registry,
+    }
+
+
+def test_in_github_actions_with_a_token_the_verified_image_is_pushed_with_its_digest(
+    built, registry, tmp_path, docker_client
+):
+    host = registry(auth=False)
+    run = run_job(
+        REPO, tmp_path / "artifacts", "--base-image", os.environ["BASE_IMAGE"], **github_actions_env(host)
+    )
+    suffix = built.record["image"]["tag"].rpartition(":")[2]
+    remote = f"{host}/example/ml-pipeline/ml-inference"
+    try:
+        assert run.result.returncode == 0, run.log[-3000:]
+        image = run.record["image"]
+        assert image["tag"] == f"{remote}:{suffix}"
+        request = urllib.request.Request(
+            f"http://{host}/v2/example/ml-pipeline/ml-inference/manifests/{suffix}",
+            method="HEAD",
+            headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert image["digest"] == response.headers["Docker-Content-Digest"]
+        assert run.outputs["image_digest"] == image["digest"] and run.outputs["image_tag"] == image["tag"]
+        assert_token_nowhere(run)
+    finally:
+        docker_client.images.remove(f"{remote}:{suffix}")
+
+
+def test_a_token_the_registry_refuses_leaves_the_image_local_and_the_job_green(built, registry, tmp_path):
+    host = registry(auth=True)
+    run = run_job(
+        REPO, tmp_path / "artifacts", "--base-image", os.environ["BASE_IMAGE"], **github_actions_env(host)
+    )
+    assert run.result.returncode == 0, run.log[-3000:]
+    assert "refused the token" in run.log
+    image = run.record["image"]
+    assert (image["tag"], image["digest"]) == (built.record["image"]["tag"], None)
+    assert_token_nowhere(run)
+
+
+def assert_token_nowhere(run: JobRun) -> None:
+    assert FAKE_TOKEN not in run.log
+    for path in run.output_dir.rglob("*"):
+        if path.is_file() and path.suffix != ".onnx":
+            assert FAKE_TOKEN not in path.read_text(errors="replace"), path
 
 
 # --- bad input ----------------------------------------------------------------------------------

@@ -33,9 +33,22 @@ def push_repository(env: Mapping[str, str], image_name: str) -> str | None:
     return f"{registry}/{env['GITHUB_REPOSITORY'].lower()}/{image_name}"
 
 
-def push(client: docker.DockerClient, image_id: str, repository: str, tag: str) -> str:
-    """Tag and push `image_id` as `repository:tag`; return the registry's digest (sha256:...)."""
+#: How a registry says the token may not write (a fork's pull request gets a read-only token).
+DENIED = ("denied", "unauthorized", "403", "401")
+
+
+def _denied(message: str) -> bool:
+    return any(word in message.lower() for word in DENIED)
+
+
+def push(client: docker.DockerClient, image_id: str, repository: str, tag: str) -> str | None:
+    """Tag and push `image_id` as `repository:tag`; return the registry's digest (sha256:...).
+
+    None when the registry refuses the token: a token without `packages: write` means "do not push",
+    not a failed build. Any other push error fails the job.
+    """
     registry = repository.split("/", 1)[0]
+    digest = None
     try:
         client.login(
             username=os.environ.get("GITHUB_ACTOR", "github-actions"),
@@ -43,14 +56,17 @@ def push(client: docker.DockerClient, image_id: str, repository: str, tag: str) 
             registry=registry,
         )
         client.images.get(image_id).tag(repository, tag)
-        digest = None
         for line in client.images.push(repository, tag, stream=True, decode=True):
             if "error" in line:
-                raise BuildError(f"pushing {repository}:{tag} failed: {line['error']}")
+                raise docker.errors.APIError(line["error"], explanation=line["error"])
             digest = line.get("aux", {}).get("Digest", digest)
     except docker.errors.APIError as error:
-        raise BuildError(f"pushing {repository}:{tag} failed: {error.explanation}") from error
+        message = str(error.explanation or error)
+        if _denied(message):
+            log.warning("push: %s refused the token (%s); the image stays local", registry, message)
+            return None
+        raise BuildError(f"pushing {repository}:{tag} failed: {message}") from error
     if digest is None:
         raise BuildError(f"the registry returned no digest for {repository}:{tag}")
-    log.info("pushed %s:%s (%s)", repository, tag, digest)
+    log.info("push: %s:%s (%s)", repository, tag, digest)
     return digest

@@ -181,11 +181,11 @@ class BuildJob:
         repository = registry.push_repository(os.environ, IMAGE_REPOSITORY)
         if repository is None:
             log.info("push: not in GitHub Actions with a token; the image stays in the local engine")
-        else:
-            suffix = tag.rpartition(":")[2]
-            self.image.update(
-                tag=f"{repository}:{suffix}", digest=registry.push(client, image_id, repository, suffix)
-            )
+            return
+        suffix = tag.rpartition(":")[2]
+        digest = registry.push(client, image_id, repository, suffix)
+        if digest is not None:
+            self.image.update(tag=f"{repository}:{suffix}", digest=digest)
             self.save()
 
     def verify(self, client: docker.DockerClient, image_id: str) -> None:
