@@ -7,6 +7,7 @@ says "test: failure, load-summary.json missing" instead of crashing or showing z
 
 from __future__ import annotations
 
+import graphlib
 import json
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
@@ -15,12 +16,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pipeline.graph import JOBS, Job
+from pipeline.graph import JOBS, JOBS_BY_NAME, Job
 from pipeline.record import FAILED, PREVIOUS_DIR, RECORD_FILE, run_status
 from pipeline.report.formats import elapsed, moment
 from pipeline.report.redact import redact, redact_mapping
 
-REPORT_DIR = "final-demo-report"
+REPORT_DIR = str(JOBS_BY_NAME["report"].artifact)
 #: Regression rule for the load figures against the previous run (see README, "Report").
 RPS_DROP_LIMIT = 0.20
 P99_RISE_LIMIT = 0.20
@@ -332,9 +333,11 @@ def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
 
 
 def _depths(jobs: Iterable[Job]) -> dict[str, int]:
+    """Each job's column in the job graph: the longest chain of needs before it."""
+    needs = {job.name: job.needs for job in jobs}
     depth: dict[str, int] = {}
-    for job in jobs:  # JOBS is declared in an order where needs come first (check_graph guarantees no cycle)
-        depth[job.name] = 1 + max((depth.get(need, 0) for need in job.needs), default=-1)
+    for name in graphlib.TopologicalSorter(needs).static_order():
+        depth[name] = 1 + max((depth[need] for need in needs.get(name, ())), default=-1)
     return depth
 
 
