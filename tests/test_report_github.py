@@ -189,6 +189,8 @@ def actions_environ(fake: FakeGitHub, tmp_path: Path, **extra: str) -> dict[str,
         "GITHUB_REPOSITORY": REPOSITORY,
         "GITHUB_API_URL": fake.url,
         "GITHUB_TOKEN": TOKEN,
+        "GITHUB_SERVER_URL": "https://github.example",
+        "GITHUB_RUN_ID": "4242",
         **extra,
     }
 
@@ -216,6 +218,7 @@ def test_pull_request_gets_one_comment_updated_in_place(
     ours = [c for c in fake_github.comments[PR] if github.MARKER in c["body"]]
     assert len(ours) == 1
     assert "Run `gh-77`" in ours[0]["body"]
+    assert f"[this run](https://github.example/{REPOSITORY}/actions/runs/4242)" in ours[0]["body"]
 
     record = json.loads((artifacts / "pipeline-run.json").read_text())
     record["run_id"] = "gh-78"

@@ -45,6 +45,7 @@ def take_screenshot(html: Path) -> None:
 
 def publish(markdown: str) -> None:
     """Hand the Markdown to GitHub Actions when running there; a failure here never fails the job."""
+    markdown = github.with_run_link(markdown, os.environ)
     if github.append_step_summary(markdown, os.environ):
         print("report: appended report.md to the step summary")
     if os.environ.get("GITHUB_ACTIONS") == "true" or os.environ.get("GITHUB_EVENT_NAME"):

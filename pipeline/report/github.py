@@ -21,6 +21,18 @@ PAGE_SIZE = 100
 TIMEOUT_SECONDS = 30
 
 
+def with_run_link(markdown: str, environ: Mapping[str, str]) -> str:
+    """The report plus where its HTML version is: the final-demo-report artifact of this workflow run."""
+    needed = ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID")
+    if not all(environ.get(key) for key in needed):
+        return markdown
+    server, repository, run_id = (environ[key] for key in needed)
+    link = f"[this run]({server}/{repository}/actions/runs/{run_id})"
+    return (
+        f"{markdown.rstrip()}\n\nThe HTML report, with every chart: artifact `final-demo-report` of {link}.\n"
+    )
+
+
 def append_step_summary(markdown: str, environ: Mapping[str, str]) -> bool:
     """Append the report to $GITHUB_STEP_SUMMARY when Actions provides one."""
     path = environ.get("GITHUB_STEP_SUMMARY")
