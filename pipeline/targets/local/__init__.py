@@ -127,7 +127,11 @@ class LocalTarget:
         program = shutil.which("prometheus")
         config = self.prometheus_config_dir / layout.PROMETHEUS_CONFIG
         if program is None:
-            print(f"local/{env_name}: prometheus not found on PATH; running without it", flush=True)
+            print(
+                f"local/{env_name}: prometheus not found on PATH; running without it "
+                "(metrics are then scraped from the replicas directly; `apt-get install prometheus` adds it)",
+                flush=True,
+            )
             return None
         if not config.is_file():
             print(f"local/{env_name}: {config} is missing; running without Prometheus", flush=True)

@@ -129,6 +129,7 @@ class LocalEnvironment:
     def save_state(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         status = self.reconciler_status()
+        current = self.status()
         targets = self._prometheus_targets()
         write_json_atomic(
             directory / "status.json",
@@ -136,8 +137,8 @@ class LocalEnvironment:
                 "target": "local",
                 "environment": self.name,
                 "endpoint": self.endpoint,
-                "sync": self.status().sync,
-                "health": self.status().health,
+                "sync": current.sync,
+                "health": current.health,
                 "reasons": status.get("reasons", []),
                 "revision": status.get("revision"),
                 "desired_replicas": (status.get("desired") or {}).get("replicas"),
