@@ -16,6 +16,7 @@ from ml_inference import __version__
 from ml_inference.direct_routes import DirectRoutes
 from ml_inference.errors import install_error_handlers
 from ml_inference.inference import Predictor
+from ml_inference.logs import flush_periodically
 from ml_inference.metrics import Metrics
 from ml_inference.middleware import RequestObserver
 from ml_inference.model import IrisModel, ModelLoadError
@@ -38,8 +39,11 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Loading runs beside the server, so /health answers (and /ready says 503) meanwhile.
         loading = asyncio.create_task(_load_model(service, app_metrics, settings))
+        flushing = asyncio.create_task(flush_periodically())
         yield
         loading.cancel()
+        flushing.cancel()
+        await asyncio.gather(loading, flushing, return_exceptions=True)
 
     app = FastAPI(
         title="ml-inference",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 import time
@@ -10,6 +11,7 @@ from typing import Any
 import msgspec
 
 ACCESS_LOGGER = "ml_inference.access"
+FLUSH_SECONDS = 0.5
 _STANDARD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "color_message"}
 _encode = msgspec.json.Encoder().encode
 _second_cache: list[Any] = [None, ""]
@@ -40,8 +42,11 @@ class JsonFormatter(logging.Formatter):
 class AccessLog:
     """One line per request, in the JsonFormatter's shape, written straight to stdout.
 
-    Going through `logging` costs ~15 µs a line (a LogRecord, handler locks): a sixth of a whole
-    /predict. The level still comes from the logging configuration (the access logger at INFO).
+    Going through `logging` costs ~15 µs a line (a LogRecord, handler locks), and a flush per
+    line one write system call per request: together a third of a /predict. So lines go into
+    stdout's buffer and `flush_periodically` empties it (as nginx's `access_log ... flush=`
+    does); a SIGKILL can lose the last FLUSH_SECONDS of access lines, nothing else. The level
+    still comes from the logging configuration (the access logger at INFO).
     """
 
     def __init__(self) -> None:
@@ -54,9 +59,17 @@ class AccessLog:
     def write(self, fields: dict[str, Any]) -> None:
         entry = {"ts": timestamp(time.time()), "level": "info", "logger": ACCESS_LOGGER, "msg": "request"}
         entry.update(fields)
-        stream = sys.stdout
-        stream.write(_encode(entry).decode() + "\n")
-        stream.flush()
+        sys.stdout.write(_encode(entry).decode() + "\n")
+
+
+async def flush_periodically() -> None:
+    """Flush stdout every FLUSH_SECONDS (run for the app's lifetime; flushes once more when cancelled)."""
+    try:
+        while True:
+            await asyncio.sleep(FLUSH_SECONDS)
+            sys.stdout.flush()
+    finally:
+        sys.stdout.flush()
 
 
 def configure_logging(level: str) -> None:
