@@ -9,15 +9,17 @@ its own session). About once a second it
    line and environment, and its probes (startup, then readiness and liveness, on the manifest's
    paths; a probe that keeps failing past failureThreshold x periodSeconds fails the replica),
 3. reports Synced/OutOfSync and Healthy/Progressing/Degraded with the reasons,
-4. heals drift like a Deployment with maxUnavailable 0: starts missing replicas at once (in
-   parallel), stops extra ones, and replaces a misconfigured or failed replica, stopping a
-   misconfigured one only once Git's replicas are ready. With PIPELINE_RECONCILER_HEAL=0 it
-   still applies a new Git revision once (Argo CD's automated sync without selfHeal) but leaves
-   live drift alone.
+4. heals drift like a Deployment with maxUnavailable 0 (but no maxSurge limit, to heal fast):
+   starts every missing replica at once, stops extra ones, replaces failed ones, and stops a
+   misconfigured replica only once Git's replicas are ready (or at once if it is not ready).
+   With PIPELINE_RECONCILER_HEAL=0 it still applies a new Git revision once (Argo CD's automated
+   sync without selfHeal) but leaves live drift alone. While Git cannot be rendered it reports
+   Unknown and changes nothing (Argo CD's ComparisonError).
 
 It writes status.json (current view), events.jsonl (actions and changes) and history.jsonl (one
-line per observation), all timestamped, and keeps Prometheus' file discovery current. The loop
-wakes early when a child exits, so a killed replica is replaced within the same second.
+line per observation), all timestamped; it runs Prometheus on observability/prometheus/
+(reloaded when that changes) and keeps its file discovery current. The loop wakes early when a
+child exits, so a killed replica is replaced within the same second.
 
 Load balancing is the kernel's: every replica also listens on the shared endpoint port with
 SO_REUSEPORT, and the reconciler holds a bound, never-listening socket on that port for the
@@ -354,7 +356,8 @@ class Reconciler:
                 actions.append(self.stop(replica, reason="configuration differs from Git"))
         for replica in self.replicas.values():
             if replica.stopping_since is not None and now - replica.stopping_since > desired.grace_seconds:
-                replica.process.kill()
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    replica.process.kill()
                 actions.append(f"killed {replica.name} after the {desired.grace_seconds:g}s grace period")
         return actions
 
