@@ -13,7 +13,7 @@ from pipeline.build.image import default_base_image
 from pipeline.build.registry import push_repository
 from pipeline.build.training import training_key
 from pipeline.build.wheelhouse import TargetPython
-from pipeline.jobs.build import BuildJob, new_record
+from pipeline.jobs.build import BuildJob, new_record, source_url
 
 REPO = Path(__file__).resolve().parents[1]
 SERVICE = REPO / "services" / "ml-inference"
@@ -136,3 +136,16 @@ def test_a_fresh_record_and_outputs_have_the_contract_shape(tmp_path):
         "model_version": "", "model_sha256": "", "image_status": "pending",
         "image_tag": "", "image_id": "", "image_digest": "",
     }  # fmt: skip
+
+
+def test_source_label_comes_from_github_or_from_origin_without_credentials(monkeypatch):
+    monkeypatch.setenv("GITHUB_REPOSITORY", "org/repo")
+    monkeypatch.setenv("GITHUB_SERVER_URL", "https://github.example")
+    assert source_url() == "https://github.example/org/repo"
+    monkeypatch.delenv("GITHUB_REPOSITORY")
+    monkeypatch.setattr(
+        "pipeline.jobs.build._git", lambda *args: "https://user:s3cret@git.example:8443/org/repo.git"
+    )
+    assert source_url() == "https://git.example:8443/org/repo"
+    monkeypatch.setattr("pipeline.jobs.build._git", lambda *args: "git@github.com:org/repo.git")
+    assert source_url() is None

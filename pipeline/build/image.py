@@ -160,15 +160,9 @@ def build(
 
 
 def image_details(client: docker.DockerClient, reference: str) -> dict[str, Any]:
-    """Id, size, user and repo digests of an image, as the build record wants them."""
+    """Id, size and configured user of an image, as the build record and verification want them."""
     attrs = client.images.get(reference).attrs
-    digests = attrs.get("RepoDigests") or []
-    return {
-        "image_id": attrs["Id"],
-        "size_bytes": attrs["Size"],
-        "user": attrs["Config"].get("User") or "",
-        "digest": digests[0].split("@", 1)[1] if digests else None,
-    }
+    return {"image_id": attrs["Id"], "size_bytes": attrs["Size"], "user": attrs["Config"].get("User") or ""}
 
 
 def _explain(error: docker.errors.DockerException) -> str:

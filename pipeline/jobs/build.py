@@ -30,6 +30,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import docker
 
@@ -80,10 +81,23 @@ def build_args(base_image: str, card: dict[str, Any], version: str) -> dict[str,
         "MODEL_NAME": card["name"],
         "MODEL_VERSION": card["version"],
     }
-    if os.environ.get("GITHUB_REPOSITORY"):
-        server = os.environ.get("GITHUB_SERVER_URL", "https://github.com")
-        args["SOURCE"] = f"{server}/{os.environ['GITHUB_REPOSITORY']}"
+    source = source_url()
+    if source:
+        args["SOURCE"] = source
     return args
+
+
+def source_url() -> str | None:
+    """The repository's web address for the `source` label: GitHub's, else origin's without credentials."""
+    if os.environ.get("GITHUB_REPOSITORY"):
+        return (
+            f"{os.environ.get('GITHUB_SERVER_URL', 'https://github.com')}/{os.environ['GITHUB_REPOSITORY']}"
+        )
+    origin = urlsplit(_git("remote", "get-url", "origin") or "")
+    if origin.scheme not in ("http", "https") or not origin.hostname:
+        return None  # no origin, or an ssh one: the Dockerfile's default stays
+    host = origin.hostname + (f":{origin.port}" if origin.port else "")
+    return urlunsplit((origin.scheme, host, origin.path.removesuffix(".git"), "", ""))
 
 
 class BuildJob:
