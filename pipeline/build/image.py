@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -120,13 +119,12 @@ def build(
     log_file: Path,
     *,
     no_cache: bool = False,
-) -> tuple[str, float]:
-    """Build the image from `context`; return its id and the seconds it took.
+) -> str:
+    """Build the image from `context`; return its id.
 
     Progress (each Dockerfile step, and whether it came from the cache) goes to the job log; the
     full output to `log_file`, which is kept when the build fails.
     """
-    started = time.monotonic()
     image_id = None
     last_step = "before the first step"
     with log_file.open("w") as full_log:
@@ -156,7 +154,7 @@ def build(
             raise BuildError(f"docker build failed: {_explain(error)}") from error
     if image_id is None:
         raise BuildError(f"docker build finished without an image id; see {log_file}")
-    return image_id, time.monotonic() - started
+    return image_id
 
 
 def image_details(client: docker.DockerClient, reference: str) -> dict[str, Any]:

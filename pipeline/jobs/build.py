@@ -1,6 +1,7 @@
 """Build job: train the model, then build, verify, record and (in GitHub Actions) push its image.
 
-    python -m pipeline.jobs.build [--base-image REF] [--require-image]      (what `nox -s build` runs)
+    python -m pipeline.jobs.build [--base-image REF] [--require-image] [--no-cache]
+    nox -s build -- [same options]
 
 1. Train the model (the service's `train` step) into build-output/model/ with its model card
    (pipeline.build.training reuses an identical earlier model: training is deterministic).
@@ -51,7 +52,7 @@ SBOM_FILE = "sbom.cdx.json"
 
 
 def cache_dir() -> Path:
-    """Wheelhouses and SBOMs kept between runs (and between checkouts) of this machine."""
+    """Wheelhouses, models and SBOMs kept between runs (and between checkouts) on this machine."""
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ml-gitops-pipeline" / "build"
 
 
@@ -149,41 +150,24 @@ class BuildJob:
         base = self.args.base_image or image.default_base_image(SERVICE_DIR / "Dockerfile")
         self.image["base_image"] = base
         started = time.monotonic()
-        base_id = image.ensure_base_image(client, base)
-        tag = content_tag(IMAGE_REPOSITORY, content_digest(SERVICE_DIR, model_dir, base_id))
+        tag = content_tag(
+            IMAGE_REPOSITORY, content_digest(SERVICE_DIR, model_dir, image.ensure_base_image(client, base))
+        )
         self.image["tag"] = tag
         self.save()
-
         if client.images.list(name=tag) and not self.args.no_cache:
             self.image.update(status="cached", cache_hit=True, verified=True, reason="content unchanged")
             image_id = image.image_details(client, tag)["image_id"]
             log.info("image: %s exists (same content, verified when built): build skipped", tag)
         else:
-            log.info("image: building %s on %s", tag, base)
-            target = image.probe_python(client, base)
-            wheels = wheelhouse(SERVICE_DIR / "requirements.lock", target, cache_dir())
-            with image.staged_context(SERVICE_DIR, wheels, model_dir, cache_dir()) as context:
-                version = next((context / "dist").glob("*.whl")).name.split("-")[1]
-                image_id, _ = image.build(
-                    client,
-                    context,
-                    build_args(base, card, version),
-                    self.out_dir / "image-build.log",
-                    no_cache=self.args.no_cache,
-                )
-            self.image.update(status="built", image_id=image_id)
-            self.save()
-            self.verify(client, image_id)
+            image_id = self.build_and_verify(client, base, model_dir, card)
             repository, _, suffix = tag.rpartition(":")
             client.images.get(image_id).tag(repository, suffix)
-        details = image.image_details(client, image_id)
+        size = image.image_details(client, image_id)["size_bytes"]
         self.image.update(
-            image_id=image_id,
-            size_bytes=details["size_bytes"],
-            build_seconds=round(time.monotonic() - started, 2),
+            image_id=image_id, size_bytes=size, build_seconds=round(time.monotonic() - started, 2)
         )
-        log.info("image: %s %s, %.0f MB, %.1fs", tag, image_id[:19], details["size_bytes"] / 1e6,
-                 self.image["build_seconds"])  # fmt: skip
+        log.info("image: %s %s, %.0f MB, %.1fs", tag, image_id[:19], size / 1e6, self.image["build_seconds"])
         self.save()
 
         sbom.write_sbom(
@@ -191,7 +175,29 @@ class BuildJob:
         )
         self.record["sbom"] = SBOM_FILE
         self.save()
+        self.push(client, image_id, tag)
 
+    def build_and_verify(
+        self, client: docker.DockerClient, base: str, model_dir: Path, card: dict[str, Any]
+    ) -> str:
+        """Build the image offline from a staged context, verify it, and return its (untagged) id."""
+        log.info("image: building on %s", base)
+        wheels = wheelhouse(SERVICE_DIR / "requirements.lock", image.probe_python(client, base), cache_dir())
+        with image.staged_context(SERVICE_DIR, wheels, model_dir, cache_dir()) as context:
+            service_version = next((context / "dist").glob("*.whl")).name.split("-")[1]  # name-version-tags
+            image_id = image.build(
+                client,
+                context,
+                build_args(base, card, service_version),
+                self.out_dir / "image-build.log",
+                no_cache=self.args.no_cache,
+            )
+        self.image.update(status="built", image_id=image_id)
+        self.save()
+        self.verify(client, image_id)
+        return image_id
+
+    def push(self, client: docker.DockerClient, image_id: str, tag: str) -> None:
         repository = registry.push_repository(os.environ, IMAGE_REPOSITORY)
         if repository is None:
             log.info("push: not in GitHub Actions with a token; the image stays in the local engine")
