@@ -121,7 +121,7 @@ def main() -> None:
     for name, run in runs.items():
         target = f"< {TARGETS[name]:.0f} s" if TARGETS[name] else "-"
         print(
-            f"| {labels[name]} | {run['image_step_seconds']:.1f} s | {run['job_seconds']:.1f} s "
+            f"| {labels[name]} | {run['image_step_seconds']:.2f} s | {run['job_seconds']:.1f} s "
             f"| {run['status']} | {target} |"
         )
     print(
