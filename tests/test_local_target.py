@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pipeline.context import RunContext
 from pipeline.targets import get_target
 from pipeline.targets.local import OVERLAY, PROMETHEUS_CONFIG_DIR, LocalTarget, LocalTargetError, layout
+from pipeline.targets.local.desired import render
 from pipeline.targets.local.environment import LocalEnvironment
 from tests.conftest import require_program
 
@@ -83,10 +83,7 @@ def read_events(env: LocalEnvironment) -> list[dict]:
 
 
 def git_replicas(overlay: Path = OVERLAY) -> int:
-    rendered = subprocess.run(
-        ["kubectl", "kustomize", str(overlay)], capture_output=True, text=True, check=True
-    )
-    deployment = next(d for d in yaml.safe_load_all(rendered.stdout) if d and d["kind"] == "Deployment")
+    deployment = next(d for d in yaml.safe_load_all(render(overlay)) if d and d["kind"] == "Deployment")
     return deployment["spec"]["replicas"]
 
 
