@@ -404,6 +404,23 @@ def test_broken_dockerfile_fails_clearly_and_keeps_the_partial_record(tmp_path):
     assert (run.output_dir / "image-build.log").exists()
 
 
+def test_an_image_that_fails_verification_fails_the_job_and_is_never_tagged(built, tmp_path, docker_client):
+    """Only ENV differs from the shared image, so every earlier layer comes from the cache."""
+    repo = copy_repo(tmp_path / "repo")
+    dockerfile = repo / SERVICE / "Dockerfile"
+    dockerfile.write_text(
+        dockerfile.read_text().replace("ML_INFERENCE_MODEL_DIR=/opt/model", "ML_INFERENCE_MODEL_DIR=/nowhere")
+    )
+    run = run_job(repo, tmp_path / "artifacts", "--base-image", os.environ["BASE_IMAGE"])
+    assert_failed_with(run, "failed verification: ready")
+    checks = json.loads((run.output_dir / "verification.json").read_text())
+    assert [check["passed"] for check in checks] == [True, False]  # non-root user, then ready
+    assert (run.output_dir / "verify-container.log").read_text()  # the service said why it stopped
+    assert not docker_client.images.list(name=run.record["image"]["tag"])
+    assert not docker_client.containers.list(all=True, filters={"label": "io.ml-inference.purpose"})
+    docker_client.images.remove(run.record["image"]["image_id"])
+
+
 def test_missing_base_image_fails_clearly(tmp_path):
     require_base_image()
     run = run_job(REPO, tmp_path, "--base-image", "127.0.0.1:1/no-such-base:1")
