@@ -82,9 +82,14 @@ def _non_root(user: str) -> Check:
     return Check("numeric non-root user", passed, f"image USER is {user or 'unset (root)'!r}")
 
 
+def _log(check: Check) -> None:
+    log.info("verify: %s %s: %s", "ok  " if check.passed else "FAIL", check.name, check.detail)
+
+
 def verify_image(client: docker.DockerClient, image_id: str, user: str, log_file: Path) -> list[Check]:
     """Run the checks against a fresh container of `image_id`; the list ends at the first failure."""
     checks = [_non_root(user)]
+    _log(checks[0])
     if not checks[0].passed:
         return checks
     port = free_port()
@@ -105,7 +110,7 @@ def verify_image(client: docker.DockerClient, image_id: str, user: str, log_file
     try:
         for check in _checks(container, base):
             checks.append(check)
-            log.info("verify: %s %s: %s", "ok  " if check.passed else "FAIL", check.name, check.detail)
+            _log(check)
             if not check.passed:
                 break
     finally:
@@ -123,7 +128,12 @@ def _checks(container: Container, base: str) -> Iterator[Check]:
     started = time.monotonic()
     ready = _wait(lambda: _http("GET", f"{base}/ready")[0] == 200, READY_TIMEOUT_SECONDS, container)
     waited = f"{time.monotonic() - started:.1f}s"
-    yield Check("ready", ready, f"/ready 200 after {waited}" if ready else f"no /ready 200 in {waited}")
+    if not ready:
+        state = container.attrs["State"]
+        how = f"exited with code {state['ExitCode']}" if container.status == "exited" else container.status
+        yield Check("ready", False, f"no /ready 200 in {waited}; the container {how}")
+        return
+    yield Check("ready", True, f"/ready 200 after {waited}")
 
     status, answer = _http("POST", f"{base}/predict", SAMPLE)
     predicted = answer.get("prediction") if isinstance(answer, dict) else answer
