@@ -73,14 +73,16 @@ class TargetPython:
 def _run_pip(args: list[str], what: str) -> subprocess.CompletedProcess[str]:
     """Run pip, echoing its progress lines to the job log and keeping stderr for the error message."""
     command = [sys.executable, "-m", "pip", *args, "--progress-bar", "off", "--disable-pip-version-check"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert process.stdout is not None and process.stderr is not None
-    for line in process.stdout:
-        if line.startswith(("Collecting", "Successfully", "Building")):
-            log.info("  %s: %s", what, line.rstrip())
-    stderr = process.stderr.read()
-    process.wait()
-    return subprocess.CompletedProcess(command, process.returncode, "", stderr)
+    # stderr goes to a file: a pipe that nobody reads while stdout streams could fill up and block pip.
+    with tempfile.TemporaryFile("w+") as stderr:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, text=True)
+        assert process.stdout is not None
+        for line in process.stdout:
+            if line.startswith(("Collecting", "Successfully", "Building")):
+                log.info("  %s: %s", what, line.rstrip())
+        process.wait()
+        stderr.seek(0)
+        return subprocess.CompletedProcess(command, process.returncode, "", stderr.read())
 
 
 def _pip_failure(stderr: str, what: str, target: TargetPython) -> BuildError:
