@@ -7,6 +7,7 @@ Needs:  the service installed with [train] (to train a model), wrk on PATH, two 
 In one run, with the server pinned to one core and wrk to the other, it measures:
   - noop:        a bare ASGI app answering {} on the same server stack (uvicorn + uvloop + httptools):
                  the HTTP ceiling;
+  - starlette:   the same empty answer through a bare Starlette route (the framework's own cost);
   - health:      GET /health through the whole service (middleware, routing, metrics, logs);
   - predict:     POST /predict;  batch-1, batch-32, batch-1000: POST /predict/batch;
   - in-process:  decode + validate + infer + encode at the same batch sizes, no HTTP: the
@@ -50,8 +51,15 @@ _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
 
 
 def noop_app_main(port: int) -> None:
-    """The HTTP ceiling: the service's server stack with an app that does nothing."""
+    """The HTTP ceiling: the service's server stack with an app that does nothing.
+
+    `/` is bare ASGI (the ceiling itself); `/starlette` answers the same through a Starlette
+    route, to show what the framework alone costs before the service does any work.
+    """
     import uvicorn
+    from starlette.applications import Starlette
+    from starlette.responses import Response
+    from starlette.routing import Route
 
     body = b"{}"
     start = {
@@ -60,8 +68,16 @@ def noop_app_main(port: int) -> None:
         "headers": [(b"content-type", b"application/json"), (b"content-length", b"2")],
     }
 
+    async def empty(request: Any) -> Response:
+        return Response(body, media_type="application/json")
+
+    framework = Starlette(routes=[Route("/starlette", empty)])
+
     async def app(scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
+            return
+        if scope["path"] == "/starlette":
+            await framework(scope, receive, send)
             return
         await send(start)
         await send({"type": "http.response.body", "body": body})
@@ -275,6 +291,7 @@ def run_http_scenarios(
     noop_url, base = f"http://127.0.0.1:{noop_port}", f"http://127.0.0.1:{port}"
     scenarios: list[tuple[str, str, bytes | None, int]] = [
         ("noop", f"{noop_url}/", None, servers[0].pid),
+        ("starlette", f"{noop_url}/starlette", None, servers[0].pid),
         ("health", f"{base}/health", None, servers[1].pid),
         ("predict", f"{base}/predict", json.dumps({"features": ROW}).encode(), servers[1].pid),
     ] + [
@@ -364,7 +381,7 @@ def summarize(
 
 
 def print_table(result: dict) -> None:
-    header = ("scenario", "req/s", "pred/s", "p50 ms", "p99 ms", "errors", "srv cpu", "wrk cpu")
+    header = ("scenario", "req/s", "pred/s", "p50 ms", "p99 ms", "errors", "srv cpu", "wrk cpu", "µs cpu/req")
     print("\n" + "".join(f"{title:>10}" for title in header))
     for name, row in result["http"].items():
         predictions = row.get(
@@ -379,6 +396,7 @@ def print_table(result: dict) -> None:
             row["errors"],
             f"{row['server_cpu']:.2f}",
             f"{row['generator_cpu']:.2f}",
+            f"{1e6 / row['requests_per_cpu_second']:.1f}",
         )
         print("".join(f"{cell:>10}" for cell in cells))
     for batch, row in result["in_process"].items():
