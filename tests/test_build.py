@@ -453,3 +453,11 @@ def test_without_an_engine_the_job_succeeds_with_the_image_skipped(tmp_path):
 def test_require_image_makes_a_missing_engine_an_error(tmp_path):
     run = run_job(REPO, tmp_path, "--require-image", DOCKER_HOST=DEAD_ENGINE)
     assert_failed_with(run, "no Docker engine reachable")
+
+
+def test_dry_run_plans_without_training_building_or_writing(tmp_path):
+    run = run_job(REPO, tmp_path, PIPELINE_DRY_RUN="1", DOCKER_HOST=DEAD_ENGINE)
+    assert run.result.returncode == 0, run.log[-3000:]
+    assert run.result.stdout.startswith("build (dry run): train the model into")
+    assert "skip the image (no Docker engine reachable" in run.result.stdout
+    assert list(run.output_dir.iterdir()) == []

@@ -221,6 +221,25 @@ class BuildJob:
         self.image["verified"] = True
 
 
+def plan(args: argparse.Namespace, out_dir: Path) -> str:
+    """What a run would do, for `invoke pipeline --dry-run`: nothing is trained, built or written."""
+    client, why_not = image.connect_engine()
+    base = args.base_image or image.default_base_image(SERVICE_DIR / "Dockerfile")
+    if client is None:
+        image_plan = f"skip the image ({why_not})" + (
+            "; --require-image makes that an error" * args.require_image
+        )
+    else:
+        repository = registry.push_repository(os.environ, IMAGE_REPOSITORY)
+        image_plan = (
+            f"tag the image by content on {base}, build unless that tag exists, verify, write the SBOM; "
+            + (f"push it to {repository}" if repository else "no push (not in GitHub Actions with a token)")
+        )
+    return (
+        f"build (dry run): train the model into {out_dir / 'model'} (or reuse an identical one); {image_plan}"
+    )
+
+
 def _interrupt(signum: int, _frame: object) -> None:
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
@@ -248,6 +267,9 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     context = RunContext.from_env()
+    if context.dry_run:
+        print(plan(args, job_dir("build", context)))
+        return 0
     job = BuildJob(args, job_dir("build", context))
     job.save()
     # A runner's timeout sends SIGTERM: unwind like Ctrl-C, so that the verification container and
