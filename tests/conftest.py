@@ -14,6 +14,13 @@ import subprocess
 import pytest
 
 
+def missing(message: str) -> None:
+    """Skip the test on a developer's machine, fail it in CI, saying what is missing."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 def require_program(name: str, *, probe: list[str] | None = None) -> str:
     """Path of `name`, or skip (fail in CI) naming what is missing and how to get it."""
     path = shutil.which(name)
@@ -21,8 +28,13 @@ def require_program(name: str, *, probe: list[str] | None = None) -> str:
     if ok and probe is not None:
         ok = subprocess.run(probe, capture_output=True, timeout=30).returncode == 0
     if not ok:
-        message = f"{name} is not available here; .ci/run installs it (see README)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        missing(f"{name} is not available here; .ci/run installs it (see README)")
     return str(path)
+
+
+def require_env(name: str, how: str) -> str:
+    """The value of environment variable `name`, or skip (fail in CI) saying `how` to set it."""
+    value = os.environ.get(name)
+    if not value:
+        missing(f"{name} is not set; {how}")
+    return str(value)

@@ -26,7 +26,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from tests.conftest import require_program
+from tests.conftest import require_env, require_program
 
 REPO = Path(__file__).resolve().parents[1]
 SERVICE = Path("services/ml-inference")
@@ -86,11 +86,7 @@ def copy_repo(destination: Path) -> Path:
 def require_base_image() -> str:
     """BASE_IMAGE as .ci/run exports it; skip on a developer's machine without it, fail in CI."""
     require_program("docker", probe=["docker", "info"])
-    base_image = os.environ.get("BASE_IMAGE")
-    if not base_image:
-        message = "BASE_IMAGE is not set; run: export BASE_IMAGE=$(scripts/make-base-image.sh)"
-        pytest.fail(message) if os.environ.get("CI") == "true" else pytest.skip(message)
-    return base_image
+    return require_env("BASE_IMAGE", "run: export BASE_IMAGE=$(scripts/make-base-image.sh)")
 
 
 @pytest.fixture(scope="session")
