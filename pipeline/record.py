@@ -70,6 +70,7 @@ def job_entry(job: Job) -> dict[str, Any]:
         "exit_code": None,
         "log": f"logs/{job.name}.log",
         "outputs": {},
+        "reused": False,
     }
 
 

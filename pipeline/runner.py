@@ -14,6 +14,9 @@ A job's states (`pipeline-run.json` shows them):
        ├──a need did not succeed, or the demo mode leaves it out──▶ skipped
        └──run cancelled before it started─────────────────────────▶ cancelled
 
+With `--only` or `--rerun-failed`, the entries of the jobs this run does not start are kept from
+the previous record and marked `"reused": true` (every other entry has `"reused": false`).
+
 A job with `condition="always"` (the report) runs whatever its needs did, even in a cancelled
 run; only a second Ctrl-C stops it. Stopping a job signals its whole process group: SIGINT, then
 SIGTERM, then SIGKILL, each after a grace period; whatever a job leaves behind in its group when
@@ -183,11 +186,11 @@ class Runner:
         )
         if previous is not None:
             started = self.record["jobs"]
-            reused = previous["jobs"]
+            kept = previous["jobs"]
             self.record["jobs"] = {
-                job.name: started.get(job.name) or reused[job.name]
+                job.name: started.get(job.name) or {**kept[job.name], "reused": True}
                 for job in self.jobs
-                if job.name in started or job.name in reused
+                if job.name in started or job.name in kept
             }
         self._changed()
         limit = (options.max_parallel or len(self.jobs)) if options.parallel else 1

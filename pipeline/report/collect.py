@@ -369,7 +369,7 @@ def job_rows(root: Path, record: dict[str, Any], jobs: Iterable[Job] = JOBS) -> 
                 outputs=redact_mapping(entry["outputs"] if isinstance(entry.get("outputs"), dict) else {}),
                 depth=depths[job.name],
                 log_tail=_tail(root / log) if log and status in FAILED else "",
-                reused=(elapsed(entry.get("finished_at"), record.get("started_at")) or 0) > 0,
+                reused=entry.get("reused") is True,
             )
         )
     return rows

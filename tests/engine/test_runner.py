@@ -24,7 +24,7 @@ RECORD_KEYS = {
 }  # fmt: skip
 JOB_KEYS = {
     "status", "needs", "artifact", "started_at", "finished_at", "duration_seconds", "exit_code", "log",
-    "outputs",
+    "outputs", "reused",
 }  # fmt: skip
 
 
@@ -162,8 +162,10 @@ def test_rerun_failed_reruns_only_what_failed_and_its_dependents(fake_project: F
     assert second["run_id"] == first["run_id"]
     rerun = {name for name in second["jobs"] if fake_project.runs_of(name).count(first["run_id"]) == 2}
     assert rerun == {"test", "report"}
+    assert not any(entry["reused"] for entry in first["jobs"].values())
     for kept in ("unit", "build", "deploy", "demo"):
-        assert second["jobs"][kept] == first["jobs"][kept]
+        assert second["jobs"][kept] == {**first["jobs"][kept], "reused": True}
+    assert second["jobs"]["test"]["reused"] is False and second["jobs"]["report"]["reused"] is False
     assert (fake_project.artifacts / "build-output" / "outputs.json").exists()
 
 
@@ -199,7 +201,9 @@ def test_only_runs_the_named_jobs_from_artifacts_on_disk(fake_project: FakeProje
     first = fake_project.run(parallel=True)
     record = fake_project.run(only=("deploy",))
     assert {name for name in record["jobs"] if len(fake_project.runs_of(name)) == 2} == {"deploy"}
-    assert record["jobs"]["test"] == first["jobs"]["test"]  # kept, but not this run's business
+    # kept, marked as such, but not this run's business
+    assert record["jobs"]["test"] == {**first["jobs"]["test"], "reused": True}
+    assert [name for name, entry in record["jobs"].items() if not entry["reused"]] == ["deploy"]
     assert record["status"] == "success"
 
 
