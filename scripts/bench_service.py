@@ -382,7 +382,7 @@ def summarize(
 
 def print_table(result: dict) -> None:
     header = ("scenario", "req/s", "pred/s", "p50 ms", "p99 ms", "errors", "srv cpu", "wrk cpu", "µs cpu/req")
-    print("\n" + "".join(f"{title:>10}" for title in header))
+    print("\n" + "".join(f"{title:>11}" for title in header))
     for name, row in result["http"].items():
         predictions = row.get(
             "predictions_per_second", row["requests_per_second"] if name == "predict" else None
@@ -398,7 +398,7 @@ def print_table(result: dict) -> None:
             f"{row['generator_cpu']:.2f}",
             f"{1e6 / row['requests_per_cpu_second']:.1f}",
         )
-        print("".join(f"{cell:>10}" for cell in cells))
+        print("".join(f"{cell:>11}" for cell in cells))
     for batch, row in result["in_process"].items():
         print(
             f"{'in-proc ' + batch:>10}{row['calls_per_second']:>10.0f}{row['predictions_per_second']:>10.0f}"

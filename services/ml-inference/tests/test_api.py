@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
+from ml_inference import schemas
 from ml_inference.model import ModelCard
 
 SETOSA = [5.1, 3.5, 1.4, 0.2]
@@ -77,3 +78,24 @@ def test_openapi_documents_the_fast_endpoints(client: TestClient) -> None:
         assert model in schema["components"]["schemas"]
     assert "422" in schema["paths"]["/predict"]["post"]["responses"]
     assert client.get("/docs").status_code == 200
+
+
+def test_documented_schemas_match_what_is_served(client: TestClient) -> None:
+    for model, path in (
+        (schemas.PredictRequest, "/predict"),
+        (schemas.BatchRequest, "/predict/batch"),
+        (schemas.InferRequest, "/v2/models/sklearn-iris/infer"),
+    ):
+        example = model.model_json_schema()["properties"]
+        body = {name: spec["examples"][0] for name, spec in example.items() if "examples" in spec}
+        response = client.post(path, json=body)
+        assert response.status_code == 200, (path, response.text)
+        answer_model = {
+            "/predict": schemas.PredictResponse,
+            "/predict/batch": schemas.BatchResponse,
+            "/v2/models/sklearn-iris/infer": schemas.InferResponse,
+        }[path]
+        answer_model.model_validate(response.json(), strict=True)
+    schemas.ServiceInfo.model_validate(client.get("/").json())
+    schemas.ModelMetadata.model_validate(client.get("/v2/models/sklearn-iris").json())
+    schemas.ServerReadiness.model_validate(client.get("/v2/health/ready").json())

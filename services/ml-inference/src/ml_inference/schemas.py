@@ -135,6 +135,10 @@ class Liveness(BaseModel):
     live: bool
 
 
+class ServerReadiness(BaseModel):
+    ready: bool
+
+
 # Bodies decoded by msgspec rather than by FastAPI: documented by reference (see app._openapi).
 RAW_REQUEST_BODIES = (PredictRequest, BatchRequest, InferRequest)
 

@@ -26,6 +26,7 @@ from ml_inference.schemas import (
     ModelMetadata,
     ModelReadiness,
     ServerMetadata,
+    ServerReadiness,
     error_responses,
     raw_body,
 )
@@ -50,7 +51,7 @@ async def live() -> dict:
     return {"live": True}
 
 
-@router.get("/health/ready", response_model=Liveness, responses={503: {"model": Liveness}})
+@router.get("/health/ready", response_model=ServerReadiness, responses={503: {"model": ServerReadiness}})
 async def server_ready(request: Request) -> JSONResponse:
     """Every model is ready (there is one) and the process is not draining."""
     ready = request.app.state.service.ready
