@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
+import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from ml_inference import app as app_module
 from ml_inference.app import create_app
-from ml_inference.model import IrisModel
+from ml_inference.model import IrisModel, ModelCard
 from ml_inference.settings import Settings
 
 from .conftest import wait_until_ready
@@ -256,15 +259,27 @@ def test_every_request_before_ready_is_503(blocked_loading) -> None:
     assert client.post("/predict", json={"features": GOOD}).status_code == 200
 
 
+def _not_ready_reason(model_dir: Path) -> str:
+    with TestClient(create_app(Settings(model_dir=model_dir))) as client:
+        for _ in range(500):
+            reason = client.get("/ready").json().get("reason")
+            if reason != "model is loading":
+                break
+            time.sleep(0.01)
+        assert client.post("/predict", json={"features": GOOD}).status_code == 503
+        return reason
+
+
 def test_a_model_that_does_not_match_its_card_is_never_served(model_dir: Path, tmp_path: Path) -> None:
     for name in ("model.onnx", "model-card.json"):
         (tmp_path / name).write_bytes((model_dir / name).read_bytes())
     with (tmp_path / "model.onnx").open("ab") as artifact:
         artifact.write(b"tampered")
-    with TestClient(create_app(Settings(model_dir=tmp_path))) as client:
-        for _ in range(200):
-            reason = client.get("/ready").json()["reason"]
-            if reason != "model is loading":
-                break
-        assert "sha256" in reason
-        assert client.post("/predict", json={"features": GOOD}).status_code == 503
+    assert "sha256" in _not_ready_reason(tmp_path)
+
+
+def test_a_model_that_is_not_onnx_is_refused_with_a_reason(card: ModelCard, tmp_path: Path) -> None:
+    garbage = b"not an onnx model"
+    (tmp_path / "model.onnx").write_bytes(garbage)
+    replace(card, artifact_sha256=hashlib.sha256(garbage).hexdigest()).write(tmp_path / "model-card.json")
+    assert "not a loadable ONNX model" in _not_ready_reason(tmp_path)

@@ -19,7 +19,7 @@ from ml_inference.inference import Predictor
 from ml_inference.logs import flush_periodically
 from ml_inference.metrics import Metrics
 from ml_inference.middleware import RequestObserver
-from ml_inference.model import IrisModel, ModelLoadError
+from ml_inference.model import IrisModel
 from ml_inference.routers import info, metrics, oip, predict
 from ml_inference.schemas import RAW_REQUEST_BODIES
 from ml_inference.settings import Settings
@@ -72,7 +72,7 @@ def create_app(settings: Settings) -> FastAPI:
 async def _load_model(service: ServiceState, app_metrics: Metrics, settings: Settings) -> None:
     try:
         model = await asyncio.to_thread(IrisModel, settings.model_dir)
-    except (ModelLoadError, OSError, RuntimeError) as error:
+    except Exception as error:  # whatever it is, /ready must say it rather than "loading" forever
         service.load_error = str(error)
         logger.error(
             "model failed to load", extra={"model_dir": str(settings.model_dir), "error": str(error)}

@@ -80,9 +80,12 @@ class IrisModel:
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
-        self._session = onnxruntime.InferenceSession(
-            artifact, sess_options=options, providers=["CPUExecutionProvider"]
-        )
+        try:
+            self._session = onnxruntime.InferenceSession(
+                artifact, sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as error:  # onnxruntime's errors share no base class but Exception
+            raise ModelLoadError(f"{model_dir / MODEL_FILE} is not a loadable ONNX model: {error}") from error
         self.input_name = self._session.get_inputs()[0].name
         self._probabilities_output = [self._session.get_outputs()[1].name]
         self.class_names = list(self.card.class_names)
