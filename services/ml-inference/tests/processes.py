@@ -12,16 +12,27 @@ from pathlib import Path
 
 import httpx
 
+from .held_loading import RELEASE_FILE
+
 START_TIMEOUT_SECONDS = 30
+HELD_LOADING = Path(__file__).with_name("held_loading.py")
 
 
 class ServiceProcess:
-    """The service on a free port; its JSON log lines are collected in `lines`."""
+    """The service on a free port; its JSON log lines are collected in `lines`.
 
-    def __init__(self, model_dir: Path, **settings: object) -> None:
+    With `release_load`, the model load waits until that file exists (see held_loading.py) and
+    the constructor returns without waiting for readiness.
+    """
+
+    def __init__(self, model_dir: Path, *, release_load: Path | None = None, **settings: object) -> None:
         env = {**os.environ, **{f"ML_INFERENCE_{key.upper()}": str(value) for key, value in settings.items()}}
+        command = [sys.executable, "-m", "ml_inference"]
+        if release_load is not None:
+            command = [sys.executable, str(HELD_LOADING)]
+            env[RELEASE_FILE] = str(release_load)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "ml_inference", "serve", "--port", "0", "--model-dir", str(model_dir)],
+            [*command, "serve", "--port", "0", "--model-dir", str(model_dir)],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -35,7 +46,8 @@ class ServiceProcess:
             raise AssertionError(f"the service did not start: {self.lines}")
         self.port = next(line["port"] for line in self.lines if line.get("msg") == "listening")
         self.url = f"http://127.0.0.1:{self.port}"
-        self.wait_ready()
+        if release_load is None:
+            self.wait_ready()
 
     def _collect(self) -> None:
         assert self.process.stdout is not None

@@ -62,6 +62,29 @@ def test_replicas_share_one_port(model_dir: Path) -> None:
         assert min(served) > 0, served
 
 
+def test_a_replica_joins_a_shared_port_only_once_its_model_is_loaded(model_dir: Path, tmp_path: Path) -> None:
+    shared = _free_port()
+    release = tmp_path / "release-load"
+    with (
+        ServiceProcess(model_dir, shared_port=shared) as ready,
+        ServiceProcess(model_dir, shared_port=shared, release_load=release) as loading,
+    ):
+        assert httpx.get(f"{loading.url}/ready").json()["reason"] == "model is loading"
+        # A new connection per request, so that the kernel could pick either replica each time.
+        statuses = [_predict_status(shared) for _ in range(40)]
+        assert statuses == [200] * 40
+        assert _count_predictions(ready.url) == 40
+
+        release.touch()
+        loading.wait_ready()
+        deadline = time.monotonic() + DRAIN_TIMEOUT
+        while _count_predictions(loading.url) == 0:
+            assert time.monotonic() < deadline, "the loaded replica never got a share of the shared port"
+            statuses.append(_predict_status(shared))
+        assert set(statuses) == {200}
+        assert any(line.get("msg") == "joined shared port" for line in loading.lines)
+
+
 def test_sigterm_drains_in_flight_requests_and_exits_zero(model_dir: Path) -> None:
     with ServiceProcess(model_dir, drain_timeout_seconds=DRAIN_TIMEOUT) as service:
         # A request truly in flight: headers and half the body sent, the rest after SIGTERM.
@@ -197,6 +220,10 @@ def _read_response(sock: socket.socket) -> bytes:
         data += chunk
     sock.close()
     return data
+
+
+def _predict_status(port: int) -> int:
+    return httpx.post(f"http://127.0.0.1:{port}/predict", json={"features": [5.1, 3.5, 1.4, 0.2]}).status_code
 
 
 def _count_predictions(url: str) -> int:

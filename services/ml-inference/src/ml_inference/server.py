@@ -1,5 +1,9 @@
 """Run the app under uvicorn (uvloop + httptools), with a shared SO_REUSEPORT port and SIGTERM drain.
 
+The shared port is bound at start (so a clash shows at once) but listened on only once the model
+is loaded: the kernel balances connections over the sockets that listen, so a replica that is
+still loading gets none of them instead of answering its share with 503.
+
 Drain, in order: /ready turns 503 and the shared listener closes at once (the kernel sends new
 connections to the other replicas); for a short settle time and until nothing is in flight the
 process keeps answering, with `Connection: close` so keep-alive clients move away; then uvicorn
@@ -26,6 +30,7 @@ logger = logging.getLogger(__name__)
 #: How long a draining process keeps answering at least, so readiness probes can see the 503.
 SETTLE_SECONDS = 0.5
 POLL_SECONDS = 0.05
+BACKLOG = 2048
 
 
 class DrainingServer(uvicorn.Server):
@@ -34,11 +39,33 @@ class DrainingServer(uvicorn.Server):
         self.service = service
         self.shared = shared
         self._drain: asyncio.Task[None] | None = None
+        self._joining: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         self._loop = asyncio.get_running_loop()
         await super().startup(sockets)
+        if self.shared is not None:
+            self._joining = self._loop.create_task(self._join_shared_port_when_ready())
+
+    async def _join_shared_port_when_ready(self) -> None:
+        assert self.shared is not None and self._loop is not None
+        while not self.service.ready:
+            if self.service.draining or self.service.load_error is not None:
+                return
+            await asyncio.sleep(POLL_SECONDS)
+        config = self.config
+
+        def create_protocol(_loop: asyncio.AbstractEventLoop | None = None) -> asyncio.Protocol:
+            # The same protocol uvicorn gives its own listeners (see uvicorn.Server.startup).
+            return config.http_protocol_class(  # type: ignore[call-arg]
+                config=config, server_state=self.server_state, app_state=self.lifespan.state, _loop=_loop
+            )
+
+        # create_server calls listen(): from here on the kernel sends this replica its share.
+        listener = await self._loop.create_server(create_protocol, sock=self.shared, backlog=config.backlog)
+        self.servers.append(listener)
+        logger.info("joined shared port", extra={"shared_port": self.shared.getsockname()[1]})
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         # Not recorded in _captured_signals: uvicorn would re-raise it at exit and the status would
@@ -51,6 +78,10 @@ class DrainingServer(uvicorn.Server):
     async def _drain_then_exit(self, signal_name: str) -> None:
         deadline = time.monotonic() + self.config.timeout_graceful_shutdown
         self.service.draining = True
+        if self._joining is not None:
+            # Never close the shared socket under a listener that is being opened: let it finish (or
+            # give up, seeing `draining`) first.
+            await asyncio.wait([self._joining])
         self._close_shared_listener()
         logger.info("draining", extra={"signal": signal_name, "in_flight": self.service.in_flight})
         settle_until = time.monotonic() + min(SETTLE_SECONDS, self.config.timeout_graceful_shutdown / 4)
@@ -68,14 +99,15 @@ class DrainingServer(uvicorn.Server):
         self.shared.close()
 
 
-def bind(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+def bind(host: str, port: int, *, reuse_port: bool = False, listen: bool = True) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     if reuse_port:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
-    sock.listen(2048)
+    if listen:
+        sock.listen(BACKLOG)
     sock.set_inheritable(True)
     return sock
 
@@ -85,8 +117,8 @@ def serve(settings: Settings) -> None:
     sockets = [bind(settings.host, settings.port)]
     shared = None
     if settings.shared_port is not None:
-        shared = bind("127.0.0.1", settings.shared_port, reuse_port=True)
-        sockets.append(shared)
+        # Bound now, listened on by DrainingServer once the model is loaded.
+        shared = bind("127.0.0.1", settings.shared_port, reuse_port=True, listen=False)
     config = uvicorn.Config(
         app,
         loop="uvloop",
@@ -95,6 +127,7 @@ def serve(settings: Settings) -> None:
         access_log=False,
         log_config=None,
         server_header=False,
+        backlog=BACKLOG,
         timeout_graceful_shutdown=settings.drain_timeout_seconds,
     )
     logger.info(
