@@ -20,7 +20,7 @@ import pipeline.targets.kube as kube
 from pipeline.artifacts import write_outputs
 from pipeline.context import RunContext
 from pipeline.targets import get_target
-from pipeline.targets.kube import argocd, versions
+from pipeline.targets.kube import versions
 from pipeline.targets.kube.argocd import GitSource
 from pipeline.targets.kube.plan import Query
 from pipeline.targets.kube.source import https_url
@@ -92,12 +92,24 @@ def _assert_common(plan: str, lines: list[str], kubectl: str) -> None:
     # Every object applied is printed in full, before the watch that waits for it.
     for text in (
         "kind: AppProject",
+        "name: ml-gitops-bootstrap",
+        "resource.customizations.health.argoproj.io_Application: |",
         "name: observability",
         "- ml-inference=" + IMAGE,
         f"repoURL: {SOURCE.repo_url}",
     ):
         assert text in plan
-    assert plan.index("kind: AppProject") < plan.index("watch Application argocd/observability")
+    # Argo CD is told how Applications are healthy right after it is installed.
+    assert plan.index("install.yaml") < plan.index("health.argoproj.io_Application")
+    # The root is applied, then observability is waited for, then the environment joins the root.
+    steps = [
+        plan.index("kind: AppProject"),
+        plan.index("path: gitops/argocd/apps"),
+        plan.index("watch Application argocd/observability"),
+        plan.index("to Application argocd/ml-gitops spec.source.kustomize.components"),
+        plan.index("watch Application argocd/ml-inference-"),
+    ]
+    assert steps == sorted(steps)
 
 
 def test_kind_plan(built: Path) -> None:
@@ -111,6 +123,8 @@ def test_kind_plan(built: Path) -> None:
     _assert_common(plan, lines, "kubectl --context kind-ml-gitops")
     assert "name: ml-inference-deploy" in plan and "namespace: ml-inference-deploy" in plan
     assert "/spec/replicas" in plan and "RespectIgnoreDifferences=true" in plan  # the HPA owns replicas
+    assert "add environments/deploy to Application argocd/ml-gitops" in plan
+    assert "pod-security.kubernetes.io/enforce: restricted" in plan
     assert "port-forward --address 127.0.0.1 -n ml-inference-deploy service/ml-inference :80" in plan
 
 
@@ -158,7 +172,14 @@ def test_real_run_executes_exactly_the_printed_plan(built: Path, monkeypatch: py
 
     monkeypatch.setattr(Query, "holds", lambda self: False)
     monkeypatch.setattr("pipeline.targets.kube.plan.run_process", fake_run)
+    joined: list[tuple[str, str, bool]] = []
     monkeypatch.setattr(kube, "wait_for_application", lambda context, name, **kw: waited.append(name) or "ok")
+    monkeypatch.setattr(kube, "custom_objects", lambda context: context)
+    monkeypatch.setattr(
+        kube,
+        "set_component",
+        lambda api, component, present: joined.append((api, component, present)) or [component],
+    )
     monkeypatch.setattr(kube.KubeEnvironment, "connect", lambda self: None)
     environment = kube.make_target("kind").up("demo", _context(built, dry_run=False))
     for drift in environment.drifts():
@@ -166,6 +187,7 @@ def test_real_run_executes_exactly_the_printed_plan(built: Path, monkeypatch: py
     setup_and_drifts = [line for line in printed if "port-forward" not in line]
     assert [re.sub(r"'", "", c) for c in executed] == [re.sub(r"'", "", c) for c in setup_and_drifts]
     assert waited == ["observability", "ml-inference-demo"]
+    assert joined == [("kind-ml-gitops", "environments/demo", True)]
     assert [d.name for d in environment.drifts()] == ["replica-count", "config-drift", "service-deleted"]
 
 
@@ -240,11 +262,16 @@ def test_versions_are_pinned_in_one_place() -> None:
     assert offenders == []
 
 
-def test_the_application_template_points_at_each_environment() -> None:
-    app = argocd.ml_inference_application("test", SOURCE, None, overlay_has_hpa=True)
-    assert app["spec"]["destination"]["namespace"] == "ml-inference-test"
-    assert app["spec"]["source"]["targetRevision"] == SOURCE.revision
-    assert "kustomize" not in app["spec"]["source"]
+def test_the_planned_application_is_the_one_argo_cd_renders(built: Path) -> None:
+    plan = kube.plan_environment("minikube", "test", _context(built, dry_run=True))
+    names = [child["metadata"]["name"] for child in plan.children]
+    assert names == ["observability", "ml-inference-test"]  # wave order
+    application = plan.children[1]
+    assert (
+        application["spec"]["destination"]["namespace"] == plan.environment.namespace == "ml-inference-test"
+    )
+    assert application["spec"]["source"]["targetRevision"] == SOURCE.revision
+    assert application["spec"]["source"]["kustomize"] == {"images": [f"ml-inference={IMAGE}"]}
 
 
 def test_saved_desired_state_carries_the_deployed_image(built: Path) -> None:

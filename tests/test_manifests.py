@@ -1,7 +1,8 @@
 """The offline manifest checks (`python -m pipeline.manifests`) pass on the repo and can fail.
 
-Rendering, built-in and CRD schema validation, and the Argo CD project/Application rules are each
-shown to report a deliberately broken manifest. The policy rules have their own file.
+Rendering, built-in and CRD schema validation, and the Argo CD rules (projects, the root of the
+app of apps, its child Applications) are each shown to report a deliberately broken manifest.
+The policy rules have their own file.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from tests.conftest import require_program
 
 SHARED_SCHEMAS = REPO_ROOT.parent / "shared" / "schemas"
 SOURCE = kube_argocd.GitSource("https://github.com/example/ml-gitops-pipeline.git", "a" * 40)
+IMAGE = "ml-inference=ml-inference:1"
 
 
 @pytest.fixture
@@ -42,11 +44,19 @@ def kubernetes_overlay() -> list[dict[str, Any]]:
     return render(REPO_ROOT / "gitops/overlays/kubernetes")
 
 
-def _application(env_name: str, rendered: list[dict[str, Any]]) -> dict[str, Any]:
-    has_hpa = any(m["kind"] == "HorizontalPodAutoscaler" for m in rendered)
-    return kube_argocd.ml_inference_application(
-        env_name, SOURCE, "ml-inference=ml-inference:1", overlay_has_hpa=has_hpa
-    )
+def _children(*env_names: str) -> list[dict[str, Any]]:
+    """What Argo CD renders from the root with these environments on."""
+    require_program("kubectl")
+    root = kube_argocd.root_application(SOURCE, IMAGE)
+    return kube_argocd.render_children(root, [kube_argocd.environment_component(e) for e in env_names])
+
+
+def _application(env_name: str, rendered: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The child Application of one environment (`rendered`, its overlay, is not needed to build it)."""
+    (application,) = [
+        c for c in _children(env_name) if c["metadata"]["name"] == kube_argocd.application_name(env_name)
+    ]
+    return application
 
 
 def test_the_repository_passes_every_check(offline_schemas: Path) -> None:
@@ -61,14 +71,16 @@ def test_the_repository_passes_every_check(offline_schemas: Path) -> None:
         env={**os.environ, schemas.CRD_SCHEMA_LOCATION_ENV: str(offline_schemas)},
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    for check in ("render", "schemas", "policy gitops/overlays/demo", "argocd project", "observability"):
+    for check in ("render", "schemas", "policy gitops/overlays/demo", "argocd projects", "observability"):
         assert f"ok    {check}" in result.stdout
 
 
 def test_every_environment_has_an_overlay() -> None:
     names = {path.name for path in overlays()}
     assert {"local", "kubernetes", "demo"} <= names
-    assert set(kube_argocd.ENVIRONMENT_OVERLAYS.values()) <= names
+    assert kube_argocd.environments() == ["demo", "deploy", "test"]
+    paths = {c["spec"]["source"]["path"] for c in _children(*kube_argocd.environments())}
+    assert paths == {"observability", "gitops/overlays/kubernetes", "gitops/overlays/demo"}
 
 
 def test_render_fails_on_a_broken_kustomization(tmp_path: Path) -> None:
@@ -99,8 +111,8 @@ def test_builtin_schema_rejects_an_api_the_pinned_version_does_not_serve() -> No
 
 
 def test_crd_schema_accepts_the_target_applications(offline_schemas: Path, kubernetes_overlay) -> None:
-    objects = [_application("test", kubernetes_overlay), kube_argocd.project(SOURCE)]
-    assert schemas.validate(objects) == []
+    objects = [*_children("test", "demo"), kube_argocd.root_application(SOURCE, IMAGE)]
+    assert schemas.validate([*objects, *kube_argocd.projects(SOURCE)]) == []
 
 
 def test_crd_schema_rejects_a_broken_application(offline_schemas: Path, kubernetes_overlay) -> None:
@@ -114,7 +126,7 @@ def test_crd_schema_rejects_a_broken_application(offline_schemas: Path, kubernet
 
 def test_missing_crd_schema_names_the_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(schemas.CRD_SCHEMA_LOCATION_ENV, str(tmp_path))
-    (problem,) = schemas.validate([kube_argocd.project(SOURCE)])
+    (problem,) = schemas.validate(kube_argocd.projects(SOURCE)[:1])
     assert schemas.CRD_SCHEMA_LOCATION_ENV in problem and "appproject_v1alpha1.json" in problem
 
 
@@ -149,6 +161,17 @@ APPLICATION_BREAKAGES = {
     ),
     "no finalizer": (lambda a: a["metadata"].pop("finalizers"), "finalizer"),
     "no sync wave": (lambda a: a["metadata"].pop("annotations"), "sync-wave"),
+    "namespace not restricted": (
+        lambda a: a["spec"]["syncPolicy"].pop("managedNamespaceMetadata"),
+        'Pod Security "restricted"',
+    ),
+    "namespace only warned": (
+        lambda a: a["spec"]["syncPolicy"]["managedNamespaceMetadata"]["labels"].update(
+            {"pod-security.kubernetes.io/enforce": "baseline"}
+        ),
+        "pod-security.kubernetes.io/enforce",
+    ),
+    "deploys into argocd": (lambda a: a["spec"]["destination"].update(namespace="argocd"), "only the root"),
     "hpa fights self-heal": (lambda a: a["spec"].pop("ignoreDifferences"), "HPA owns spec.replicas"),
     "ignored without respect": (
         lambda a: a["spec"]["syncPolicy"]["syncOptions"].remove("RespectIgnoreDifferences=true"),
@@ -177,8 +200,8 @@ def test_demo_application_must_not_ignore_replicas() -> None:
 
 
 def test_project_passes_and_fails(kubernetes_overlay: list[dict[str, Any]]) -> None:
-    project = kube_argocd.project(SOURCE)
-    assert project["spec"]["sourceRepos"] == [SOURCE.repo_url]
+    bootstrap, project = kube_argocd.projects(SOURCE)
+    assert project["spec"]["sourceRepos"] == bootstrap["spec"]["sourceRepos"] == [SOURCE.repo_url]
     assert argocd.check_project(project, kubernetes_overlay) == []
     any_repo = copy.deepcopy(project)
     any_repo["spec"]["sourceRepos"] = ["*"]
@@ -188,6 +211,56 @@ def test_project_passes_and_fails(kubernetes_overlay: list[dict[str, Any]]) -> N
     assert any("named namespaces" in p for p in argocd.check_project(any_namespace, kubernetes_overlay))
     secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "x"}}
     assert any("Secret/x" in p for p in argocd.check_project(project, [*kubernetes_overlay, secret]))
+
+
+def test_the_root_project_may_create_applications_and_nothing_else() -> None:
+    bootstrap, project = kube_argocd.projects(SOURCE)
+    children = _children("test")
+    assert argocd.check_project(bootstrap, children) == []
+    assert [d["namespace"] for d in bootstrap["spec"]["destinations"]] == ["argocd"]
+    assert "argocd" not in [d["namespace"] for d in project["spec"]["destinations"]]
+    wider = copy.deepcopy(bootstrap)
+    wider["spec"]["namespaceResourceWhitelist"].append({"group": "apps", "kind": "Deployment"})
+    assert any("admin-level" in p for p in argocd.check_project(wider, children))
+
+
+def test_root_carries_the_run_and_its_children_read_it() -> None:
+    root = kube_argocd.root_application(SOURCE, IMAGE)
+    assert root["spec"]["source"]["repoURL"] == SOURCE.repo_url
+    assert root["spec"]["source"]["targetRevision"] == SOURCE.revision
+    assert "components" not in root["spec"]["source"]["kustomize"]  # joined per job, never re-applied
+    children = _children("test", "demo")
+    assert children[0]["metadata"]["name"] == "observability"  # wave 0 first
+    for child in children:
+        assert child["spec"]["source"]["repoURL"] == SOURCE.repo_url
+        assert child["spec"]["source"]["targetRevision"] == SOURCE.revision
+        expected = [IMAGE] if child["metadata"]["name"] != "observability" else None
+        assert child["spec"]["source"].get("kustomize", {}).get("images") == expected
+    assert [c["metadata"]["name"] for c in _children()] == ["observability"]
+    with pytest.raises(SystemExit, match="known: demo, deploy, test"):
+        kube_argocd.environment_component("staging")
+
+
+def test_root_rules_pass_and_fail() -> None:
+    root = kube_argocd.root_application(SOURCE, IMAGE)
+    children = _children("test", "demo")
+    assert argocd.check_root(root, children, first="observability") == []
+    late = copy.deepcopy(children)
+    next(c for c in late if c["metadata"]["name"] == "observability")["metadata"]["annotations"][
+        argocd.SYNC_WAVE
+    ] = "1"
+    assert any("earlier wave" in p for p in argocd.check_root(root, late, first="observability"))
+    shared_project = copy.deepcopy(root)
+    shared_project["spec"]["project"] = "ml-gitops"
+    assert any(
+        "project of its own" in p for p in argocd.check_root(shared_project, children, "observability")
+    )
+    elsewhere = copy.deepcopy(root)
+    elsewhere["spec"]["destination"]["namespace"] = "default"
+    assert any("argocd namespace" in p for p in argocd.check_root(elsewhere, children, "observability"))
+    no_heal = copy.deepcopy(root)
+    no_heal["spec"]["syncPolicy"]["automated"].pop("selfHeal")
+    assert any("selfHeal" in p for p in argocd.check_root(no_heal, children, "observability"))
 
 
 def test_command_line_exits_non_zero_on_a_problem(monkeypatch: pytest.MonkeyPatch, capsys) -> None:

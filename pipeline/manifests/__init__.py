@@ -1,10 +1,11 @@
 """Offline checks of everything the GitOps controllers deploy (`nox -s manifests`).
 
-1. `kubectl kustomize` renders every overlay, gitops/argocd/ and observability/.
+1. `kubectl kustomize` renders every overlay, gitops/argocd/, observability/, and the root
+   Application's source as Argo CD renders it (every environment on, the run-time patches in).
 2. Every rendered object validates against its schema: built-in kinds for the pinned Kubernetes
    version (strict), custom resources against CRD schemas (see `schemas`).
-3. Policy: the hardening and coherence rules (`policy`) on each overlay; least privilege and sync
-   rules (`argocd`) on the AppProject and on the Applications the kind/minikube target builds.
+3. Policy: the hardening and coherence rules (`policy`) on each overlay; least privilege, sync and
+   namespace rules (`argocd`) on the AppProjects, the root and every child Application.
 4. The observability checks (`pipeline.manifests.observability.check`), when that module exists.
 
 `run()` returns every problem, grouped by check; an empty result means all passed.
@@ -31,6 +32,10 @@ from pipeline.targets.kube import argocd as kube_argocd
 #: Stands in for the run's repository and commit when checking the Applications the target builds.
 CHECK_SOURCE = kube_argocd.GitSource("https://github.com/example/ml-gitops-pipeline.git", "0" * 40)
 CHECK_IMAGE = f"{kube_argocd.SERVICE_IMAGE}=ml-inference:check@sha256:{'0' * 64}"
+ROOT = kube_argocd.root_application(CHECK_SOURCE, CHECK_IMAGE)
+PROJECTS = kube_argocd.projects(CHECK_SOURCE)
+#: The key of the root's source as Argo CD renders it, every environment on.
+CHILDREN = "gitops/argocd/apps (the root's children, every environment)"
 
 
 def _rendered() -> tuple[dict[str, list[Manifest]], list[str]]:
@@ -44,21 +49,29 @@ def _rendered() -> tuple[dict[str, list[Manifest]], list[str]]:
             rendered[str(directory.relative_to(REPO_ROOT))] = render(directory)
         except RenderError as error:
             problems.append(str(error))
+    try:
+        components = [kube_argocd.environment_component(env) for env in kube_argocd.environments()]
+        rendered[CHILDREN] = kube_argocd.render_children(ROOT, components)
+    except RenderError as error:
+        problems.append(str(error))
     return rendered, problems
 
 
-def _target_objects(rendered: dict[str, list[Manifest]]) -> list[tuple[Manifest, list[Manifest]]]:
-    """The Applications kind/minikube really apply, each with what its source path renders to."""
-    applications = [(kube_argocd.observability_application(CHECK_SOURCE), rendered.get("observability", []))]
-    for env_name in kube_argocd.ENVIRONMENT_OVERLAYS:
-        path = kube_argocd.overlay_path(env_name)
-        objects = rendered.get(path, [])
-        has_hpa = any(m["kind"] == "HorizontalPodAutoscaler" for m in objects)
-        application = kube_argocd.ml_inference_application(
-            env_name, CHECK_SOURCE, CHECK_IMAGE, overlay_has_hpa=has_hpa
-        )
-        applications.append((application, objects))
-    return applications
+def _argocd_problems(rendered: dict[str, list[Manifest]]) -> list[str]:
+    """The AppProjects, the root and each child (checked against what its source path renders)."""
+    children = rendered.get(CHILDREN, [])
+    bootstrap_project, project = PROJECTS
+    deployed = [
+        m
+        for path, objects in rendered.items()
+        if path.startswith("gitops/overlays/") or path == "observability"
+        for m in objects
+    ]
+    problems = argocd.check_project(project, deployed) + argocd.check_project(bootstrap_project, children)
+    problems += argocd.check_root(ROOT, children, first=kube_argocd.OBSERVABILITY_APPLICATION)
+    for child in children:
+        problems += argocd.check_application(child, rendered.get(child["spec"]["source"]["path"], []))
+    return problems
 
 
 def _observability_checks() -> list[str]:
@@ -78,18 +91,11 @@ def run(report: Callable[[str, list[str]], None] = lambda name, problems: None) 
 
     rendered, render_problems = _rendered()
     record("render", render_problems)
-    targets = _target_objects(rendered)
     record("schemas", schemas.validate([m for objects in rendered.values() for m in objects]))
-    record("schemas (applications the target applies)", schemas.validate([app for app, _ in targets]))
+    record("schemas (root and projects the target applies)", schemas.validate([ROOT, *PROJECTS]))
     for path, objects in rendered.items():
         if path.startswith("gitops/overlays/"):
             record(f"policy {path}", policy.check(objects))
-    argocd_dir = str(ARGOCD.relative_to(REPO_ROOT))
-    deployed = [m for path, objects in rendered.items() if path != argocd_dir for m in objects]
-    project = kube_argocd.project(CHECK_SOURCE)
-    argocd_problems = argocd.check_project(project, deployed)
-    for application, objects in targets:
-        argocd_problems += argocd.check_application(application, objects)
-    record("argocd project and applications", argocd_problems)
+    record("argocd projects, root and child applications", _argocd_problems(rendered))
     record("observability", _observability_checks())
     return results

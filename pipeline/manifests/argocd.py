@@ -1,7 +1,8 @@
-"""Policy checks on the Argo CD AppProject and Applications.
+"""Policy checks on the Argo CD AppProjects, the root Application and its children.
 
-They run on the files in gitops/argocd/ and on the Applications the kind/minikube target really
-applies (built from those files per environment), so what is checked is what is deployed.
+They run on what the kind/minikube target really applies (the root, built from gitops/argocd/
+with a run's repository, commit and image) and on the child Applications Argo CD renders from
+the root's source with every environment switched on, so what is checked is what is deployed.
 """
 
 from __future__ import annotations
@@ -11,6 +12,11 @@ from pipeline.manifests.render import Manifest, name_of
 RESOURCES_FINALIZER = "resources-finalizer.argocd.argoproj.io"
 SYNC_WAVE = "argocd.argoproj.io/sync-wave"
 REPLICAS_POINTER = "/spec/replicas"
+ARGOCD_NAMESPACE = "argocd"
+#: Pod Security Admission labels every namespace Argo CD creates must carry.
+RESTRICTED_NAMESPACE_LABELS = {
+    f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "audit", "warn")
+}
 
 
 def _ignores_replicas(application: Manifest) -> bool:
@@ -20,25 +26,47 @@ def _ignores_replicas(application: Manifest) -> bool:
     )
 
 
-def check_application(application: Manifest, rendered: list[Manifest]) -> list[str]:
-    """Problems of one Application, given the objects its source path renders to."""
+def _sync_rules(application: Manifest) -> list[str]:
+    """What every Application here needs, root or child."""
     where = name_of(application)
     problems = []
-    spec = application["spec"]
-    policy = spec.get("syncPolicy", {})
+    policy = application["spec"].get("syncPolicy", {})
     automated = policy.get("automated", {})
     if not (automated.get("prune") and automated.get("selfHeal")):
         problems.append(f"{where}: enable automated prune and selfHeal")
-    options = set(policy.get("syncOptions", []))
-    if "CreateNamespace=true" not in options:
-        problems.append(f"{where}: add syncOption CreateNamespace=true")
     retry = policy.get("retry", {})
     if not retry.get("limit") or "maxDuration" not in retry.get("backoff", {}):
         problems.append(f"{where}: bound retries (retry.limit and retry.backoff.maxDuration)")
     if RESOURCES_FINALIZER not in application["metadata"].get("finalizers", []):
         problems.append(f"{where}: add the {RESOURCES_FINALIZER} finalizer")
-    if SYNC_WAVE not in application["metadata"].get("annotations", {}):
-        problems.append(f"{where}: set a {SYNC_WAVE} annotation")
+    return problems
+
+
+def _wave(application: Manifest) -> int | None:
+    value = application["metadata"].get("annotations", {}).get(SYNC_WAVE)
+    return int(value) if value is not None and value.lstrip("-").isdigit() else None
+
+
+def check_application(application: Manifest, rendered: list[Manifest]) -> list[str]:
+    """Problems of one child Application, given the objects its source path renders to."""
+    where = name_of(application)
+    problems = _sync_rules(application)
+    spec = application["spec"]
+    policy = spec.get("syncPolicy", {})
+    options = set(policy.get("syncOptions", []))
+    if "CreateNamespace=true" not in options:
+        problems.append(f"{where}: add syncOption CreateNamespace=true")
+    labels = policy.get("managedNamespaceMetadata", {}).get("labels", {})
+    missing = {key: value for key, value in RESTRICTED_NAMESPACE_LABELS.items() if labels.get(key) != value}
+    if missing:
+        problems.append(
+            f'{where}: label the namespace it creates for Pod Security "restricted" '
+            f"(syncPolicy.managedNamespaceMetadata.labels {missing})"
+        )
+    if spec.get("destination", {}).get("namespace") == ARGOCD_NAMESPACE:
+        problems.append(f"{where}: deploys into {ARGOCD_NAMESPACE}, which only the root may do")
+    if _wave(application) is None:
+        problems.append(f"{where}: set an integer {SYNC_WAVE} annotation")
     has_hpa = any(m.get("kind") == "HorizontalPodAutoscaler" for m in rendered)
     if has_hpa and not (_ignores_replicas(application) and "RespectIgnoreDifferences=true" in options):
         problems.append(
@@ -49,6 +77,30 @@ def check_application(application: Manifest, rendered: list[Manifest]) -> list[s
         problems.append(
             f"{where}: ignores {REPLICAS_POINTER} without an HPA, so a scale drift is never healed"
         )
+    return problems
+
+
+def check_root(root: Manifest, children: list[Manifest], first: str) -> list[str]:
+    """The app of apps: its own rules, children in Argo CD's namespace, `first` in the earliest wave."""
+    where = name_of(root)
+    problems = _sync_rules(root)
+    spec = root["spec"]
+    if spec.get("destination", {}).get("namespace") != ARGOCD_NAMESPACE:
+        problems.append(f"{where}: its destination must be the {ARGOCD_NAMESPACE} namespace")
+    child_projects = {child["spec"].get("project") for child in children}
+    if spec.get("project") in child_projects:
+        problems.append(
+            f"{where}: give the root a project of its own; "
+            f"a child's project must not reach {ARGOCD_NAMESPACE}"
+        )
+    for child in children:
+        if child.get("kind") != "Application" or child["metadata"].get("namespace") != ARGOCD_NAMESPACE:
+            problems.append(f"{where}: renders {name_of(child)}, not an Application in {ARGOCD_NAMESPACE}")
+    waves = {child["metadata"]["name"]: _wave(child) for child in children}
+    if first not in waves:
+        problems.append(f"{where}: renders no {first} Application")
+    elif any(w is not None and w <= (waves[first] or 0) for name, w in waves.items() if name != first):
+        problems.append(f"{where}: {first} must sync in an earlier wave than every other child ({waves})")
     return problems
 
 
@@ -63,10 +115,16 @@ def check_project(project: Manifest, deployed: list[Manifest]) -> list[str]:
     for destination in spec.get("destinations", []):
         if destination.get("namespace") in (None, "*") or destination.get("server") in (None, "*"):
             problems.append(f"{where}: destination {destination} is not limited to named namespaces")
+    reaches_argocd = any(d.get("namespace") == ARGOCD_NAMESPACE for d in spec.get("destinations", []))
     cluster_kinds = {(k.get("group", ""), k["kind"]) for k in spec.get("clusterResourceWhitelist", [])}
     namespaced_kinds = {(k.get("group", ""), k["kind"]) for k in spec.get("namespaceResourceWhitelist", [])}
     if any("*" in part for kind in cluster_kinds | namespaced_kinds for part in kind):
         problems.append(f"{where}: resource whitelists must name kinds, not wildcards")
+    if reaches_argocd and (cluster_kinds or namespaced_kinds != {("argoproj.io", "Application")}):
+        problems.append(
+            f"{where}: reaches the {ARGOCD_NAMESPACE} namespace (admin-level), so it may hold "
+            "Applications and nothing else"
+        )
     for manifest in deployed:
         kind = (manifest["apiVersion"].rpartition("/")[0], manifest["kind"])
         if kind not in namespaced_kinds | cluster_kinds:

@@ -49,5 +49,17 @@ def name_of(manifest: Manifest) -> str:
     return f"{manifest.get('kind')}/{manifest.get('metadata', {}).get('name')}"
 
 
+class _ReadableDumper(yaml.SafeDumper):
+    """Multi-line strings (inline patches, scripts) as literal blocks, as people write them."""
+
+
+_ReadableDumper.add_representer(
+    str,
+    lambda dumper, text: dumper.represent_scalar(
+        "tag:yaml.org,2002:str", text, style="|" if "\n" in text else None
+    ),
+)
+
+
 def to_yaml(manifests: list[Manifest]) -> str:
-    return yaml.safe_dump_all(manifests, sort_keys=False)
+    return yaml.dump_all(manifests, Dumper=_ReadableDumper, sort_keys=False)

@@ -1,7 +1,8 @@
 """The kind and minikube targets: real Kubernetes, with Argo CD deploying from Git.
 
 `up(env)` builds one plan (create the cluster if absent, load the build's image, install Argo
-CD, apply the AppProject and Applications, watch until Synced and Healthy) and executes it;
+CD, apply the AppProjects and the root Application of the app of apps, add the environment to
+the root, watch until Synced and Healthy) and executes it;
 with PIPELINE_DRY_RUN=1 it prints the same plan, including the port-forwards and the demo's
 drift commands, and stops without touching a cluster. Versions live in `versions.py`.
 """
@@ -13,8 +14,9 @@ from dataclasses import dataclass
 
 from pipeline.artifacts import read_outputs
 from pipeline.context import RunContext
-from pipeline.manifests.render import REPO_ROOT, Manifest, render
+from pipeline.manifests.render import REPO_ROOT, Manifest, render, to_yaml
 from pipeline.targets.kube import argocd
+from pipeline.targets.kube.api import custom_objects
 from pipeline.targets.kube.cluster import CLUSTER_NAME, Cluster
 from pipeline.targets.kube.environment import (
     MONITORING_NAMESPACE,
@@ -26,6 +28,7 @@ from pipeline.targets.kube.environment import (
     port_forward_argv,
 )
 from pipeline.targets.kube.plan import Call, Command, Step, execute
+from pipeline.targets.kube.root import set_component
 from pipeline.targets.kube.source import git_source_mode, in_cluster_source, origin_source
 from pipeline.targets.kube.versions import ARGOCD_VERSION
 from pipeline.targets.kube.wait import wait_for_application
@@ -70,15 +73,15 @@ def _repository(image: str) -> str:
     return f"{head}/{last.partition(':')[0]}" if head else last.partition(":")[0]
 
 
-def with_image(manifests: list[Manifest], image_override: str) -> list[Manifest]:
-    """`manifests` with the service image replaced as Argo CD's kustomize override does (for the record)."""
-    name, _, reference = image_override.partition("=")
+def with_images(manifests: list[Manifest], image_overrides: list[str]) -> list[Manifest]:
+    """`manifests` with images replaced as an Application's kustomize `images` does (for the record)."""
     result = copy.deepcopy(manifests)
-    for manifest in result:
-        if manifest["kind"] == "Deployment":
-            for container in manifest["spec"]["template"]["spec"]["containers"]:
-                if _repository(container["image"]) == name:
-                    container["image"] = reference
+    for name, _, reference in (override.partition("=") for override in image_overrides):
+        for manifest in result:
+            if manifest["kind"] == "Deployment":
+                for container in manifest["spec"]["template"]["spec"]["containers"]:
+                    if _repository(container["image"]) == name:
+                        container["image"] = reference
     return result
 
 
@@ -109,6 +112,11 @@ def argocd_install(cluster: Cluster) -> list[Step]:
         Command(
             argocd.install_argv(kubectl),
             f"install Argo CD {ARGOCD_VERSION} from its versioned manifest (server-side apply, per its docs)",
+        ),
+        _apply(
+            kubectl,
+            [argocd.application_health()],
+            "give Applications a health (argocd-cm), so the root syncs wave by wave on its children's health",
         ),
         Command(
             (
@@ -156,6 +164,8 @@ class EnvironmentPlan:
     setup: list[Step]
     environment: KubeEnvironment
     notes: list[str]
+    #: The child Applications Argo CD renders from the root once this environment has joined.
+    children: list[Manifest]
 
     def after_up(self) -> list[Command]:
         """Printed by the dry run: the port-forwards, then (demo) the drifts in the demo's order."""
@@ -214,12 +224,21 @@ def drift_commands(
     return drifts
 
 
+def _join(cluster: Cluster, env_name: str) -> Call:
+    component = argocd.environment_component(env_name)
+    return Call(
+        f"add {component} to Application {argocd.ARGOCD_NAMESPACE}/{argocd.ROOT_APPLICATION} "
+        "spec.source.kustomize.components (kubernetes client: read, then replace at that resourceVersion, "
+        f"again on a 409 Conflict), so Argo CD creates Application {argocd.application_name(env_name)}",
+        lambda: print(set_component(custom_objects(cluster.context), component, present=True)),
+    )
+
+
 def plan_environment(tool: str, env_name: str, context: RunContext) -> EnvironmentPlan:
     cluster = Cluster(tool)
     kubectl = cluster.kubectl
+    component = argocd.environment_component(env_name)
     image, image_override = build_image(context)
-    rendered = render(REPO_ROOT / argocd.overlay_path(env_name))
-    has_hpa = any(m["kind"] == "HorizontalPodAutoscaler" for m in rendered)
     steps: list[Step] = [
         cluster.check_version(),
         *cluster.create(),
@@ -237,30 +256,41 @@ def plan_environment(tool: str, env_name: str, context: RunContext) -> Environme
     else:
         source, notes = origin_source(dry_run=context.dry_run)
         notes.append(f"Argo CD reads {source.repo_url} at {source.revision[:12]}")
-    application = argocd.ml_inference_application(env_name, source, image_override, overlay_has_hpa=has_hpa)
+    root = argocd.root_application(source, image_override)
+    children = argocd.render_children(root, [component])
+    application_name = argocd.application_name(env_name)
+    (application,) = [c for c in children if c["metadata"]["name"] == application_name]
+    rendered = render(REPO_ROOT / application["spec"]["source"]["path"])
     steps += [
         _apply(
             kubectl,
-            [argocd.project(source)],
-            "the AppProject: this repository, these namespaces, these kinds",
+            argocd.projects(source),
+            "the AppProjects: the root's (Applications in argocd, nothing else) and its children's "
+            "(this repository, these namespaces, these kinds)",
         ),
-        # Prometheus first (wave 0), so it is there to scrape the service from its first request.
-        _apply(kubectl, [argocd.observability_application(source)], "the observability Application (wave 0)"),
-        _wait(cluster, "observability", source.revision),
-        _apply(kubectl, [application], f"the {env_name} environment's Application (wave 1)"),
-        _wait(cluster, application["metadata"]["name"], source.revision),
+        _apply(
+            kubectl,
+            [root],
+            "the root Application (app of apps): observability (wave 0), then the environments that join",
+        ),
+        # The shared observability child, not the root: the root is Healthy only when every
+        # environment is, and another job's (a demo mid-drift) must not hold this one up.
+        _wait(cluster, argocd.OBSERVABILITY_APPLICATION, source.revision),
+        _join(cluster, env_name),
+        _wait(cluster, application_name, source.revision),
     ]
-    namespace = argocd.environment_namespace(env_name)
+    namespace = application["spec"]["destination"]["namespace"]
+    images = application["spec"]["source"].get("kustomize", {}).get("images", [])
     environment = KubeEnvironment(
         name=env_name,
         namespace=namespace,
-        application=application["metadata"]["name"],
+        application=application_name,
         kubectl=kubectl,
         context=cluster.context,
         drift_commands=drift_commands(kubectl, namespace, rendered),
-        desired=with_image(rendered, image_override),
+        desired=with_images(rendered, images),
     )
-    return EnvironmentPlan(steps, environment, notes)
+    return EnvironmentPlan(steps, environment, notes, children)
 
 
 @dataclass(frozen=True)
@@ -273,6 +303,11 @@ class KubeTarget:
             print(f"note: {note}", flush=True)
         execute(plan.setup, dry_run=context.dry_run)
         if context.dry_run:
+            print(
+                f"\n# then Argo CD renders the root's source into these child Applications:\n"
+                f"{to_yaml(plan.children).rstrip()}",
+                flush=True,
+            )
             execute(plan.after_up(), dry_run=True)
             print(
                 f"\ndry run: the plan above was printed, nothing was run ({self.name}, {env_name})",

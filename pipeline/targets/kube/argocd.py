@@ -1,23 +1,36 @@
-"""Argo CD: its pinned install, and the AppProject/Applications built from gitops/argocd/.
+"""Argo CD: its pinned install, and the app of apps of gitops/argocd/.
 
-The files in gitops/argocd/ are the shape Git declares; this module fills in what only a run
-knows (repository, commit, environment namespace, the build's image) and nothing else, so the
-offline checks of those files hold for what is applied.
+Git declares everything: the AppProjects, the root Application and, under gitops/argocd/apps/,
+the child Applications (observability always; each environment a kustomize component). A run
+knows three more facts, the repository, the commit and the build's image. They reach the root
+as fields (repoURL, targetRevision) and reach the children the way Argo CD supports: kustomize
+patches in the root's spec.source.kustomize.patches, which Argo CD applies when it renders the
+root's source. `render_children` renders that source offline exactly so, for the dry run and the
+offline checks.
 """
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import yaml
 
-from pipeline.manifests.render import ARGOCD, Manifest
+from pipeline.manifests.render import ARGOCD, GITOPS, Manifest, render
 from pipeline.targets.kube.versions import ARGOCD_INSTALL_URL
 
 ARGOCD_NAMESPACE = "argocd"
 SERVICE_IMAGE = "ml-inference"
-#: Which overlay each environment deploys: the demo's has no HPA, so self-heal owns replicas.
-ENVIRONMENT_OVERLAYS = {"deploy": "kubernetes", "test": "kubernetes", "demo": "demo"}
+ROOT_APPLICATION = "ml-gitops"
+OBSERVABILITY_APPLICATION = "observability"
+APPS = ARGOCD / "apps"
+ENVIRONMENTS = APPS / "environments"
+SYNC_WAVE = "argocd.argoproj.io/sync-wave"
+APPLICATION_TARGET = {"group": "argoproj.io", "kind": "Application"}
+#: Which child Applications deploy the service (and so take the build's image).
+SERVICE_APPLICATIONS = "ml-gitops.dev/component=ml-inference"
 
 
 @dataclass(frozen=True)
@@ -28,57 +41,106 @@ class GitSource:
     revision: str
 
 
-def environment_namespace(env_name: str) -> str:
-    return f"ml-inference-{env_name}"
+def environments() -> list[str]:
+    """The environments Git declares (gitops/argocd/apps/environments/<env>/)."""
+    return sorted(path.name for path in ENVIRONMENTS.iterdir() if (path / "kustomization.yaml").is_file())
+
+
+def environment_component(env_name: str) -> str:
+    """The root's component for one environment, relative to the root's source path."""
+    if env_name not in environments():
+        raise SystemExit(
+            f"no environment {env_name!r} in {ENVIRONMENTS.relative_to(GITOPS.parent)}; "
+            f"known: {', '.join(environments())}"
+        )
+    return str((ENVIRONMENTS / env_name).relative_to(APPS))
 
 
 def application_name(env_name: str) -> str:
     return f"ml-inference-{env_name}"
 
 
-def overlay_path(env_name: str) -> str:
-    if env_name not in ENVIRONMENT_OVERLAYS:
-        raise SystemExit(f"no overlay for environment {env_name!r}; known: {', '.join(ENVIRONMENT_OVERLAYS)}")
-    return f"gitops/overlays/{ENVIRONMENT_OVERLAYS[env_name]}"
-
-
-def _template(relative: str) -> Manifest:
+def _from_git(relative: str) -> Manifest:
     return yaml.safe_load((ARGOCD / relative).read_text())
 
 
-def _point_at(application: Manifest, source: GitSource) -> Manifest:
-    application["spec"]["source"]["repoURL"] = source.repo_url
-    application["spec"]["source"]["targetRevision"] = source.revision
-    return application
+def _json_patch(operations: list[dict[str, object]]) -> str:
+    return yaml.safe_dump(operations, sort_keys=False)
 
 
-def project(source: GitSource) -> Manifest:
-    manifest = _template("ml-gitops-project.yaml")
-    manifest["spec"]["sourceRepos"] = [source.repo_url]
-    return manifest
+def run_time_patches(source: GitSource, image_override: str | None) -> list[Manifest]:
+    """The root's kustomize patches: every child reads `source`; the service's take the image."""
+    patches: list[Manifest] = [
+        {
+            "target": dict(APPLICATION_TARGET),
+            "patch": _json_patch(
+                [
+                    {"op": "replace", "path": "/spec/source/repoURL", "value": source.repo_url},
+                    {"op": "replace", "path": "/spec/source/targetRevision", "value": source.revision},
+                ]
+            ),
+        }
+    ]
+    if image_override:
+        patches.append(
+            {
+                "target": {**APPLICATION_TARGET, "labelSelector": SERVICE_APPLICATIONS},
+                "patch": _json_patch(
+                    [{"op": "add", "path": "/spec/source/kustomize", "value": {"images": [image_override]}}]
+                ),
+            }
+        )
+    return patches
 
 
-def observability_application(source: GitSource) -> Manifest:
-    return _point_at(_template("applications/observability.yaml"), source)
+def root_application(source: GitSource, image_override: str | None) -> Manifest:
+    """Git's root Application pointed at `source`, carrying the run-time patches for its children.
+
+    It holds no `components`: environments join and leave through `pipeline.targets.kube.root`,
+    so applying the root again (another job, a later run) never drops another job's environment.
+    """
+    root = _from_git("ml-gitops-root-application.yaml")
+    root["spec"]["source"].update(
+        repoURL=source.repo_url,
+        targetRevision=source.revision,
+        kustomize={"patches": run_time_patches(source, image_override)},
+    )
+    return root
 
 
-def ml_inference_application(
-    env_name: str, source: GitSource, image: str | None, *, overlay_has_hpa: bool
-) -> Manifest:
-    """The Application of one environment; `image` is a kustomize override (`ml-inference=<ref>`)."""
-    application = _point_at(_template("applications/ml-inference.yaml"), source)
-    application["metadata"]["name"] = application_name(env_name)
-    spec = application["spec"]
-    spec["source"]["path"] = overlay_path(env_name)
-    spec["destination"]["namespace"] = environment_namespace(env_name)
-    if image:
-        spec["source"]["kustomize"] = {"images": [image]}
-    if not overlay_has_hpa:
-        # Git owns replicas here: a scale by hand must be seen as drift and healed.
-        spec.pop("ignoreDifferences", None)
-        options = spec["syncPolicy"]["syncOptions"]
-        spec["syncPolicy"]["syncOptions"] = [o for o in options if o != "RespectIgnoreDifferences=true"]
-    return application
+def projects(source: GitSource) -> list[Manifest]:
+    """The root's AppProject and the children's, each allowing only `source`'s repository."""
+    result = []
+    for filename in ("ml-gitops-bootstrap-project.yaml", "ml-gitops-project.yaml"):
+        project = _from_git(filename)
+        project["spec"]["sourceRepos"] = [source.repo_url]
+        result.append(project)
+    return result
+
+
+def application_health() -> Manifest:
+    """The argocd-cm key that gives Applications a health (so the root waits for each wave)."""
+    return _from_git("argocd-cm-application-health.yaml")
+
+
+def render_children(root: Manifest, components: list[str]) -> list[Manifest]:
+    """The child Applications Argo CD renders from `root`'s source with `components` switched on.
+
+    Like Argo CD (`kustomize edit add component`, then its patches appended), on a scratch copy
+    of gitops/ so the repository is never touched.
+    """
+    kustomize = root["spec"]["source"].get("kustomize", {})
+    with tempfile.TemporaryDirectory() as scratch:
+        copy = Path(scratch) / GITOPS.name
+        shutil.copytree(GITOPS, copy)
+        source_dir = copy.parent / root["spec"]["source"]["path"].removeprefix("./")
+        kustomization_file = source_dir / "kustomization.yaml"
+        kustomization = yaml.safe_load(kustomization_file.read_text())
+        kustomization["components"] = [*kustomization.get("components", []), *components]
+        kustomization["patches"] = [*kustomization.get("patches", []), *kustomize.get("patches", [])]
+        kustomization_file.write_text(yaml.safe_dump(kustomization, sort_keys=False))
+        children = render(source_dir)
+    return sorted(children, key=lambda child: int(child["metadata"].get("annotations", {}).get(SYNC_WAVE, 0)))
 
 
 def install_argv(kubectl: tuple[str, ...]) -> tuple[str, ...]:

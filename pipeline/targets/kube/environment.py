@@ -21,11 +21,12 @@ from typing import Any
 from pipeline.artifacts import write_json_atomic
 from pipeline.manifests.render import to_yaml
 from pipeline.targets import Drift, Status
-from pipeline.targets.kube.argocd import ARGOCD_NAMESPACE
-from pipeline.targets.kube.plan import Command, StepFailed, execute
+from pipeline.targets.kube.api import custom_objects
+from pipeline.targets.kube.argocd import ARGOCD_NAMESPACE, ROOT_APPLICATION, environment_component
+from pipeline.targets.kube.plan import Call, Command, StepFailed, execute
+from pipeline.targets.kube.root import set_component
 from pipeline.targets.kube.scrubber import scrub, scrub_text
 
-ARGOCD_GROUP, ARGOCD_API_VERSION = "argoproj.io", "v1alpha1"
 SERVICE = "ml-inference"
 SERVICE_PORT = 80
 MONITORING_NAMESPACE = "monitoring"
@@ -192,25 +193,33 @@ class KubeEnvironment:
                 handle.write(json.dumps(scrub(event), sort_keys=True, default=str) + "\n")
 
     def down(self) -> None:
-        """Close the port-forwards and delete the Application (its finalizer deletes what it deployed)."""
+        """Close the port-forwards and take the environment out of the root Application.
+
+        Argo CD then prunes its Application, whose resources finalizer deletes what it deployed
+        (deleting the Application directly would not last: the root's self-heal recreates it).
+        """
         for forward in self._forwards:
             forward.stop()
         self._forwards.clear()
+        component = environment_component(self.name)
         execute(
             [
+                Call(
+                    f"remove {component} from Application {ARGOCD_NAMESPACE}/{ROOT_APPLICATION} "
+                    "spec.source.kustomize.components (read, then replace at that resourceVersion)",
+                    lambda: print(set_component(custom_objects(self.context), component, present=False)),
+                ),
                 Command(
                     (
                         *self.kubectl,
-                        "delete",
-                        "applications.argoproj.io",
-                        self.application,
+                        "wait",
+                        "--for=delete",
+                        f"applications.argoproj.io/{self.application}",
                         "-n",
                         ARGOCD_NAMESPACE,
-                        "--ignore-not-found",
-                        "--wait=true",
-                        "--timeout=180s",
+                        "--timeout=300s",
                     ),
-                    f"delete the {self.application} Application and, by its finalizer, all it deployed",
+                    f"wait until Argo CD has pruned {self.application} (its finalizer deletes its resources)",
                 ),
                 Command(
                     (

@@ -14,9 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TextIO
 
-import yaml
-
-from pipeline.manifests.render import Manifest
+from pipeline.manifests.render import Manifest, to_yaml
 
 
 class StepFailed(RuntimeError):
@@ -72,14 +70,14 @@ class Command:
         if self.unless is not None:
             lines[-1] += f"    # skipped when {self.unless.describe()}"
         if self.objects:
-            lines.append(yaml.safe_dump_all(list(self.objects), sort_keys=False).rstrip())
+            lines.append(to_yaml(list(self.objects)).rstrip())
         return "\n".join(lines)
 
     def run(self) -> None:
         if self.unless is not None and self.unless.holds():
             print(f"  (skipped: {self.unless.describe()})", flush=True)
             return
-        stdin = yaml.safe_dump_all(list(self.objects), sort_keys=False) if self.objects else None
+        stdin = to_yaml(list(self.objects)) if self.objects else None
         result = run_process(self.argv, stdin, self.timeout_seconds)
         if result.stdout.strip():
             print(result.stdout.rstrip(), flush=True)

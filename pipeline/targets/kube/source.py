@@ -14,6 +14,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from pipeline.manifests.argocd import RESTRICTED_NAMESPACE_LABELS
 from pipeline.manifests.render import REPO_ROOT, Manifest
 from pipeline.targets.kube.argocd import GitSource
 from pipeline.targets.kube.plan import Call, Command, Step
@@ -107,7 +108,11 @@ def git_server_objects(image: str) -> list[Manifest]:
         "seccompProfile": {"type": "RuntimeDefault"},
     }
     return [
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": GIT_NAMESPACE}},
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": GIT_NAMESPACE, "labels": dict(RESTRICTED_NAMESPACE_LABELS)},
+        },
         {
             "apiVersion": "apps/v1",
             "kind": "Deployment",

@@ -7,8 +7,9 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from pipeline.targets import Status
+from pipeline.targets.kube.api import ARGOCD_API_VERSION, ARGOCD_GROUP, custom_objects
 from pipeline.targets.kube.argocd import ARGOCD_NAMESPACE
-from pipeline.targets.kube.environment import ARGOCD_API_VERSION, ARGOCD_GROUP, application_status
+from pipeline.targets.kube.environment import application_status
 
 #: Given a server-side timeout in seconds, the watch events of one Application until it expires.
 EventStream = Callable[[int], Iterable[dict[str, Any]]]
@@ -44,14 +45,8 @@ def watch_until_converged(
 
 def wait_for_application(context: str, name: str, *, revision: str | None, timeout_seconds: int) -> Status:
     """Watch Application `name` through the Kubernetes API (kubernetes client watch)."""
-    try:
-        from kubernetes import client, config, watch
-    except ImportError:
-        raise SystemExit(
-            "the kubernetes Python client is missing: `pip install kubernetes` (deploy's requirements)"
-        ) from None
-
-    api = client.CustomObjectsApi(config.new_client_from_config(context=context))
+    api = custom_objects(context)
+    from kubernetes import watch
 
     def events(timeout: int) -> Iterable[dict[str, Any]]:
         return watch.Watch().stream(
