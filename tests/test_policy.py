@@ -220,3 +220,51 @@ def test_pinned_digest_without_tag_passes() -> None:
         },
     }
     assert policy.image_pinned([deployment]) == []
+
+
+def _with_init_container(manifests: Manifests) -> dict[str, Any]:
+    """Give the pod an init container hardened like the service's (no ports or probes: it exits)."""
+    init = copy.deepcopy(_container(manifests))
+    for key in ("ports", "startupProbe", "readinessProbe", "livenessProbe", "env"):
+        init.pop(key, None)
+    init.update(name="prepare", command=["python", "-c", "pass"])
+    _pod(manifests)["initContainers"] = [init]
+    return init
+
+
+INIT_CONTAINER_BREAKAGES: dict[str, tuple[Callable[[dict[str, Any]], None], policy.Check, str]] = {
+    "root": (lambda c: c["securityContext"].update(runAsUser=0), policy.pod_security_restricted, "runAsUser"),
+    "escalation": (
+        lambda c: c["securityContext"].update(allowPrivilegeEscalation=True),
+        policy.pod_security_restricted,
+        "allowPrivilegeEscalation",
+    ),
+    "no /tmp": (lambda c: c.pop("volumeMounts"), policy.writable_tmp, "emptyDir at /tmp"),
+    "unbounded": (lambda c: c.pop("resources"), policy.resources_bounded, "limits.cpu"),
+    "latest": (lambda c: c.update(image="busybox:latest"), policy.image_pinned, "not pinned"),
+}
+
+
+def test_a_hardened_init_container_passes(kubernetes_overlay: Manifests) -> None:
+    manifests = copy.deepcopy(kubernetes_overlay)
+    _with_init_container(manifests)
+    assert policy.check(manifests) == []
+
+
+@pytest.mark.parametrize("breakage", INIT_CONTAINER_BREAKAGES)
+def test_workload_rules_cover_init_containers(kubernetes_overlay: Manifests, breakage: str) -> None:
+    mutate, check, expected = INIT_CONTAINER_BREAKAGES[breakage]
+    manifests = copy.deepcopy(kubernetes_overlay)
+    mutate(_with_init_container(manifests))
+    problems = check(manifests)
+    assert any("container prepare" in p and expected in p for p in problems), problems
+
+
+def test_workload_rules_cover_every_pod_template_kind() -> None:
+    statefulset = {
+        "kind": "StatefulSet",
+        "metadata": {"name": "x"},
+        "spec": {"template": {"spec": {"containers": [{"name": "x", "image": "x:latest"}]}}},
+    }
+    assert any("StatefulSet/x" in p for p in policy.pod_security_restricted([statefulset]))
+    assert any("StatefulSet/x" in p for p in policy.image_pinned([statefulset]))

@@ -14,6 +14,7 @@ from pipeline.manifests.render import Manifest, name_of
 
 MONITORING_NAMESPACE = "monitoring"
 READINESS_PATH = "/ready"
+WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Job")
 
 Check = Callable[[list[Manifest]], list[str]]
 
@@ -22,8 +23,21 @@ def _of_kind(manifests: list[Manifest], kind: str) -> list[Manifest]:
     return [m for m in manifests if m.get("kind") == kind]
 
 
-def _containers(deployment: Manifest) -> Iterator[dict[str, Any]]:
-    yield from deployment["spec"]["template"]["spec"].get("containers", [])
+def _workloads(manifests: list[Manifest]) -> list[Manifest]:
+    """Every object with a pod template (the hardening rules hold for each pod, whoever runs it)."""
+    return [m for m in manifests if m.get("kind") in WORKLOAD_KINDS]
+
+
+def _containers(workload: Manifest) -> Iterator[dict[str, Any]]:
+    """Every container the pod runs: init containers too, which run with the same privileges."""
+    pod = workload["spec"]["template"]["spec"]
+    yield from pod.get("initContainers", [])
+    yield from pod.get("containers", [])
+
+
+def _serving_containers(workload: Manifest) -> Iterator[dict[str, Any]]:
+    """The long-running containers: the ones with ports, probes and the HPA's CPU requests."""
+    yield from workload["spec"]["template"]["spec"].get("containers", [])
 
 
 def _pod_spec(deployment: Manifest) -> dict[str, Any]:
@@ -57,67 +71,67 @@ def _min_replicas(manifests: list[Manifest], deployment: Manifest) -> int:
     return int(deployment["spec"].get("replicas", 1))
 
 
-def _setting(deployment: Manifest, container: dict[str, Any], key: str) -> Any:
+def _setting(workload: Manifest, container: dict[str, Any], key: str) -> Any:
     """A securityContext setting, the container's overriding the pod's."""
     container_value = container.get("securityContext", {}).get(key)
     if container_value is not None:
         return container_value
-    return _pod_spec(deployment).get("securityContext", {}).get(key)
+    return _pod_spec(workload).get("securityContext", {}).get(key)
 
 
 def pod_security_restricted(manifests: list[Manifest]) -> list[str]:
     """The Pod Security Standards "restricted" profile, plus a read-only root filesystem."""
     problems = []
-    for deployment in _of_kind(manifests, "Deployment"):
-        for container in _containers(deployment):
-            where = f"{name_of(deployment)} container {container['name']}"
+    for workload in _workloads(manifests):
+        for container in _containers(workload):
+            where = f"{name_of(workload)} container {container['name']}"
             context = container.get("securityContext", {})
-            if _setting(deployment, container, "runAsNonRoot") is not True:
+            if _setting(workload, container, "runAsNonRoot") is not True:
                 problems.append(f"{where}: set runAsNonRoot: true")
-            user = _setting(deployment, container, "runAsUser")
+            user = _setting(workload, container, "runAsUser")
             if not isinstance(user, int) or user == 0:
                 problems.append(f"{where}: set a numeric non-root runAsUser")
             if context.get("allowPrivilegeEscalation") is not False:
                 problems.append(f"{where}: set allowPrivilegeEscalation: false")
             if context.get("capabilities", {}).get("drop") != ["ALL"]:
                 problems.append(f"{where}: drop ALL capabilities")
-            if (_setting(deployment, container, "seccompProfile") or {}).get("type") != "RuntimeDefault":
+            if (_setting(workload, container, "seccompProfile") or {}).get("type") != "RuntimeDefault":
                 problems.append(f"{where}: set seccompProfile type RuntimeDefault")
             if context.get("readOnlyRootFilesystem") is not True:
                 problems.append(f"{where}: set readOnlyRootFilesystem: true")
             if context.get("privileged"):
                 problems.append(f"{where}: must not be privileged")
-        pod = _pod_spec(deployment)
+        pod = _pod_spec(workload)
         for flag in ("hostNetwork", "hostPID", "hostIPC"):
             if pod.get(flag):
-                problems.append(f"{name_of(deployment)}: {flag} is not allowed")
+                problems.append(f"{name_of(workload)}: {flag} is not allowed")
     return problems
 
 
 def writable_tmp(manifests: list[Manifest]) -> list[str]:
     """A read-only root filesystem still needs an emptyDir at /tmp."""
     problems = []
-    for deployment in _of_kind(manifests, "Deployment"):
-        empty_dirs = {v["name"] for v in _pod_spec(deployment).get("volumes", []) if "emptyDir" in v}
-        for container in _containers(deployment):
+    for workload in _workloads(manifests):
+        empty_dirs = {v["name"] for v in _pod_spec(workload).get("volumes", []) if "emptyDir" in v}
+        for container in _containers(workload):
             mounts = {m["mountPath"]: m["name"] for m in container.get("volumeMounts", [])}
             if mounts.get("/tmp") not in empty_dirs:
                 problems.append(
-                    f"{name_of(deployment)} container {container['name']}: mount an emptyDir at /tmp"
+                    f"{name_of(workload)} container {container['name']}: mount an emptyDir at /tmp"
                 )
     return problems
 
 
 def resources_bounded(manifests: list[Manifest]) -> list[str]:
     problems = []
-    for deployment in _of_kind(manifests, "Deployment"):
-        for container in _containers(deployment):
+    for workload in _workloads(manifests):
+        for container in _containers(workload):
             resources = container.get("resources", {})
             for bound in ("requests", "limits"):
                 for resource in ("cpu", "memory"):
                     if resource not in resources.get(bound, {}):
                         problems.append(
-                            f"{name_of(deployment)} container {container['name']}: set {bound}.{resource}"
+                            f"{name_of(workload)} container {container['name']}: set {bound}.{resource}"
                         )
     return problems
 
@@ -126,7 +140,7 @@ def probes_distinct_and_named(manifests: list[Manifest]) -> list[str]:
     """Startup, readiness and liveness probes on distinct paths, on named ports that exist."""
     problems = []
     for deployment in _of_kind(manifests, "Deployment"):
-        for container in _containers(deployment):
+        for container in _serving_containers(deployment):
             where = f"{name_of(deployment)} container {container['name']}"
             port_names = {port.get("name") for port in container.get("ports", [])}
             paths = {}
@@ -190,7 +204,7 @@ def selectors_match_pods(manifests: list[Manifest]) -> list[str]:
 def _container_ports(deployments: list[Manifest]) -> set[Any]:
     ports: set[Any] = set()
     for deployment in deployments:
-        for container in _containers(deployment):
+        for container in _serving_containers(deployment):
             for port in container.get("ports", []):
                 ports |= {port.get("name"), port["containerPort"]}
     return ports - {None}
@@ -242,7 +256,7 @@ def replicas_owned_once(manifests: list[Manifest]) -> list[str]:
             problems.append(f"{name_of(hpa)}: minReplicas is above maxReplicas")
         uses_cpu = any(m.get("resource", {}).get("name") == "cpu" for m in spec.get("metrics", []))
         if uses_cpu and any(
-            "cpu" not in c.get("resources", {}).get("requests", {}) for c in _containers(deployment)
+            "cpu" not in c.get("resources", {}).get("requests", {}) for c in _serving_containers(deployment)
         ):
             problems.append(f"{name_of(hpa)}: scales on CPU utilization but a container has no CPU request")
     return problems
@@ -284,14 +298,14 @@ def disruption_budget_coherent(manifests: list[Manifest]) -> list[str]:
 
 def image_pinned(manifests: list[Manifest]) -> list[str]:
     problems = []
-    for deployment in _of_kind(manifests, "Deployment"):
-        for container in _containers(deployment):
+    for workload in _workloads(manifests):
+        for container in _containers(workload):
             image = container.get("image", "")
             name, _, digest = image.partition("@")
             tag = name.rpartition(":")[2] if ":" in name.rpartition("/")[2] else ""
             if not digest and (not tag or tag == "latest"):
                 problems.append(
-                    f"{name_of(deployment)} container {container['name']}: image {image!r} is not pinned "
+                    f"{name_of(workload)} container {container['name']}: image {image!r} is not pinned "
                     "to a tag or digest (never :latest)"
                 )
     return problems
@@ -299,10 +313,10 @@ def image_pinned(manifests: list[Manifest]) -> list[str]:
 
 def service_account_token_not_mounted(manifests: list[Manifest]) -> list[str]:
     problems = []
-    for deployment in _of_kind(manifests, "Deployment"):
-        if _pod_spec(deployment).get("automountServiceAccountToken") is not False:
+    for workload in _workloads(manifests):
+        if _pod_spec(workload).get("automountServiceAccountToken") is not False:
             problems.append(
-                f"{name_of(deployment)}: set automountServiceAccountToken: false (no API access needed)"
+                f"{name_of(workload)}: set automountServiceAccountToken: false (no API access needed)"
             )
     return problems
 
