@@ -103,3 +103,13 @@ def test_in_cluster_plan_serves_the_snapshot(checkout: Path) -> None:
     assert "readOnlyRootFilesystem: true" in rendered and "runAsNonRoot: true" in rendered
     assert "rollout status -n ml-gitops-git deployment/git-server" in rendered
     assert git_source.revision[:12] in rendered
+
+
+def test_the_git_server_runs_under_the_restricted_profile() -> None:
+    from pipeline.manifests import policy
+    from pipeline.manifests.argocd import RESTRICTED_NAMESPACE_LABELS
+
+    namespace, deployment, _ = source.git_server_objects("ml-inference:1")
+    assert namespace["metadata"]["labels"] == RESTRICTED_NAMESPACE_LABELS
+    assert policy.pod_security_restricted([deployment]) == []
+    assert policy.image_pinned([deployment]) == []
