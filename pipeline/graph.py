@@ -29,6 +29,8 @@ class Job:
     demo_modes: tuple[str, ...] | None = None
     #: GitHub token permissions beyond `contents: read`, each with the reason it is needed.
     permissions: tuple[tuple[str, str], ...] = ()
+    #: Brings up an environment on the run's target (the workflow installs kind/minikube for it).
+    uses_target: bool = False
 
     @property
     def session(self) -> str:
@@ -82,9 +84,16 @@ WORK: tuple[Job, ...] = (
         artifact="build-output",
         permissions=(("packages: write", "push the verified image to GHCR (pipeline/build/registry.py)"),),
     ),
-    Job("deploy", needs=("build", "unit"), timeout_minutes=15, artifact="cluster-state"),
-    Job("test", needs=("deploy",), timeout_minutes=10, artifact="test-results"),
-    Job("demo", needs=("deploy",), timeout_minutes=10, artifact="demo-artifacts", demo_modes=("full",)),
+    Job("deploy", needs=("build", "unit"), timeout_minutes=15, artifact="cluster-state", uses_target=True),
+    Job("test", needs=("deploy",), timeout_minutes=10, artifact="test-results", uses_target=True),
+    Job(
+        "demo",
+        needs=("deploy",),
+        timeout_minutes=10,
+        artifact="demo-artifacts",
+        demo_modes=("full",),
+        uses_target=True,
+    ),
 )
 
 
@@ -97,7 +106,7 @@ def with_report(work: tuple[Job, ...]) -> tuple[Job, ...]:
         artifact="final-demo-report",
         condition="always",
         permissions=(
-            ("actions: read", "job timings for pipeline-run.json"),
+            ("actions: read", "job timings for pipeline-run.json, the previous run's load figures"),
             ("pull-requests: write", "the report comment on the pull request"),
         ),
     )

@@ -4,17 +4,26 @@ The local runner keeps it up to date after every state change. In GitHub Actions
 its own machine, so the report job rebuilds the same record from the `needs` context (plus job
 timings from the REST API when the token may read them): `python -m pipeline.record github`.
 Either way the report only ever reads this one file.
+
+The report compares the load figures with the previous run's, kept in `previous/`: locally the
+runner keeps them before a fresh run; in GitHub Actions `python -m pipeline.record github-previous`
+downloads the `test-results` artifact of this workflow's last successful run on the same branch
+(else the default branch). Standard library only: the report job runs these before any install.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import shutil
 import subprocess
+import urllib.error
+import urllib.parse
 import urllib.request
-from collections.abc import Iterable, Mapping
+import zipfile
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -143,26 +152,114 @@ def keep_previous_run(artifacts_dir: Path) -> None:
 GITHUB_RESULTS = {"success", "failure", "cancelled", "skipped", "timed_out"}
 
 
+GITHUB_API_ENV = ("GITHUB_API_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID")
+#: What the job that makes the load summary uploads, and the file the report compares.
+LOAD_ARTIFACT, LOAD_SUMMARY = KEPT_FROM_PREVIOUS_RUN[1].split("/")
+#: A test-results archive is a few MB (Locust CSVs and HTML); refuse anything absurd.
+MAX_ARCHIVE_BYTES = 256 * 1024 * 1024
+
+
+def _has_github_api(environ: Mapping[str, str]) -> bool:
+    return bool(environ.get("GITHUB_TOKEN")) and all(environ.get(key) for key in GITHUB_API_ENV)
+
+
+def _github_json(environ: Mapping[str, str], path: str, **query: object) -> Any:
+    """GET `path` of the REST API with the job's token; raises OSError or ValueError on failure."""
+    url = f"{environ['GITHUB_API_URL']}{path}" + (f"?{urllib.parse.urlencode(query)}" if query else "")
+    headers = {"Authorization": f"Bearer {environ['GITHUB_TOKEN']}", "Accept": "application/vnd.github+json"}
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=30) as response:
+        return json.load(response)
+
+
 def github_job_timings(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
     """Each job's API entry (started_at, completed_at, conclusion, html_url) by name, or {} without access."""
-    token = environ.get("GITHUB_TOKEN")
-    needed = ("GITHUB_API_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID")
-    if not token or not all(environ.get(key) for key in needed):
+    if not _has_github_api(environ):
         return {}
-    url = (
-        f"{environ['GITHUB_API_URL']}/repos/{environ['GITHUB_REPOSITORY']}/actions/runs/"
-        f"{environ['GITHUB_RUN_ID']}/attempts/{environ.get('GITHUB_RUN_ATTEMPT', '1')}/jobs?per_page=100"
-    )
-    request = urllib.request.Request(
-        url, headers={"Authorization": f"Bearer {token}", "Accept": "application/vnd.github+json"}
+    path = (
+        f"/repos/{environ['GITHUB_REPOSITORY']}/actions/runs/{environ['GITHUB_RUN_ID']}"
+        f"/attempts/{environ.get('GITHUB_RUN_ATTEMPT', '1')}/jobs"
     )
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            payload = json.load(response)
+        payload = _github_json(environ, path, per_page=100)
     except (OSError, ValueError) as error:
         print(f"job timings unavailable ({error}); the record has statuses only")
         return {}
     return {entry["name"]: entry for entry in payload.get("jobs", [])}
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None  # urllib would forward the Authorization header to the redirect's host
+
+
+def _download_archive(environ: Mapping[str, str], url: str) -> bytes:
+    """An artifact's zip: the API redirects to short-lived storage, which is fetched without the token."""
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {environ['GITHUB_TOKEN']}"})
+    try:
+        with urllib.request.build_opener(_NoRedirect).open(request, timeout=30) as response:
+            return response.read(MAX_ARCHIVE_BYTES + 1)
+    except urllib.error.HTTPError as answer:
+        location = answer.headers.get("Location")
+        if answer.code not in (301, 302, 303, 307, 308) or not location:
+            raise
+    with urllib.request.urlopen(location, timeout=60) as response:
+        return response.read(MAX_ARCHIVE_BYTES + 1)
+
+
+def _previous_runs(environ: Mapping[str, str]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(branch, run) of this workflow's successful runs in this repository: same branch, then default."""
+    repo, run_id = environ["GITHUB_REPOSITORY"], environ["GITHUB_RUN_ID"]
+    workflow_id = _github_json(environ, f"/repos/{repo}/actions/runs/{run_id}")["workflow_id"]
+    branches = [environ.get("GITHUB_HEAD_REF") or environ.get("GITHUB_REF_NAME")]
+    branches.append(_github_json(environ, f"/repos/{repo}")["default_branch"])
+    for branch in dict.fromkeys(branch for branch in branches if branch):
+        runs = _github_json(
+            environ, f"/repos/{repo}/actions/workflows/{workflow_id}/runs", branch=branch, status="success"
+        )["workflow_runs"]
+        for run in runs:  # a fork's pull request may name a branch like ours
+            if str(run["id"]) != run_id and (run.get("head_repository") or {}).get("full_name") == repo:
+                yield branch, run
+
+
+def fetch_previous_load(artifacts_dir: Path, environ: Mapping[str, str]) -> str:
+    """Put the last successful run's load summary (and its id) in `previous/`; returns what happened.
+
+    Best effort: any failure leaves `previous/` as it was, and the report simply compares nothing.
+    """
+    if not _has_github_api(environ):
+        return f"previous run: not looked up (needs GITHUB_TOKEN and {', '.join(GITHUB_API_ENV)})"
+    repo = environ["GITHUB_REPOSITORY"]
+    try:
+        for branch, run in _previous_runs(environ):
+            listing = _github_json(
+                environ, f"/repos/{repo}/actions/runs/{run['id']}/artifacts", name=LOAD_ARTIFACT
+            )
+            live = [artifact for artifact in listing["artifacts"] if not artifact.get("expired")]
+            if not live:
+                continue
+            archive = _download_archive(environ, live[0]["archive_download_url"])
+            if len(archive) > MAX_ARCHIVE_BYTES:
+                return f"previous run: {LOAD_ARTIFACT} of run {run['id']} is too large; not compared"
+            with zipfile.ZipFile(io.BytesIO(archive)) as bundle:
+                if LOAD_SUMMARY not in bundle.namelist():
+                    continue
+                summary = json.loads(bundle.read(LOAD_SUMMARY))
+            previous = artifacts_dir / PREVIOUS_DIR
+            write_json_atomic(previous / LOAD_ARTIFACT / LOAD_SUMMARY, summary)
+            write_json_atomic(
+                previous / RECORD_FILE,
+                {
+                    "run_id": str(run["id"]),
+                    "commit": run.get("head_sha"),
+                    "started_at": run.get("run_started_at"),
+                    "status": "success",
+                    "jobs": {},
+                },
+            )
+            return f"previous run: {run.get('html_url') or run['id']} on {branch}: load figures in {previous}"
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as error:
+        return f"previous run: not compared ({type(error).__name__}: {error})"
+    return f"previous run: no successful run of this workflow with a {LOAD_SUMMARY} yet; nothing to compare"
 
 
 def record_from_github(
@@ -213,10 +310,17 @@ def main(argv: list[str] | None = None) -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     github = commands.add_parser("github", help="write pipeline-run.json from NEEDS_JSON (toJSON(needs))")
     github.add_argument("--job", default=os.environ.get("GITHUB_JOB", "report"), help="the job running now")
-    github.add_argument(
-        "--artifacts-dir", type=Path, default=Path(os.environ.get("PIPELINE_ARTIFACTS_DIR", "artifacts"))
+    previous = commands.add_parser(
+        "github-previous", help="download the last successful run's load summary into previous/ (best effort)"
     )
+    for command in (github, previous):
+        command.add_argument(
+            "--artifacts-dir", type=Path, default=Path(os.environ.get("PIPELINE_ARTIFACTS_DIR", "artifacts"))
+        )
     args = parser.parse_args(argv)
+    if args.command == "github-previous":
+        print(fetch_previous_load(args.artifacts_dir, os.environ))
+        return
     needs_json = os.environ.get("NEEDS_JSON")
     if not needs_json:
         parser.error("NEEDS_JSON is not set; the workflow passes it as ${{ toJSON(needs) }}")

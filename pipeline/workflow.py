@@ -3,10 +3,17 @@
     python -m pipeline.workflow           # (re)write the workflow
     python -m pipeline.workflow --check   # fail when the committed file differs (run by the tests)
 
-Each graph job becomes a workflow job that checks out, sets up Python, installs the pinned nox,
-downloads its needs' artifacts into `artifacts/`, runs `nox -s <job>` and uploads its own artifact
-(with its log) even when it failed. A job that runs always (the report) downloads every artifact
-of the run and first writes `pipeline-run.json` from the `needs` context (pipeline/record.py).
+Each graph job becomes a workflow job that checks out, sets up Python, installs the pinned nox
+(and kind or minikube when the run's target needs them), downloads its needs' artifacts, runs
+`nox -s <job>` and uploads its artifact and its log even when it failed. A job that runs always
+(the report) downloads whatever its needs uploaded, the previous run's load figures, and first
+writes `pipeline-run.json` from the `needs` context (pipeline/record.py).
+
+Artifacts round-trip exactly: each upload has one path, the job's folder, so upload-artifact makes
+that folder the artifact's root, and each download extracts into `artifacts/<artifact>/` again;
+a log travels as an artifact of its own (`log-<job>`, into `artifacts/logs/`). Nothing depends on
+upload-artifact's least-common-ancestor rule for several paths (tests/engine/test_workflow_artifacts.py
+replays the round trip for every job).
 The text is written out directly, not dumped from a dict, so it keeps its comments: every action
 is pinned by commit SHA with its release in a trailing comment.
 """
@@ -16,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import runpy
 import sys
 from pathlib import Path
 
@@ -34,6 +42,31 @@ ACTIONS = {
     "setup-python": "actions/setup-python@ece7cb06caefa5fff74198d8649806c4678c61a1 # v6.3.0",
     "upload-artifact": "actions/upload-artifact@043fb46d1a93c77aae656e7c1c64a875d1fc6a0a # v7.0.1",
     "download-artifact": "actions/download-artifact@3e5f45b2cfb9172054b4087a40e8e0b5a5461e7c # v8.0.1",
+}
+
+#: The artifact a job's log travels in; the report downloads them all into `artifacts/logs/`.
+LOG_ARTIFACT_PREFIX = "log-"
+
+# Loaded by path, not imported: the kube package imports the Kubernetes client, which the lint
+# session (where this generator runs) does not install. versions.py itself imports nothing.
+_KUBE_VERSIONS = runpy.run_path(str(Path(__file__).parent / "targets" / "kube" / "versions.py"))
+
+#: Per target: the CLI, its pinned version (pipeline/targets/kube/versions.py), the official
+#: release binary for the runner (ubuntu-latest: linux/amd64) and the sha256 file published with it
+#: (kind: "<sha256>  <file>", minikube: "<sha256>"; the first field is the checksum either way).
+TARGET_TOOLS = {
+    "kind": (
+        "kind",
+        _KUBE_VERSIONS["KIND_VERSION"],
+        "https://kind.sigs.k8s.io/dl/${VERSION}/kind-linux-amd64",
+        "https://kind.sigs.k8s.io/dl/${VERSION}/kind-linux-amd64.sha256sum",
+    ),
+    "minikube": (
+        "minikube",
+        _KUBE_VERSIONS["MINIKUBE_VERSION"],
+        "https://storage.googleapis.com/minikube/releases/${VERSION}/minikube-linux-amd64",
+        "https://storage.googleapis.com/minikube/releases/${VERSION}/minikube-linux-amd64.sha256",
+    ),
 }
 
 HEADER = f"""\
@@ -90,8 +123,12 @@ def job_condition(job: Job) -> str | None:
     return " && ".join(parts) or None
 
 
-def _setup_steps() -> str:
-    return f"""\
+def log_artifact(job: Job) -> str:
+    return f"{LOG_ARTIFACT_PREFIX}{job.name}"
+
+
+def _setup_steps(job: Job) -> str:
+    steps = f"""\
       - uses: {ACTIONS["checkout"]}
         with:
           persist-credentials: false
@@ -101,36 +138,75 @@ def _setup_steps() -> str:
       - name: Install the pinned nox
         run: python -m pip install -r requirements/tools.txt
 """
+    if job.uses_target:
+        steps += "".join(_install_tool_step(target, *tool) for target, tool in TARGET_TOOLS.items())
+    return steps
+
+
+def _install_tool_step(target: str, tool: str, version: str, binary_url: str, checksum_url: str) -> str:
+    """Install `tool` at `version` when the run's target is `target`; a checksum mismatch fails the job."""
+    return f"""\
+      - name: Install {tool} {version} (target {target} only)
+        if: env.PIPELINE_TARGET == '{target}'
+        shell: bash
+        working-directory: ${{{{ runner.temp }}}}
+        env:
+          VERSION: {version}
+        run: |
+          curl -fsSL --retry 3 -o {tool} "{binary_url}"
+          curl -fsSL --retry 3 -o {tool}.sha256 "{checksum_url}"
+          echo "$(cut -d ' ' -f 1 {tool}.sha256)  {tool}" | sha256sum --check --strict
+          sudo install -m 0755 {tool} /usr/local/bin/{tool}
+          rm {tool} {tool}.sha256
+"""
 
 
 def _download_steps(job: Job, jobs_by_name: dict[str, Job]) -> str:
-    if job.condition == "always":
-        # Needs may have failed or been skipped: take whatever artifacts the run has.
-        return f"""\
-      - name: Download every artifact of this run
+    artifacts = [jobs_by_name[need].artifact for need in job.needs if jobs_by_name[need].artifact]
+    if job.condition != "always":
+        return "".join(
+            f"""\
+      - name: Download {artifact}
         uses: {ACTIONS["download-artifact"]}
         with:
-          path: artifacts
+          name: {artifact}
+          path: artifacts/{artifact}
+"""
+            for artifact in artifacts
+        )
+    # Needs may have failed or been skipped and uploaded nothing: a `name` that does not exist
+    # fails the step, a `pattern` that matches nothing downloads nothing.
+    steps = "".join(
+        f"""\
+      - name: Download {artifact} if it was uploaded
+        uses: {ACTIONS["download-artifact"]}
+        with:
+          pattern: {artifact}
+          path: artifacts/{artifact}
           merge-multiple: true
+"""
+        for artifact in artifacts
+    )
+    return (
+        steps
+        + f"""\
+      - name: Download every job's log
+        uses: {ACTIONS["download-artifact"]}
+        with:
+          pattern: {LOG_ARTIFACT_PREFIX}*
+          path: artifacts/logs
+          merge-multiple: true
+      - name: Download the last successful run's load figures (best effort)
+        run: python -m pipeline.record github-previous
+        env:
+          GITHUB_TOKEN: ${{{{ github.token }}}}
       - name: Write pipeline-run.json from the needs context
         run: python -m pipeline.record github
         env:
           NEEDS_JSON: ${{{{ toJSON(needs) }}}}
           GITHUB_TOKEN: ${{{{ github.token }}}}
 """
-    steps = ""
-    for need in job.needs:
-        artifact = jobs_by_name[need].artifact
-        if artifact is None:
-            continue
-        steps += f"""\
-      - name: Download {artifact}
-        uses: {ACTIONS["download-artifact"]}
-        with:
-          name: {artifact}
-          path: artifacts
-"""
-    return steps
+    )
 
 
 def _run_and_upload_steps(job: Job) -> str:
@@ -142,16 +218,16 @@ def _run_and_upload_steps(job: Job) -> str:
           mkdir -p artifacts/logs
           nox -s {job.session} 2>&1 | tee artifacts/logs/{job.name}.log{token}
 """
-    if job.artifact is not None:
+    uploads = [(job.artifact, f"artifacts/{job.artifact}/")] if job.artifact else []
+    uploads.append((log_artifact(job), f"artifacts/logs/{job.name}.log"))
+    for name, path in uploads:
         steps += f"""\
-      - name: Upload {job.artifact}
+      - name: Upload {name}
         if: always()
         uses: {ACTIONS["upload-artifact"]}
         with:
-          name: {job.artifact}
-          path: |
-            artifacts/{job.artifact}/
-            artifacts/logs/{job.name}.log
+          name: {name}
+          path: {path}
           if-no-files-found: ignore
 """
     return steps
@@ -169,7 +245,7 @@ def render_job(job: Job, jobs_by_name: dict[str, Job]) -> str:
     lines += ["    permissions:", "      contents: read # checkout"]
     lines += [f"      {grant} # {reason}" for grant, reason in job.permissions]
     lines.append("    steps:")
-    steps = _setup_steps() + _download_steps(job, jobs_by_name) + _run_and_upload_steps(job)
+    steps = _setup_steps(job) + _download_steps(job, jobs_by_name) + _run_and_upload_steps(job)
     return "\n".join(lines) + "\n" + steps
 
 

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import io
 import json
+import re
 import threading
+import urllib.parse
+import zipfile
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
 
-from pipeline.record import github_job_timings, main, record_from_github
+from pipeline.record import fetch_previous_load, github_job_timings, main, record_from_github
+from pipeline.report.collect import collect
 
 NEEDS = {
     "unit": {"result": "success", "outputs": {}},
@@ -111,3 +116,173 @@ def test_cli_writes_pipeline_run_json(tmp_path: Path, monkeypatch: pytest.Monkey
     main(["github", "--job", "report", "--artifacts-dir", str(tmp_path)])
     record = json.loads((tmp_path / "pipeline-run.json").read_text())
     assert record["status"] == "success" and record["jobs"]["report"]["status"] == "running"
+
+
+# --- the previous run's load figures, from a fake of GitHub's REST API and artifact storage -------
+
+LOAD = {"users": 20, "duration_seconds": 20, "requests": 8000, "requests_per_second": 400.0, "p99_ms": 30.0,
+        "failure_ratio": 0}  # fmt: skip
+
+
+def zipped(files: dict[str, object]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as bundle:
+        for name, content in files.items():
+            bundle.writestr(name, json.dumps(content))
+    return buffer.getvalue()
+
+
+class FakeGitHub:
+    """A fake of the REST API endpoints the report job reads, plus a fake of the storage artifact
+    downloads redirect to (another port, so "another host"): both on 127.0.0.1, run in threads."""
+
+    def __init__(self) -> None:
+        self.runs: dict[str, list[dict]] = {}  # branch -> successful runs, newest first
+        self.archives: dict[int, tuple[bool, bytes]] = {}  # run id -> (expired, zip)
+        self.storage_authorization: list[str | None] = []
+        self.servers = [
+            HTTPServer(("127.0.0.1", 0), self._api()),
+            HTTPServer(("127.0.0.1", 0), self._storage()),
+        ]
+        for server in self.servers:
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.api, self.storage = (f"http://127.0.0.1:{server.server_port}" for server in self.servers)
+
+    def run(self, run_id: int, *, repo: str = "o/r", load: dict | None = LOAD, expired: bool = False) -> dict:
+        self.archives[run_id] = (expired, zipped({"load-summary.json": load} if load else {"other.json": {}}))
+        return {"id": run_id, "head_sha": f"sha{run_id}", "html_url": f"https://github.test/runs/{run_id}",
+                "run_started_at": "2026-01-01T10:00:00Z", "head_repository": {"full_name": repo}}  # fmt: skip
+
+    def _api(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                url = urllib.parse.urlsplit(self.path)
+                query = dict(urllib.parse.parse_qsl(url.query))
+                found = re.fullmatch(r"/repos/o/r/actions/runs/(\d+)/artifacts", url.path)
+                archive = re.fullmatch(r"/repos/o/r/actions/artifacts/(\d+)/zip", url.path)
+                if self.headers["Authorization"] != "Bearer t0ken":
+                    return self.answer(401, {"message": "Bad credentials"})
+                if url.path == "/repos/o/r":
+                    return self.answer(200, {"default_branch": "main"})
+                if url.path == "/repos/o/r/actions/runs/7":
+                    return self.answer(200, {"id": 7, "workflow_id": 99})
+                if url.path == "/repos/o/r/actions/workflows/99/runs" and query["status"] == "success":
+                    return self.answer(200, {"workflow_runs": fake.runs.get(query["branch"], [])})
+                if found and query["name"] == "test-results":
+                    run_id = int(found[1])
+                    url = f"{fake.api}/repos/o/r/actions/artifacts/{run_id}/zip"
+                    listing = {
+                        "name": "test-results",
+                        "expired": fake.archives[run_id][0],
+                        "archive_download_url": url,
+                    }
+                    return self.answer(200, {"artifacts": [listing]})
+                if archive:
+                    self.send_response(302)
+                    self.send_header("Location", f"{fake.storage}/blob/{archive[1]}?sig=short-lived")
+                    self.end_headers()
+                    return None
+                return self.answer(404, {"message": "Not Found"})
+
+            def answer(self, status: int, body: object) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        return Handler
+
+    def _storage(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                fake.storage_authorization.append(self.headers["Authorization"])
+                data = fake.archives[int(urllib.parse.urlsplit(self.path).path.rsplit("/", 1)[1])][1]
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        return Handler
+
+    def close(self) -> None:
+        for server in self.servers:
+            server.shutdown()
+            server.server_close()
+
+
+@pytest.fixture
+def github() -> Iterator[FakeGitHub]:
+    fake = FakeGitHub()
+    yield fake
+    fake.close()
+
+
+def previous_env(fake: FakeGitHub, **extra: str) -> dict[str, str]:
+    return {**github_env(fake.api), "GITHUB_RUN_ID": "7", "GITHUB_REF_NAME": "41/merge", **extra}
+
+
+def test_previous_load_comes_from_the_last_successful_run_on_the_same_branch(
+    tmp_path: Path, github: FakeGitHub
+) -> None:
+    github.runs["feature"] = [
+        github.run(7),  # this run: never its own previous
+        github.run(31, repo="fork/r"),  # a fork's pull request from a branch of the same name
+        github.run(30, expired=True),
+        github.run(29, load=None),  # test job failed before writing the summary
+        github.run(20, load={**LOAD, "p99_ms": 20.0}),
+    ]
+    github.runs["main"] = [github.run(10)]
+    line = fetch_previous_load(tmp_path, previous_env(github, GITHUB_HEAD_REF="feature"))
+    previous = tmp_path / "previous"
+    assert line == f"previous run: https://github.test/runs/20 on feature: load figures in {previous}"
+    assert json.loads((previous / "test-results" / "load-summary.json").read_text())["p99_ms"] == 20.0
+    assert json.loads((previous / "pipeline-run.json").read_text())["run_id"] == "20"
+    assert github.storage_authorization and set(github.storage_authorization) == {None}  # token stays home
+
+    (tmp_path / "test-results").mkdir()
+    (tmp_path / "test-results" / "load-summary.json").write_text(json.dumps(LOAD))
+    comparison = collect(tmp_path).comparison
+    assert comparison is not None and comparison.previous_run_id == "20"
+    assert next(change for change in comparison.changes if change.key == "p99_ms").previous == 20.0
+
+
+def test_without_a_run_on_the_branch_the_default_branch_is_used(tmp_path: Path, github: FakeGitHub) -> None:
+    github.runs["main"] = [github.run(10)]
+    line = fetch_previous_load(tmp_path, previous_env(github, GITHUB_REF_NAME="feature"))
+    assert "runs/10 on main" in line
+    assert json.loads((tmp_path / "previous" / "pipeline-run.json").read_text())["commit"] == "sha10"
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"GITHUB_TOKEN": ""}, "previous run: not looked up (needs GITHUB_TOKEN and GITHUB_API_URL, "),
+        ({"GITHUB_TOKEN": "wrong"}, "previous run: not compared (HTTPError: HTTP Error 401: Unauthorized)"),
+        ({}, "previous run: no successful run of this workflow with a load-summary.json yet"),
+    ],
+)
+def test_no_previous_run_is_one_clear_line_and_no_files(
+    tmp_path: Path, github: FakeGitHub, change: dict[str, str], expected: str
+) -> None:
+    assert fetch_previous_load(tmp_path, previous_env(github, **change)).startswith(expected)
+    assert not (tmp_path / "previous").exists()
+
+
+def test_cli_previous_never_fails_the_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("GITHUB_TOKEN", raising=False)
+    main(["github-previous", "--artifacts-dir", str(tmp_path)])
+    assert capsys.readouterr().out.startswith("previous run: not looked up")

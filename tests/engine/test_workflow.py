@@ -13,6 +13,7 @@ import yaml
 
 from pipeline.context import DEMO_MODES, TARGETS
 from pipeline.graph import JOBS, JOBS_BY_NAME, WORK, Job, with_report
+from pipeline.targets.kube import versions
 from pipeline.workflow import WORKFLOW_PATH, main, render
 from tests.conftest import require_program
 
@@ -60,7 +61,7 @@ def test_jobs_needs_conditions_timeouts_and_sessions_agree_with_the_graph(workfl
         runs = [step["run"] for step in spec["steps"] if "run" in step]
         assert any(f"nox -s {job.session} " in run for run in runs), job.name
         uploads = [step for step in spec["steps"] if "upload-artifact" in step.get("uses", "")]
-        assert [step["with"]["name"] for step in uploads] == [job.artifact], job.name
+        assert [step["with"]["name"] for step in uploads] == [job.artifact, f"log-{job.name}"], job.name
         assert all(step["if"] == "always()" for step in uploads), job.name
 
 
@@ -68,10 +69,11 @@ def test_each_job_downloads_its_needs_artifacts(workflow: dict) -> None:
     for job in JOBS:
         steps = workflow["jobs"][job.name]["steps"]
         downloads = [step["with"] for step in steps if "download-artifact" in step.get("uses", "")]
-        if job.condition == "always":
-            assert downloads == [{"path": "artifacts", "merge-multiple": True}]
+        needed = [JOBS_BY_NAME[need].artifact for need in job.needs]
+        if job.condition == "always":  # by pattern: a skipped need uploaded nothing, and that is fine
+            assert [d.get("pattern") for d in downloads] == [*needed, "log-*"]
         else:
-            assert [d["name"] for d in downloads] == [JOBS_BY_NAME[need].artifact for need in job.needs]
+            assert [d["name"] for d in downloads] == needed
 
 
 def test_report_builds_the_run_record_from_the_needs_context(workflow: dict) -> None:
@@ -134,3 +136,26 @@ def test_a_job_added_to_the_graph_appears_in_the_generated_workflow() -> None:
     assert workflow["jobs"]["scan"]["needs"] == ["build"]
     assert "scan" in workflow["jobs"]["report"]["needs"]
     assert any("nox -s scan " in step.get("run", "") for step in workflow["jobs"]["scan"]["steps"])
+
+
+def test_jobs_on_a_target_install_the_pinned_kind_and_minikube_only_for_that_target(workflow: dict) -> None:
+    pinned = {"kind": versions.KIND_VERSION, "minikube": versions.MINIKUBE_VERSION}
+    for job in JOBS:
+        steps = workflow["jobs"][job.name]["steps"]
+        tools = ("Install kind", "Install minikube")
+        installs = {step["if"]: step for step in steps if step.get("name", "").startswith(tools)}
+        if not job.uses_target:
+            assert installs == {}, job.name
+            continue
+        assert set(installs) == {f"env.PIPELINE_TARGET == '{target}'" for target in pinned}, job.name
+        run_step = next(i for i, step in enumerate(steps) if f"nox -s {job.session}" in step.get("run", ""))
+        for target, version in pinned.items():
+            step = installs[f"env.PIPELINE_TARGET == '{target}'"]
+            assert steps.index(step) < run_step
+            assert step["env"] == {"VERSION": version}, (job.name, target)
+            downloads = re.findall(r'curl -fsSL --retry 3 -o (\S+) "(https://[^"]+)"', step["run"])
+            assert [name for name, _ in downloads] == [target, f"{target}.sha256"]
+            assert all("${VERSION}" in url for _, url in downloads)
+            assert f'{target}.sha256)  {target}" | sha256sum --check --strict' in step["run"]
+            assert step["run"].index("sha256sum --check") < step["run"].index("sudo install")
+    assert {job.name for job in JOBS if job.uses_target} == {"deploy", "test", "demo"}
