@@ -2,10 +2,12 @@
 # Validate everything the GitOps controllers deploy, offline: the one entry point, used the same
 # way locally and in CI.
 #
-# What it checks: `kubectl kustomize` renders every overlay in gitops/overlays/, gitops/argocd/ and
-# observability/; every object validates against the pinned Kubernetes version's schemas (strict)
-# or its CRD schema; the hardening/coherence policy; the Argo CD project and Applications; the
-# observability checks (promtool, alert tests, PromQL metric names).
+# What it checks: `kubectl kustomize` renders every overlay in gitops/overlays/, gitops/argocd/,
+# observability/ and the root Application's source as Argo CD renders it (every environment on,
+# the run's patches in); every object validates against the pinned Kubernetes version's schemas
+# (strict) or its CRD schema; the hardening/coherence policy; the Argo CD projects, the root and
+# its child Applications (sync rules, waves, PSS-restricted namespaces); the observability checks
+# (promtool, alert tests, PromQL metric names).
 #
 # Needs: Python 3.11+ and nox (`pip install -r requirements/tools.txt`); nox installs the rest
 # (requirements/manifests.txt, kubectl included). promtool is used by the observability checks.

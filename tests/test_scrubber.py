@@ -157,6 +157,7 @@ def test_save_state_writes_nothing_secret(tmp_path: Path, monkeypatch: pytest.Mo
     assert set(written) == {
         "manifests.yaml",
         "application.json",
+        "root-application.json",
         "resources.json",
         "pods.json",
         "events.jsonl",

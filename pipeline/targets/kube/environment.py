@@ -167,11 +167,15 @@ class KubeEnvironment:
         ]
 
     def save_state(self, directory: Path) -> None:
-        """Desired and live resources, the Application (status and history), events and pods, scrubbed."""
+        """Desired and live resources, the Applications (status and history), events and pods, scrubbed."""
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "manifests.yaml").write_text(to_yaml(scrub(self.desired)))
         collected = {
             "application.json": lambda: self._application(),
+            # The app of apps: which environments this cluster holds, and its sync history.
+            "root-application.json": lambda: self._kubectl_json(
+                "get", "applications.argoproj.io", ROOT_APPLICATION, "-n", ARGOCD_NAMESPACE
+            ),
             "resources.json": lambda: self._kubectl_json("get", STATE_KINDS, "-n", self.namespace),
             "pods.json": lambda: [
                 _pod_summary(p) for p in self._kubectl_json("get", "pods", "-n", self.namespace)["items"]
