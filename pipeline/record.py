@@ -202,6 +202,8 @@ def _download_archive(environ: Mapping[str, str], url: str) -> bytes:
         location = answer.headers.get("Location")
         if answer.code not in (301, 302, 303, 307, 308) or not location:
             raise
+    if urllib.parse.urlsplit(location).scheme not in ("https", "http"):
+        raise ValueError(f"artifact download redirected to {location!r}")
     with urllib.request.urlopen(location, timeout=60) as response:
         return response.read(MAX_ARCHIVE_BYTES + 1)
 
@@ -214,7 +216,11 @@ def _previous_runs(environ: Mapping[str, str]) -> Iterator[tuple[str, dict[str, 
     branches.append(_github_json(environ, f"/repos/{repo}")["default_branch"])
     for branch in dict.fromkeys(branch for branch in branches if branch):
         runs = _github_json(
-            environ, f"/repos/{repo}/actions/workflows/{workflow_id}/runs", branch=branch, status="success"
+            environ,
+            f"/repos/{repo}/actions/workflows/{workflow_id}/runs",
+            branch=branch,
+            status="success",
+            per_page=10,  # bounds the look-up: runs of this branch without a summary are few
         )["workflow_runs"]
         for run in runs:  # a fork's pull request may name a branch like ours
             if str(run["id"]) != run_id and (run.get("head_repository") or {}).get("full_name") == repo:
