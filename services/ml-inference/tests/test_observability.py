@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from ml_inference.app import create_app
 from ml_inference.logs import ACCESS_LOGGER, JsonFormatter
 from ml_inference.model import ModelCard
+from ml_inference.settings import Settings
+
+from .conftest import wait_until_ready
 
 CONTRACT_METRICS = {
     "ml_inference_requests": "counter",
@@ -62,6 +67,44 @@ def test_metrics_count_requests_predictions_and_batches(client: TestClient, card
     assert value("ml_inference_model_ready") == 1
     # The scrape itself is the one request in flight.
     assert value("ml_inference_requests_in_flight") == 1
+
+
+def test_series_exist_at_zero_before_their_first_request(model_dir: Path, card: ModelCard) -> None:
+    # At zero from the start, or Prometheus' first sample would already hold the first requests.
+    with TestClient(create_app(Settings(model_dir=model_dir))) as fresh:
+        samples = scrape(fresh)  # the very first request: nothing has been counted yet
+        counted = {
+            (labels["route"], labels["method"], labels["status"]): value
+            for labels, value in _samples_of(samples, "ml_inference_requests_total")
+        }
+        assert set(counted.values()) == {0.0}
+        for status in ("200", "400", "413", "415", "422", "500", "503"):
+            assert ("/predict", "POST", status) in counted
+            assert ("/predict/batch", "POST", status) in counted
+            assert ("/v2/models/{model_name}/infer", "POST", status) in counted
+        # Only what a route can answer: /health never says 503, /metrics is never POSTed to.
+        assert {status for route, _, status in counted if route == "/health"} == {"200", "500"}
+        assert {method for route, method, _ in counted if route == "/metrics"} == {"GET"}
+        assert ("/ready", "GET", "503") in counted
+        assert not any(route == "unmatched" for route, _, _ in counted)
+        durations = {
+            labels["route"]
+            for labels, _ in _samples_of(samples, "ml_inference_request_duration_seconds_count")
+        }
+        assert durations == {route for route, _, _ in counted}
+
+        wait_until_ready(fresh)
+        by_class = {
+            labels["class"]: value
+            for labels, value in _samples_of(scrape(fresh), "ml_inference_predictions_total")
+        }
+        assert by_class == dict.fromkeys(card.class_names, 0.0)
+
+
+def _samples_of(samples: dict[str, float], name: str) -> list[tuple[dict, float]]:
+    return [
+        (json.loads(key[len(name) :]), value) for key, value in samples.items() if key.startswith(name + "{")
+    ]
 
 
 def test_unknown_paths_share_one_route_label(client: TestClient) -> None:

@@ -57,9 +57,11 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.service = service
     app.state.metrics = app_metrics
-    for router in (info.router, predict.router, oip.router, metrics.router):
+    routers = (info.router, predict.router, oip.router, metrics.router)
+    for router in routers:
         app.include_router(router)
     install_error_handlers(app)
+    app_metrics.declare_routes(route for router in routers for route in router.routes)
     # Added inner first: RequestObserver wraps everything, including the direct routes.
     app.add_middleware(DirectRoutes, routes=predict.router.routes)
     app.add_middleware(

@@ -1,10 +1,16 @@
 """The service's Prometheus metrics (names are a contract: alert rules and dashboards use them).
 
 Each app gets its own registry, so two apps in one process (tests) never share or clash.
+Labelled series are created at zero before the first request (`declare_routes`, and the class
+counters when the model loads): a series that appeared only on first use would hold every
+request before Prometheus' first sample of it, and rate() and increase() would never count them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from fastapi.routing import APIRoute
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.process_collector import ProcessCollector
 
@@ -13,6 +19,9 @@ PREFIX = "ml_inference"
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 INFERENCE_BUCKETS = (0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000, 5000)
+
+#: Any route can fail unexpectedly; error-ratio alerts need that series before the first failure.
+UNEXPECTED_ERROR_STATUS = 500
 
 # The *_created series double what dashboards load and nothing here reads them.
 disable_created_metrics()
@@ -69,3 +78,13 @@ class Metrics:
             "1 when the model is loaded and the process is not draining.",
             registry=self.registry,
         )
+
+    def declare_routes(self, routes: Iterable[APIRoute]) -> None:
+        """Create each API route's series at zero: every method, its success and documented errors, 500."""
+        for route in routes:
+            self.request_duration.labels(route.path)
+            statuses = {route.status_code or 200, UNEXPECTED_ERROR_STATUS}
+            statuses.update(int(status) for status in route.responses if str(status).isdigit())
+            for method in route.methods:
+                for status in statuses:
+                    self.requests.labels(route.path, method, str(status))
