@@ -85,6 +85,11 @@ BREAKAGES: dict[str, tuple[Callable[[Manifests], None], Callable[[Manifests], li
         policy.pod_security_restricted,
         "readOnlyRootFilesystem",
     ),
+    "host path volume": (
+        lambda m: _pod(m)["volumes"].append({"name": "host", "hostPath": {"path": "/var/run"}}),
+        policy.pod_security_restricted,
+        "volume host is hostPath",
+    ),
     "no /tmp": (lambda m: _container(m).pop("volumeMounts"), policy.writable_tmp, "emptyDir at /tmp"),
     "no memory limit": (
         lambda m: _container(m)["resources"]["limits"].pop("memory"),

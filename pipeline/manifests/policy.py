@@ -15,6 +15,11 @@ from pipeline.manifests.render import Manifest, name_of
 MONITORING_NAMESPACE = "monitoring"
 READINESS_PATH = "/ready"
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Job")
+#: The volume types the Pod Security Standards "restricted" profile allows.
+RESTRICTED_VOLUME_TYPES = {
+    "configMap", "csi", "downwardAPI", "emptyDir",
+    "ephemeral", "persistentVolumeClaim", "projected", "secret",
+}  # fmt: skip
 
 Check = Callable[[list[Manifest]], list[str]]
 
@@ -102,6 +107,13 @@ def pod_security_restricted(manifests: list[Manifest]) -> list[str]:
             if context.get("privileged"):
                 problems.append(f"{where}: must not be privileged")
         pod = _pod_spec(workload)
+        for volume in pod.get("volumes", []):
+            kinds = set(volume) - {"name"}
+            if not kinds <= RESTRICTED_VOLUME_TYPES:
+                problems.append(
+                    f"{name_of(workload)}: volume {volume.get('name')} is {', '.join(sorted(kinds))}, "
+                    "which the restricted profile forbids"
+                )
         for flag in ("hostNetwork", "hostPID", "hostIPC"):
             if pod.get(flag):
                 problems.append(f"{name_of(workload)}: {flag} is not allowed")
