@@ -75,6 +75,20 @@ def dependents(jobs: Iterable[Job], names: Iterable[str]) -> set[str]:
     return found
 
 
+def upstream(jobs: Iterable[Job], name: str) -> tuple[str, ...]:
+    """Every job `name` needs, directly or not, in graph order: whose folders it may read."""
+    jobs = tuple(jobs)
+    by_name = {job.name: job for job in jobs}
+    found: set[str] = set()
+    pending = list(by_name[name].needs)
+    while pending:
+        need = pending.pop()
+        if need not in found:
+            found.add(need)
+            pending.extend(by_name[need].needs)
+    return tuple(job.name for job in jobs if job.name in found)
+
+
 #: The jobs that do the work. Adding a job is one line here plus its nox session (see README).
 WORK: tuple[Job, ...] = (
     Job("unit", timeout_minutes=10, artifact="unit-results"),

@@ -28,7 +28,7 @@ import sys
 from pathlib import Path
 
 from pipeline.context import DEMO_MODES, TARGETS
-from pipeline.graph import JOBS, Job
+from pipeline.graph import JOBS, Job, upstream
 
 WORKFLOW_PATH = Path(".github/workflows/pipeline.yml")
 RUNNER = "ubuntu-latest"
@@ -161,8 +161,13 @@ def _install_tool_step(target: str, tool: str, version: str, binary_url: str, ch
 """
 
 
-def _download_steps(job: Job, jobs_by_name: dict[str, Job]) -> str:
-    artifacts = [jobs_by_name[need].artifact for need in job.needs if jobs_by_name[need].artifact]
+def _download_steps(job: Job, jobs: tuple[Job, ...]) -> str:
+    # Locally a job sees every earlier job's folder (test and demo read build's model), so here it
+    # downloads the artifacts of all its needs, direct or not.
+    jobs_by_name = {other.name: other for other in jobs}
+    artifacts = [
+        jobs_by_name[need].artifact for need in upstream(jobs, job.name) if jobs_by_name[need].artifact
+    ]
     if job.condition != "always":
         return "".join(
             f"""\
@@ -233,7 +238,7 @@ def _run_and_upload_steps(job: Job) -> str:
     return steps
 
 
-def render_job(job: Job, jobs_by_name: dict[str, Job]) -> str:
+def render_job(job: Job, jobs: tuple[Job, ...]) -> str:
     # The display name is the job id: pipeline/record.py matches the jobs API's names against it.
     lines = [f"  {job.name}:", f"    name: {job.name}", f"    runs-on: {RUNNER}"]
     if job.needs:
@@ -245,13 +250,12 @@ def render_job(job: Job, jobs_by_name: dict[str, Job]) -> str:
     lines += ["    permissions:", "      contents: read # checkout"]
     lines += [f"      {grant} # {reason}" for grant, reason in job.permissions]
     lines.append("    steps:")
-    steps = _setup_steps(job) + _download_steps(job, jobs_by_name) + _run_and_upload_steps(job)
+    steps = _setup_steps(job) + _download_steps(job, jobs) + _run_and_upload_steps(job)
     return "\n".join(lines) + "\n" + steps
 
 
 def render(jobs: tuple[Job, ...] = JOBS) -> str:
-    jobs_by_name = {job.name: job for job in jobs}
-    return HEADER + "\n".join(render_job(job, jobs_by_name) for job in jobs)
+    return HEADER + "\n".join(render_job(job, jobs) for job in jobs)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,5 +1,5 @@
-"""The generated workflow's artifact round trip, replayed job by job: each job finds its needs' files
-where `pipeline.artifacts.job_dir` looks for them, byte for byte.
+"""The generated workflow's artifact round trip, replayed job by job: each job finds the files of all
+its needs, direct or not, where `pipeline.artifacts.job_dir` looks for them, byte for byte.
 
 GitHub's artifact store cannot run here, so `FakeArtifactStore` is a fake of upload-artifact and
 download-artifact, written from their documented rules (READMEs) and their sources
@@ -25,7 +25,7 @@ import yaml
 
 from pipeline.artifacts import job_dir
 from pipeline.context import RunContext
-from pipeline.graph import JOBS, JOBS_BY_NAME, Job
+from pipeline.graph import JOBS, JOBS_BY_NAME, Job, upstream
 from pipeline.workflow import WORKFLOW_PATH
 
 REPO = Path(__file__).resolve().parents[2]
@@ -154,7 +154,7 @@ def run_workflow(tmp_path: Path, *, skipped: frozenset[str] = frozenset()) -> di
         for step in steps:
             if "download-artifact" in step.get("uses", ""):
                 store.download(workspace, step["with"])
-        for need in job.needs:
+        for need in upstream(JOBS, job.name):  # locally a job sees every earlier folder; so must it here
             if need in skipped:
                 assert not (workspace / "artifacts" / str(JOBS_BY_NAME[need].artifact)).exists()
                 continue
