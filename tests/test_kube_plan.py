@@ -8,8 +8,10 @@ the printed commands, in the printed order (the commands are intercepted, not ru
 from __future__ import annotations
 
 import io
+import os
 import re
 import subprocess
+import sys
 from contextlib import redirect_stdout
 from pathlib import Path
 from typing import Any
@@ -291,3 +293,18 @@ def test_an_unpinned_tool_is_refused(monkeypatch: pytest.MonkeyPatch, tool: str,
     check = kube.Cluster(tool).check_version()
     with pytest.raises(SystemExit, match="pinned to v"):
         check.run()
+
+
+def test_the_plan_prints_from_the_command_line(built: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.targets.kube", "minikube", "test"],
+        cwd=REPO_ROOT,
+        env={**os.environ, "PIPELINE_ARTIFACTS_DIR": str(built), "PIPELINE_DRY_RUN": "0"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"minikube image load {IMAGE} --profile ml-gitops" in result.stdout
+    assert "add environments/test to Application argocd/ml-gitops" in result.stdout
+    assert "nothing was run (minikube, test)" in result.stdout

@@ -1,0 +1,31 @@
+"""`python -m pipeline.targets.kube {kind,minikube} [ENVIRONMENT]`: print the plan, run nothing.
+
+The same plan `up()` executes (PIPELINE_DRY_RUN=1): every command and every object applied, in
+order, then the child Applications Argo CD will render and what the job does afterwards. It
+reads the build's outputs from PIPELINE_ARTIFACTS_DIR (default artifacts/) when there are any.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+from pipeline.context import RunContext
+from pipeline.targets.kube import argocd, make_target
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.targets.kube",
+        description="Print what kind/minikube would do for one environment; run nothing.",
+    )
+    parser.add_argument("target", choices=("kind", "minikube"))
+    parser.add_argument("environment", nargs="?", default="deploy", choices=argocd.environments())
+    args = parser.parse_args(argv)
+    context = dataclasses.replace(RunContext.from_env(), target=args.target, dry_run=True)
+    make_target(args.target).up(args.environment, context)  # prints the plan, then ends the process
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
