@@ -234,6 +234,8 @@ def test_root_carries_the_run_and_its_children_read_it() -> None:
     for child in children:
         assert child["spec"]["source"]["repoURL"] == SOURCE.repo_url
         assert child["spec"]["source"]["targetRevision"] == SOURCE.revision
+        labels = child["spec"]["syncPolicy"]["managedNamespaceMetadata"]["labels"]  # monitoring too
+        assert labels == argocd.RESTRICTED_NAMESPACE_LABELS
         expected = [IMAGE] if child["metadata"]["name"] != "observability" else None
         assert child["spec"]["source"].get("kustomize", {}).get("images") == expected
     assert [c["metadata"]["name"] for c in _children()] == ["observability"]
