@@ -4,8 +4,9 @@
     python -m pipeline.workflow --check   # fail when the committed file differs (run by the tests)
 
 Each graph job becomes a workflow job that checks out, sets up Python, installs the pinned nox
-(and kind or minikube when the run's target needs them), downloads its needs' artifacts, runs
-`nox -s <job>` and uploads its artifact and its log even when it failed. A job that runs always
+(and, on the kind or minikube target, that pinned CLI plus the build's image, which the build job
+saves for them), downloads its needs' artifacts, runs `nox -s <job>` and uploads its artifact and
+its log even when it failed. A job that runs always
 (the report) downloads whatever its needs uploaded, the previous run's load figures, and first
 writes `pipeline-run.json` from the `needs` context (pipeline/record.py).
 
@@ -68,6 +69,12 @@ TARGET_TOOLS = {
         "https://storage.googleapis.com/minikube/releases/${VERSION}/minikube-linux-amd64.sha256",
     ),
 }
+
+#: kind and minikube load the build's image from the runner's Docker; in Actions it travels from the
+#: build job to the target jobs as an artifact of its own (docker save / docker load), no registry.
+IMAGE_JOB = "build"
+IMAGE_ARTIFACT = "build-image"
+KUBE_TARGETS = " || ".join(f"env.PIPELINE_TARGET == '{target}'" for target in TARGET_TOOLS)
 
 HEADER = f"""\
 # Generated from pipeline/graph.py by `python -m pipeline.workflow`: edit the graph, not this file.
@@ -140,6 +147,17 @@ def _setup_steps(job: Job) -> str:
 """
     if job.uses_target:
         steps += "".join(_install_tool_step(target, *tool) for target, tool in TARGET_TOOLS.items())
+        steps += f"""\
+      - name: Download {IMAGE_ARTIFACT} (targets {", ".join(TARGET_TOOLS)} only)
+        if: {KUBE_TARGETS}
+        uses: {ACTIONS["download-artifact"]}
+        with:
+          name: {IMAGE_ARTIFACT}
+          path: ${{{{ runner.temp }}}}/{IMAGE_ARTIFACT}
+      - name: Load the build's image into Docker (targets {", ".join(TARGET_TOOLS)} only)
+        if: {KUBE_TARGETS}
+        run: docker load --input "$RUNNER_TEMP/{IMAGE_ARTIFACT}/image.tar"
+"""
     return steps
 
 
@@ -222,6 +240,26 @@ def _run_and_upload_steps(job: Job) -> str:
         run: |
           mkdir -p artifacts/logs
           nox -s {job.session} 2>&1 | tee artifacts/logs/{job.name}.log{token}
+"""
+    if job.name == IMAGE_JOB:
+        steps += f"""\
+      - name: Save the image for the Kubernetes jobs (targets {", ".join(TARGET_TOOLS)} only)
+        if: {KUBE_TARGETS}
+        shell: bash
+        run: |
+          tag=$(python -c 'import json, sys; print(json.load(open(sys.argv[1])).get("image_tag", ""))' \\
+            artifacts/{job.artifact}/outputs.json)
+          if [ -z "$tag" ]; then echo "{job.name} made no image; kind and minikube deploy one" >&2; exit 1; fi
+          mkdir -p "$RUNNER_TEMP/{IMAGE_ARTIFACT}"
+          docker save --output "$RUNNER_TEMP/{IMAGE_ARTIFACT}/image.tar" "$tag"
+      - name: Upload {IMAGE_ARTIFACT}
+        if: {KUBE_TARGETS}
+        uses: {ACTIONS["upload-artifact"]}
+        with:
+          name: {IMAGE_ARTIFACT}
+          path: ${{{{ runner.temp }}}}/{IMAGE_ARTIFACT}/image.tar
+          retention-days: 1
+          if-no-files-found: error
 """
     uploads = [(job.artifact, f"artifacts/{job.artifact}/")] if job.artifact else []
     uploads.append((log_artifact(job), f"artifacts/logs/{job.name}.log"))

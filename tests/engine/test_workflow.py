@@ -21,6 +21,10 @@ REPO = Path(__file__).resolve().parents[2]
 PINNED = re.compile(r"uses: ([\w.-]+/[\w.-]+)@([0-9a-f]{40}) # v\d+(\.\d+)*$")
 
 
+def kube_only(step: dict) -> bool:
+    return "env.PIPELINE_TARGET" in step.get("if", "")
+
+
 @pytest.fixture(scope="module")
 def text() -> str:
     return (REPO / WORKFLOW_PATH).read_text()
@@ -60,7 +64,11 @@ def test_jobs_needs_conditions_timeouts_and_sessions_agree_with_the_graph(workfl
             assert "if" not in spec, job.name
         runs = [step["run"] for step in spec["steps"] if "run" in step]
         assert any(f"nox -s {job.session} " in run for run in runs), job.name
-        uploads = [step for step in spec["steps"] if "upload-artifact" in step.get("uses", "")]
+        uploads = [
+            step
+            for step in spec["steps"]
+            if "upload-artifact" in step.get("uses", "") and not kube_only(step)
+        ]
         assert [step["with"]["name"] for step in uploads] == [job.artifact, f"log-{job.name}"], job.name
         assert all(step["if"] == "always()" for step in uploads), job.name
 
@@ -69,7 +77,11 @@ def test_each_job_downloads_the_artifacts_of_all_its_needs_direct_or_not(workflo
     assert upstream(JOBS, "test") == ("unit", "build", "deploy")  # test's environment serves build's model
     for job in JOBS:
         steps = workflow["jobs"][job.name]["steps"]
-        downloads = [step["with"] for step in steps if "download-artifact" in step.get("uses", "")]
+        downloads = [
+            step["with"]
+            for step in steps
+            if "download-artifact" in step.get("uses", "") and not kube_only(step)
+        ]
         needed = [JOBS_BY_NAME[need].artifact for need in upstream(JOBS, job.name)]
         if job.condition == "always":  # by pattern: a skipped need uploaded nothing, and that is fine
             assert [d.get("pattern") for d in downloads] == [*needed, "log-*"]
@@ -160,3 +172,29 @@ def test_jobs_on_a_target_install_the_pinned_kind_and_minikube_only_for_that_tar
             assert f'{target}.sha256)  {target}" | sha256sum --check --strict' in step["run"]
             assert step["run"].index("sha256sum --check") < step["run"].index("sudo install")
     assert {job.name for job in JOBS if job.uses_target} == {"deploy", "test", "demo"}
+
+
+def test_the_build_image_travels_to_every_kube_job_only_on_kind_and_minikube(workflow: dict) -> None:
+    """kind/minikube load the image from the runner's Docker: build saves it, each target job loads it."""
+    kube = "env.PIPELINE_TARGET == 'kind' || env.PIPELINE_TARGET == 'minikube'"
+    build = workflow["jobs"]["build"]["steps"]
+    names = [step.get("name", "") for step in build]
+    save = build[next(i for i, name in enumerate(names) if name.startswith("Save the image"))]
+    upload = build[names.index("Upload build-image")]
+    assert save["if"] == upload["if"] == kube
+    assert names.index("nox -s build") < build.index(save) < build.index(upload)
+    assert 'docker save --output "$RUNNER_TEMP/build-image/image.tar" "$tag"' in save["run"]
+    assert upload["with"]["path"] == "${{ runner.temp }}/build-image/image.tar"
+    uploaders = {name for name, spec in workflow["jobs"].items() for step in spec["steps"] if step == upload}
+    assert uploaders == {"build"}
+    for job in JOBS:
+        steps = workflow["jobs"][job.name]["steps"]
+        kube_steps = [step for step in steps if step.get("if") == kube]
+        if not job.uses_target:
+            assert job.name == "build" or kube_steps == [], job.name
+            continue
+        download, load = kube_steps
+        assert download["with"] == {"name": "build-image", "path": "${{ runner.temp }}/build-image"}
+        assert load["run"] == 'docker load --input "$RUNNER_TEMP/build-image/image.tar"'
+        run_step = next(i for i, step in enumerate(steps) if f"nox -s {job.session}" in step.get("run", ""))
+        assert steps.index(download) < steps.index(load) < run_step, job.name
