@@ -38,6 +38,11 @@ def _seconds(value: float | None) -> str:
     return "" if value is None else f"{value:.1f}s"
 
 
+def _log(entry: dict[str, Any]) -> str:
+    """The log path, or the note that the entry (and its log) comes from an earlier run."""
+    return f"{entry['log']} (earlier run)" if entry.get("reused") else entry["log"]
+
+
 class Progress:
     """Plain lines, one per job state change: for logs, CI and pipes."""
 
@@ -64,7 +69,7 @@ class Progress:
         for name, entry in record["jobs"].items():
             exit_code = "" if entry["exit_code"] is None else str(entry["exit_code"])
             duration = _seconds(entry["duration_seconds"])
-            self.note(f"{name:<12} {entry['status']:<10} {duration:>8}  {exit_code:>4}  {entry['log']}")
+            self.note(f"{name:<12} {entry['status']:<10} {duration:>8}  {exit_code:>4}  {_log(entry)}")
         self.note(f"total {_seconds(record['duration_seconds'])}")
 
 
@@ -114,7 +119,7 @@ class LiveProgress(Progress):
                 f"[{STYLES.get(status, '')}]{status}[/]",
                 _seconds(elapsed_seconds(entry)),
                 exit_code,
-                entry["log"],
+                _log(entry),
             )
         return table
 

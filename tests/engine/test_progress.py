@@ -41,6 +41,18 @@ def test_summary_table_lists_every_job_with_status_time_and_log() -> None:
             assert name in text and f"logs/{name}.log" in text
 
 
+def test_summary_marks_entries_kept_from_an_earlier_run() -> None:
+    record = a_record()
+    record["jobs"]["unit"]["reused"] = True
+    finish(record)
+    plain, live = Progress(io.StringIO()), LiveProgress(io.StringIO())
+    for progress in (plain, live):
+        progress.summary(record)
+        assert progress.stream.getvalue().count("(earlier run)") == 1
+    row = next(line for line in plain.stream.getvalue().splitlines() if "earlier run" in line)
+    assert row.startswith("unit ") and row.endswith("logs/unit.log (earlier run)")
+
+
 def test_live_table_shows_running_jobs_elapsed_time() -> None:
     stream = io.StringIO()
     progress = LiveProgress(stream)
