@@ -60,6 +60,14 @@ def test_batch_keeps_input_order(client: TestClient) -> None:
 
 def test_request_id_is_echoed_or_made(client: TestClient) -> None:
     assert client.get("/health", headers={"X-Request-ID": "abc-123"}).headers["x-request-id"] == "abc-123"
+    predicted = client.post(
+        "/predict", json={"features": [5.1, 3.5, 1.4, 0.2]}, headers={"X-Request-ID": "p-1"}
+    )
+    assert predicted.headers["x-request-id"] == "p-1"
+    assert (
+        predicted.headers["x-request-id"]
+        != client.post("/predict/batch", json={"instances": [[1, 2, 3, 4]]}).headers["x-request-id"]
+    )
     made = {client.get("/health").headers["x-request-id"] for _ in range(3)}
     assert len(made) == 3
     # An id that could smuggle text into logs is replaced, not echoed.

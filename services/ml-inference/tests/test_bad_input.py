@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from fastapi.testclient import TestClient
 from ml_inference import app as app_module
 from ml_inference.app import create_app
 from ml_inference.model import IrisModel, ModelCard
+from ml_inference.routers.predict import HOT_ROUTES
 from ml_inference.settings import Settings
 
 from .conftest import wait_until_ready
@@ -174,6 +176,52 @@ def test_bad_input_is_refused_naming_the_field(
     named = "request body" if field == "$" else field.removeprefix("headers.").replace("_", " ")
     assert named in error["error"].lower()
     assert "Traceback" not in response.text
+
+
+@pytest.fixture
+def framework_client(model_dir: Path) -> Iterator[TestClient]:
+    """The same app with its hot path switched off: FastAPI's own handlers answer /predict too."""
+    app = create_app(Settings(model_dir=model_dir))
+    app.hot_path = None
+    with TestClient(app) as client:
+        wait_until_ready(client)
+        yield client
+
+
+HOT_CASES = [
+    ("good one", "/predict", {"features": GOOD}, JSON, 200, None),
+    ("good batch", "/predict/batch", {"instances": [GOOD, [6.7, 3.0, 5.2, 2.3]]}, JSON, 200, None),
+    *(case for case in CASES if case[1] in HOT_ROUTES),
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "headers"), [case[1:4] for case in HOT_CASES], ids=[case[0] for case in HOT_CASES]
+)
+def test_the_hot_path_answers_as_the_fastapi_handlers_do(
+    client: TestClient, framework_client: TestClient, path: str, body: Any, headers: dict[str, str]
+) -> None:
+    hot, framework = _send(client, path, body, headers), _send(framework_client, path, body, headers)
+    assert hot.status_code == framework.status_code
+    assert hot.headers["content-type"] == framework.headers["content-type"]
+    hot_body, framework_body = hot.json(), framework.json()
+    if hot.status_code == 200:
+        del hot_body["processing_time_ms"], framework_body["processing_time_ms"]
+    assert hot_body == framework_body
+
+
+def test_an_unexpected_error_on_a_hot_route_is_a_json_500_with_the_request_id(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(client.app.state.service.predictor, "predict_one", broken)
+    response = client.post("/predict", json={"features": GOOD}, headers={"X-Request-ID": "bug-1"})
+    assert response.status_code == 500
+    assert response.headers["x-request-id"] == "bug-1"
+    assert "X-Request-ID" in response.json()["error"]
+    assert "a bug" not in response.text
 
 
 def test_batch_over_max_batch_is_413(make_client) -> None:

@@ -13,12 +13,12 @@ from fastapi.openapi.utils import get_openapi
 from pydantic.json_schema import models_json_schema
 
 from ml_inference import __version__
-from ml_inference.direct_routes import DirectRoutes
 from ml_inference.errors import install_error_handlers
+from ml_inference.fast_path import HotPath, ServiceApp
 from ml_inference.inference import Predictor
 from ml_inference.logs import flush_periodically
 from ml_inference.metrics import Metrics
-from ml_inference.middleware import RequestObserver
+from ml_inference.middleware import RequestObserver, RequestRecorder
 from ml_inference.model import IrisModel
 from ml_inference.routers import info, metrics, oip, predict
 from ml_inference.schemas import RAW_REQUEST_BODIES
@@ -28,7 +28,7 @@ from ml_inference.state import ServiceState
 logger = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings) -> ServiceApp:
     service = ServiceState()
     app_metrics = Metrics()
     # Read when scraped, so requests pay nothing for these two.
@@ -45,7 +45,7 @@ def create_app(settings: Settings) -> FastAPI:
         flushing.cancel()
         await asyncio.gather(loading, flushing, return_exceptions=True)
 
-    app = FastAPI(
+    app = ServiceApp(
         title="ml-inference",
         version=__version__,
         summary="Iris classifier (scikit-learn, served from ONNX): REST API and Open Inference Protocol v2.",
@@ -62,11 +62,9 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(router)
     install_error_handlers(app)
     app_metrics.declare_routes(route for router in routers for route in router.routes)
-    # Added inner first: RequestObserver wraps everything, including the direct routes.
-    app.add_middleware(DirectRoutes, routes=predict.router.routes)
-    app.add_middleware(
-        RequestObserver, service=service, metrics=app_metrics, max_body_bytes=settings.max_body_bytes
-    )
+    recorder = RequestRecorder(service=service, metrics=app_metrics, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestObserver, recorder=recorder)
+    app.hot_path = HotPath(predict.HOT_ROUTES, recorder=recorder, max_batch=settings.max_batch)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

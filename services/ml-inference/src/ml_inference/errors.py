@@ -12,16 +12,18 @@ from starlette.exceptions import HTTPException
 from ml_inference.payloads import ApiError
 
 logger = logging.getLogger(__name__)
+INTERNAL_ERROR = "Internal error; the request id in X-Request-ID finds it in the logs."
+
+
+def error_body(message: str, field: str | None) -> bytes:
+    return msgspec.json.encode({"error": message, "field": field})
 
 
 def error_response(
     status: int, message: str, field: str | None, headers: dict[str, str] | None = None
 ) -> Response:
     return Response(
-        msgspec.json.encode({"error": message, "field": field}),
-        status_code=status,
-        media_type="application/json",
-        headers=headers,
+        error_body(message, field), status_code=status, media_type="application/json", headers=headers
     )
 
 
@@ -54,4 +56,4 @@ async def _http_error(request: Request, error: HTTPException) -> Response:
 
 async def _unexpected_error(request: Request, error: Exception) -> Response:
     logger.exception("unhandled error", extra={"request_id": request.state.request_id})
-    return error_response(500, "Internal error; the request id in X-Request-ID finds it in the logs.", None)
+    return error_response(500, INTERNAL_ERROR, None)

@@ -1,8 +1,10 @@
-"""One pure-ASGI middleware for what every request needs: an id, a size limit, metrics, a log line.
+"""What every request gets, whichever path serves it: an id, a size limit, metrics, a log line.
 
-Pure ASGI (no BaseHTTPMiddleware) because it runs on every request of a ~100 µs service. The body
-limit is enforced twice: from Content-Length before anything is read, and while chunks arrive, so
-an oversized body is refused with 413 without ever being held in memory whole.
+`RequestRecorder` holds the per-request bookkeeping that the hot path (fast_path.py) and the
+`RequestObserver` middleware (every other request, through FastAPI) share. Pure ASGI (no
+BaseHTTPMiddleware) because it runs on every request of a ~100 µs service. The body limit is
+enforced twice: from Content-Length before anything is read, and while chunks arrive, so an
+oversized body is refused with 413 without ever being held in memory whole.
 """
 
 from __future__ import annotations
@@ -13,9 +15,9 @@ import re
 from time import perf_counter
 from typing import Any
 
-import msgspec
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ml_inference.errors import error_body
 from ml_inference.logs import AccessLog
 from ml_inference.metrics import Metrics
 from ml_inference.state import ServiceState
@@ -23,18 +25,22 @@ from ml_inference.state import ServiceState
 REQUEST_ID_HEADER = b"x-request-id"
 _VALID_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:\-]{1,128}")
 UNMATCHED_ROUTE = "unmatched"
+#: The rest of a refused body is never read, so its connection cannot carry another request.
+CONNECTION_CLOSE = (b"connection", b"close")
 
 
 class BodyTooLarge(Exception):
     pass
 
 
-class RequestObserver:
-    def __init__(self, app: ASGIApp, *, service: ServiceState, metrics: Metrics, max_body_bytes: int) -> None:
-        self.app = app
+class RequestRecorder:
+    def __init__(self, *, service: ServiceState, metrics: Metrics, max_body_bytes: int) -> None:
         self.service = service
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
+        self.too_large_body = error_body(
+            f"The request body is larger than {max_body_bytes} bytes (ML_INFERENCE_MAX_BODY_BYTES).", "$"
+        )
         self.access_log = AccessLog()
         # Children of labelled metrics, looked up once: `.labels()` costs more than the increment.
         self._durations: dict[str, Any] = {}
@@ -43,86 +49,22 @@ class RequestObserver:
         self._id_prefix = os.urandom(6).hex()
         self._id_counter = itertools.count(1)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = perf_counter()
-        request_id, content_length = _read_headers(scope["headers"])
-        request_id = request_id or f"{self._id_prefix}-{next(self._id_counter)}".encode()
-        scope.setdefault("state", {})["request_id"] = request_id.decode()
-        status = 500
-        response_started = False
-        received = 0
+    def request_id(self, supplied: bytes | None) -> bytes:
+        """The client's X-Request-ID when it is sane, else a new one."""
+        if supplied is not None and _VALID_REQUEST_ID.fullmatch(supplied):
+            return supplied
+        return f"{self._id_prefix}-{next(self._id_counter)}".encode()
 
-        async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            received += len(message.get("body", b""))
-            if received > self.max_body_bytes:
-                raise BodyTooLarge
-            return message
-
-        async def observed_send(message: Message) -> None:
-            nonlocal status, response_started
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                response_started = True
-                headers = [*message.get("headers", ()), (REQUEST_ID_HEADER, request_id)]
-                if self.service.draining:
-                    # Keep-alive clients reconnect, and so move to a replica that is not leaving.
-                    headers.append((b"connection", b"close"))
-                message = {**message, "headers": headers}
-            await send(message)
-
-        self.service.in_flight += 1
-        try:
-            if content_length is not None and content_length > self.max_body_bytes:
-                await self._refuse_body(observed_send)
-            else:
-                await self.app(scope, limited_receive, observed_send)
-        except BodyTooLarge:
-            if response_started:
-                raise
-            await self._refuse_body(observed_send)
-        finally:
-            self.service.in_flight -= 1
-            self._record(scope, status, perf_counter() - started, request_id)
-
-    async def _refuse_body(self, send: Send) -> None:
-        body = msgspec.json.encode(
-            {
-                "error": f"The request body is larger than {self.max_body_bytes} bytes "
-                "(ML_INFERENCE_MAX_BODY_BYTES).",
-                "field": "$",
-            }
-        )
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                # The rest of the body is never read, so this connection cannot carry another request.
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
-
-    def _record(self, scope: Scope, status: int, duration: float, request_id: bytes) -> None:
-        route = scope.get("route")
-        template = getattr(route, "path", UNMATCHED_ROUTE)
+    def record(self, scope: Scope, route: str, status: int, duration: float, request_id: bytes) -> None:
         method = scope["method"]
-        histogram = self._durations.get(template)
+        histogram = self._durations.get(route)
         if histogram is None:
-            histogram = self._durations[template] = self.metrics.request_duration.labels(template)
+            histogram = self._durations[route] = self.metrics.request_duration.labels(route)
         histogram.observe(duration)
-        counter = self._counts.get((template, method, status))
+        counter = self._counts.get((route, method, status))
         if counter is None:
-            counter = self._counts[template, method, status] = self.metrics.requests.labels(
-                template, method, str(status)
+            counter = self._counts[route, method, status] = self.metrics.requests.labels(
+                route, method, str(status)
             )
         counter.inc()
         if self.access_log.enabled:
@@ -132,7 +74,7 @@ class RequestObserver:
                     "request_id": request_id.decode(),
                     "method": method,
                     "path": scope["path"],
-                    "route": template,
+                    "route": route,
                     "status": status,
                     "duration_ms": round(duration * 1000, 3),
                     "client": f"{client[0]}:{client[1]}" if client else None,
@@ -140,12 +82,83 @@ class RequestObserver:
             )
 
 
+class RequestObserver:
+    """The recorder around FastAPI's own handling of a request (every path but the hot ones)."""
+
+    def __init__(self, app: ASGIApp, *, recorder: RequestRecorder) -> None:
+        self.app = app
+        self.recorder = recorder
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = perf_counter()
+        recorder, service = self.recorder, self.recorder.service
+        supplied_id, content_length = _read_headers(scope["headers"])
+        request_id = recorder.request_id(supplied_id)
+        scope.setdefault("state", {})["request_id"] = request_id.decode()
+        status = 500
+        response_started = False
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > recorder.max_body_bytes:
+                raise BodyTooLarge
+            return message
+
+        async def observed_send(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                response_started = True
+                headers = [*message.get("headers", ()), (REQUEST_ID_HEADER, request_id)]
+                if service.draining:
+                    # Keep-alive clients reconnect, and so move to a replica that is not leaving.
+                    headers.append(CONNECTION_CLOSE)
+                message = {**message, "headers": headers}
+            await send(message)
+
+        service.in_flight += 1
+        try:
+            if content_length is not None and content_length > recorder.max_body_bytes:
+                await self._refuse_body(observed_send)
+            else:
+                await self.app(scope, limited_receive, observed_send)
+        except BodyTooLarge:
+            if response_started:
+                raise
+            await self._refuse_body(observed_send)
+        finally:
+            service.in_flight -= 1
+            route = getattr(scope.get("route"), "path", UNMATCHED_ROUTE)
+            recorder.record(scope, route, status, perf_counter() - started, request_id)
+
+    async def _refuse_body(self, send: Send) -> None:
+        body = self.recorder.too_large_body
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    CONNECTION_CLOSE,
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
 def _read_headers(headers: list[tuple[bytes, bytes]]) -> tuple[bytes | None, int | None]:
-    """(the client's X-Request-ID when it is sane, else None; Content-Length or None)."""
+    """(X-Request-ID as sent or None; Content-Length or None)."""
     request_id = None
     content_length = None
     for name, value in headers:
-        if name == REQUEST_ID_HEADER and _VALID_REQUEST_ID.fullmatch(value):
+        if name == REQUEST_ID_HEADER:
             request_id = value
         elif name == b"content-length" and value.isdigit():
             content_length = int(value)

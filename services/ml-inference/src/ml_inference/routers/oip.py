@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from ml_inference import __version__, payloads
-from ml_inference.guards import ready_predictor, require_json
+from ml_inference.guards import content_type, ready_predictor, require_json
 from ml_inference.inference import Predictor
 from ml_inference.model import MODEL_NAME, N_FEATURES
 from ml_inference.payloads import ApiError
@@ -103,7 +103,7 @@ INFER_OPTIONS: dict[str, Any] = {
 async def infer(model_name: str, request: Request, model_version: str | None = None) -> Response:
     """Run inference on one FP32 tensor of shape [N, 4]."""
     predictor = _served_model(request, model_name, model_version)
-    require_json(request)
+    require_json(content_type(request.scope))
     started = perf_counter()
     body = payloads.decode(await request.body(), payloads.InferRequest)
     if len(body.inputs) != 1:
@@ -167,7 +167,7 @@ def _check_name(model_name: str) -> None:
 def _served_model(request: Request, model_name: str, model_version: str | None) -> Predictor:
     """The predictor for `model_name` (and `model_version` if given): 404 if unknown, 503 if not ready."""
     _check_name(model_name)
-    predictor = ready_predictor(request)
+    predictor = ready_predictor(request.app.state.service)
     if model_version is not None and model_version != predictor.model.version:
         raise ApiError(
             404,

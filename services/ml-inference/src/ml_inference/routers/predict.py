@@ -1,18 +1,23 @@
 """REST inference: one instance or a batch, answered with class names and probabilities.
 
-The handlers take the raw request and return encoded bytes: no per-request pydantic models on
-the hot path (payloads.py does every check). /openapi.json still documents both shapes.
+`answer_one` and `answer_batch` do the work from raw body bytes, with no per-request pydantic
+model: payloads.py does every check. The hot path (fast_path.py) calls them directly; the FastAPI
+endpoints below call the same functions after the same guards, so /openapi.json documents both
+shapes and any request FastAPI does get is answered the same way.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from time import perf_counter
+from typing import Any
 
 import msgspec
 from fastapi import APIRouter, Request, Response
 
 from ml_inference import payloads
-from ml_inference.guards import ready_predictor, require_json
+from ml_inference.guards import content_type, ready_predictor, require_json
+from ml_inference.inference import Predictor
 from ml_inference.schemas import (
     BatchRequest,
     BatchResponse,
@@ -22,8 +27,25 @@ from ml_inference.schemas import (
     raw_body,
 )
 
+#: The work of a hot route: (predictor, request body, max batch) to the answer, or ApiError.
+Answer = Callable[[Predictor, bytes, int], dict[str, Any]]
+
 router = APIRouter(tags=["predict"])
 ERRORS = error_responses(400, 413, 415, 422, 503)
+
+
+def answer_one(predictor: Predictor, body: bytes, max_batch: int) -> dict[str, Any]:
+    started = perf_counter()
+    request = payloads.decode(body, payloads.PredictRequest)
+    return predictor.predict_one(payloads.feature_array(request.features, "$.features"), started)
+
+
+def answer_batch(predictor: Predictor, body: bytes, max_batch: int) -> dict[str, Any]:
+    started = perf_counter()
+    request = payloads.decode(body, payloads.BatchRequest)
+    return predictor.predict_batch(
+        payloads.instance_array(request.instances, "$.instances", max_batch), started
+    )
 
 
 @router.post(
@@ -31,12 +53,7 @@ ERRORS = error_responses(400, 413, 415, 422, 503)
 )
 async def predict(request: Request) -> Response:
     """Classify one iris flower from its 4 measurements."""
-    predictor = ready_predictor(request)
-    require_json(request)
-    started = perf_counter()
-    body = payloads.decode(await request.body(), payloads.PredictRequest)
-    instance = payloads.feature_array(body.features, "$.features")
-    return _json(predictor.predict_one(instance, started))
+    return await _answer(request, answer_one)
 
 
 @router.post(
@@ -44,13 +61,15 @@ async def predict(request: Request) -> Response:
 )
 async def predict_batch(request: Request) -> Response:
     """Classify many flowers in one call; predictions keep the input order."""
-    predictor = ready_predictor(request)
-    require_json(request)
-    started = perf_counter()
-    body = payloads.decode(await request.body(), payloads.BatchRequest)
-    instances = payloads.instance_array(body.instances, "$.instances", request.app.state.settings.max_batch)
-    return _json(predictor.predict_batch(instances, started))
+    return await _answer(request, answer_batch)
 
 
-def _json(content: dict) -> Response:
+#: What the hot path serves itself, by path (POST only).
+HOT_ROUTES: dict[str, Answer] = {"/predict": answer_one, "/predict/batch": answer_batch}
+
+
+async def _answer(request: Request, answer: Answer) -> Response:
+    predictor = ready_predictor(request.app.state.service)
+    require_json(content_type(request.scope))
+    content = answer(predictor, await request.body(), request.app.state.settings.max_batch)
     return Response(msgspec.json.encode(content), media_type="application/json")
