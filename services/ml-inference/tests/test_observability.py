@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from ml_inference.app import create_app
-from ml_inference.logs import ACCESS_LOGGER, JsonFormatter
+from ml_inference.logs import ACCESS_LOGGER, FLUSH_SECONDS, JsonFormatter
 from ml_inference.model import ModelCard
 from ml_inference.settings import Settings
 
@@ -121,6 +122,8 @@ def test_one_json_log_line_per_request(
     capsys.readouterr()
     with caplog.at_level(logging.INFO, logger=ACCESS_LOGGER):
         client.post("/predict", json={"features": [5.1, 3.5, 1.4, 0.2]}, headers={"X-Request-ID": "trace-42"})
+        # Access lines are written in batches, at least every FLUSH_SECONDS.
+        time.sleep(FLUSH_SECONDS * 2.5)
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     access = [line for line in lines if line["logger"] == ACCESS_LOGGER]
     assert len(access) == 1

@@ -34,12 +34,13 @@ def create_app(settings: Settings) -> ServiceApp:
     # Read when scraped, so requests pay nothing for these two.
     app_metrics.model_ready.set_function(lambda: float(service.ready))
     app_metrics.in_flight.set_function(lambda: float(service.in_flight))
+    recorder = RequestRecorder(service=service, metrics=app_metrics, max_body_bytes=settings.max_body_bytes)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Loading runs beside the server, so /health answers (and /ready says 503) meanwhile.
         loading = asyncio.create_task(_load_model(service, app_metrics, settings))
-        flushing = asyncio.create_task(flush_periodically())
+        flushing = asyncio.create_task(flush_periodically(recorder.access_log))
         yield
         loading.cancel()
         flushing.cancel()
@@ -62,7 +63,6 @@ def create_app(settings: Settings) -> ServiceApp:
         app.include_router(router)
     install_error_handlers(app)
     app_metrics.declare_routes(route for router in routers for route in router.routes)
-    recorder = RequestRecorder(service=service, metrics=app_metrics, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(RequestObserver, recorder=recorder)
     app.hot_path = HotPath(predict.HOT_ROUTES, recorder=recorder, max_batch=settings.max_batch)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

@@ -11,7 +11,8 @@ from typing import Any
 import msgspec
 
 ACCESS_LOGGER = "ml_inference.access"
-FLUSH_SECONDS = 0.5
+#: Short enough that formatting a batch never stalls requests for long (~1 500 lines at 15 000 req/s).
+FLUSH_SECONDS = 0.1
 _STANDARD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "color_message"}
 _encode = msgspec.json.Encoder().encode
 _second_cache: list[Any] = [None, ""]
@@ -39,37 +40,80 @@ class JsonFormatter(logging.Formatter):
         return _encode(entry).decode()
 
 
-class AccessLog:
-    """One line per request, in the JsonFormatter's shape, written straight to stdout.
+class AccessLine(msgspec.Struct, kw_only=True):
+    """One access line, its keys in the JsonFormatter's order."""
 
-    Going through `logging` costs ~15 µs a line (a LogRecord, handler locks), and a flush per
-    line one write system call per request: together a third of a /predict. So lines go into
-    stdout's buffer and `flush_periodically` empties it (as nginx's `access_log ... flush=`
-    does); a SIGKILL can lose the last FLUSH_SECONDS of access lines, nothing else. The level
-    still comes from the logging configuration (the access logger at INFO).
+    ts: str
+    level: str = "info"
+    logger: str = ACCESS_LOGGER
+    msg: str = "request"
+    request_id: str
+    method: str
+    path: str
+    route: str
+    status: int
+    duration_ms: float
+    client: str | None
+
+
+class AccessLog:
+    """One JSON line per request on stdout, formatted and written in batches.
+
+    Going through `logging` costs ~15 µs a line (a LogRecord, handler locks), a flush per line a
+    write system call per request, and even formatting a line per request cost ~6 µs of the
+    ~80 µs a /predict takes in the server. So a request only records its fields, and `flush`
+    formats what is pending in one go and writes it to stdout; `flush_periodically` calls it every
+    FLUSH_SECONDS (as nginx's `access_log ... buffer= flush=` does). A SIGKILL can lose the last
+    FLUSH_SECONDS of access lines, nothing else; `ts` is when each request ended, though the line
+    may land after other log lines written meanwhile. The level still comes from the logging
+    configuration (the access logger at INFO).
     """
 
     def __init__(self) -> None:
         self._logger = logging.getLogger(ACCESS_LOGGER)
+        self._pending: list[tuple[float, bytes, str, str, str, int, float, Any]] = []
 
     @property
     def enabled(self) -> bool:
         return self._logger.isEnabledFor(logging.INFO)
 
-    def write(self, fields: dict[str, Any]) -> None:
-        entry = {"ts": timestamp(time.time()), "level": "info", "logger": ACCESS_LOGGER, "msg": "request"}
-        entry.update(fields)
-        sys.stdout.write(_encode(entry).decode() + "\n")
+    def record(
+        self, request_id: bytes, method: str, path: str, route: str, status: int, seconds: float, client: Any
+    ) -> None:
+        """Keep one request's line for the next flush (`client`: the ASGI (host, port) or None)."""
+        self._pending.append((time.time(), request_id, method, path, route, status, seconds, client))
+
+    def flush(self) -> None:
+        pending, self._pending = self._pending, []
+        if pending:
+            lines = [
+                _encode(
+                    AccessLine(
+                        ts=timestamp(ended),
+                        request_id=request_id.decode(),
+                        method=method,
+                        path=path,
+                        route=route,
+                        status=status,
+                        duration_ms=round(seconds * 1000, 3),
+                        client=f"{client[0]}:{client[1]}" if client else None,
+                    )
+                )
+                for ended, request_id, method, path, route, status, seconds, client in pending
+            ]
+            lines.append(b"")
+            sys.stdout.write(b"\n".join(lines).decode())
+        sys.stdout.flush()
 
 
-async def flush_periodically() -> None:
-    """Flush stdout every FLUSH_SECONDS (run for the app's lifetime; flushes once more when cancelled)."""
+async def flush_periodically(access_log: AccessLog) -> None:
+    """Write the access lines and flush stdout every FLUSH_SECONDS, and once more at the end."""
     try:
         while True:
             await asyncio.sleep(FLUSH_SECONDS)
-            sys.stdout.flush()
+            access_log.flush()
     finally:
-        sys.stdout.flush()
+        access_log.flush()
 
 
 def configure_logging(level: str) -> None:

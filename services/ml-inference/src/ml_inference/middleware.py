@@ -68,17 +68,8 @@ class RequestRecorder:
             )
         counter.inc()
         if self.access_log.enabled:
-            client = scope.get("client")
-            self.access_log.write(
-                {
-                    "request_id": request_id.decode(),
-                    "method": method,
-                    "path": scope["path"],
-                    "route": route,
-                    "status": status,
-                    "duration_ms": round(duration * 1000, 3),
-                    "client": f"{client[0]}:{client[1]}" if client else None,
-                }
+            self.access_log.record(
+                request_id, method, scope["path"], route, status, duration, scope.get("client")
             )
 
 
