@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import threading
 import time
@@ -222,6 +223,32 @@ def test_an_unexpected_error_on_a_hot_route_is_a_json_500_with_the_request_id(
     assert response.headers["x-request-id"] == "bug-1"
     assert "X-Request-ID" in response.json()["error"]
     assert "a bug" not in response.text
+
+
+def test_a_client_gone_before_its_body_arrived_gets_no_answer_and_is_counted_as_499(
+    client: TestClient,
+) -> None:
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/predict",
+        "headers": [(b"content-type", b"application/json")],
+        "client": None,
+    }
+    asyncio.run(client.app(scope, receive, send))
+    assert sent == []
+    assert (
+        'ml_inference_requests_total{method="POST",route="/predict",status="499"} 1.0'
+        in client.get("/metrics").text
+    )
 
 
 def test_batch_over_max_batch_is_413(make_client) -> None:
