@@ -19,7 +19,7 @@ from typing import Any, Literal
 from pipeline.graph import JOBS, JOBS_BY_NAME, Job
 from pipeline.record import FAILED, PREVIOUS_DIR, RECORD_FILE, run_status
 from pipeline.report.formats import elapsed, moment
-from pipeline.report.redact import redact, redact_mapping
+from pipeline.scrub import mask, mask_text
 
 REPORT_DIR = str(JOBS_BY_NAME["report"].artifact)
 #: Regression rule for the load figures against the previous run (see README, "Report").
@@ -283,7 +283,7 @@ def _case(suite: str, element: ET.Element) -> TestCase:
         name=name,
         status=status,  # type: ignore[arg-type]
         seconds=_number(element.get("time")),
-        message=redact(message)[:500],
+        message=mask_text(message)[:500],
     )
 
 
@@ -329,7 +329,7 @@ def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
         text = path.read_text(errors="replace")
     except OSError:
         return ""
-    return redact("\n".join(text.rstrip().splitlines()[-lines:]))
+    return mask_text("\n".join(text.rstrip().splitlines()[-lines:]))
 
 
 def _depths(jobs: Iterable[Job]) -> dict[str, int]:
@@ -366,7 +366,7 @@ def job_rows(root: Path, record: dict[str, Any], jobs: Iterable[Job] = JOBS) -> 
                 exit_code=entry["exit_code"] if isinstance(entry.get("exit_code"), int) else None,
                 log=log,
                 artifact=job.artifact if job.artifact and (root / job.artifact).is_dir() else None,
-                outputs=redact_mapping(entry["outputs"] if isinstance(entry.get("outputs"), dict) else {}),
+                outputs=mask(entry["outputs"] if isinstance(entry.get("outputs"), dict) else {}),
                 depth=depths[job.name],
                 log_tail=_tail(root / log) if log and status in FAILED else "",
                 reused=entry.get("reused") is True,

@@ -16,8 +16,8 @@ from markupsafe import Markup
 
 from pipeline.report import charts, formats
 from pipeline.report.collect import Report
-from pipeline.report.redact import redact
 from pipeline.report.svg import STATUS_COLOURS
+from pipeline.scrub import mask_text
 
 MARKDOWN_LIMIT = 60_000  # a GitHub comment holds 65,536 characters
 
@@ -26,13 +26,13 @@ def _finalize(value: Any) -> Any:
     if value is None:
         return ""
     if isinstance(value, str) and not isinstance(value, Markup):
-        return redact(value)
+        return mask_text(value)
     return value
 
 
 def _md(value: Any) -> str:
     """A value made safe for a Markdown table cell (no HTML, no column breaks, one line)."""
-    text = redact(str("" if value is None else value))
+    text = mask_text(str("" if value is None else value))
     for raw, escaped in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ("|", "\\|")):
         text = text.replace(raw, escaped)
     return " ".join(text.split())

@@ -10,7 +10,7 @@ import xml.etree.ElementTree as ET
 
 from markupsafe import Markup
 
-from pipeline.report.redact import redact
+from pipeline.scrub import mask_text
 
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif"
 
@@ -70,7 +70,7 @@ class Canvas:
             {key.rstrip("_").replace("_", "-"): _attribute(value) for key, value in attributes.items()},
         )
         if text is not None:
-            element.text = redact(str(text))
+            element.text = mask_text(str(text))
         return element
 
     def text(self, x: float, y: float, text: str, **attributes: object):

@@ -25,7 +25,7 @@ from pipeline.targets.kube.api import custom_objects
 from pipeline.targets.kube.argocd import ARGOCD_NAMESPACE, ROOT_APPLICATION, environment_component
 from pipeline.targets.kube.plan import Call, Command, StepFailed, execute
 from pipeline.targets.kube.root import set_component
-from pipeline.targets.kube.scrubber import scrub, scrub_text
+from pipeline.targets.kube.scrubber import scrub
 
 SERVICE = "ml-inference"
 SERVICE_PORT = 80
@@ -185,7 +185,7 @@ class KubeEnvironment:
             try:
                 write_json_atomic(directory / filename, scrub(collect()))
             except StepFailed as error:
-                write_json_atomic(directory / filename, {"error": scrub_text(str(error))})
+                write_json_atomic(directory / filename, {"error": scrub(str(error))})
         events = []
         for namespace in (self.namespace, ARGOCD_NAMESPACE):
             try:

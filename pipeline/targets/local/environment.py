@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import signal
 import subprocess
@@ -14,12 +13,11 @@ from pathlib import Path
 import psutil
 
 from pipeline.artifacts import read_json, write_json_atomic
+from pipeline.scrub import is_secret_name
 from pipeline.targets import Drift, Status
 from pipeline.targets.local import free_port, layout, stop_environment
 from pipeline.targets.local.desired import PORT_VARIABLE
 
-#: Variable names that may hold a secret never reach an artifact.
-SECRET_NAME = re.compile(r"secret|token|passw|credential|api_?key|private|auth|cookie", re.IGNORECASE)
 #: The setting the config drift changes, and the value it sets when Git's is different.
 DRIFTED_SETTING = "ML_INFERENCE_MAX_BATCH"
 DRIFTED_VALUES = ("10", "20")
@@ -193,7 +191,7 @@ class LocalEnvironment:
             row["role"] = _role(process.pid == self._state["reconciler_pid"], labelled, row["cmdline"])
             if labelled:
                 row["replica"] = environ.get(layout.REPLICA_LABEL)
-                row["environment"] = {k: v for k, v in sorted(environ.items()) if not SECRET_NAME.search(k)}
+                row["environment"] = {k: v for k, v in sorted(environ.items()) if not is_secret_name(k)}
             table.append(row)
         return table
 
