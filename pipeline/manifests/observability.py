@@ -361,18 +361,6 @@ def check_shipped_to_cluster(repo_root: Path) -> list[str]:
     ]
 
 
-def _with_init_containers(manifests: list[Manifest]) -> list[Manifest]:
-    """Copies of `manifests` whose Deployments list init containers as containers (policies see both)."""
-    adapted = []
-    for manifest in manifests:
-        if manifest.get("kind") == "Deployment":
-            manifest = json.loads(json.dumps(manifest))
-            pod = manifest["spec"]["template"]["spec"]
-            pod["containers"] = [*pod.pop("initContainers", []), *pod["containers"]]
-        adapted.append(manifest)
-    return adapted
-
-
 def _config_map(objects: list[Manifest], generated_name: str) -> Manifest | None:
     """The ConfigMap kustomize generated as `generated_name` (it appends a content hash)."""
     for manifest in objects:
@@ -458,7 +446,7 @@ def check_cluster_stack(repo_root: Path) -> list[str]:
         objects = render(repo_root / OBSERVABILITY)
     except RenderError as error:
         return [str(error)]
-    problems = [problem for rule in WORKLOAD_POLICIES for problem in rule(_with_init_containers(objects))]
+    problems = [problem for rule in WORKLOAD_POLICIES for problem in rule(objects)]
     problems += policy.writable_tmp(objects)
     problems += _rules_loaded_as_in_git(repo_root, objects)
     problems += _grafana_password_generated(objects)
