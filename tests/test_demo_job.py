@@ -7,14 +7,12 @@ only its state directory is a temporary one, so the test never touches a develop
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from pipeline.jobs import demo
-from pipeline.targets.local import LocalTarget
+from tests.support import local_job_artifacts, train_model
 
 pytestmark = pytest.mark.slow
 #: Drifts heal in about a second here; a failing drift waits this long before the job gives up.
@@ -23,25 +21,12 @@ HEAL_TIMEOUT = "8"
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    model = tmp_path_factory.mktemp("build") / "model"
-    subprocess.run(
-        [sys.executable, "-m", "ml_inference", "train", "--out", str(model)], check=True, timeout=120
-    )
-    return model
+    return train_model(tmp_path_factory)
 
 
 @pytest.fixture
 def artifacts(model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An artifacts folder holding the build job's model, and the local target under tmp_path."""
-    artifacts = tmp_path / "artifacts"
-    (artifacts / "build-output").mkdir(parents=True)
-    (artifacts / "build-output" / "model").symlink_to(model_dir)
-    monkeypatch.setenv("PIPELINE_ARTIFACTS_DIR", str(artifacts))
-    monkeypatch.setenv("PIPELINE_TARGET", "local")
-    monkeypatch.delenv("PIPELINE_KEEP", raising=False)
-    monkeypatch.delenv("PIPELINE_DRY_RUN", raising=False)
-    monkeypatch.setattr(demo, "get_target", lambda name: LocalTarget(name, state_root=tmp_path / "state"))
-    return artifacts
+    return local_job_artifacts(demo, model_dir, tmp_path, monkeypatch)
 
 
 def _timeline(artifacts: Path) -> dict:

@@ -7,10 +7,7 @@ values chosen so that each figure is recognisable in the output.
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,8 +16,8 @@ from pipeline.report import browser, formats
 from pipeline.report.collect import collect
 from pipeline.report.render import render
 from tests.conftest import require_program
+from tests.support import run_report_job
 
-REPO = Path(__file__).resolve().parents[1]
 RUN_START = "2026-11-27T06:00:00.000Z"
 
 
@@ -241,19 +238,6 @@ def make_artifacts(root: Path, *, with_previous: bool = True, previous_p99: floa
 @pytest.fixture
 def artifacts(tmp_path: Path) -> Path:
     return make_artifacts(tmp_path / "artifacts")
-
-
-def run_report_job(artifacts_dir: Path, **environ: str) -> subprocess.CompletedProcess:
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("GITHUB_", "PIPELINE_"))}
-    env.update({"PIPELINE_ARTIFACTS_DIR": str(artifacts_dir), "PIPELINE_REPORT_SCREENSHOT": "0", **environ})
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline.jobs.report"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def text_of(html: str) -> str:

@@ -8,10 +8,7 @@ documents them (pagination with per_page/page, 201 on create, Bearer token requi
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,8 +18,8 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from pipeline.report import github
+from tests.support import run_report_job
 
-REPO = Path(__file__).resolve().parents[1]
 TOKEN = "ghs_" + "FakeInstallationToken0123456789"
 REPOSITORY = "octo-org/ml-gitops-pipeline"
 PR = 42
@@ -166,19 +163,6 @@ def pull_request_event(tmp_path: Path, number: int = PR) -> Path:
         json.dumps({"action": "synchronize", "number": number, "pull_request": {"number": number}})
     )
     return path
-
-
-def run_report_job(artifacts_dir: Path, **environ: str) -> subprocess.CompletedProcess:
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("GITHUB_", "PIPELINE_"))}
-    env.update({"PIPELINE_ARTIFACTS_DIR": str(artifacts_dir), "PIPELINE_REPORT_SCREENSHOT": "0", **environ})
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline.jobs.report"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def actions_environ(fake: FakeGitHub, tmp_path: Path, **extra: str) -> dict[str, str]:

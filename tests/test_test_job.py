@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -19,6 +17,7 @@ import pytest
 from pipeline.checks.load import DEFAULT_THRESHOLDS, Thresholds
 from pipeline.jobs import test as test_job
 from pipeline.targets.local import LocalTarget
+from tests.support import local_job_artifacts, train_model
 
 pytestmark = pytest.mark.slow
 SHORT_LOAD = ["--users", "5", "--spawn-rate", "50", "--duration", "3", "--user-rps", "20"]
@@ -36,25 +35,12 @@ def short_load_thresholds(directory: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    model = tmp_path_factory.mktemp("build") / "model"
-    subprocess.run(
-        [sys.executable, "-m", "ml_inference", "train", "--out", str(model)], check=True, timeout=120
-    )
-    return model
+    return train_model(tmp_path_factory)
 
 
 @pytest.fixture
 def artifacts(model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An artifacts folder holding the build job's model, and the local target under tmp_path."""
-    artifacts = tmp_path / "artifacts"
-    (artifacts / "build-output").mkdir(parents=True)
-    (artifacts / "build-output" / "model").symlink_to(model_dir)
-    monkeypatch.setenv("PIPELINE_ARTIFACTS_DIR", str(artifacts))
-    monkeypatch.setenv("PIPELINE_TARGET", "local")
-    monkeypatch.delenv("PIPELINE_KEEP", raising=False)
-    monkeypatch.delenv("PIPELINE_DRY_RUN", raising=False)
-    monkeypatch.setattr(test_job, "get_target", lambda name: LocalTarget(name, state_root=tmp_path / "state"))
-    return artifacts
+    return local_job_artifacts(test_job, model_dir, tmp_path, monkeypatch)
 
 
 def test_job_passes_end_to_end_and_writes_every_artifact(artifacts: Path, tmp_path: Path) -> None:

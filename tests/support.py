@@ -1,0 +1,87 @@
+"""Set-up shared by the tests that run real things: ports, processes, a trained model, job runs.
+
+Plain functions rather than fixtures, so each test module keeps its fixtures visible where they are used.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from pipeline.targets.local import LocalTarget
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def stop(process: subprocess.Popen) -> None:
+    """Terminate `process`, killing it when it does not exit within ten seconds."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextmanager
+def stopped_at_exit() -> Iterator[list[subprocess.Popen]]:
+    """A list for the processes a test starts; all stopped at the end (last first), whatever happened."""
+    started: list[subprocess.Popen] = []
+    try:
+        yield started
+    finally:
+        for process in reversed(started):
+            stop(process)
+
+
+def train_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A freshly trained model folder, as the build job leaves it."""
+    model = tmp_path_factory.mktemp("build") / "model"
+    subprocess.run(
+        [sys.executable, "-m", "ml_inference", "train", "--out", str(model)], check=True, timeout=120
+    )
+    return model
+
+
+def local_job_artifacts(
+    job: ModuleType, model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """An artifacts folder holding the build job's model; `job` gets a local target under tmp_path."""
+    artifacts = tmp_path / "artifacts"
+    (artifacts / "build-output").mkdir(parents=True)
+    (artifacts / "build-output" / "model").symlink_to(model_dir)
+    monkeypatch.setenv("PIPELINE_ARTIFACTS_DIR", str(artifacts))
+    monkeypatch.setenv("PIPELINE_TARGET", "local")
+    monkeypatch.delenv("PIPELINE_KEEP", raising=False)
+    monkeypatch.delenv("PIPELINE_DRY_RUN", raising=False)
+    monkeypatch.setattr(job, "get_target", lambda name: LocalTarget(name, state_root=tmp_path / "state"))
+    return artifacts
+
+
+def run_report_job(artifacts_dir: Path, **environ: str) -> subprocess.CompletedProcess:
+    """`python -m pipeline.jobs.report` on `artifacts_dir` with only `environ` of GITHUB_*, PIPELINE_*."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("GITHUB_", "PIPELINE_"))}
+    env.update({"PIPELINE_ARTIFACTS_DIR": str(artifacts_dir), "PIPELINE_REPORT_SCREENSHOT": "0", **environ})
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.jobs.report"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
