@@ -19,7 +19,7 @@ from pipeline.artifacts import job_dir, write_json_atomic, write_outputs
 from pipeline.checks.drift import HEAL_TIMEOUT_SECONDS, Clock, run_drift, verify_git_state
 from pipeline.checks.steady_load import SteadyLoad
 from pipeline.context import RunContext
-from pipeline.targets import Environment, get_target
+from pipeline.targets import Environment, get_target, print_plan
 
 JOB = "demo"
 #: Requests per second of the background load: light, so it measures availability, not capacity.
@@ -104,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     context = RunContext.from_env()
     out = job_dir(JOB, context)
     if context.dry_run:
+        print_plan(JOB, context)
         print(
             f"demo (dry run): bring up environment 'demo' on target {context.target}; under a "
             f"{args.load_rate:g} req/s load, cause each of its drifts and wait up to {args.heal_timeout:g} s "

@@ -14,7 +14,7 @@ import sys
 
 from pipeline.artifacts import job_dir, write_outputs
 from pipeline.context import RunContext
-from pipeline.targets import get_target
+from pipeline.targets import get_target, print_plan
 
 JOB = "deploy"
 ENVIRONMENT = "deploy"
@@ -24,6 +24,7 @@ def main() -> int:
     context = RunContext.from_env()
     out = job_dir(JOB, context)
     if context.dry_run:
+        print_plan(ENVIRONMENT, context)
         print(
             f"deploy (dry run): bring up '{ENVIRONMENT}' on target {context.target} from gitops/, "
             f"wait until Synced and Healthy, save its state into {out}"

@@ -22,7 +22,7 @@ from pipeline.checks import metrics
 from pipeline.checks.api import run_api_suite
 from pipeline.checks.load import DEFAULT_THRESHOLDS, LoadSettings, Thresholds, locust_command, run_load
 from pipeline.context import RunContext
-from pipeline.targets import Environment, get_target
+from pipeline.targets import Environment, get_target, print_plan
 
 JOB = "test"
 Result = TypeVar("Result")
@@ -132,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     context = RunContext.from_env()
     out = job_dir(JOB, context)
     if context.dry_run:
+        print_plan(JOB, context)
         print(
             f"test (dry run): bring up environment 'test' on target {context.target}; against its endpoint:"
         )

@@ -67,13 +67,23 @@ class Target(Protocol):
     name: str
 
     def up(self, env_name: str, context: RunContext) -> Environment:
-        """Bring up `env_name` from Git's desired state; return once Synced and Healthy."""
+        """Bring up `env_name` from Git's desired state; return once Synced and Healthy.
+
+        A target in PLANNING_TARGETS, given a dry-run context, prints every command and object
+        instead and returns the environment never started.
+        """
 
     def down_all(self) -> list[str]:
         """Stop every environment this target started (`invoke down`); return their names."""
 
 
-TARGET_MODULES = {"local": "pipeline.targets.local", "kind": "pipeline.targets.kube", "minikube": "pipeline.targets.kube"}
+TARGET_MODULES = {
+    "local": "pipeline.targets.local",
+    "kind": "pipeline.targets.kube",
+    "minikube": "pipeline.targets.kube",
+}
+#: Targets whose `up` prints its whole plan in a dry run (local has nothing to plan: it starts processes).
+PLANNING_TARGETS = frozenset({"kind", "minikube"})
 
 
 def get_target(name: str) -> Target:
@@ -82,3 +92,9 @@ def get_target(name: str) -> Target:
         raise SystemExit(f"unknown target {name!r}; choose one of {', '.join(TARGET_MODULES)}")
     module = importlib.import_module(TARGET_MODULES[name])
     return module.make_target(name)
+
+
+def print_plan(env_name: str, context: RunContext) -> None:
+    """In a dry run, let the target print what bringing up `env_name` would do (a no-op for local)."""
+    if context.target in PLANNING_TARGETS:
+        get_target(context.target).up(env_name, context)

@@ -4,7 +4,8 @@
 CD, apply the AppProjects and the root Application of the app of apps, add the environment to
 the root, watch until Synced and Healthy) and executes it;
 with PIPELINE_DRY_RUN=1 it prints the same plan, including the port-forwards and the demo's
-drift commands, and stops without touching a cluster. Versions live in `versions.py`.
+drift commands, and returns the environment unconnected without touching a cluster. Versions
+live in `versions.py`.
 """
 
 from __future__ import annotations
@@ -37,13 +38,6 @@ FIELD_MANAGER = "--field-manager=ml-gitops-pipeline"
 SYNC_TIMEOUT_SECONDS = 600
 #: A placeholder printed by a dry run when no build has run yet.
 UNBUILT_IMAGE = "ml-inference:<build image_tag>"
-
-
-class DryRunComplete(SystemExit):
-    """Raised by `up` in a dry run once the plan is printed: the job ends here, successfully."""
-
-    def __init__(self) -> None:
-        super().__init__(0)
 
 
 def build_image(context: RunContext) -> tuple[str, str]:
@@ -298,6 +292,7 @@ class KubeTarget:
     name: str
 
     def up(self, env_name: str, context: RunContext) -> KubeEnvironment:
+        """Execute the plan; in a dry run print it and return the environment never connected."""
         plan = plan_environment(self.name, env_name, context)
         for note in plan.notes:
             print(f"note: {note}", flush=True)
@@ -313,7 +308,7 @@ class KubeTarget:
                 f"\ndry run: the plan above was printed, nothing was run ({self.name}, {env_name})",
                 flush=True,
             )
-            raise DryRunComplete
+            return plan.environment
         plan.environment.connect()
         return plan.environment
 

@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("environment", nargs="?", default="deploy", choices=argocd.environments())
     args = parser.parse_args(argv)
     context = dataclasses.replace(RunContext.from_env(), target=args.target, dry_run=True)
-    make_target(args.target).up(args.environment, context)  # prints the plan, then ends the process
+    make_target(args.target).up(args.environment, context)  # a dry run: prints the plan, runs nothing
     return 0
 
 
