@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from pipeline.checks import metrics
 from pipeline.checks.api import run_api_suite
 from pipeline.checks.load import DEFAULT_THRESHOLDS, LoadSettings, Thresholds, run_load
 from tests.conftest import require_program
+from tests.support import free_port, stop, stopped_at_exit, train_model
 
 #: Short loads: enough requests to judge, seconds of CPU on a shared machine.
 SHORT_LOAD = LoadSettings(users=5, spawn_rate=50, duration_seconds=2, user_rps=20)
@@ -34,12 +34,6 @@ CONTRACT_KEYS = {
     "requests_per_second", "p50_ms", "p95_ms", "p99_ms", "thresholds", "passed", "history",
 }  # fmt: skip
 SETOSA = {"features": [5.1, 3.5, 1.4, 0.2]}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _wait_until_answers(url: str, process: subprocess.Popen, timeout: float = 30) -> None:
@@ -58,25 +52,15 @@ def _wait_until_answers(url: str, process: subprocess.Popen, timeout: float = 30
 @pytest.fixture
 def processes() -> Iterator[list[subprocess.Popen]]:
     """Processes a test starts; all stopped at its end, whatever happened."""
-    started: list[subprocess.Popen] = []
-    yield started
-    for process in started:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with stopped_at_exit() as started:
+        yield started
 
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Base URL of one real service process serving a freshly trained model."""
-    model = tmp_path_factory.mktemp("model")
-    subprocess.run(
-        [sys.executable, "-m", "ml_inference", "train", "--out", str(model)], check=True, timeout=120
-    )
-    port = _free_port()
+    model = train_model(tmp_path_factory)
+    port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "ml_inference", "serve", "--port", str(port), "--model-dir", str(model)],
         stdout=subprocess.DEVNULL,
@@ -87,14 +71,13 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         _send(f"http://127.0.0.1:{port}", 5)  # warm up, so a 2 s load's p99 is not its first requests
         yield f"http://127.0.0.1:{port}"
     finally:
-        process.terminate()
-        process.wait(timeout=15)
+        stop(process)
 
 
 @pytest.fixture
 def not_the_service(processes: list[subprocess.Popen], tmp_path: Path) -> str:
     """A plain static file server: answers HTTP, but 404/501 to every call of the API."""
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", str(tmp_path)],
         stdout=subprocess.DEVNULL,
@@ -221,7 +204,7 @@ def prometheus(service: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     }
     config = workdir / "prometheus.yml"  # JSON is YAML
     config.write_text(json.dumps({"global": {"scrape_interval": "1s"}, "scrape_configs": [scrape]}))
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [program, f"--config.file={config}", f"--storage.tsdb.path={workdir / 'data'}",
          f"--web.listen-address=127.0.0.1:{port}"],

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -24,16 +23,11 @@ from typing import Any
 import pytest
 
 from tests.conftest import require_program
+from tests.support import free_port, stop, stopped_at_exit
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PREDICTIONS = 30
 WAIT_SECONDS = 30
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _wait_for(what: str, condition: Callable[[], Any], timeout: float = WAIT_SECONDS) -> Any:
@@ -49,23 +43,11 @@ def _wait_for(what: str, condition: Callable[[], Any], timeout: float = WAIT_SEC
         time.sleep(0.2)
 
 
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 @pytest.fixture
 def processes() -> Iterator[list[subprocess.Popen]]:
     """Processes the test starts; all stopped at the end, whatever happened."""
-    started: list[subprocess.Popen] = []
-    yield started
-    for process in reversed(started):
-        _stop(process)
+    with stopped_at_exit() as started:
+        yield started
 
 
 class PrometheusAPI:
@@ -103,7 +85,7 @@ def test_real_prometheus_scrapes_the_service_and_evaluates_every_rule(
 
     model_dir = tmp_path / "model"
     train(model_dir)
-    service_port, prometheus_port = _free_port(), _free_port()
+    service_port, prometheus_port = free_port(), free_port()
     service_log = (tmp_path / "service.log").open("w")
     service = subprocess.Popen(
         [
@@ -174,6 +156,6 @@ def test_real_prometheus_scrapes_the_service_and_evaluates_every_rule(
     assert [(rule["name"], rule.get("lastError")) for rule in rules if rule["health"] != "ok"] == []
     assert api.values("ALERTS") == [], "no alert may be pending on a healthy service"
 
-    _stop(service)
+    stop(service)
     down_alerts = 'ALERTS{alertname=~"MLInferenceReplicaDown|MLInferenceServiceDown", alertstate="pending"}'
     _wait_for("both down alerts to go pending", lambda: len(api.values(down_alerts)) == 2)
