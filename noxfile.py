@@ -19,6 +19,8 @@ nox.options.sessions = ["lint", "tests"]
 SERVICE = "services/ml-inference"
 REQUIREMENTS = "requirements"
 SERVICE_PORT = "8080"
+#: Where `nox -s serve` trains a model on first use (git-ignored, reused afterwards).
+DEV_MODEL_DIR = ".pipeline/model"
 
 
 def _install(session: nox.Session, requirements: str, *, service_extras: str | None = None) -> None:
@@ -98,13 +100,12 @@ def tests(session: nox.Session) -> None:
 @nox.session(default=False)
 def serve(session: nox.Session) -> None:
     """Serve the model on 127.0.0.1 for development: nox -s serve -- --port N."""
-    model_dir = ".pipeline/model"  # git-ignored; trained on first use, reused afterwards
     _install(session, "serve", service_extras="train")
-    if not Path(model_dir, "model.onnx").exists():
-        session.run("python", "-m", "ml_inference", "train", "--out", model_dir)
+    if not Path(DEV_MODEL_DIR, "model.onnx").exists():
+        session.run("python", "-m", "ml_inference", "train", "--out", DEV_MODEL_DIR)
+    serve_args = ["--host", "127.0.0.1", "--model-dir", DEV_MODEL_DIR]
     session.run(
-        "python", "-m", "ml_inference", "serve", "--host", "127.0.0.1", "--model-dir", model_dir,
-        *(session.posargs or ["--port", SERVICE_PORT]),
+        "python", "-m", "ml_inference", "serve", *serve_args, *(session.posargs or ["--port", SERVICE_PORT])
     )
 
 
