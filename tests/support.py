@@ -5,12 +5,15 @@ Plain functions rather than fixtures, so each test module keeps its fixtures vis
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
 
@@ -85,3 +88,41 @@ def run_report_job(artifacts_dir: Path, **environ: str) -> subprocess.CompletedP
         text=True,
         timeout=120,
     )
+
+
+@contextmanager
+def kube_api_server(
+    handler: type[BaseHTTPRequestHandler], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    """`handler` served on 127.0.0.1 as the API server of the kubernetes client's default kubeconfig.
+
+    No cluster runs here: this is how the real client is tested against a stand-in that answers
+    like the Kubernetes API. Needs the kubernetes package (callers importorskip it).
+    """
+    import kubernetes.config.kube_config
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [
+                    {"name": "c", "cluster": {"server": f"http://127.0.0.1:{server.server_address[1]}"}}
+                ],
+                "users": [{"name": "u", "user": {}}],
+                "contexts": [{"name": "kind-ml-gitops", "context": {"cluster": "c", "user": "u"}}],
+                "current-context": "kind-ml-gitops",
+            }
+        )
+    )
+    monkeypatch.setattr(kubernetes.config.kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(kubeconfig))
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)

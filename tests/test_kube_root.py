@@ -11,7 +11,6 @@ import copy
 import http.server
 import json
 import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ import pytest
 
 from pipeline.targets.kube import environment as kube_environment
 from pipeline.targets.kube.environment import KubeEnvironment
+from tests.support import kube_api_server
 
 ROOT_PATH = "/apis/argoproj.io/v1alpha1/namespaces/argocd/applications/ml-gitops"
 
@@ -57,7 +57,6 @@ class FakeApplications:
 @pytest.fixture
 def api_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeApplications]:
     pytest.importorskip("kubernetes", reason="the kubernetes client comes with the manifests requirements")
-    import kubernetes.config.kube_config
 
     state = FakeApplications([])
 
@@ -82,31 +81,8 @@ def api_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Fake
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(
-        json.dumps(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [
-                    {"name": "c", "cluster": {"server": f"http://127.0.0.1:{server.server_address[1]}"}}
-                ],
-                "users": [{"name": "u", "user": {}}],
-                "contexts": [{"name": "kind-ml-gitops", "context": {"cluster": "c", "user": "u"}}],
-                "current-context": "kind-ml-gitops",
-            }
-        )
-    )
-    monkeypatch.setattr(kubernetes.config.kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(kubeconfig))
-    try:
+    with kube_api_server(Handler, tmp_path, monkeypatch):
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
 
 
 def test_join_survives_another_job_joining_at_the_same_moment(api_server: FakeApplications) -> None:

@@ -14,6 +14,7 @@ import pytest
 from pipeline.targets import Status
 from pipeline.targets.kube.environment import application_status
 from pipeline.targets.kube.wait import watch_until_converged
+from tests.support import kube_api_server
 
 COMMIT = "c0ffee" + "0" * 34
 
@@ -61,9 +62,6 @@ def test_watches_the_application_through_the_kubernetes_api(
     pytest.importorskip("kubernetes", reason="the kubernetes client comes with the deploy requirements")
     import http.server
     import json
-    import threading
-
-    import kubernetes.config.kube_config
 
     from pipeline.targets.kube.wait import wait_for_application
 
@@ -84,33 +82,10 @@ def test_watches_the_application_through_the_kubernetes_api(
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), WatchHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(
-        json.dumps(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [
-                    {"name": "c", "cluster": {"server": f"http://127.0.0.1:{server.server_address[1]}"}}
-                ],
-                "users": [{"name": "u", "user": {}}],
-                "contexts": [{"name": "kind-ml-gitops", "context": {"cluster": "c", "user": "u"}}],
-                "current-context": "kind-ml-gitops",
-            }
-        )
-    )
-    monkeypatch.setattr(kubernetes.config.kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(kubeconfig))
-    try:
+    with kube_api_server(WatchHandler, tmp_path, monkeypatch):
         status = wait_for_application(
             "kind-ml-gitops", "ml-inference-demo", revision=COMMIT, timeout_seconds=30
         )
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
     assert status == Status("Synced", "Healthy")
     (path,) = requests
     assert path.startswith("/apis/argoproj.io/v1alpha1/namespaces/argocd/applications?")
