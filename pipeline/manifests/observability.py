@@ -145,20 +145,22 @@ def check_configs(repo_root: Path, promtool: str) -> list[str]:
     return problems
 
 
+def _promtool_on_folder(repo_root: Path, promtool: str, folder: Path, what: str, *command: str) -> list[str]:
+    """`promtool <command>` over every *.yml file of `folder`, which must hold at least one `what` file."""
+    files = sorted((repo_root / folder).glob("*.yml"))
+    if not files:
+        return [f"{folder}/ has no *.yml {what} file"]
+    result = _promtool(promtool, *command, *files, cwd=repo_root)
+    what_ran = f"promtool {' '.join(command)} {folder}/*.yml"
+    return [] if result.returncode == 0 else [_failure(what_ran, result)]
+
+
 def check_rules(repo_root: Path, promtool: str) -> list[str]:
-    rule_files = sorted((repo_root / RULES).glob("*.yml"))
-    if not rule_files:
-        return [f"{RULES}/ has no *.yml rule file"]
-    result = _promtool(promtool, "check", "rules", *rule_files, cwd=repo_root)
-    return [] if result.returncode == 0 else [_failure(f"promtool check rules {RULES}/*.yml", result)]
+    return _promtool_on_folder(repo_root, promtool, RULES, "rule", "check", "rules")
 
 
 def run_rule_tests(repo_root: Path, promtool: str) -> list[str]:
-    test_files = sorted((repo_root / RULE_TESTS).glob("*.yml"))
-    if not test_files:
-        return [f"{RULE_TESTS}/ has no *.yml rule test file"]
-    result = _promtool(promtool, "test", "rules", *test_files, cwd=repo_root)
-    return [] if result.returncode == 0 else [_failure(f"promtool test rules {RULE_TESTS}/*.yml", result)]
+    return _promtool_on_folder(repo_root, promtool, RULE_TESTS, "rule test", "test", "rules")
 
 
 # --- alerts: style and test coverage -------------------------------------------------------------
