@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -76,18 +76,24 @@ def local_job_artifacts(
     return artifacts
 
 
-def run_report_job(artifacts_dir: Path, **environ: str) -> subprocess.CompletedProcess:
-    """`python -m pipeline.jobs.report` on `artifacts_dir` with only `environ` of GITHUB_*, PIPELINE_*."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("GITHUB_", "PIPELINE_"))}
-    env.update({"PIPELINE_ARTIFACTS_DIR": str(artifacts_dir), "PIPELINE_REPORT_SCREENSHOT": "0", **environ})
+def run_job(job: str, environ: Mapping[str, str], timeout: float) -> subprocess.CompletedProcess:
+    """`nox -s <job>` without nox: the job's module from the repo root, in this test session's Python."""
     return subprocess.run(
-        [sys.executable, "-m", "pipeline.jobs.report"],
+        [sys.executable, "-m", f"pipeline.jobs.{job}"],
         cwd=REPO,
-        env=env,
+        env=environ,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
+        check=False,
     )
+
+
+def run_report_job(artifacts_dir: Path, **environ: str) -> subprocess.CompletedProcess:
+    """The report job on `artifacts_dir`, with only `environ` of GITHUB_*, PIPELINE_*."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("GITHUB_", "PIPELINE_"))}
+    env.update({"PIPELINE_ARTIFACTS_DIR": str(artifacts_dir), "PIPELINE_REPORT_SCREENSHOT": "0", **environ})
+    return run_job("report", env, timeout=120)
 
 
 @contextmanager

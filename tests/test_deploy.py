@@ -14,6 +14,7 @@ import pytest
 
 from pipeline.targets.local import REPO_ROOT, layout
 from tests.conftest import require_program
+from tests.support import run_job
 
 STDLIB_DOWN_ALL = "from pipeline.targets import get_target; print(get_target('local').down_all())"
 CLUSTER_STATE_FILES = (
@@ -44,15 +45,7 @@ def run_deploy(artifacts: Path, state_root: Path, **variables: str) -> subproces
         "PIPELINE_TARGET": "local",
         **variables,
     }
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline.jobs.deploy"],
-        cwd=REPO_ROOT,
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
+    return run_job("deploy", environ, timeout=180)
 
 
 def environment_processes(state_root: Path, environment_id: str) -> list[psutil.Process]:
