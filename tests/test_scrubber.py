@@ -136,6 +136,7 @@ def test_save_state_writes_nothing_secret(tmp_path: Path, monkeypatch: pytest.Mo
         context="kind-ml-gitops",
         drift_commands=[],
         desired=[DEPLOYMENT, ADMIN_SECRET],
+        target="kind",
     )
     answers = {
         "applications.argoproj.io": APPLICATION,
@@ -151,6 +152,7 @@ def test_save_state_writes_nothing_secret(tmp_path: Path, monkeypatch: pytest.Mo
     environment.save_state(tmp_path)
     written = {path.name: path.read_text() for path in tmp_path.iterdir()}
     assert set(written) == {
+        "status.json",
         "manifests.yaml",
         "application.json",
         "root-application.json",

@@ -283,6 +283,7 @@ def plan_environment(tool: str, env_name: str, context: RunContext) -> Environme
         context=cluster.context,
         drift_commands=drift_commands(kubectl, namespace, rendered),
         desired=with_images(rendered, images),
+        target=tool,
     )
     return EnvironmentPlan(steps, environment, notes, children)
 

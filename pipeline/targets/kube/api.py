@@ -7,12 +7,24 @@ from typing import Any
 ARGOCD_GROUP, ARGOCD_API_VERSION = "argoproj.io", "v1alpha1"
 
 
-def custom_objects(context: str) -> Any:
-    """A CustomObjectsApi bound to `context`; a clear error when the client is not installed."""
+def _client() -> Any:
+    """The kubernetes package; a clear error when it is not installed."""
     try:
-        from kubernetes import client, config
+        import kubernetes
     except ImportError:
         raise SystemExit(
             "the kubernetes Python client is missing: `pip install kubernetes` (deploy's requirements)"
         ) from None
-    return client.CustomObjectsApi(config.new_client_from_config(context=context))
+    return kubernetes
+
+
+def custom_objects(context: str) -> Any:
+    """A CustomObjectsApi (Argo CD's Applications) bound to `context`."""
+    kubernetes = _client()
+    return kubernetes.client.CustomObjectsApi(kubernetes.config.new_client_from_config(context=context))
+
+
+def core_v1(context: str) -> Any:
+    """A CoreV1Api (pods) bound to `context`."""
+    kubernetes = _client()
+    return kubernetes.client.CoreV1Api(kubernetes.config.new_client_from_config(context=context))

@@ -13,6 +13,7 @@ import re
 import subprocess
 import threading
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import Any
 from pipeline.artifacts import write_json_atomic
 from pipeline.manifests.render import to_yaml
 from pipeline.targets import Drift, Status
-from pipeline.targets.kube.api import custom_objects
+from pipeline.targets.kube.api import ARGOCD_API_VERSION, ARGOCD_GROUP, core_v1, custom_objects
 from pipeline.targets.kube.argocd import ARGOCD_NAMESPACE, ROOT_APPLICATION, environment_component
 from pipeline.targets.kube.plan import Call, Command, StepFailed, execute
 from pipeline.targets.kube.root import set_component
@@ -33,6 +34,7 @@ MONITORING_NAMESPACE = "monitoring"
 PROMETHEUS_SERVICE, PROMETHEUS_PORT = "prometheus", 9090
 FORWARDING = re.compile(r"Forwarding from 127\.0\.0\.1:(\d+)")
 PORT_FORWARD_TIMEOUT_SECONDS = 30
+CONTAINER_PORT = 8080
 STATE_KINDS = (
     "deployments,replicasets,services,serviceaccounts,horizontalpodautoscalers,poddisruptionbudgets,"
     "networkpolicies,configmaps"
@@ -102,6 +104,8 @@ class KubeEnvironment:
     context: str
     drift_commands: list[tuple[str, Command]]
     desired: list[dict[str, Any]]
+    #: "kind" or "minikube".
+    target: str
     endpoint: str = ""
     prometheus_url: str | None = None
     _forwards: list[PortForward] = field(default_factory=list)
@@ -153,7 +157,9 @@ class KubeEnvironment:
             if conditions.get("Ready") == "True":
                 name = pod["metadata"]["name"]
                 urls.append(
-                    self._forward(port_forward_argv(self.kubectl, self.namespace, f"pod/{name}", 8080)).url
+                    self._forward(
+                        port_forward_argv(self.kubectl, self.namespace, f"pod/{name}", CONTAINER_PORT)
+                    ).url
                 )
         return urls
 
@@ -169,6 +175,7 @@ class KubeEnvironment:
     def save_state(self, directory: Path) -> None:
         """Desired and live resources, the Applications (status and history), events and pods, scrubbed."""
         directory.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(directory / "status.json", scrub(self.status_summary()))
         (directory / "manifests.yaml").write_text(to_yaml(scrub(self.desired)))
         collected = {
             "application.json": lambda: self._application(),
@@ -195,6 +202,68 @@ class KubeEnvironment:
         with open(directory / "events.jsonl", "w") as handle:
             for event in events:
                 handle.write(json.dumps(scrub(event), sort_keys=True, default=str) + "\n")
+
+    def status_summary(self) -> dict[str, Any]:
+        """status.json (the report's deploy state): Argo CD's view of the Application and its pods.
+
+        Read through the kubernetes client; what cannot be read is named in `errors`, so a cluster
+        that stopped answering still leaves a status (Missing) rather than no file.
+        """
+        errors: list[str] = []
+        try:
+            application = custom_objects(self.context).get_namespaced_custom_object(
+                ARGOCD_GROUP, ARGOCD_API_VERSION, ARGOCD_NAMESPACE, "applications", self.application
+            )
+        except Exception as error:  # the client raises ApiException or urllib3's errors
+            application = None
+            errors.append(f"Application {ARGOCD_NAMESPACE}/{self.application}: {error}")
+        try:
+            pods = (
+                core_v1(self.context)
+                .list_namespaced_pod(self.namespace, label_selector=f"app.kubernetes.io/name={SERVICE}")
+                .items
+            )
+        except Exception as error:
+            pods = []
+            errors.append(f"pods in {self.namespace}: {error}")
+        status = application_status(application)
+        sync = (application or {}).get("status", {}).get("sync", {})
+        return {
+            "target": self.target,
+            "environment": self.name,
+            "namespace": self.namespace,
+            "application": self.application,
+            "endpoint": self.endpoint or None,
+            "sync": status.sync,
+            "health": status.health,
+            "revision": sync.get("revision"),
+            "replicas": [_replica(pod) for pod in pods],
+            "prometheus": {"url": self.prometheus_url, "targets": self._prometheus_targets(errors)}
+            if self.prometheus_url
+            else None,
+            "errors": errors,
+            "observed_at": datetime.now(UTC).isoformat(),
+        }
+
+    def _prometheus_targets(self, errors: list[str]) -> list[dict[str, Any]]:
+        """This environment's scrape targets in the shared Prometheus (its namespace's series)."""
+        try:
+            with urllib.request.urlopen(f"{self.prometheus_url}/api/v1/targets?state=active", timeout=5) as r:
+                active = json.load(r)["data"]["activeTargets"]
+        except (OSError, ValueError, KeyError) as error:
+            errors.append(f"GET {self.prometheus_url}/api/v1/targets: {error}")
+            return []
+        return [
+            {
+                "pod": target["labels"].get("pod"),
+                "url": target["scrapeUrl"],
+                "health": target["health"],
+                "last_scrape": target.get("lastScrape"),
+                "last_error": target.get("lastError") or None,
+            }
+            for target in active
+            if target["labels"].get("namespace") == self.namespace
+        ]
 
     def down(self) -> None:
         """Close the port-forwards and take the environment out of the root Application.
@@ -240,6 +309,18 @@ class KubeEnvironment:
             ],
             dry_run=False,
         )
+
+
+def _replica(pod: Any) -> dict[str, Any]:
+    """One pod as a replica of status.json; `url` is its address inside the cluster (like a pod IP)."""
+    conditions = {c.type: c.status for c in pod.status.conditions or []}
+    return {
+        "name": pod.metadata.name,
+        "url": f"http://{pod.status.pod_ip}:{CONTAINER_PORT}" if pod.status.pod_ip else None,
+        "ready": conditions.get("Ready") == "True",
+        "phase": pod.status.phase,
+        "restarts": sum(c.restart_count for c in pod.status.container_statuses or []),
+    }
 
 
 def _pod_summary(pod: dict[str, Any]) -> dict[str, Any]:
