@@ -250,10 +250,16 @@ def test_prometheus_up_check_fails_when_fewer_replicas_are_scraped_than_expected
     assert not up, detail
 
 
+def test_the_selector_becomes_escaped_label_matchers_after_the_job() -> None:
+    assert metrics.PrometheusSource("http://127.0.0.1:9", {}).matchers == f'job="{metrics.SERVICE_JOB}"'
+    quoted = metrics.PrometheusSource("http://127.0.0.1:9", {"namespace": 'ml-"x"\\'})
+    assert quoted.matchers == f'job="{metrics.SERVICE_JOB}",namespace="ml-\\"x\\"\\\\"'
+
+
 def test_prometheus_queries_see_only_the_selected_environment(service: str, prometheus: str) -> None:
-    assert metrics.PrometheusSource(prometheus, 'namespace="ml-test"').wait_for_scrape(time.time()) is None
-    assert metrics.PrometheusSource(prometheus, 'namespace="ml-test"').replicas_up(expected=1)[0]
-    other = metrics.PrometheusSource(prometheus, 'namespace="ml-demo"')
+    assert metrics.PrometheusSource(prometheus, {"namespace": "ml-test"}).wait_for_scrape(time.time()) is None
+    assert metrics.PrometheusSource(prometheus, {"namespace": "ml-test"}).replicas_up(expected=1)[0]
+    other = metrics.PrometheusSource(prometheus, {"namespace": "ml-demo"})
     up, detail = other.replicas_up(expected=1)
     assert not up, detail
     assert other.counts().requests == {"/predict": 0.0, "/predict/batch": 0.0}

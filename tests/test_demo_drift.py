@@ -24,6 +24,7 @@ class FakeController:
 
     def __init__(self, statuses: list[Status] | None = None) -> None:
         self.statuses = statuses or []
+        self.prometheus_selector: dict[str, str] = {}
 
     def status(self) -> Status:
         return self.statuses.pop(0) if self.statuses else SYNCED

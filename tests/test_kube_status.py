@@ -145,3 +145,8 @@ def test_an_unreachable_cluster_still_leaves_a_status_naming_why(tmp_path: Path)
     assert (status["sync"], status["health"], status["replicas"]) == ("OutOfSync", "Missing", [])
     assert status["prometheus"] is None
     assert len(status["errors"]) == 2 and "Application argocd/ml-inference-deploy" in status["errors"][0]
+
+
+def test_the_prometheus_selector_is_the_environments_namespace() -> None:
+    """Test and demo share the cluster's Prometheus; the namespace label tells their series apart."""
+    assert _environment().prometheus_selector == {"namespace": "ml-inference-deploy"}

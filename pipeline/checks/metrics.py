@@ -8,8 +8,9 @@ else each replica's /metrics read directly (the target has no Prometheus; the ar
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -50,13 +51,15 @@ class MetricsSource(Protocol):
 
 
 class PrometheusSource:
-    """Prometheus' HTTP API; `selector` adds label matchers that pick out one environment's series."""
+    """Prometheus' HTTP API; `selector` (label: value) picks out one environment's series."""
 
     mode = "prometheus"
 
-    def __init__(self, url: str, selector: str = "") -> None:
+    def __init__(self, url: str, selector: Mapping[str, str] | None = None) -> None:
         self.url = url.rstrip("/")
-        self.matchers = f'job="{SERVICE_JOB}"' + (f",{selector}" if selector else "")
+        labels = {"job": SERVICE_JOB, **(selector or {})}
+        # A JSON string literal is a valid PromQL one: quotes and backslashes come escaped.
+        self.matchers = ",".join(f"{label}={json.dumps(value)}" for label, value in labels.items())
         self.log: list[dict[str, Any]] = []
 
     def query(self, promql: str) -> list[dict[str, Any]]:

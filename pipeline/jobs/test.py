@@ -64,10 +64,7 @@ def _guarded(part: str, run: Callable[[], Result], fallback: Result) -> Result:
 
 def _metrics_source(env: Environment) -> metrics.MetricsSource:
     if env.prometheus_url:
-        # On Kubernetes the test and demo environments share one Prometheus, whose config labels every
-        # series with the pod's namespace; a local environment has a Prometheus of its own.
-        namespace = getattr(env, "namespace", None)
-        return metrics.PrometheusSource(env.prometheus_url, f'namespace="{namespace}"' if namespace else "")
+        return metrics.PrometheusSource(env.prometheus_url, env.prometheus_selector)
     print(
         "test: this environment runs no Prometheus; metrics are scraped from each replica's /metrics directly"
     )

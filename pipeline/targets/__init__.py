@@ -46,6 +46,9 @@ class Environment(Protocol):
     endpoint: str
     #: Base URL of Prometheus' HTTP API for this environment, or None when none runs.
     prometheus_url: str | None
+    #: Labels selecting this environment's series in that Prometheus: {} when the Prometheus is the
+    #: environment's own (local); {"namespace": ...} where environments share one (Kubernetes).
+    prometheus_selector: dict[str, str]
 
     def replica_urls(self) -> list[str]:
         """Base URLs of each ready replica, for probes and metrics (like pod IPs)."""

@@ -110,6 +110,11 @@ class KubeEnvironment:
     prometheus_url: str | None = None
     _forwards: list[PortForward] = field(default_factory=list)
 
+    @property
+    def prometheus_selector(self) -> dict[str, str]:
+        """Test and demo share one Prometheus, whose config labels every series with its pod's namespace."""
+        return {"namespace": self.namespace}
+
     def connect(self) -> None:
         """Open the port-forwards behind `endpoint` and `prometheus_url`."""
         service = self._forward(
@@ -246,7 +251,7 @@ class KubeEnvironment:
         }
 
     def _prometheus_targets(self, errors: list[str]) -> list[dict[str, Any]]:
-        """This environment's scrape targets in the shared Prometheus (its namespace's series)."""
+        """This environment's scrape targets in the shared Prometheus (those its selector matches)."""
         try:
             with urllib.request.urlopen(f"{self.prometheus_url}/api/v1/targets?state=active", timeout=5) as r:
                 active = json.load(r)["data"]["activeTargets"]
@@ -262,7 +267,7 @@ class KubeEnvironment:
                 "last_error": target.get("lastError") or None,
             }
             for target in active
-            if target["labels"].get("namespace") == self.namespace
+            if self.prometheus_selector.items() <= target["labels"].items()
         ]
 
     def down(self) -> None:

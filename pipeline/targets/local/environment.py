@@ -34,6 +34,8 @@ class LocalEnvironment:
         self.name: str = state["name"]
         self.endpoint: str = state["endpoint"]
         self.prometheus_url: str | None = state["prometheus"]["url"] if state["prometheus"] else None
+        #: The Prometheus is this environment's own: every series in it is this environment's.
+        self.prometheus_selector: dict[str, str] = {}
         self._state = state
         self._reconciler = reconciler
 
