@@ -228,7 +228,8 @@ class Runner:
                     self._kill_group(running.process.pid, signal.SIGKILL)
                     running.process.wait()
                     running.log.close()
-            if self.teardown is not None and not options.keep:
+            # A dry run started nothing, so it stops nothing (not a cluster or a --keep environment).
+            if self.teardown is not None and not options.keep and not options.dry_run:
                 self._teardown()
             records.finish(self.record, cancelled=self.cancelling, counted=self.to_run)
             self._changed()

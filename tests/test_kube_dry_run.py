@@ -102,7 +102,11 @@ def test_the_runner_dry_run_logs_the_plan(artifacts: Path, monkeypatch: pytest.M
     def job_module(job: Job) -> list[str]:
         return [sys.executable, "-m", f"pipeline.jobs.{job.name}"]
 
-    record = Runner(options, command=job_module, cwd=REPO_ROOT).run()
+    torn_down: list[str] = []
+    record = Runner(
+        options, command=job_module, cwd=REPO_ROOT, teardown=lambda: torn_down.append("kind")
+    ).run()
+    assert torn_down == [], "a dry run must not delete the user's cluster (`invoke down`'s teardown)"
     assert record["jobs"]["deploy"]["status"] == "success", (artifacts / "logs" / "deploy.log").read_text()
     assert record["jobs"]["deploy"]["exit_code"] == 0
     assert_plan_in_order((artifacts / "logs" / "deploy.log").read_text(), "kind", "deploy")
