@@ -7,7 +7,6 @@ variables), and once through the real Runner; no cluster is touched (none can ru
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from pipeline.context import RunContext
 from pipeline.graph import Job
 from pipeline.runner import Runner, RunOptions
 from tests.conftest import require_program
+from tests.support import run_job
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 IMAGE = "ml-inference:3f2a1c9d"
@@ -79,15 +79,7 @@ def assert_plan_in_order(plan: str, tool: str, env_name: str) -> None:
 @pytest.mark.parametrize("tool", ["kind", "minikube"])
 @pytest.mark.parametrize("job", ["deploy", "test", "demo"])
 def test_each_job_prints_the_whole_plan(tool: str, job: str, artifacts: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", f"pipeline.jobs.{job}"],
-        cwd=REPO_ROOT,
-        env=_job_environment(tool, artifacts),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_job(job, _job_environment(tool, artifacts), timeout=120)
     assert result.returncode == 0, result.stderr
     assert_plan_in_order(result.stdout, tool, job)
     assert f"{job} (dry run)" in result.stdout, "the job still says what it would do after bringing it up"
@@ -95,7 +87,8 @@ def test_each_job_prints_the_whole_plan(tool: str, job: str, artifacts: Path) ->
 
 def test_the_runner_dry_run_logs_the_plan(artifacts: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The real Runner, with each job started as `python -m pipeline.jobs.<job>` instead of through nox
-    (nox would build a virtualenv per session; the job module and its variables are the same)."""
+    (nox would build a virtualenv per session; the job module and its variables are the same); a dry
+    run ends without the teardown, which on kind/minikube deletes the cluster."""
     monkeypatch.delenv("PIPELINE_GIT_SOURCE", raising=False)
     options = RunOptions(target="kind", dry_run=True, only=("deploy",), artifacts_dir=artifacts)
 
