@@ -19,7 +19,7 @@ from pipeline.artifacts import job_dir, write_json_atomic, write_outputs
 from pipeline.checks.drift import HEAL_TIMEOUT_SECONDS, Clock, run_drift, verify_git_state
 from pipeline.checks.steady_load import SteadyLoad
 from pipeline.context import RunContext
-from pipeline.targets import Environment, get_target, print_plan
+from pipeline.targets import Environment, bring_up, get_target, print_plan, release
 
 JOB = "demo"
 #: Requests per second of the background load: light, so it measures availability, not capacity.
@@ -112,10 +112,8 @@ def main(argv: list[str] | None = None) -> int:
             "the live state is Git's."
         )
         return 0
-    try:
-        env = get_target(context.target).up(JOB, context)
-    except Exception as error:  # any target's failure: one clear line, and a non-zero exit
-        print(f"demo: could not bring up '{JOB}' on {context.target}: {error}", file=sys.stderr)
+    env = bring_up(JOB, get_target(context.target), JOB, context)
+    if env is None:
         return 1
     try:
         passed = run_demo(env, context.target, out, args.heal_timeout, args.load_rate)
@@ -123,10 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             env.save_state(out)
         finally:
-            if context.keep:
-                print(f"demo: environment '{env.name}' left up (--keep); `invoke down` stops it")
-            else:
-                env.down()
+            release(JOB, env, context)
     print(f"demo: {'passed' if passed else 'FAILED'}; artifacts in {out}")
     return 0 if passed else 1
 

@@ -14,7 +14,7 @@ import sys
 
 from pipeline.artifacts import job_dir, write_outputs
 from pipeline.context import RunContext
-from pipeline.targets import get_target, print_plan
+from pipeline.targets import bring_up, get_target, print_plan, release
 
 JOB = "deploy"
 ENVIRONMENT = "deploy"
@@ -31,10 +31,8 @@ def main() -> int:
             + ("" if context.keep else ", then stop it")
         )
         return 0
-    try:
-        env = get_target(context.target).up(ENVIRONMENT, context)
-    except Exception as error:  # any target's failure: one clear line, and a non-zero exit
-        print(f"deploy: could not bring up '{ENVIRONMENT}' on {context.target}: {error}", file=sys.stderr)
+    env = bring_up(JOB, get_target(context.target), ENVIRONMENT, context)
+    if env is None:
         return 1
     try:
         env.save_state(out)
@@ -56,10 +54,7 @@ def main() -> int:
         print(f"deploy: saving the state of '{env.name}' failed: {error}", file=sys.stderr)
         return 1
     finally:
-        if context.keep:
-            print(f"deploy: environment '{env.name}' left up (--keep); `invoke down` stops it")
-        else:
-            env.down()
+        release(JOB, env, context)
     return 0
 
 

@@ -22,7 +22,7 @@ from pipeline.checks import metrics
 from pipeline.checks.api import run_api_suite
 from pipeline.checks.load import DEFAULT_THRESHOLDS, LoadSettings, Thresholds, locust_command, run_load
 from pipeline.context import RunContext
-from pipeline.targets import Environment, get_target, print_plan
+from pipeline.targets import Environment, bring_up, get_target, print_plan, release
 
 JOB = "test"
 Result = TypeVar("Result")
@@ -138,18 +138,13 @@ def main(argv: list[str] | None = None) -> int:
         print("  metrics verification via Prometheus' HTTP API (or each replica's /metrics directly)")
         print(f"  pass/fail thresholds: {thresholds}")
         return 0
-    try:
-        env = get_target(context.target).up(JOB, context)
-    except Exception as error:  # any target's failure: one clear line, and a non-zero exit
-        print(f"test: could not bring up '{JOB}' on {context.target}: {error}", file=sys.stderr)
+    env = bring_up(JOB, get_target(context.target), JOB, context)
+    if env is None:
         return 1
     try:
         passed = run_checks(env, settings, thresholds, out)
     finally:
-        if context.keep:
-            print(f"test: environment '{env.name}' left up (--keep); `invoke down` stops it")
-        else:
-            env.down()
+        release(JOB, env, context)
     print(f"test: {'passed' if passed else 'FAILED'}; artifacts in {out}")
     return 0 if passed else 1
 

@@ -11,6 +11,7 @@ Status values mirror Argo CD's: sync is "Synced" or "OutOfSync"; health is "Heal
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,6 +96,23 @@ def get_target(name: str) -> Target:
         raise SystemExit(f"unknown target {name!r}; choose one of {', '.join(TARGET_MODULES)}")
     module = importlib.import_module(TARGET_MODULES[name])
     return module.make_target(name)
+
+
+def bring_up(job: str, target: Target, env_name: str, context: RunContext) -> Environment | None:
+    """`target.up(env_name)` for `job`, or None after one clear line on stderr naming the cause."""
+    try:
+        return target.up(env_name, context)
+    except Exception as error:  # any target's failure: one clear line, and the job fails
+        print(f"{job}: could not bring up '{env_name}' on {context.target}: {error}", file=sys.stderr)
+        return None
+
+
+def release(job: str, env: Environment, context: RunContext) -> None:
+    """Stop `env` at the end of `job`, unless the run keeps it (`--keep`, until `invoke down`)."""
+    if context.keep:
+        print(f"{job}: environment '{env.name}' left up (--keep); `invoke down` stops it")
+    else:
+        env.down()
 
 
 def print_plan(env_name: str, context: RunContext) -> None:
