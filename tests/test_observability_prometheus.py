@@ -128,9 +128,8 @@ def test_real_prometheus_scrapes_the_service_and_evaluates_every_rule(
 
     base = f"http://127.0.0.1:{service_port}"
     _wait_for("the model to load", lambda: urllib.request.urlopen(f"{base}/ready", timeout=2).status == 200)
-    # The service creates each labelled series on first use, so Prometheus' first sample of it
-    # already holds whatever came before (rate() cannot see it): one good and one bad request
-    # first, scraped, then the rest.
+    # One good and one bad request first, scraped (the series exist at 0 from start-up, so the
+    # rules' rates see these too), then the rest.
     predictions = 'sum(ml_inference_predictions_total{job="ml-inference"})'
     rejected = 'sum(ml_inference_requests_total{job="ml-inference", status="422"})'
     assert _post_json(f"{base}/predict", {"features": [5.1, 3.5, 1.4, 0.2]}) == 200
@@ -147,7 +146,12 @@ def test_real_prometheus_scrapes_the_service_and_evaluates_every_rule(
     # The recording rules the dashboard reads: traffic seen, no 5xx (0, not absent), some 4xx.
     _wait_for("the request rate", lambda: api.values("namespace_job:ml_inference_api_requests:rate5m") > [0])
     assert api.values("namespace_job:ml_inference_api_server_errors:ratio_rate5m") == [0.0]
-    assert 0 < api.values("namespace_job:ml_inference_api_client_errors:ratio_rate5m")[0] < 0.1
+    # Rules evaluate every second, so an evaluation may still see only the first two requests
+    # (one of them a 4xx): wait for one that has seen all 32.
+    _wait_for(
+        "the 4xx ratio over every request",
+        lambda: 0 < api.values("namespace_job:ml_inference_api_client_errors:ratio_rate5m")[0] < 0.1,
+    )
     assert 0 < api.values("namespace_job:ml_inference_request_duration_seconds:p99_rate5m")[0] < 0.5
 
     groups = api.get("/api/v1/rules")["groups"]
