@@ -111,8 +111,8 @@ def serve(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
-    """Run a benchmark (not a test): nox -s bench -- service|pipeline|build."""
+    """Run a benchmark (not a test): nox -s bench -- service|pipeline|build|heal."""
     if len(session.posargs) != 1:
-        session.error("Usage: nox -s bench -- service|pipeline|build")
+        session.error("Usage: nox -s bench -- service|pipeline|build|heal")
     _install(session, "bench", service_extras="train")
     session.run("python", f"scripts/bench_{session.posargs[0]}.py")

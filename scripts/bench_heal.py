@@ -1,7 +1,7 @@
 """Benchmark how fast the local reconciler detects and heals each drift (not a test: it times).
 
-Usage (from the repo root, in an environment with requirements/deploy.txt, httpx and the service):
-    python -m pipeline.targets.local.heal_benchmark [--runs 5] [--rate 20]
+Usage:  python scripts/bench_heal.py [--runs 5] [--rate 20]      (or: nox -s bench -- heal)
+Needs:  requirements/deploy.txt, httpx and the service (the bench session installs them).
 
 Trains a model into a temporary directory, brings up one environment (under a temporary state
 root, so it never touches .pipeline/), and causes each drift `--runs` times while a sequential
@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 
 import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere: import the engine
 
 from pipeline.context import RunContext
 from pipeline.targets.local import LocalTarget
