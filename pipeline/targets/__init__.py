@@ -98,6 +98,21 @@ def get_target(name: str) -> Target:
     return module.make_target(name)
 
 
+def summarize_prometheus_targets(active_targets: list[dict], selector: dict[str, str]) -> list[dict]:
+    """status.json's view of Prometheus' active targets (its /api/v1/targets), those `selector` matches."""
+    return [
+        {
+            "pod": target["labels"].get("pod"),
+            "url": target["scrapeUrl"],
+            "health": target["health"],
+            "last_scrape": target.get("lastScrape"),
+            "last_error": target.get("lastError") or None,
+        }
+        for target in active_targets
+        if selector.items() <= target["labels"].items()
+    ]
+
+
 def bring_up(job: str, target: Target, env_name: str, context: RunContext) -> Environment | None:
     """`target.up(env_name)` for `job`, or None after one clear line on stderr naming the cause."""
     try:

@@ -21,7 +21,7 @@ from typing import Any
 
 from pipeline.artifacts import write_json_atomic
 from pipeline.manifests.render import to_yaml
-from pipeline.targets import Drift, Status
+from pipeline.targets import Drift, Status, summarize_prometheus_targets
 from pipeline.targets.kube.api import ARGOCD_API_VERSION, ARGOCD_GROUP, core_v1, custom_objects
 from pipeline.targets.kube.argocd import ARGOCD_NAMESPACE, ROOT_APPLICATION, environment_component
 from pipeline.targets.kube.plan import Call, Command, StepFailed, execute
@@ -258,17 +258,7 @@ class KubeEnvironment:
         except (OSError, ValueError, KeyError) as error:
             errors.append(f"GET {self.prometheus_url}/api/v1/targets: {error}")
             return []
-        return [
-            {
-                "pod": target["labels"].get("pod"),
-                "url": target["scrapeUrl"],
-                "health": target["health"],
-                "last_scrape": target.get("lastScrape"),
-                "last_error": target.get("lastError") or None,
-            }
-            for target in active
-            if self.prometheus_selector.items() <= target["labels"].items()
-        ]
+        return summarize_prometheus_targets(active, self.prometheus_selector)
 
     def down(self) -> None:
         """Close the port-forwards and take the environment out of the root Application.

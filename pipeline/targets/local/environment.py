@@ -14,7 +14,7 @@ import psutil
 
 from pipeline.artifacts import read_json, write_json_atomic
 from pipeline.scrub import is_secret_name
-from pipeline.targets import Drift, Status
+from pipeline.targets import Drift, Status, summarize_prometheus_targets
 from pipeline.targets.local import free_port, layout, stop_environment
 from pipeline.targets.local.desired import PORT_VARIABLE
 
@@ -144,7 +144,12 @@ class LocalEnvironment:
                 "desired_replicas": (status.get("desired") or {}).get("replicas"),
                 "heal": status.get("heal"),
                 "replicas": self._replicas(),
-                "prometheus": {"url": self.prometheus_url, "targets": _target_summary(targets)}
+                "prometheus": {
+                    "url": self.prometheus_url,
+                    "targets": summarize_prometheus_targets(
+                        (targets.get("data") or {}).get("activeTargets", []), self.prometheus_selector
+                    ),
+                }
                 if self.prometheus_url
                 else None,
                 "observed_at": status.get("observed_at"),
@@ -218,17 +223,3 @@ def _role(is_reconciler: bool, labelled: bool, cmdline: list[str]) -> str:
     if labelled:
         return "replica"
     return "prometheus" if cmdline and Path(cmdline[0]).name == "prometheus" else "other"
-
-
-def _target_summary(targets: dict) -> list[dict]:
-    active = (targets.get("data") or {}).get("activeTargets", [])
-    return [
-        {
-            "pod": t["labels"].get("pod"),
-            "url": t["scrapeUrl"],
-            "health": t["health"],
-            "last_scrape": t.get("lastScrape"),
-            "last_error": t.get("lastError") or None,
-        }
-        for t in active
-    ]
