@@ -245,8 +245,12 @@ def text_of(html: str) -> str:
     return " ".join(re.sub(r"<[^>]+>", " ", html).split())
 
 
+#: The report's own clock, frozen: the fixture's report job is still running at this moment.
+REPORT_NOW = _at(115)
+
+
 def report_of(artifacts_dir: Path) -> tuple[str, str]:
-    return render(collect(artifacts_dir))
+    return render(collect(artifacts_dir, now=REPORT_NOW))
 
 
 def figure(html: str, key: str) -> str:
@@ -317,6 +321,16 @@ def test_gantt_chart_shows_the_parallel_jobs_side_by_side(artifacts: Path) -> No
     assert test_x < demo_x + demo_width and demo_x < test_x + test_width, "test and demo must overlap"
     assert deploy_x + deploy_width <= min(test_x, demo_x) + 1
     assert test_width / demo_width == pytest.approx(46.25 / 56.9, rel=0.01)
+
+
+def test_a_running_job_is_drawn_up_to_the_moment_the_report_was_made(artifacts: Path) -> None:
+    drawn = bars(render(collect(artifacts, now=_at(123)))[0])
+    later = bars(render(collect(artifacts, now=_at(133)))[0])
+    report_x, report_width = drawn["report"]
+    demo_x, demo_width = drawn["demo"]
+    scale = demo_width / (112.5 - 55.6)
+    assert report_width == pytest.approx((123 - 113) * scale, rel=0.02)
+    assert later["report"][1] > report_width, "a later report draws the running job longer"
 
 
 def test_latency_chart_draws_every_point_of_the_history(artifacts: Path) -> None:
