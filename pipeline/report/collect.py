@@ -427,8 +427,12 @@ def raw_files(root: Path) -> list[RawFile]:
     return files
 
 
-def collect(root: Path) -> Report:
-    """Read every artifact under `root` (the artifacts directory) into a `Report`."""
+def collect(root: Path, now: str | None = None) -> Report:
+    """Read every artifact under `root` (the artifacts directory) into a `Report`.
+
+    `now` is the moment the report is made (default: the wall clock). A job still running, the
+    report itself included, is drawn up to it.
+    """
     record = load_json(root, RECORD_FILE, {}, required={"jobs": dict})
     run = record.data if record.ok else {}
     load_shape: Shape = {"requests": NUMBER, "p99_ms": OPTIONAL_NUMBER}
@@ -448,7 +452,7 @@ def collect(root: Path) -> Report:
     )
     return Report(
         artifacts_dir=root,
-        generated_at=_utc_now(),
+        generated_at=now or _utc_now(),
         record=record,
         jobs=job_rows(root, run),
         build_record=load_json(
