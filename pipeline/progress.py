@@ -11,6 +11,8 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from pipeline.timestamps import parse
+
 Record = dict[str, Any]
 
 STYLES = {
@@ -29,8 +31,7 @@ def elapsed_seconds(entry: dict[str, Any]) -> float | None:
     if entry.get("duration_seconds") is not None:
         return entry["duration_seconds"]
     if entry.get("started_at") and entry.get("status") == "running":
-        started = datetime.fromisoformat(entry["started_at"].replace("Z", "+00:00"))
-        return (datetime.now(UTC) - started).total_seconds()
+        return (datetime.now(UTC) - parse(entry["started_at"])).total_seconds()
     return None
 
 

@@ -24,12 +24,12 @@ import urllib.parse
 import urllib.request
 import zipfile
 from collections.abc import Iterable, Iterator, Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from pipeline.artifacts import OUTPUTS_FILE, read_json, write_json_atomic
 from pipeline.graph import JOBS, Job
+from pipeline.timestamps import parse, utc_now
 
 RECORD_FILE = "pipeline-run.json"
 PREVIOUS_DIR = "previous"
@@ -43,16 +43,10 @@ FAILED = frozenset({"failure", "cancelled", "timed_out"})
 Record = dict[str, Any]
 
 
-def utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def seconds_between(started_at: str | None, finished_at: str | None) -> float | None:
     if not started_at or not finished_at:
         return None
-    start = datetime.fromisoformat(started_at.replace("Z", "+00:00"))
-    end = datetime.fromisoformat(finished_at.replace("Z", "+00:00"))
-    return round((end - start).total_seconds(), 3)
+    return round((parse(finished_at) - parse(started_at)).total_seconds(), 3)
 
 
 def current_commit(cwd: Path | None = None) -> str:

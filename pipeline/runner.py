@@ -44,6 +44,7 @@ from typing import IO
 from pipeline import record as records
 from pipeline.graph import JOBS, Job, check_graph, dependents
 from pipeline.progress import Progress, make_progress
+from pipeline.timestamps import utc_now
 
 #: Statuses `--rerun-failed` keeps; every other job and all its dependents run again.
 KEPT_ON_RERUN = frozenset({"success"})
@@ -275,10 +276,10 @@ class Runner:
         except OSError as error:
             log.write(f"could not start {job.name}: {error}\n".encode())
             log.close()
-            self._set(job.name, status="failure", started_at=records.utc_now(), finished_at=records.utc_now())
+            self._set(job.name, status="failure", started_at=utc_now(), finished_at=utc_now())
             return False
         self.running[job.name] = _Running(job, process, log, deadline=time.monotonic() + job.timeout_seconds)
-        self._set(job.name, status="running", started_at=records.utc_now())
+        self._set(job.name, status="running", started_at=utc_now())
         return True
 
     def _reap(self) -> list[str]:
@@ -293,7 +294,7 @@ class Runner:
             del self.running[name]
             status = running.stop_reason or ("success" if exit_code == 0 else "failure")
             entry = self.record["jobs"][name]
-            finished_at = records.utc_now()
+            finished_at = utc_now()
             self._set(
                 name,
                 status=status,

@@ -35,6 +35,10 @@ from typing import Any
 
 import httpx
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere: import the engine
+
+from pipeline.ports import free_port
+
 CONNECTIONS = 16
 BATCH_SIZES = (1, 32, 1000)
 ROW = [5.1, 3.5, 1.4, 0.2]
@@ -96,14 +100,6 @@ def noop_app_main(port: int) -> None:
 
 def pinned(cpu: int):
     return lambda: os.sched_setaffinity(0, {cpu})
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def wait_for(url: str) -> None:

@@ -13,7 +13,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from pipeline.ports import free_port
 from tests.conftest import require_env, require_program
 
 REPO = Path(__file__).resolve().parents[1]
@@ -313,12 +313,6 @@ def registry(tmp_path: Path):
     for process in processes:
         process.terminate()
         process.wait(timeout=10)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def github_actions_env(registry: str) -> dict[str, str]:

@@ -326,8 +326,8 @@ def test_gantt_chart_shows_the_parallel_jobs_side_by_side(artifacts: Path) -> No
 def test_a_running_job_is_drawn_up_to_the_moment_the_report_was_made(artifacts: Path) -> None:
     drawn = bars(render(collect(artifacts, now=_at(123)))[0])
     later = bars(render(collect(artifacts, now=_at(133)))[0])
-    report_x, report_width = drawn["report"]
-    demo_x, demo_width = drawn["demo"]
+    report_width = drawn["report"][1]
+    demo_width = drawn["demo"][1]
     scale = demo_width / (112.5 - 55.6)
     assert report_width == pytest.approx((123 - 113) * scale, rel=0.02)
     assert later["report"][1] > report_width, "a later report draws the running job longer"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -22,6 +21,8 @@ from typing import Any
 import docker
 import docker.errors
 from docker.models.containers import Container
+
+from pipeline.ports import free_port
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +42,6 @@ class Check:
     name: str
     passed: bool
     detail: str
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _http(method: str, url: str, body: dict | None = None) -> tuple[int, Any]:

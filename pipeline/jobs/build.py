@@ -28,7 +28,6 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -41,6 +40,7 @@ from pipeline.build.content import content_digest, content_tag
 from pipeline.build.training import train_model
 from pipeline.build.wheelhouse import wheelhouse
 from pipeline.context import RunContext
+from pipeline.timestamps import utc_now
 
 log = logging.getLogger("build")
 
@@ -77,7 +77,7 @@ def build_args(base_image: str, card: dict[str, Any], version: str) -> dict[str,
     args = {
         "BASE_IMAGE": base_image,
         "REVISION": os.environ.get("GITHUB_SHA") or _git("rev-parse", "HEAD") or "unknown",
-        "CREATED": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "CREATED": utc_now("seconds"),
         "VERSION": version,
         "MODEL_NAME": card["name"],
         "MODEL_VERSION": card["version"],

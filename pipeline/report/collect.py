@@ -12,7 +12,6 @@ import json
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,6 +19,7 @@ from pipeline.graph import JOBS, JOBS_BY_NAME, Job
 from pipeline.record import FAILED, PREVIOUS_DIR, RECORD_FILE, run_status
 from pipeline.report.formats import elapsed, moment
 from pipeline.scrub import mask, mask_text
+from pipeline.timestamps import utc_now
 
 REPORT_DIR = str(JOBS_BY_NAME["report"].artifact)
 #: Regression rule for the load figures against the previous run (see README, "Report").
@@ -194,10 +194,6 @@ class Report:
     @property
     def run_finished(self) -> bool:
         return self.run.get("finished_at") is not None
-
-
-def _utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _producer(relative: str) -> Job | None:
@@ -452,7 +448,7 @@ def collect(root: Path, now: str | None = None) -> Report:
     )
     return Report(
         artifacts_dir=root,
-        generated_at=now or _utc_now(),
+        generated_at=now or utc_now("seconds"),
         record=record,
         jobs=job_rows(root, run),
         build_record=load_json(

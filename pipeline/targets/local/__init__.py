@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,7 +23,9 @@ from typing import TYPE_CHECKING
 from pipeline.artifacts import read_json, write_json_atomic
 from pipeline.context import RunContext
 from pipeline.graph import JOBS_BY_NAME
+from pipeline.ports import free_port
 from pipeline.targets.local import layout
+from pipeline.timestamps import utc_now
 
 if TYPE_CHECKING:
     from pipeline.targets.local.environment import LocalEnvironment
@@ -91,7 +92,7 @@ class LocalTarget:
             "name": env_name,
             "environment_id": f"{env_name}-{os.urandom(4).hex()}",
             "run_id": context.run_id,
-            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "created_at": utc_now("seconds"),
             "overlay": str(self.overlay),
             "model_dir": str(model_dir),
             "endpoint_port": endpoint_port,
@@ -151,13 +152,6 @@ class LocalTarget:
             if stop_environment(state_file.parent):
                 stopped.append(state_file.parent.name)
         return stopped
-
-
-def free_port() -> int:
-    """A port nobody holds right now (the kernel picks it; never assume one)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def make_target(name: str) -> LocalTarget:

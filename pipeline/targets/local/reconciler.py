@@ -50,13 +50,13 @@ import traceback
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 import psutil
 
 from pipeline.artifacts import write_json_atomic
-from pipeline.targets.local import free_port, layout, log_tail
+from pipeline.ports import free_port
+from pipeline.targets.local import layout, log_tail
 from pipeline.targets.local.desired import (
     DEPLOYMENT,
     PORT_VARIABLE,
@@ -65,6 +65,7 @@ from pipeline.targets.local.desired import (
     desired_state,
     render,
 )
+from pipeline.timestamps import iso
 
 #: Seconds between observations when all is well, and while converging.
 STEADY_INTERVAL = 1.0
@@ -79,11 +80,6 @@ CRASH_LOOP_FAILURES = 3
 #: Bound on the whole shutdown, whatever the manifest's grace period (down() kills the group after it).
 SHUTDOWN_GRACE = 10.0
 PROMETHEUS_RESTART_DELAY = 5.0
-
-
-def iso(timestamp: float) -> str:
-    """ISO 8601 UTC with milliseconds, as every record of the pipeline writes time."""
-    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass
