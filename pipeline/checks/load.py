@@ -35,8 +35,11 @@ PROGRESS_EVERY_SECONDS = 5
 class LoadSettings:
     """How hard and how long to load; CLI args override PIPELINE_LOAD_* variables, which override these."""
 
+    #: Simulated users of the load test.
     users: int = 20
+    #: Users started per second until all run.
     spawn_rate: float = 20.0
+    #: Seconds the load runs.
     duration_seconds: int = 20
     #: Pacing of each user (requests per second); 0 sends as fast as the service answers.
     user_rps: float = 10.0
