@@ -241,8 +241,7 @@ def _cell(text: str) -> str:
 CONFIGURATION_PAGE = """\
 # Configuration
 
-Every environment variable the pipeline, its invoke tasks and the service read: its default,
-what it does, and the module that owns it.
+Every environment variable the pipeline, its invoke tasks and the service read: default, meaning, owner.
 
 > Generated from the code by `python -m pipeline.docgen`; do not edit it by hand. Describe a
 > variable where it is defined (a `#:` comment, a `help=` text, a `Settings` field) and
