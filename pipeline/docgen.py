@@ -216,8 +216,10 @@ def service_variables(root: Path = REPO_ROOT) -> list[Variable]:
         for cls in (n for n in module.tree.body if isinstance(n, ast.ClassDef)):
             if not any(ast.unparse(base).endswith("BaseSettings") for base in cls.bases):
                 continue
-            config = getattr(module.constants["model_config"], "value", None)
-            prefix = next(k.value.value for k in getattr(config, "keywords", []) if k.arg == "env_prefix")
+            config = getattr(module.constants.get("model_config"), "value", None)
+            prefixes = [k.value for k in getattr(config, "keywords", []) if k.arg == "env_prefix"]
+            prefix = _value(next(iter(prefixes), None), module, {})
+            prefix = "" if prefix is UNSET else prefix  # pydantic's own default
             for field in cls.body:
                 if not isinstance(field, ast.AnnAssign) or ast.unparse(field.target) == "model_config":
                     continue
