@@ -84,10 +84,10 @@ def test_a_variable_is_described_by_its_comment_and_gets_its_named_default(tmp_p
 def test_check_fails_with_a_diff_when_a_page_is_stale(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(docgen, "PAGES", {"docs/page.md": lambda root: "new line\n"})
-    (tmp_path / "docs").mkdir()
-    (tmp_path / "docs" / "page.md").write_text("old line\n")
+    monkeypatch.setattr(docgen, "PAGES", {"out/page.md": lambda root: "new line\n"})
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "page.md").write_text("old line\n")
     assert docgen.main(["--check", "--root", str(tmp_path)]) == 1
     assert "-old line\n+new line" in capsys.readouterr().out
     assert docgen.main(["--root", str(tmp_path)]) == 0
-    assert (tmp_path / "docs" / "page.md").read_text() == "new line\n"
+    assert (tmp_path / "out" / "page.md").read_text() == "new line\n"
