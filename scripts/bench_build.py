@@ -13,7 +13,7 @@ touched), one after the other, so they compare like with like:
   comes from the cache;
 - no-change rebuild: the same inputs again, so the content tag exists and the build is skipped.
 "Image step" is the job's own timing of its image part (base image to tagged, verified image);
-"job" is the whole `python -m pipeline.jobs.build` process, training included. Targets (issue 4)
+"job" is the whole `python -m pipeline.jobs.build` process, training included. Its targets
 apply to the image step: source-only change < 15 s, no change < 3 s; image <= 250 MB.
 The bench's images are removed at the end.
 """

@@ -1,4 +1,4 @@
-"""Benchmark (not a test): the runner on sleep-only jobs of the seed's shape, sequential vs --parallel.
+"""Benchmark (not a test): the runner on sleep-only jobs of the real graph's shape, sequential vs --parallel.
 
 Usage:  python scripts/bench_pipeline.py [--scale S]      (or: nox -s bench -- pipeline)
 Needs:  nox (requirements/tools.txt). Takes about 30 s at scale 1; uses no CPU to speak of.

@@ -12,7 +12,7 @@ In one run, with the server pinned to one core and wrk to the other, it measures
   - predict:     POST /predict;  batch-1, batch-32, batch-1000: POST /predict/batch;
   - in-process:  decode + validate + infer + encode at the same batch sizes, no HTTP: the
                  model-plus-JSON ceiling;
-and reports the issue's targets as ratios of the same run, the per-request costs it can isolate,
+and reports its targets as ratios of the same run, the per-request costs it can isolate,
 and whether wrk had CPU to spare (else the numbers would measure wrk, not the server).
 Prints a table and writes JSON (default artifacts/bench/service.json). The machine may be
 shared: absolute numbers move between runs, the ratios much less.

@@ -1,7 +1,7 @@
 """The README's first command, for real: the whole pipeline on the local target.
 
 One run of `invoke pipeline --parallel` (real nox sessions, real replicas, real Prometheus, real
-Locust, real drift) checked against the issue's "Done when": every job succeeds, test and demo
+Locust, real drift) checked against what it must do: every job succeeds, test and demo
 overlap, the four artifacts are there, and nothing of the run is left running. Then `--keep`
 leaves a deployment up until `invoke down` stops it.
 """

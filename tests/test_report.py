@@ -1,6 +1,6 @@
 """The report job: figures equal the artifacts', broken inputs never crash it, a real browser renders it.
 
-Artifact trees are written here in the shapes CONTRACTS.md fixes (and the producers write), with
+Artifact trees are written here in the shapes docs/artifacts.md gives (and the producers write), with
 values chosen so that each figure is recognisable in the output.
 """
 

@@ -2,7 +2,7 @@
 
 Locust runs in its own process (gevent patches the whole interpreter) and writes its CSV stats,
 stats history, HTML report and final JSON stats; the summary the report reads (load-summary.json
-in CONTRACTS.md's shape) is computed from the JSON stats and the stats history.
+in the shape docs/artifacts.md gives) is computed from the JSON stats and the stats history.
 """
 
 from __future__ import annotations
@@ -35,8 +35,11 @@ PROGRESS_EVERY_SECONDS = 5
 class LoadSettings:
     """How hard and how long to load; CLI args override PIPELINE_LOAD_* variables, which override these."""
 
+    #: Simulated users of the load test.
     users: int = 20
+    #: Users started per second until all run.
     spawn_rate: float = 20.0
+    #: Seconds the load runs.
     duration_seconds: int = 20
     #: Pacing of each user (requests per second); 0 sends as fast as the service answers.
     user_rps: float = 10.0
@@ -207,7 +210,7 @@ def percentile(histogram: Counter[float], fraction: float) -> float | None:
 
 
 def summarize(out_dir: Path, settings: LoadSettings) -> dict[str, Any]:
-    """CONTRACTS.md's load summary (zeros when Locust wrote nothing).
+    """The load summary docs/artifacts.md describes (zeros when Locust wrote nothing).
 
     From Locust's final JSON stats, written once every user finished its last request: unlike the
     CSV, which Locust rewrites once a second, it holds every request, so it matches the server's counters.

@@ -161,7 +161,7 @@ def baseline(source: MetricsSource) -> Counts:
 def verify(
     source: MetricsSource, before: Counts, sent: dict[str, int], load_ended: float, replicas: int
 ) -> dict[str, Any]:
-    """Check the metrics against what the load sent; metrics-verification.json in CONTRACTS.md's shape."""
+    """Check the metrics against what the load sent; metrics-verification.json (docs/artifacts.md)."""
     checks: list[dict[str, Any]] = []
 
     def check(name: str, passed: bool, detail: str) -> None:

@@ -61,6 +61,7 @@ def main() -> int:
         print(f"report: could not write the report: {type(error).__name__}: {error}", file=sys.stderr)
         return 1
     print(f"report: {html}\nreport: {markdown}")
+    #: Set to 0 to skip the report's screenshot (report.png, taken with headless Chromium when it is on PATH).
     if os.environ.get("PIPELINE_REPORT_SCREENSHOT", "1") != "0":
         take_screenshot(html)
     publish(markdown.read_text(encoding="utf-8"))

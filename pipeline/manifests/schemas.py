@@ -22,6 +22,7 @@ import kubernetes_validate
 from pipeline.manifests.render import REPO_ROOT, Manifest, name_of
 from pipeline.targets.kube.versions import KUBERNETES_VERSION
 
+#: Directory or URL template ({group}, {kind}, {version}) of the CRD schemas the offline checks use.
 CRD_SCHEMA_LOCATION_ENV = "PIPELINE_CRD_SCHEMA_LOCATION"
 DEFAULT_CRD_SCHEMA_LOCATION = (
     "https://raw.githubusercontent.com/datreeio/CRDs-catalog/main/{group}/{kind}_{version}.json"

@@ -79,7 +79,7 @@ sys.exit(1 if fail else 0)
 """
 
 
-def seed_graph(timeout_minutes: float = 1.0) -> tuple[Job, ...]:
+def real_graph(timeout_minutes: float = 1.0) -> tuple[Job, ...]:
     """The real graph (unit ∥ build → deploy → test ∥ demo → report) with short timeouts."""
     return tuple(replace(job, timeout_minutes=timeout_minutes) for job in JOBS)
 
@@ -154,7 +154,7 @@ def processes_of_run(run_id: str) -> list[int]:
 def fake_project(tmp_path: Path) -> FakeProject:
     (tmp_path / "noxfile.py").write_text(NOXFILE)
     (tmp_path / "job.py").write_text(JOB_PY)
-    project = FakeProject(tmp_path, seed_graph())
+    project = FakeProject(tmp_path, real_graph())
     project.plan()
     return project
 

@@ -1,4 +1,4 @@
-"""The job graph: declared once, well formed, the issue's shape, and one nox session per job."""
+"""The job graph: declared once, well formed, the pipeline's shape, and one nox session per job."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from pipeline.graph import JOBS, JOBS_BY_NAME, Job, check_graph, dependents
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_graph_has_the_seed_shape_and_timeouts() -> None:
+def test_graph_has_the_pipeline_shape_and_timeouts() -> None:
     assert [job.name for job in JOBS] == ["unit", "build", "deploy", "test", "demo", "report"]
     assert set(JOBS_BY_NAME["deploy"].needs) == {"build", "unit"}
     assert JOBS_BY_NAME["test"].needs == JOBS_BY_NAME["demo"].needs == ("deploy",)

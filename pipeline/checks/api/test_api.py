@@ -1,4 +1,4 @@
-"""The deployed API answers as CONTRACTS.md says: probes, predictions, OIP v2, and clear 4xx errors."""
+"""The deployed API answers as the service's README says: probes, predictions, OIP v2, clear 4xx errors."""
 
 from __future__ import annotations
 

@@ -19,6 +19,7 @@ from pipeline.manifests.render import REPO_ROOT, Manifest
 from pipeline.targets.kube.argocd import GitSource
 from pipeline.targets.kube.plan import Call, Command, Step
 
+#: Where Argo CD reads Git: `origin` (the pushed commit) or `in-cluster` (this working tree, served inside).
 GIT_SOURCE_ENV = "PIPELINE_GIT_SOURCE"
 GIT_SOURCES = ("origin", "in-cluster")
 GIT_NAMESPACE = "ml-gitops-git"

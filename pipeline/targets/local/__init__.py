@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 STATE_ROOT = REPO_ROOT / ".pipeline" / "local"
+#: Where the local target keeps its environments' records instead of .pipeline/local (tests, CI).
 STATE_ROOT_VARIABLE = "PIPELINE_LOCAL_STATE_DIR"
 OVERLAY = REPO_ROOT / "gitops" / "overlays" / "local"
 PROMETHEUS_CONFIG_DIR = REPO_ROOT / "observability" / "prometheus"
