@@ -14,6 +14,7 @@ from pipeline.context import DEMO_MODES, TARGETS
 from pipeline.graph import JOBS
 from pipeline.record import RECORD_FILE
 from pipeline.runner import Runner, RunOptions
+from pipeline.status import Status
 from pipeline.targets import get_target
 
 JOB_NAMES = ", ".join(job.name for job in JOBS)
@@ -75,8 +76,8 @@ def run_pipeline(
     )
     record = Runner(options, cwd=REPO, teardown=lambda: _down(target)).run()
     print(f"run record: {options.artifacts_dir / RECORD_FILE}")
-    if record["status"] != "success":
-        code = 130 if record["status"] == "cancelled" else 1  # 130: the shell's code for Ctrl-C
+    if record["status"] != Status.SUCCESS:
+        code = 130 if record["status"] == Status.CANCELLED else 1  # 130: the shell's code for Ctrl-C
         raise Exit(f"pipeline {record['status']}", code=code)
 
 

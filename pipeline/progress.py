@@ -11,26 +11,17 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from pipeline.status import Status, look
 from pipeline.timestamps import parse
 
 Record = dict[str, Any]
-
-STYLES = {
-    "pending": "dim",
-    "running": "bold cyan",
-    "success": "green",
-    "failure": "bold red",
-    "timed_out": "bold red",
-    "cancelled": "yellow",
-    "skipped": "dim yellow",
-}
 
 
 def elapsed_seconds(entry: dict[str, Any]) -> float | None:
     """A finished job's duration, or how long a running one has run so far."""
     if entry.get("duration_seconds") is not None:
         return entry["duration_seconds"]
-    if entry.get("started_at") and entry.get("status") == "running":
+    if entry.get("started_at") and entry.get("status") == Status.RUNNING:
         return (datetime.now(UTC) - parse(entry["started_at"])).total_seconds()
     return None
 
@@ -117,7 +108,7 @@ class LiveProgress(Progress):
             table.add_row(
                 name,
                 ", ".join(entry["needs"]),
-                f"[{STYLES.get(status, '')}]{status}[/]",
+                f"[{look(status).rich}]{status}[/]",
                 _seconds(elapsed_seconds(entry)),
                 exit_code,
                 _log(entry),

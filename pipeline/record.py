@@ -29,16 +29,13 @@ from typing import Any
 
 from pipeline.artifacts import OUTPUTS_FILE, read_json, write_json_atomic
 from pipeline.graph import JOBS, Job
+from pipeline.status import FAILED, FINISHED, Status
 from pipeline.timestamps import parse, utc_now
 
 RECORD_FILE = "pipeline-run.json"
 PREVIOUS_DIR = "previous"
 #: Files of the last run the report compares against (load figures), kept before a fresh run.
 KEPT_FROM_PREVIOUS_RUN = (RECORD_FILE, "test-results/load-summary.json")
-
-FINISHED = frozenset({"success", "failure", "skipped", "cancelled", "timed_out"})
-#: Statuses that make the run fail: a job that should have run and did not succeed.
-FAILED = frozenset({"failure", "cancelled", "timed_out"})
 
 Record = dict[str, Any]
 
@@ -64,7 +61,7 @@ def current_commit(cwd: Path | None = None) -> str:
 
 def job_entry(job: Job) -> dict[str, Any]:
     return {
-        "status": "pending",
+        "status": Status.PENDING,
         "needs": list(job.needs),
         "artifact": job.artifact,
         "started_at": None,
@@ -89,22 +86,22 @@ def new_record(
         "started_at": utc_now(),
         "finished_at": None,
         "duration_seconds": None,
-        "status": "running",
+        "status": Status.RUNNING,
         "jobs": {job.name: job_entry(job) for job in jobs},
     }
 
 
-def run_status(record: Record, *, cancelled: bool = False, counted: Iterable[str] | None = None) -> str:
+def run_status(record: Record, *, cancelled: bool = False, counted: Iterable[str] | None = None) -> Status:
     """How the run ended: "cancelled", or "success" only when no job that should have run failed.
 
     `counted` names the jobs this run was asked to run (all by default): with `--only`, a job
     outside it keeps its earlier entry but does not decide this run's status.
     """
     if cancelled:
-        return "cancelled"
+        return Status.CANCELLED
     names = record["jobs"] if counted is None else counted
     failed = any(record["jobs"][name]["status"] in FAILED for name in names)
-    return "failure" if failed else "success"
+    return Status.FAILURE if failed else Status.SUCCESS
 
 
 def finish(record: Record, *, cancelled: bool = False, counted: Iterable[str] | None = None) -> None:
@@ -141,10 +138,6 @@ def keep_previous_run(artifacts_dir: Path) -> None:
 
 
 # --- GitHub Actions: rebuild the record from the `needs` context -------------------------------
-
-#: The `needs` context's `result` is one of these; the jobs API's `conclusion` adds "timed_out".
-GITHUB_RESULTS = {"success", "failure", "cancelled", "skipped", "timed_out"}
-
 
 GITHUB_API_ENV = ("GITHUB_API_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID")
 #: What the job that makes the load summary uploads, and the file the report compares.
@@ -252,7 +245,7 @@ def fetch_previous_load(artifacts_dir: Path, environ: Mapping[str, str]) -> str:
                     "run_id": str(run["id"]),
                     "commit": run.get("head_sha"),
                     "started_at": run.get("run_started_at"),
-                    "status": "success",
+                    "status": Status.SUCCESS,
                     "jobs": {},
                 },
             )
@@ -287,14 +280,15 @@ def record_from_github(
             continue
         timing = timings.get(job.name, {})
         if job.name == current_job:
-            entry.update(status="running", started_at=timing.get("started_at") or utc_now())
+            entry.update(status=Status.RUNNING, started_at=timing.get("started_at") or utc_now())
             continue
-        status = needs[job.name].get("result", "skipped")
-        if timing.get("conclusion") == "timed_out":
-            status = "timed_out"
-        entry["status"] = status if status in GITHUB_RESULTS else "failure"
-        entry["exit_code"] = 0 if status == "success" else None
-        if timing.get("started_at") and status != "skipped":
+        # The `needs` context's `result` is a finished status; only the jobs API says "timed_out".
+        status = needs[job.name].get("result", Status.SKIPPED)
+        if timing.get("conclusion") == Status.TIMED_OUT:
+            status = Status.TIMED_OUT
+        entry["status"] = status if status in FINISHED else Status.FAILURE
+        entry["exit_code"] = 0 if status == Status.SUCCESS else None
+        if timing.get("started_at") and status != Status.SKIPPED:
             entry["started_at"] = timing["started_at"]
             entry["finished_at"] = timing.get("completed_at")
             entry["duration_seconds"] = seconds_between(entry["started_at"], entry["finished_at"])

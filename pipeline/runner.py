@@ -5,7 +5,7 @@ output in `logs/<job>.log`. Nox already gives each job its environment; what it 
 this module adds, is GitHub's semantics: skip on failed needs, jobs that run always, timeouts,
 cancellation, and a run record.
 
-A job's states (`pipeline-run.json` shows them):
+A job's states (`pipeline-run.json` shows them; `pipeline/status.py` spells them):
 
     pending ──needs all finished──▶ running ──exit 0────────────▶ success
        │                              ├──exit ≠ 0─────────────────▶ failure
@@ -44,10 +44,11 @@ from typing import IO
 from pipeline import record as records
 from pipeline.graph import JOBS, Job, check_graph, dependents
 from pipeline.progress import Progress, make_progress
+from pipeline.status import Status
 from pipeline.timestamps import utc_now
 
 #: Statuses `--rerun-failed` keeps; every other job and all its dependents run again.
-KEPT_ON_RERUN = frozenset({"success"})
+KEPT_ON_RERUN = frozenset({Status.SUCCESS})
 LOGS_DIR = "logs"
 
 
@@ -94,7 +95,7 @@ class _Running:
     process: subprocess.Popen[bytes]
     log: IO[bytes]
     deadline: float
-    stop_reason: str | None = None
+    stop_reason: Status | None = None
     next_signals: list[signal.Signals] = field(default_factory=list)
     next_signal_at: float = 0.0
 
@@ -207,10 +208,10 @@ class Runner:
                     waiting = sorted([*waiting, *sorter.get_ready()], key=order.__getitem__)
                     moved = False
                     for name in list(waiting):
-                        decision = self._decide(self.by_name[name])
-                        if decision != "run":
+                        ended = self._ends_without_running(self.by_name[name])
+                        if ended is not None:
                             waiting.remove(name)
-                            self._set(name, status=decision)
+                            self._set(name, status=ended)
                             sorter.done(name)
                             moved = True
                         elif len(self.running) < limit:
@@ -237,16 +238,16 @@ class Runner:
         self.progress.summary(self.record)
         return self.record
 
-    def _decide(self, job: Job) -> str:
-        """What a job whose needs have all finished does now: "run", "skipped" or "cancelled"."""
+    def _ends_without_running(self, job: Job) -> Status | None:
+        """For a job whose needs have all finished: skipped or cancelled, or None when it runs now."""
         if not job.runs_in(self.options.demo_mode):
-            return "skipped"
+            return Status.SKIPPED
         if self.forced or (self.cancelling and job.condition != "always"):
-            return "cancelled"
+            return Status.CANCELLED
         if job.condition == "always":
-            return "run"
+            return None
         statuses = [self.record["jobs"][need]["status"] for need in job.needs if need in self.to_run]
-        return "run" if all(status == "success" for status in statuses) else "skipped"
+        return None if all(status == Status.SUCCESS for status in statuses) else Status.SKIPPED
 
     def _environment(self) -> dict[str, str]:
         options = self.options
@@ -276,10 +277,10 @@ class Runner:
         except OSError as error:
             log.write(f"could not start {job.name}: {error}\n".encode())
             log.close()
-            self._set(job.name, status="failure", started_at=utc_now(), finished_at=utc_now())
+            self._set(job.name, status=Status.FAILURE, started_at=utc_now(), finished_at=utc_now())
             return False
         self.running[job.name] = _Running(job, process, log, deadline=time.monotonic() + job.timeout_seconds)
-        self._set(job.name, status="running", started_at=utc_now())
+        self._set(job.name, status=Status.RUNNING, started_at=utc_now())
         return True
 
     def _reap(self) -> list[str]:
@@ -292,7 +293,7 @@ class Runner:
             self._kill_group(running.process.pid, signal.SIGKILL)
             running.log.close()
             del self.running[name]
-            status = running.stop_reason or ("success" if exit_code == 0 else "failure")
+            status = running.stop_reason or (Status.SUCCESS if exit_code == 0 else Status.FAILURE)
             entry = self.record["jobs"][name]
             finished_at = utc_now()
             self._set(
@@ -310,19 +311,19 @@ class Runner:
         now = time.monotonic()
         for running in self.running.values():
             if self.forced:
-                running.stop_reason = running.stop_reason or "cancelled"
+                running.stop_reason = running.stop_reason or Status.CANCELLED
                 self._kill_group(running.process.pid, signal.SIGKILL)
                 continue
             if running.stop_reason is None:
                 if now >= running.deadline:
-                    self._begin_stop(running, "timed_out")
+                    self._begin_stop(running, Status.TIMED_OUT)
                 elif self.cancelling and running.job.condition != "always":
-                    self._begin_stop(running, "cancelled")
+                    self._begin_stop(running, Status.CANCELLED)
             if running.next_signals and now >= running.next_signal_at:
                 self._kill_group(running.process.pid, running.next_signals.pop(0))
                 running.next_signal_at = now + self.stop_grace_seconds
 
-    def _begin_stop(self, running: _Running, reason: str) -> None:
+    def _begin_stop(self, running: _Running, reason: Status) -> None:
         running.stop_reason = reason
         running.next_signals = [signal.SIGINT, signal.SIGTERM, signal.SIGKILL]
         running.next_signal_at = time.monotonic()

@@ -26,10 +26,11 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere: import the engine
 
 from pipeline.context import RunContext
+from pipeline.samples import predict_body
 from pipeline.targets.local import LocalTarget
 from pipeline.targets.local.environment import LocalEnvironment
 
-PREDICT_BODY = {"features": [5.1, 3.5, 1.4, 0.2]}
+PREDICT_BODY = predict_body()
 POLL_SECONDS = 0.02
 SETTLE_SECONDS = 1.0
 DRIFT_TIMEOUT = 60.0

@@ -38,10 +38,10 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere: import the engine
 
 from pipeline.ports import free_port
+from pipeline.samples import SAMPLE_ROW, batch_body, predict_body
 
 CONNECTIONS = 16
 BATCH_SIZES = (1, 32, 1000)
-ROW = [5.1, 3.5, 1.4, 0.2]
 START_TIMEOUT_SECONDS = 30
 TARGETS = {
     "predict_vs_noop": 0.40,
@@ -172,7 +172,7 @@ def in_process(model_dir: Path, batch: int, seconds: float) -> dict:
     from ml_inference.model import IrisModel
 
     predictor = Predictor(IrisModel(model_dir), Metrics())
-    body = json.dumps({"instances": [ROW] * batch}).encode()
+    body = json.dumps(batch_body([SAMPLE_ROW] * batch)).encode()
 
     def once() -> bytes:
         started = perf_counter()
@@ -202,8 +202,8 @@ def stage_costs(model_dir: Path) -> dict[str, float]:
 
     model = IrisModel(model_dir)
     predictor = Predictor(model, Metrics())
-    body = json.dumps({"features": ROW}).encode()
-    instance = np.array([ROW], dtype=np.float32)
+    body = json.dumps(predict_body()).encode()
+    instance = np.array([SAMPLE_ROW], dtype=np.float32)
     answer = predictor.predict_one(instance, time.perf_counter())
 
     def per_call(function) -> float:
@@ -289,9 +289,14 @@ def run_http_scenarios(
         ("noop", f"{noop_url}/", None, servers[0].pid),
         ("starlette", f"{noop_url}/starlette", None, servers[0].pid),
         ("health", f"{base}/health", None, servers[1].pid),
-        ("predict", f"{base}/predict", json.dumps({"features": ROW}).encode(), servers[1].pid),
+        ("predict", f"{base}/predict", json.dumps(predict_body()).encode(), servers[1].pid),
     ] + [
-        (f"batch{n}", f"{base}/predict/batch", json.dumps({"instances": [ROW] * n}).encode(), servers[1].pid)
+        (
+            f"batch{n}",
+            f"{base}/predict/batch",
+            json.dumps(batch_body([SAMPLE_ROW] * n)).encode(),
+            servers[1].pid,
+        )
         for n in BATCH_SIZES
     ]
     runs: dict[str, list[dict]] = {name: [] for name, *_ in scenarios}

@@ -22,8 +22,10 @@ import pytest
 from pipeline.checks import metrics
 from pipeline.checks.api import run_api_suite
 from pipeline.checks.load import DEFAULT_THRESHOLDS, LoadSettings, Thresholds, run_load
+from pipeline.ports import free_port
+from pipeline.samples import SAMPLE_ROW, batch_body, predict_body
 from tests.conftest import require_program
-from tests.support import free_port, stop, stopped_at_exit, train_model
+from tests.support import stop, stopped_at_exit, train_model
 
 #: Short loads: enough requests to judge, seconds of CPU on a shared machine.
 SHORT_LOAD = LoadSettings(users=5, spawn_rate=50, duration_seconds=2, user_rps=20)
@@ -33,7 +35,6 @@ CONTRACT_KEYS = {
     "users", "spawn_rate", "duration_seconds", "requests", "failures", "failure_ratio",
     "requests_per_second", "p50_ms", "p95_ms", "p99_ms", "thresholds", "passed", "history",
 }  # fmt: skip
-SETOSA = {"features": [5.1, 3.5, 1.4, 0.2]}
 
 
 def _wait_until_answers(url: str, process: subprocess.Popen, timeout: float = 30) -> None:
@@ -158,8 +159,8 @@ def test_a_thresholds_file_missing_a_bound_is_refused(tmp_path: Path) -> None:
 def _send(url: str, count: int) -> None:
     with httpx.Client(base_url=url) as client:
         for _ in range(count):
-            assert client.post("/predict", json=SETOSA).status_code == 200
-        assert client.post("/predict/batch", json={"instances": [SETOSA["features"]] * 3}).status_code == 200
+            assert client.post("/predict", json=predict_body()).status_code == 200
+        assert client.post("/predict/batch", json=batch_body([SAMPLE_ROW] * 3)).status_code == 200
 
 
 def test_direct_metrics_account_for_every_request(service: str) -> None:

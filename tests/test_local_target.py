@@ -23,13 +23,14 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline.context import RunContext
+from pipeline.samples import predict_body
 from pipeline.targets import get_target
 from pipeline.targets.local import OVERLAY, PROMETHEUS_CONFIG_DIR, LocalTarget, LocalTargetError, layout
 from pipeline.targets.local.desired import render
 from pipeline.targets.local.environment import LocalEnvironment
 from tests.conftest import require_program
 
-PREDICT_BODY = {"features": [5.1, 3.5, 1.4, 0.2]}
+PREDICT_BODY = predict_body()
 #: Bounds, not benchmarks: healing takes about a second here (see the README for measured times).
 DETECT_TIMEOUT = 10.0
 HEAL_TIMEOUT = 20.0

@@ -22,8 +22,10 @@ from typing import Any
 
 import pytest
 
+from pipeline.ports import free_port
+from pipeline.samples import predict_body
 from tests.conftest import require_program
-from tests.support import free_port, stop, stopped_at_exit
+from tests.support import stop, stopped_at_exit
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PREDICTIONS = 30
@@ -132,13 +134,13 @@ def test_real_prometheus_scrapes_the_service_and_evaluates_every_rule(
     # rules' rates see these too), then the rest.
     predictions = 'sum(ml_inference_predictions_total{job="ml-inference"})'
     rejected = 'sum(ml_inference_requests_total{job="ml-inference", status="422"})'
-    assert _post_json(f"{base}/predict", {"features": [5.1, 3.5, 1.4, 0.2]}) == 200
+    assert _post_json(f"{base}/predict", predict_body()) == 200
     assert _post_json(f"{base}/predict", {"features": "not a list"}) == 422
     _wait_for(
         "the first requests to be scraped", lambda: api.values(predictions) == api.values(rejected) == [1]
     )
     for _ in range(PREDICTIONS - 1):
-        assert _post_json(f"{base}/predict", {"features": [5.1, 3.5, 1.4, 0.2]}) == 200
+        assert _post_json(f"{base}/predict", predict_body()) == 200
     assert _post_json(f"{base}/predict", {"features": "not a list"}) == 422
     _wait_for(
         "every request to be counted", lambda: api.values(predictions) + api.values(rejected) == [30, 2]

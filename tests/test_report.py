@@ -505,7 +505,6 @@ def test_chromium_renders_the_key_sections(artifacts: Path) -> None:
     latency = re.search(r'<svg [^>]*id="latency-chart".*?</svg>', dom, re.S)
     assert latency and latency[0].count("<polyline") == 2
     for element_id in (
-        "job-graph",
         "environment-diagram",
         "drift-timeline",
         "load-comparison",

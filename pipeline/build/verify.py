@@ -23,6 +23,7 @@ import docker.errors
 from docker.models.containers import Container
 
 from pipeline.ports import free_port
+from pipeline.samples import SETOSA, predict_body
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ READY_TIMEOUT_SECONDS = 60
 HEALTHY_TIMEOUT_SECONDS = 30
 STOP_TIMEOUT_SECONDS = 20
 #: A setosa from the iris data set: a correct model predicts it with near certainty.
-SAMPLE = {"features": [5.1, 3.5, 1.4, 0.2]}
+SAMPLE = predict_body(SETOSA)
 EXPECTED_CLASS = "setosa"
 #: Override only the HEALTHCHECK's interval (the engine keeps the image's command), to see it pass soon.
 FAST_HEALTHCHECK = {"interval": 1_000_000_000, "start_period": 30_000_000_000}

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from pipeline.samples import predict_body
 from pipeline.targets import Drift, Environment, Status
 
 POLL_SECONDS = 0.1
@@ -158,7 +159,7 @@ def verify_git_state(
 def _answers(url: str, *, predict: bool = False) -> bool:
     try:
         if predict:
-            return httpx.post(url, json={"features": [5.1, 3.5, 1.4, 0.2]}, timeout=5).status_code == 200
+            return httpx.post(url, json=predict_body(), timeout=5).status_code == 200
         return httpx.get(url, timeout=5).status_code == 200
     except httpx.HTTPError:
         return False

@@ -14,10 +14,11 @@ from typing import Any
 
 import httpx
 
+from pipeline.samples import predict_body
+
 REQUEST_TIMEOUT_SECONDS = 2.0
 #: The first failures are kept with their time and reason, for the timeline.
 KEPT_FAILURES = 20
-SETOSA = [5.1, 3.5, 1.4, 0.2]
 
 
 class SteadyLoad:
@@ -54,7 +55,7 @@ class SteadyLoad:
                     return
                 self.requests += 1
                 try:
-                    response = client.post("/predict", json={"features": SETOSA})
+                    response = client.post("/predict", json=predict_body())
                     reason = None if response.status_code == 200 else f"HTTP {response.status_code}"
                 except httpx.HTTPError as error:
                     reason = f"{type(error).__name__}: {error}"

@@ -47,7 +47,7 @@ log = logging.getLogger("build")
 ROOT = Path(__file__).resolve().parents[2]
 SERVICE_DIR = ROOT / "services" / "ml-inference"
 IMAGE_REPOSITORY = "ml-inference"
-RECORD_FILE = "build-record.json"
+BUILD_RECORD_FILE = "build-record.json"
 SBOM_FILE = "sbom.cdx.json"
 
 
@@ -111,7 +111,7 @@ class BuildJob:
         self.image = self.record["image"]
 
     def save(self) -> None:
-        write_json_atomic(self.out_dir / RECORD_FILE, self.record)
+        write_json_atomic(self.out_dir / BUILD_RECORD_FILE, self.record)
 
     def outputs(self) -> dict[str, str]:
         model = self.record["model"] or {}

@@ -1,21 +1,23 @@
-"""The report's drawings, as inline SVG: job graph, environment, Gantt chart, line charts, drift timeline.
+"""The report's drawings, as inline SVG: the environment, interval charts and line charts.
 
-Every figure is computed from the `Report` (never typed in); each chart has a stable element id
-that the browser test looks for.
+One interval chart draws labelled intervals on a time axis; it is both the jobs' Gantt chart and
+the demo's drift timeline. Every figure is computed from the `Report` (never typed in); each chart
+has a stable element id that the browser test looks for.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from markupsafe import Markup
 
 from pipeline.report.collect import JobRow
 from pipeline.report.formats import clock, elapsed, moment, seconds
-from pipeline.report.svg import Canvas, nice_ticks, status_colour, tick_label
+from pipeline.report.svg import Canvas, nice_ticks, tick_label
+from pipeline.status import Status, look
 
 WIDTH = 1100
 #: Line charts come in pairs, side by side.
@@ -23,79 +25,12 @@ HALF_WIDTH = 540
 MUTED = "#57606a"
 GRID = "#d8dee4"
 INK = "#1f2328"
+#: A drift's colour until the controller saw it (OutOfSync).
+DETECTING = "#bf8700"
 #: Mermaid's (day.js) spelling of the time format the Markdown Gantt chart uses.
 MERMAID_TIME = "YYYY-MM-DD HH:mm:ss"
-
-
-def _text_colour(fill: str) -> str:
-    return INK if fill in (status_colour("pending"), status_colour("skipped")) else "#ffffff"
-
-
-def job_graph(jobs: Sequence[JobRow]) -> Markup:
-    """The pipeline's jobs as a left-to-right graph of needs, each node coloured by its status."""
-    node_width, node_height, column_gap, row_gap, margin = 172, 48, 56, 14, 12
-    columns: dict[int, list[JobRow]] = {}
-    for job in jobs:
-        columns.setdefault(job.depth, []).append(job)
-    rows = max((len(column) for column in columns.values()), default=1)
-    height = margin * 2 + rows * node_height + (rows - 1) * row_gap
-    width = margin * 2 + len(columns) * node_width + (len(columns) - 1) * column_gap
-    canvas = Canvas(
-        width, height, element_id="job-graph", title="Job graph: each job after the jobs it needs"
-    )
-    arrow = canvas.arrow_marker()
-    where: dict[str, tuple[float, float]] = {}
-    for depth, column in sorted(columns.items()):
-        top = (height - (len(column) * node_height + (len(column) - 1) * row_gap)) / 2
-        for index, job in enumerate(column):
-            where[job.name] = (
-                margin + depth * (node_width + column_gap),
-                top + index * (node_height + row_gap),
-            )
-    for job in jobs:
-        x, y = where[job.name]
-        for need in job.needs:
-            if need not in where:
-                continue
-            nx, ny = where[need]
-            skips_columns = job.depth - next(row.depth for row in jobs if row.name == need) > 1
-            start, end = (nx + node_width, ny + node_height / 2), (x - 2, y + node_height / 2)
-            middle = (start[0] + end[0]) / 2
-            canvas.add(
-                "path",
-                d=f"M {start[0]:.1f} {start[1]:.1f} "
-                f"C {middle:.1f} {start[1]:.1f}, {middle:.1f} {end[1]:.1f}, {end[0]:.1f} {end[1]:.1f}",
-                fill="none",
-                stroke=MUTED,
-                stroke_width=1.5,
-                stroke_opacity=0.35 if skips_columns else 1,
-                marker_end=arrow,
-            )
-    for job in jobs:
-        x, y = where[job.name]
-        fill = status_colour(job.status)
-        group = canvas.add(
-            "g",
-            class_="job-node",
-            data_job=job.name,
-            data_status=job.status,
-            opacity=0.5 if job.reused else 1,
-        )
-        canvas.tooltip(group, f"{job.name}: {job.status}, {seconds(job.duration_seconds)}")
-        canvas.add("rect", parent=group, x=x, y=y, width=node_width, height=node_height, rx=8, fill=fill)
-        ink = _text_colour(fill)
-        canvas.add(
-            "text", job.name, parent=group, x=x + 12, y=y + 20, fill=ink, font_weight="600", font_size=14
-        )
-        canvas.add(
-            "text",
-            f"{job.status} · {seconds(job.duration_seconds)}" + (" · earlier" if job.reused else ""),
-            parent=group,
-            x=x + 12,
-            y=y + 38,
-            fill=ink,
-        )
-    return canvas.markup()
+#: Rough width of a character of 11 px text, to decide whether a label fits.
+CHAR_WIDTH = 7
 
 
 def environment(cluster: dict[str, Any]) -> Markup:
@@ -158,7 +93,7 @@ def environment(cluster: dict[str, Any]) -> Markup:
         controller,
         f"{sync} · {health}",
         fill="#dafbe1" if healthy else "#ffebe9",
-        stroke=status_colour("success" if healthy else "failure"),
+        stroke=look(Status.SUCCESS if healthy else Status.FAILURE).colour,
         cls="controller",
     )
     connect(column_x[0] + box_width, top + box_height / 2, column_x[1] - 2, top + box_height / 2, "syncs")
@@ -188,7 +123,7 @@ def environment(cluster: dict[str, Any]) -> Markup:
     )
     for index, replica in enumerate(replicas):
         y = group_y + 24 + index * (replica_height + replica_gap)
-        colour = status_colour("success" if replica.get("ready") else "failure")
+        colour = look(Status.SUCCESS if replica.get("ready") else Status.FAILURE).colour
         group = canvas.add("g", class_="replica")
         canvas.add(
             "rect",
@@ -303,71 +238,176 @@ def _axis(
         canvas.text((left + right) / 2, bottom + 34, label, fill=MUTED, font_size=11, text_anchor="middle")
 
 
-def gantt(jobs: Sequence[JobRow], run_start: str | None, now: str) -> Markup:
-    """One bar per job from its start to its finish, on a shared time axis: parallel jobs overlap."""
-    label_width, row_height, top, margin = 80, 30, 12, 16
-    spans = []
-    for job in jobs:
-        start = elapsed(run_start, job.started_at)
-        end = elapsed(run_start, job.finished_at or (now if job.status == "running" else None))
-        spans.append((job, start, end))
-    horizon = max((end for _, start, end in spans if end is not None), default=0.0)
-    ticks = nice_ticks(horizon or 1.0, 6)
-    height = top + len(jobs) * row_height + 48
-    left, right = label_width, WIDTH - margin
-    canvas = Canvas(
-        WIDTH,
-        height,
-        element_id="gantt-chart",
-        title="Gantt chart of the jobs, seconds since the first job started",
-    )
-    bottom = top + len(jobs) * row_height
+@dataclass(frozen=True)
+class Interval:
+    """One bar of an interval chart, in seconds on the chart's axis; `attributes` go on its <rect>."""
+
+    start: float
+    end: float
+    colour: str
+    opacity: float = 1.0
+    attributes: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Lane:
+    """One row of an interval chart: a label (and a note under it), its bars, and a remark at their end."""
+
+    label: str
+    intervals: Sequence[Interval]
+    remark: str
+    tooltip: str = ""
+    note: str = ""
+    tone: Literal["ink", "muted", "alarm"] = "ink"
+    #: Attributes of the row's <g>, which holds its bars and remark.
+    attributes: Mapping[str, str] = field(default_factory=dict)
+
+
+def interval_chart(
+    lanes: Sequence[Lane],
+    *,
+    element_id: str,
+    title: str,
+    axis_label: str,
+    legend: Sequence[tuple[str, str]] = (),
+) -> Markup:
+    """Each lane's intervals on one shared axis of seconds, so lanes compare at a glance."""
+    margin, bar_height = 16, 20
+    row_height = 44 if any(lane.note for lane in lanes) else 30
+    top = 34 if legend else 12
+    longest = max((len(text) for lane in lanes for text in (lane.label, lane.note)), default=0)
+    left = max(80, 24 + CHAR_WIDTH * longest)
+    # Room on the right for the remark of the lane that reaches the end of the axis.
+    right = WIDTH - margin - min(200, CHAR_WIDTH * max((len(lane.remark) for lane in lanes), default=0))
+    bottom = top + len(lanes) * row_height
+    horizon = max((bar.end for lane in lanes for bar in lane.intervals), default=0.0)
+    ticks = nice_ticks(horizon or 1.0, 8)
+    canvas = Canvas(WIDTH, bottom + 48, element_id=element_id, title=title)
     _axis(
-        canvas,
-        left=left,
-        right=right,
-        top=top,
-        bottom=bottom,
-        ticks=ticks,
-        label="seconds since the first job started",
-        vertical=False,
+        canvas, left=left, right=right, top=top, bottom=bottom, ticks=ticks, label=axis_label, vertical=False
     )
     scale = (right - left) / (ticks[-1] or 1)
-    for index, (job, start, end) in enumerate(spans):
-        y = top + index * row_height
-        canvas.text(
-            label_width - 10, y + row_height / 2 + 4, job.name, text_anchor="end", font_weight="600", fill=INK
-        )
-        if start is None:
-            canvas.text(left + 6, y + row_height / 2 + 4, job.status, fill=MUTED, font_style="italic")
-            continue
-        end = start if end is None or end < start else end
-        x, bar_width = left + start * scale, max((end - start) * scale, 2)
-        bar = canvas.add(
-            "rect",
-            x=x,
-            y=y + 5,
-            width=bar_width,
-            height=row_height - 10,
-            rx=3,
-            fill=status_colour(job.status),
-            class_="gantt-bar",
-            data_job=job.name,
-            opacity=0.35 if job.reused else 0.55 if job.status == "running" else 1,
-        )
-        canvas.tooltip(bar, f"{job.name}: {job.status}, +{start:.1f} s to +{end:.1f} s")
-        label = seconds(end - start) + (" (running)" if job.status == "running" else "")
-        label += " (earlier run)" if job.reused else ""
-        inside = bar_width > 7 * len(label) + 12 and not job.reused and job.status != "running"
-        canvas.text(
-            x + bar_width - 6 if inside else x + bar_width + 6,
-            y + row_height / 2 + 4,
-            label,
+    for offset, (name, colour) in enumerate(legend):
+        canvas.add("rect", x=left + offset * 240, y=6, width=12, height=12, rx=2, fill=colour)
+        canvas.text(left + offset * 240 + 17, 16, name, fill=INK)
+    for index, lane in enumerate(lanes):
+        middle = top + index * row_height + row_height / 2
+        label_y = middle - 2 if lane.note else middle + 4
+        canvas.text(left - 10, label_y, lane.label, text_anchor="end", font_weight="600", fill=INK)
+        if lane.note:
+            canvas.text(left - 10, middle + 13, lane.note, text_anchor="end", fill=MUTED, font_size=11)
+        group = canvas.add("g", **lane.attributes)
+        if lane.tooltip:
+            canvas.tooltip(group, lane.tooltip)
+        drawn = []
+        for bar in lane.intervals:
+            x, width = left + bar.start * scale, max((max(bar.end, bar.start) - bar.start) * scale, 2)
+            drawn.append((x, x + width))
+            canvas.add(
+                "rect",
+                parent=group,
+                x=x,
+                y=middle - bar_height / 2,
+                width=width,
+                height=bar_height,
+                rx=3,
+                fill=bar.colour,
+                opacity=bar.opacity,
+                **bar.attributes,
+            )
+        start_x = min((x for x, _ in drawn), default=left)
+        end_x = max((end for _, end in drawn), default=left)
+        # White inside the bars when it fits there, else after them in the lane's tone.
+        inside = bool(drawn) and lane.intervals[-1].opacity == 1
+        inside = inside and end_x - start_x > CHAR_WIDTH * len(lane.remark) + 12
+        tone = {"ink": INK, "muted": MUTED, "alarm": look(Status.FAILURE).colour}[lane.tone]
+        canvas.add(
+            "text",
+            lane.remark,
+            parent=group,
+            x=end_x - 6 if inside else end_x + 6,
+            y=middle + 4,
             text_anchor="end" if inside else "start",
-            fill="#ffffff" if inside else INK,
+            fill="#ffffff" if inside else tone,
+            font_weight="700" if lane.tone == "alarm" else "400",
             font_size=11,
         )
     return canvas.markup()
+
+
+def gantt(jobs: Sequence[JobRow], run_start: str | None, now: str) -> Markup:
+    """One bar per job from its start to its finish (a running one: to `now`): parallel jobs overlap."""
+    lanes = []
+    for job in jobs:
+        running = job.status == Status.RUNNING
+        start = elapsed(run_start, job.started_at)
+        end = elapsed(run_start, job.finished_at or (now if running else None))
+        if start is None:
+            lanes.append(Lane(job.name, (), job.status, tone="muted"))
+            continue
+        end = start if end is None or end < start else end
+        bar = Interval(
+            start,
+            end,
+            look(job.status).colour,
+            opacity=0.35 if job.reused else 0.55 if running else 1,
+            attributes={"class": "gantt-bar", "data-job": job.name},
+        )
+        remark = seconds(end - start) + (" (running)" if running else "")
+        remark += " (earlier run)" if job.reused else ""
+        tooltip = f"{job.name}: {job.status}, +{start:.1f} s to +{end:.1f} s"
+        lanes.append(Lane(job.name, (bar,), remark, tooltip))
+    return interval_chart(
+        lanes,
+        element_id="gantt-chart",
+        title="Gantt chart of the jobs, seconds since the first job started",
+        axis_label="seconds since the first job started",
+    )
+
+
+def drift_timeline(drifts: Sequence[dict[str, Any]]) -> Markup:
+    """Each drift on its own clock: caused at 0, then detected (OutOfSync), then healed (Synced and Healthy).
+
+    Lanes share one axis of seconds since their drift, so detection and healing times compare at a
+    glance; the clock time each drift was caused is written under its name.
+    """
+    healing = look(Status.SUCCESS).colour
+    lanes = []
+    for index, drift in enumerate(drifts):
+        detected = elapsed(drift.get("drift_at"), drift.get("detected_at"))
+        healed = elapsed(drift.get("drift_at"), drift.get("healed_at"))
+        intervals = []
+        if detected is not None:
+            intervals.append(Interval(0.0, detected, DETECTING, attributes={"class": "drift-detecting"}))
+        if healed is not None:
+            intervals.append(
+                Interval(detected or 0.0, healed, healing, attributes={"class": "drift-healing"})
+            )
+        ok = healed is not None and drift.get("passed", True)
+        remark = (
+            f"detected {seconds(detected)} · healed {seconds(healed)}"
+            if ok
+            else f"NOT healed{': ' + str(drift['error']) if drift.get('error') else ''}"
+        )
+        lanes.append(
+            Lane(
+                str(drift.get("name") or f"drift {index + 1}"),
+                intervals,
+                remark[:60],
+                f"{drift.get('name')}: caused {drift.get('drift_at')}, detected "
+                f"{drift.get('detected_at')}, healed {drift.get('healed_at')}",
+                note=f"caused {clock(drift.get('drift_at'))}",
+                tone="ink" if ok else "alarm",
+                attributes={"class": "drift", "data-drift": str(drift.get("name"))},
+            )
+        )
+    return interval_chart(
+        lanes,
+        element_id="drift-timeline",
+        title="Drift timeline: seconds from each drift to its detection and its healing",
+        axis_label="seconds since the drift was caused",
+        legend=(("detecting (until OutOfSync)", DETECTING), ("healing (until Synced and Healthy)", healing)),
+    )
 
 
 def mermaid_gantt(jobs: Sequence[JobRow]) -> str:
@@ -383,12 +423,10 @@ def mermaid_gantt(jobs: Sequence[JobRow]) -> str:
             continue
         start = began.astimezone(UTC).replace(microsecond=0)
         end = max(ended.astimezone(UTC) if ended else start, start + timedelta(seconds=1))
-        tag = {"failure": "crit", "timed_out": "crit", "cancelled": "crit", "running": "active"}.get(
-            job.status, "done"
-        )
         label = "".join(
             char if char.isalnum() or char in " -_" else " " for char in f"{job.name} {job.status}"
         )
+        tag = look(job.status).mermaid
         rows.append(f"    {label} :{tag}, {start:%Y-%m-%d %H:%M:%S}, {end:%Y-%m-%d %H:%M:%S}")
     if not rows:
         return ""
@@ -441,108 +479,4 @@ def line_chart(
         canvas.add("rect", x=legend_x, y=28, width=12, height=12, rx=2, fill=line.colour)
         canvas.text(legend_x + 17, 38, line.label, fill=INK)
         legend_x += 30 + 7 * len(line.label)
-    return canvas.markup()
-
-
-def drift_timeline(drifts: Sequence[dict[str, Any]]) -> Markup:
-    """Each drift on its own clock: caused at 0, then detected (OutOfSync), then healed (Synced and Healthy).
-
-    Rows share one axis of seconds since their drift, so detection and healing times compare at a
-    glance; the clock time each drift was caused is written beside its name.
-    """
-    label_width, row_height, top, margin = 190, 44, 34, 16
-    left, right = label_width, WIDTH - margin - 190
-    offsets = [
-        {key: elapsed(drift.get("drift_at"), drift.get(key)) for key in ("detected_at", "healed_at")}
-        for drift in drifts
-    ]
-    horizon = max((value for row in offsets for value in row.values() if value is not None), default=1.0)
-    ticks = nice_ticks(horizon or 1.0, 8)
-    bottom = top + len(drifts) * row_height
-    canvas = Canvas(
-        WIDTH,
-        bottom + 48,
-        element_id="drift-timeline",
-        title="Drift timeline: seconds from each drift to its detection and its healing",
-    )
-    _axis(
-        canvas,
-        left=left,
-        right=right,
-        top=top,
-        bottom=bottom,
-        ticks=ticks,
-        label="seconds since the drift was caused",
-        vertical=False,
-    )
-    scale = (right - left) / (ticks[-1] or 1)
-    detecting, healing, failed = "#bf8700", status_colour("success"), status_colour("failure")
-    for offset, (name, colour) in enumerate(
-        (("detecting (until OutOfSync)", detecting), ("healing (until Synced and Healthy)", healing))
-    ):
-        canvas.add("rect", x=left + offset * 240, y=6, width=12, height=12, rx=2, fill=colour)
-        canvas.text(left + offset * 240 + 17, 16, name, fill=INK)
-    for index, (drift, times) in enumerate(zip(drifts, offsets, strict=True)):
-        y = top + index * row_height
-        middle = y + row_height / 2
-        canvas.text(
-            label_width - 12,
-            middle - 2,
-            str(drift.get("name") or f"drift {index + 1}"),
-            text_anchor="end",
-            font_weight="600",
-            fill=INK,
-        )
-        canvas.text(
-            label_width - 12,
-            middle + 13,
-            f"caused {clock(drift.get('drift_at'))}",
-            text_anchor="end",
-            fill=MUTED,
-            font_size=11,
-        )
-        group = canvas.add("g", class_="drift", data_drift=str(drift.get("name")))
-        detected, healed = times["detected_at"], times["healed_at"]
-        if detected is not None:
-            canvas.add(
-                "rect",
-                parent=group,
-                x=left,
-                y=middle - 9,
-                width=max(detected * scale, 2),
-                height=18,
-                fill=detecting,
-                class_="drift-detecting",
-            )
-        if healed is not None:
-            begin = detected or 0.0
-            canvas.add(
-                "rect",
-                parent=group,
-                x=left + begin * scale,
-                y=middle - 9,
-                width=max((healed - begin) * scale, 2),
-                height=18,
-                fill=healing,
-                class_="drift-healing",
-            )
-        canvas.tooltip(
-            group,
-            f"{drift.get('name')}: caused {drift.get('drift_at')}, detected "
-            f"{drift.get('detected_at')}, healed {drift.get('healed_at')}",
-        )
-        ok = healed is not None and drift.get("passed", True)
-        summary = (
-            f"detected {seconds(detected)} · healed {seconds(healed)}"
-            if ok
-            else f"NOT healed{': ' + str(drift['error']) if drift.get('error') else ''}"
-        )
-        canvas.text(
-            right + 14,
-            middle + 4,
-            summary[:60],
-            fill=INK if ok else failed,
-            font_weight="400" if ok else "700",
-            font_size=12,
-        )
     return canvas.markup()

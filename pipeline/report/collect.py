@@ -7,7 +7,6 @@ says "test: failure, load-summary.json missing" instead of crashing or showing z
 
 from __future__ import annotations
 
-import graphlib
 import json
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
@@ -16,9 +15,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pipeline.graph import JOBS, JOBS_BY_NAME, Job
-from pipeline.record import FAILED, PREVIOUS_DIR, RECORD_FILE, run_status
+from pipeline.record import PREVIOUS_DIR, RECORD_FILE, run_status
 from pipeline.report.formats import elapsed, moment
 from pipeline.scrub import mask, mask_text
+from pipeline.status import FAILED, NOT_RUN, UNKNOWN
 from pipeline.timestamps import utc_now
 
 REPORT_DIR = str(JOBS_BY_NAME["report"].artifact)
@@ -60,7 +60,6 @@ class JobRow:
     log: str | None  # relative path when the log file exists
     artifact: str | None  # the job's artifact folder when it exists
     outputs: dict[str, str]
-    depth: int  # column in the job graph: longest chain of needs before it
     log_tail: str  # the end of the log of a job that failed, else ""
     #: Kept from an earlier run (`invoke pipeline --only/--rerun-failed`): it finished before this run began.
     reused: bool
@@ -158,9 +157,9 @@ class Report:
     def status(self) -> str:
         """The run's status; while the report itself runs, the status the other jobs make."""
         if not self.record.ok:
-            return "unknown"
+            return UNKNOWN
         if self.run_finished:
-            return str(self.run.get("status") or "unknown")
+            return str(self.run.get("status") or UNKNOWN)
         jobs = {job.name: {"status": job.status} for job in self.jobs}
         return run_status({"jobs": jobs}, counted=[job.name for job in self.jobs if not job.reused])
 
@@ -328,19 +327,8 @@ def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     return mask_text("\n".join(text.rstrip().splitlines()[-lines:]))
 
 
-def _depths(jobs: Iterable[Job]) -> dict[str, int]:
-    """Each job's column in the job graph: the longest chain of needs before it."""
-    needs = {job.name: job.needs for job in jobs}
-    depth: dict[str, int] = {}
-    for name in graphlib.TopologicalSorter(needs).static_order():
-        depth[name] = 1 + max((depth[need] for need in needs.get(name, ())), default=-1)
-    return depth
-
-
 def job_rows(root: Path, record: dict[str, Any], jobs: Iterable[Job] = JOBS) -> list[JobRow]:
     """One row per job of the graph, in graph order, with what the run record says about it."""
-    jobs = tuple(jobs)
-    depths = _depths(jobs)
     entries = record.get("jobs", {}) if isinstance(record.get("jobs"), dict) else {}
     rows = []
     for job in jobs:
@@ -348,7 +336,7 @@ def job_rows(root: Path, record: dict[str, Any], jobs: Iterable[Job] = JOBS) -> 
         entry = entry if isinstance(entry, dict) else {}
         log = entry.get("log")
         log = log if isinstance(log, str) and (root / log).is_file() else None
-        status = str(entry.get("status") or ("not run" if record else "unknown"))
+        status = str(entry.get("status") or (NOT_RUN if record else UNKNOWN))
         rows.append(
             JobRow(
                 name=job.name,
@@ -363,7 +351,6 @@ def job_rows(root: Path, record: dict[str, Any], jobs: Iterable[Job] = JOBS) -> 
                 log=log,
                 artifact=job.artifact if job.artifact and (root / job.artifact).is_dir() else None,
                 outputs=mask(entry["outputs"] if isinstance(entry.get("outputs"), dict) else {}),
-                depth=depths[job.name],
                 log_tail=_tail(root / log) if log and status in FAILED else "",
                 reused=entry.get("reused") is True,
             )

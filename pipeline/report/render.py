@@ -16,8 +16,8 @@ from markupsafe import Markup
 
 from pipeline.report import charts, formats
 from pipeline.report.collect import Report
-from pipeline.report.svg import STATUS_COLOURS
 from pipeline.scrub import mask_text
+from pipeline.status import look
 
 MARKDOWN_LIMIT = 60_000  # a GitHub comment holds 65,536 characters
 
@@ -59,7 +59,7 @@ def make_environment() -> jinja2.Environment:
         short=formats.short,
         md=_md,
     )
-    environment.globals["status_colours"] = STATUS_COLOURS
+    environment.globals["look"] = look
     return environment
 
 
@@ -89,7 +89,6 @@ def _history_series(
 def draw_charts(report: Report) -> tuple[dict[str, Markup | None], list[str]]:
     problems: list[str] = []
     drawn: dict[str, Markup | None] = {
-        "job_graph": _safely(problems, "job graph", charts.job_graph, report.jobs),
         "gantt": _safely(
             problems, "Gantt chart", charts.gantt, report.jobs, report.timeline_start, report.generated_at
         ),

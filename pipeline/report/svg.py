@@ -14,24 +14,6 @@ from pipeline.scrub import mask_text
 
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif"
 
-#: One colour per job/check state, shared by every chart and the HTML legend.
-STATUS_COLOURS = {
-    "success": "#1a7f37",
-    "passed": "#1a7f37",
-    "failure": "#cf222e",
-    "failed": "#cf222e",
-    "timed_out": "#bc4c00",
-    "cancelled": "#9a6700",
-    "skipped": "#8c959f",
-    "running": "#0969da",
-    "pending": "#d0d7de",
-    "unknown": "#d0d7de",
-}
-
-
-def status_colour(status: str | None) -> str:
-    return STATUS_COLOURS.get(status or "unknown", STATUS_COLOURS["unknown"])
-
 
 def _attribute(value: object) -> str:
     if isinstance(value, float):

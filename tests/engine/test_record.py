@@ -132,6 +132,21 @@ def zipped(files: dict[str, object]) -> bytes:
     return buffer.getvalue()
 
 
+class _QuietHandler(BaseHTTPRequestHandler):
+    """A handler that answers with bytes and keeps the test output free of its request log."""
+
+    def send(self, status: int, data: bytes, content_type: str | None = None) -> None:
+        self.send_response(status)
+        if content_type:
+            self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
 class FakeGitHub:
     """A fake of the REST API endpoints the report job reads, plus a fake of the storage artifact
     downloads redirect to (another port, so "another host"): both on 127.0.0.1, run in threads."""
@@ -156,7 +171,7 @@ class FakeGitHub:
     def _api(self) -> type[BaseHTTPRequestHandler]:
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(_QuietHandler):
             def do_GET(self) -> None:
                 url = urllib.parse.urlsplit(self.path)
                 query = dict(urllib.parse.parse_qsl(url.query))
@@ -187,32 +202,17 @@ class FakeGitHub:
                 return self.answer(404, {"message": "Not Found"})
 
             def answer(self, status: int, body: object) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: object) -> None:
-                pass
+                self.send(status, json.dumps(body).encode(), "application/json")
 
         return Handler
 
     def _storage(self) -> type[BaseHTTPRequestHandler]:
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(_QuietHandler):
             def do_GET(self) -> None:
                 fake.storage_authorization.append(self.headers["Authorization"])
-                data = fake.archives[int(urllib.parse.urlsplit(self.path).path.rsplit("/", 1)[1])][1]
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: object) -> None:
-                pass
+                self.send(200, fake.archives[int(urllib.parse.urlsplit(self.path).path.rsplit("/", 1)[1])][1])
 
         return Handler
 

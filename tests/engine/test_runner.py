@@ -14,8 +14,8 @@ from collections.abc import Callable
 import pytest
 
 from pipeline.graph import Job, with_report
-from pipeline.record import FINISHED
 from pipeline.runner import nox_command
+from pipeline.status import FINISHED
 from tests.engine.fake_project import FakeProject, process_gone, processes_of_run
 
 RECORD_KEYS = {

@@ -7,12 +7,10 @@ import math
 import httpx
 import pytest
 
+from pipeline.samples import SETOSA, VERSICOLOR, VIRGINICA, batch_body, predict_body
+
 MODEL = "sklearn-iris"
 CLASSES = {"setosa", "versicolor", "virginica"}
-# Textbook flowers of each class (iris data set rows 1, 51 and 101).
-SETOSA = [5.1, 3.5, 1.4, 0.2]
-VERSICOLOR = [7.0, 3.2, 4.7, 1.4]
-VIRGINICA = [6.3, 3.3, 6.0, 2.5]
 
 
 def test_health_is_ok(client: httpx.Client) -> None:
@@ -28,7 +26,7 @@ def test_ready_once_the_model_is_loaded(client: httpx.Client) -> None:
 
 
 def test_predict_classifies_a_setosa(client: httpx.Client) -> None:
-    response = client.post("/predict", json={"features": SETOSA})
+    response = client.post("/predict", json=predict_body(SETOSA))
     assert response.status_code == 200
     body = response.json()
     assert body["prediction"] == "setosa"
@@ -39,11 +37,11 @@ def test_predict_classifies_a_setosa(client: httpx.Client) -> None:
 
 def test_batch_keeps_input_order(client: httpx.Client) -> None:
     instances = [VIRGINICA, SETOSA, VERSICOLOR, SETOSA]
-    response = client.post("/predict/batch", json={"instances": instances})
+    response = client.post("/predict/batch", json=batch_body(instances))
     assert response.status_code == 200
     body = response.json()
     assert body["count"] == len(instances)
-    singles = [client.post("/predict", json={"features": row}).json()["prediction"] for row in instances]
+    singles = [client.post("/predict", json=predict_body(row)).json()["prediction"] for row in instances]
     assert [item["prediction"] for item in body["predictions"]] == singles
     assert singles[1] == singles[3] == "setosa"
 
@@ -51,7 +49,7 @@ def test_batch_keeps_input_order(client: httpx.Client) -> None:
 def test_oip_infer_echoes_the_request_id(client: httpx.Client) -> None:
     request = {
         "id": "pipeline-api-check-1",
-        "inputs": [{"name": "input-0", "shape": [2, 4], "datatype": "FP32", "data": SETOSA + VIRGINICA}],
+        "inputs": [{"name": "input-0", "shape": [2, 4], "datatype": "FP32", "data": [*SETOSA, *VIRGINICA]}],
     }
     response = client.post(f"/v2/models/{MODEL}/infer", json=request)
     assert response.status_code == 200
@@ -72,7 +70,7 @@ def test_oip_model_is_ready(client: httpx.Client) -> None:
         ("/predict", {}, "$.features"),
         ("/predict", {"features": [5.1, 3.5, 1.4]}, "$.features"),
         ("/predict", {"features": ["wide", 3.5, 1.4, 0.2]}, "$.features[0]"),
-        ("/predict/batch", {"instances": [SETOSA, [1.0, 2.0]]}, "$.instances[1]"),
+        ("/predict/batch", batch_body([SETOSA, [1.0, 2.0]]), "$.instances[1]"),
         ("/predict/batch", {"instances": []}, "$.instances"),
     ],
     ids=["missing-features", "three-features", "text-feature", "ragged-batch", "empty-batch"],
