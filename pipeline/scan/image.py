@@ -15,7 +15,7 @@ import docker
 import docker.errors
 
 from pipeline.scan import Finding, Part, broken, judged, skipped
-from pipeline.scrub import is_secret_name, mask_text
+from pipeline.scrub import MASK, is_secret_name, mask_text
 
 NAME, TITLE = "image", "Image policy"
 ROOT_USERS = ("", "0", "root")
@@ -28,14 +28,11 @@ def _secret_findings(image: Any, severity: str) -> list[Finding]:
     findings = []
     for entry in config.get("Env") or []:
         name, _, value = entry.partition("=")
-        if (is_secret_name(name) and value) or mask_text(value) != value:
+        if is_secret_name(name) and value:
+            findings.append(Finding("secret-env", severity, f"{name}={MASK} looks like a secret", "ENV"))
+        elif mask_text(value) != value:
             findings.append(
-                Finding(
-                    "secret-env",
-                    severity,
-                    f"{name}={mask_text(value) if value else ''} looks like a secret",
-                    "ENV",
-                )
+                Finding("secret-env", severity, f"{name}={mask_text(value)} holds a secret", "ENV")
             )
     for key, value in (config.get("Labels") or {}).items():
         if (is_secret_name(key) and value) or mask_text(value) != value:
