@@ -56,6 +56,13 @@ def deploy(session: nox.Session) -> None:
 
 
 @nox.session(default=False)
+def scan(session: nox.Session) -> None:
+    """Lint the Dockerfile, check the SBOM's licenses and the image's policy, audit for vulnerabilities."""
+    _install(session, "scan")
+    _run_job(session, "scan")
+
+
+@nox.session(default=False)
 def test(session: nox.Session) -> None:
     """Check the deployed API, load it with Locust and verify its Prometheus metrics."""
     _install(session, "test", service_extras="")

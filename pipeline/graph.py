@@ -31,6 +31,8 @@ class Job:
     permissions: tuple[tuple[str, str], ...] = ()
     #: Brings up an environment on the run's target (the workflow installs kind/minikube for it).
     uses_target: bool = False
+    #: Inspects the build's image on every target (the workflow hands the image to its runner).
+    uses_image: bool = False
 
     @property
     def session(self) -> str:
@@ -99,6 +101,8 @@ WORK: tuple[Job, ...] = (
         permissions=(("packages: write", "push the verified image to GHCR (pipeline/build/registry.py)"),),
     ),
     Job("deploy", needs=("build", "unit"), timeout_minutes=15, artifact="cluster-state", uses_target=True),
+    # Beside deploy: a finding at or above pipeline/scan/policy.toml's thresholds fails the pipeline.
+    Job("scan", needs=("build",), timeout_minutes=10, artifact="security-scan", uses_image=True),
     Job("test", needs=("deploy",), timeout_minutes=10, artifact="test-results", uses_target=True),
     Job(
         "demo",

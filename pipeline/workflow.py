@@ -43,7 +43,11 @@ ACTIONS = {
     "setup-python": "actions/setup-python@ece7cb06caefa5fff74198d8649806c4678c61a1 # v6.3.0",
     "upload-artifact": "actions/upload-artifact@043fb46d1a93c77aae656e7c1c64a875d1fc6a0a # v7.0.1",
     "download-artifact": "actions/download-artifact@3e5f45b2cfb9172054b4087a40e8e0b5a5461e7c # v8.0.1",
+    # Grype for the image's OS packages (the scan job reads its JSON report; pipeline/scan/).
+    "scan-action": "anchore/scan-action@e1165082ffb1fe366ebaf02d8526e7c4989ea9d2 # v7.4.0",
 }
+#: The Grype release the scan action installs (its own default at v7.4.0, pinned here on purpose).
+GRYPE_VERSION = "v0.110.0"
 
 #: The artifact a job's log travels in; the report downloads them all into `artifacts/logs/`.
 LOG_ARTIFACT_PREFIX = "log-"
@@ -75,6 +79,20 @@ TARGET_TOOLS = {
 IMAGE_JOB = "build"
 IMAGE_ARTIFACT = "build-image"
 KUBE_TARGETS = " || ".join(f"env.PIPELINE_TARGET == '{target}'" for target in TARGET_TOOLS)
+#: The job whose runner also runs the pinned vulnerability scanner on the image (pipeline/scan/).
+SCAN_JOB = "scan"
+#: Where that scanner's report lands: inside the scan job's folder, which pipeline/scan/ reads.
+GRYPE_REPORT = "artifacts/security-scan/raw/grype.json"
+
+
+def image_condition(jobs: tuple[Job, ...]) -> str | None:
+    """When the build hands its image on: always if a job inspects it, else for the Kubernetes targets."""
+    return None if any(job.uses_image for job in jobs) else KUBE_TARGETS
+
+
+def _if(condition: str | None) -> str:
+    return f"\n        if: {condition}" if condition else ""
+
 
 HEADER = f"""\
 # Generated from pipeline/graph.py by `python -m pipeline.workflow`: edit the graph, not this file.
@@ -147,18 +165,44 @@ def _setup_steps(job: Job) -> str:
 """
     if job.uses_target:
         steps += "".join(_install_tool_step(target, *tool) for target, tool in TARGET_TOOLS.items())
-        steps += f"""\
-      - name: Download {IMAGE_ARTIFACT} (targets {", ".join(TARGET_TOOLS)} only)
-        if: {KUBE_TARGETS}
+    if job.uses_image:
+        steps += _load_image_steps(None, "")
+    elif job.uses_target:
+        steps += _load_image_steps(KUBE_TARGETS, f" (targets {', '.join(TARGET_TOOLS)} only)")
+    return steps
+
+
+def _load_image_steps(condition: str | None, note: str) -> str:
+    return f"""\
+      - name: Download {IMAGE_ARTIFACT}{note}{_if(condition)}
         uses: {ACTIONS["download-artifact"]}
         with:
           name: {IMAGE_ARTIFACT}
           path: ${{{{ runner.temp }}}}/{IMAGE_ARTIFACT}
-      - name: Load the build's image into Docker (targets {", ".join(TARGET_TOOLS)} only)
-        if: {KUBE_TARGETS}
+      - name: Load the build's image into Docker{note}{_if(condition)}
         run: docker load --input "$RUNNER_TEMP/{IMAGE_ARTIFACT}/image.tar"
 """
-    return steps
+
+
+def _vulnerability_scan_steps(job: Job, image_artifact: str | None) -> str:
+    """Grype on the build's image, pinned (action by SHA, Grype by version); the job judges its report."""
+    return f"""\
+      - name: Read the build's image tag
+        id: image
+        shell: bash
+        run: |
+          python -c 'import json, sys; print("tag=" + json.load(open(sys.argv[1])).get("image_tag", ""))' \\
+            artifacts/{image_artifact}/outputs.json >> "$GITHUB_OUTPUT"
+      - name: Grype {GRYPE_VERSION} on the image's OS packages (nox -s {job.session} applies the policy)
+        if: steps.image.outputs.tag != ''
+        uses: {ACTIONS["scan-action"]}
+        with:
+          image: ${{{{ steps.image.outputs.tag }}}}
+          grype-version: {GRYPE_VERSION}
+          fail-build: false
+          output-format: json
+          output-file: {GRYPE_REPORT}
+"""
 
 
 def _install_tool_step(target: str, tool: str, version: str, binary_url: str, checksum_url: str) -> str:
@@ -232,9 +276,11 @@ def _download_steps(job: Job, jobs: tuple[Job, ...]) -> str:
     )
 
 
-def _run_and_upload_steps(job: Job) -> str:
+def _run_and_upload_steps(job: Job, jobs: tuple[Job, ...]) -> str:
     token = "\n        env:\n          GITHUB_TOKEN: ${{ github.token }}" if job.permissions else ""
-    steps = f"""\
+    image_artifact = next(other.artifact for other in jobs if other.name == IMAGE_JOB)
+    steps = _vulnerability_scan_steps(job, image_artifact) if job.name == SCAN_JOB else ""
+    steps += f"""\
       - name: nox -s {job.session}
         shell: bash
         run: |
@@ -242,18 +288,19 @@ def _run_and_upload_steps(job: Job) -> str:
           nox -s {job.session} 2>&1 | tee artifacts/logs/{job.name}.log{token}
 """
     if job.name == IMAGE_JOB:
+        condition = image_condition(jobs)
+        kube_only = f"the Kubernetes jobs (targets {', '.join(TARGET_TOOLS)} only)"
+        for_whom = kube_only if condition else "later jobs"
         steps += f"""\
-      - name: Save the image for the Kubernetes jobs (targets {", ".join(TARGET_TOOLS)} only)
-        if: {KUBE_TARGETS}
+      - name: Save the image for {for_whom}{_if(condition)}
         shell: bash
         run: |
           tag=$(python -c 'import json, sys; print(json.load(open(sys.argv[1])).get("image_tag", ""))' \\
             artifacts/{job.artifact}/outputs.json)
-          if [ -z "$tag" ]; then echo "{job.name} made no image; kind and minikube deploy one" >&2; exit 1; fi
+          if [ -z "$tag" ]; then echo "{job.name} made no image; later jobs need one" >&2; exit 1; fi
           mkdir -p "$RUNNER_TEMP/{IMAGE_ARTIFACT}"
           docker save --output "$RUNNER_TEMP/{IMAGE_ARTIFACT}/image.tar" "$tag"
-      - name: Upload {IMAGE_ARTIFACT}
-        if: {KUBE_TARGETS}
+      - name: Upload {IMAGE_ARTIFACT}{_if(condition)}
         uses: {ACTIONS["upload-artifact"]}
         with:
           name: {IMAGE_ARTIFACT}
@@ -288,7 +335,7 @@ def render_job(job: Job, jobs: tuple[Job, ...]) -> str:
     lines += ["    permissions:", "      contents: read # checkout"]
     lines += [f"      {grant} # {reason}" for grant, reason in job.permissions]
     lines.append("    steps:")
-    steps = _setup_steps(job) + _download_steps(job, jobs) + _run_and_upload_steps(job)
+    steps = _setup_steps(job) + _download_steps(job, jobs) + _run_and_upload_steps(job, jobs)
     return "\n".join(lines) + "\n" + steps
 
 

@@ -69,7 +69,7 @@ def test_pipeline_runs_every_job_successfully(local_run):
     record = json.loads((artifacts / "pipeline-run.json").read_text())
     statuses = {name: job["status"] for name, job in record["jobs"].items()}
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    assert statuses == dict.fromkeys(["unit", "build", "deploy", "test", "demo", "report"], "success")
+    assert statuses == dict.fromkeys(["unit", "build", "deploy", "scan", "test", "demo", "report"], "success")
     assert record["target"] == "local"
 
 

@@ -145,6 +145,54 @@ def make_artifacts(root: Path, *, with_previous: bool = True, previous_p99: floa
                 "verified": True,
             },
             "sbom": "sbom.cdx.json",
+            "quality_gate": {
+                "verdict": "passed",
+                "model_version": "1.0.0+3f2a9c",
+                "test_accuracy": 0.9666666,
+                "min_test_accuracy": 0.9,
+                "max_drop": 0.02,
+                "previous": {"version": "1.0.0+1b2c3d", "test_accuracy": 0.95, "source": "model-card.json"},
+                "reasons": [],
+            },
+        },
+    )
+    write(
+        root,
+        "security-scan/scan.json",
+        {
+            "status": "failed",
+            "image": "ml-inference:3f2a9c0d",
+            "policy": "pipeline/scan/policy.toml",
+            "parts": [
+                {
+                    "name": "image",
+                    "title": "Image policy",
+                    "fail_at": "medium",
+                    "status": "failed",
+                    "reason": "1 finding(s) at or above medium",
+                    "findings": [
+                        {
+                            "rule": "root-user",
+                            "severity": "high",
+                            "message": "runs as root",
+                            "where": "USER",
+                            "waived": "",
+                        }
+                    ],
+                    "raw": [],
+                    "failing": 1,
+                },
+                {
+                    "name": "python_vulnerabilities",
+                    "title": "Python dependencies' vulnerabilities (pip-audit)",
+                    "fail_at": "high",
+                    "status": "skipped",
+                    "reason": "PyPI's vulnerability service answered for none of the 25 locked dependencies",
+                    "findings": [],
+                    "raw": [],
+                    "failing": 0,
+                },
+            ],
         },
     )
     write(
@@ -594,3 +642,14 @@ def test_no_wrong_type_in_any_artifact_field_crashes_the_report(artifacts: Path)
             renders += 1
         path.write_text(original)
     assert renders > 400  # the sample's fields, each broken three ways
+
+
+def test_the_gates_show_the_models_comparison_and_each_scan_part_with_its_findings(artifacts: Path) -> None:
+    html, markdown = report_of(artifacts)
+    gate = text_of(html.split('id="quality-gate"')[1].split("</dl>")[0])
+    assert all(figure in gate for figure in ("passed", "96.7", "Floor 90.0", "Previous model 95.0"))
+    scan = text_of(html.split('id="security-scan"')[1].split("</table>")[0])
+    assert "Image policy failed" in scan and "high · USER: root-user: runs as root" in scan
+    assert "skipped PyPI&#39;s vulnerability service answered for none" in scan
+    assert "Model quality gate: **passed**: held-out accuracy **96.7" in markdown
+    assert "Image policy: **failed**" in markdown and "high USER root-user" in markdown

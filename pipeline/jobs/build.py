@@ -4,7 +4,8 @@
     nox -s build -- [same options]
 
 1. Train the model (the service's `train` step) into build-output/model/ with its model card
-   (pipeline.build.training reuses an identical earlier model: training is deterministic).
+   (pipeline.build.training reuses an identical earlier model: training is deterministic), and
+   gate it (pipeline.build.quality): held-out accuracy against a floor and the previous model.
 2. Tag the image by content (pipeline.build.content); when that tag exists the image is already built
    and verified, and the build is skipped.
 3. Otherwise download a wheelhouse of the pinned runtime closure for the base image's Python, and
@@ -35,7 +36,7 @@ from urllib.parse import urlsplit, urlunsplit
 import docker
 
 from pipeline.artifacts import job_dir, write_json_atomic, write_outputs
-from pipeline.build import BuildError, image, registry, sbom, verify
+from pipeline.build import BuildError, image, quality, registry, sbom, verify
 from pipeline.build.content import content_digest, content_tag
 from pipeline.build.training import train_model
 from pipeline.build.wheelhouse import wheelhouse
@@ -107,6 +108,8 @@ class BuildJob:
     def __init__(self, args: argparse.Namespace, out_dir: Path) -> None:
         self.args = args
         self.out_dir = out_dir
+        # Read before anything here is overwritten: the last build's model is the gate's baseline.
+        self.previous_model = quality.previous_model(out_dir, BUILD_RECORD_FILE)
         self.record = new_record()
         self.image = self.record["image"]
 
@@ -131,7 +134,10 @@ class BuildJob:
             key: card[key] for key in ("name", "version", "artifact_sha256", "test_accuracy")
         }
         log.info("train: %s %s, test accuracy %.3f", card["name"], card["version"], card["test_accuracy"])
+        self.record[quality.RECORD_KEY] = quality.evaluate(card, self.previous_model, quality.load_config())
         self.save()
+        quality.enforce(self.record[quality.RECORD_KEY])
+        log.info("quality gate: passed (%s)", quality.describe(self.record[quality.RECORD_KEY]))
         self.build_image(model_dir, card)
 
     def build_image(self, model_dir: Path, card: dict[str, Any]) -> None:

@@ -144,6 +144,7 @@ class Report:
     previous_load: Artifact
     comparison: LoadComparison | None
     raw_files: list[RawFile] = field(default_factory=list)
+    security_scan: Artifact | None = None
 
     @property
     def run(self) -> dict[str, Any]:
@@ -204,7 +205,8 @@ def _why_missing(relative: str, record: dict[str, Any]) -> str:
     job = _producer(relative)
     if job is None:
         return f"{relative} is missing"
-    status = record.get("jobs", {}).get(job.name, {}).get("status")
+    entry = (record.get("jobs") or {}).get(job.name)
+    status = entry.get("status") if isinstance(entry, dict) else None
     ran = f"job {job.name} ended {status}" if status else f"job {job.name} did not report"
     return f"{relative} is missing ({ran})"
 
@@ -476,4 +478,7 @@ def collect(root: Path, now: str | None = None) -> Report:
         previous_load=previous_load,
         comparison=compare_load(load, previous_load, load_json(root, f"{PREVIOUS_DIR}/{RECORD_FILE}", {})),
         raw_files=raw_files(root),
+        security_scan=load_json(
+            root, "security-scan/scan.json", run, required={"status": str, "parts": list}
+        ),
     )

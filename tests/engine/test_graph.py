@@ -16,14 +16,23 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_graph_has_the_pipeline_shape_and_timeouts() -> None:
-    assert [job.name for job in JOBS] == ["unit", "build", "deploy", "test", "demo", "report"]
+    assert [job.name for job in JOBS] == ["unit", "build", "deploy", "scan", "test", "demo", "report"]
     assert set(JOBS_BY_NAME["deploy"].needs) == {"build", "unit"}
     assert JOBS_BY_NAME["test"].needs == JOBS_BY_NAME["demo"].needs == ("deploy",)
+    assert JOBS_BY_NAME["scan"].needs == ("build",)  # beside deploy, not after it
     assert set(JOBS_BY_NAME["report"].needs) == {job.name for job in JOBS} - {"report"}
     assert JOBS_BY_NAME["report"].condition == "always"
     assert JOBS_BY_NAME["demo"].runs_in("full") and not JOBS_BY_NAME["demo"].runs_in("quick")
     timeouts = {job.name: job.timeout_minutes for job in JOBS}
-    assert timeouts == {"unit": 10, "build": 10, "deploy": 15, "test": 10, "demo": 10, "report": 5}
+    assert timeouts == {
+        "unit": 10,
+        "build": 10,
+        "deploy": 15,
+        "scan": 10,
+        "test": 10,
+        "demo": 10,
+        "report": 5,
+    }
     artifacts = {job.name: job.artifact for job in JOBS}
     assert artifacts["deploy"] == "cluster-state" and artifacts["test"] == "test-results"
     assert artifacts["demo"] == "demo-artifacts" and artifacts["report"] == "final-demo-report"
@@ -60,6 +69,6 @@ def test_bad_graphs_are_refused_naming_the_job(jobs: tuple[Job, ...], message: s
 
 
 def test_dependents_are_transitive() -> None:
-    assert dependents(JOBS, {"build"}) == {"build", "deploy", "test", "demo", "report"}
+    assert dependents(JOBS, {"build"}) == {"build", "deploy", "scan", "test", "demo", "report"}
     assert dependents(JOBS, {"test"}) == {"test", "report"}
     assert dependents(JOBS, set()) == set()

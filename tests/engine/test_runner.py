@@ -13,7 +13,6 @@ from collections.abc import Callable
 
 import pytest
 
-from pipeline.graph import Job, with_report
 from pipeline.runner import nox_command
 from pipeline.status import FINISHED
 from tests.engine.fake_project import FakeProject, process_gone, processes_of_run
@@ -67,6 +66,7 @@ def test_failed_job_skips_its_dependents_and_report_still_runs(fake_project: Fak
         "unit": "success",
         "build": "failure",
         "deploy": "skipped",
+        "scan": "skipped",
         "test": "skipped",
         "demo": "skipped",
         "report": "success",
@@ -247,10 +247,8 @@ def test_a_fresh_run_keeps_the_previous_record_and_load_summary(fake_project: Fa
     assert not (fake_project.artifacts / "test-results" / "load-summary.json").exists()
 
 
-def test_a_job_added_after_build_runs_beside_deploy(fake_project: FakeProject) -> None:
-    """The README's recipe: one declaration (a security scan after build) and the graph does the rest."""
-    scan = Job("scan", needs=("build",), timeout_minutes=1, artifact="security-scan")
-    fake_project.jobs = with_report((*fake_project.jobs[:-1], scan))
+def test_the_scan_job_added_after_build_runs_beside_deploy(fake_project: FakeProject) -> None:
+    """The README's recipe, now real: one declaration (scan after build); the graph does the rest."""
     fake_project.plan(scan={"seconds": 3}, deploy={"seconds": 1})
     record = fake_project.run(parallel=True)
     assert record["status"] == "success" and "scan" in record["jobs"]["report"]["needs"]
@@ -267,6 +265,7 @@ def test_jobs_not_yet_started_when_the_run_is_cancelled_are_cancelled(fake_proje
         "unit": "success",
         "build": "cancelled",
         "deploy": "cancelled",
+        "scan": "cancelled",
         "test": "cancelled",
         "demo": "cancelled",
         "report": "success",

@@ -14,7 +14,7 @@ import yaml
 from pipeline.context import DEMO_MODES, TARGETS
 from pipeline.graph import JOBS, JOBS_BY_NAME, WORK, Job, upstream, with_report
 from pipeline.targets.kube import versions
-from pipeline.workflow import WORKFLOW_PATH, main, render
+from pipeline.workflow import GRYPE_VERSION, WORKFLOW_PATH, main, render
 from tests.conftest import require_program
 
 REPO = Path(__file__).resolve().parents[2]
@@ -23,6 +23,11 @@ PINNED = re.compile(r"uses: ([\w.-]+/[\w.-]+)@([0-9a-f]{40}) # v\d+(\.\d+)*$")
 
 def kube_only(step: dict) -> bool:
     return "env.PIPELINE_TARGET" in step.get("if", "")
+
+
+def moves_the_image(step: dict) -> bool:
+    """A step that hands the build's image on (saved by build, loaded by the jobs that use it)."""
+    return kube_only(step) or "build-image" in step.get("name", "") or "docker load" in step.get("run", "")
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +72,7 @@ def test_jobs_needs_conditions_timeouts_and_sessions_agree_with_the_graph(workfl
         uploads = [
             step
             for step in spec["steps"]
-            if "upload-artifact" in step.get("uses", "") and not kube_only(step)
+            if "upload-artifact" in step.get("uses", "") and not moves_the_image(step)
         ]
         assert [step["with"]["name"] for step in uploads] == [job.artifact, f"log-{job.name}"], job.name
         assert all(step["if"] == "always()" for step in uploads), job.name
@@ -80,7 +85,7 @@ def test_each_job_downloads_the_artifacts_of_all_its_needs_direct_or_not(workflo
         downloads = [
             step["with"]
             for step in steps
-            if "download-artifact" in step.get("uses", "") and not kube_only(step)
+            if "download-artifact" in step.get("uses", "") and not moves_the_image(step)
         ]
         needed = [JOBS_BY_NAME[need].artifact for need in upstream(JOBS, job.name)]
         if job.condition == "always":  # by pattern: a skipped need uploaded nothing, and that is fine
@@ -174,14 +179,16 @@ def test_jobs_on_a_target_install_the_pinned_kind_and_minikube_only_for_that_tar
     assert {job.name for job in JOBS if job.uses_target} == {"deploy", "test", "demo"}
 
 
-def test_the_build_image_travels_to_every_kube_job_only_on_kind_and_minikube(workflow: dict) -> None:
-    """kind/minikube load the image from the runner's Docker: build saves it, each target job loads it."""
+def test_the_build_image_travels_to_the_scan_job_always_and_to_every_kube_job_on_kind_and_minikube(
+    workflow: dict,
+) -> None:
+    """kind/minikube load the image from the runner's Docker, and scan inspects it: build saves it always."""
     kube = "env.PIPELINE_TARGET == 'kind' || env.PIPELINE_TARGET == 'minikube'"
     build = workflow["jobs"]["build"]["steps"]
     names = [step.get("name", "") for step in build]
     save = build[next(i for i, name in enumerate(names) if name.startswith("Save the image"))]
     upload = build[names.index("Upload build-image")]
-    assert save["if"] == upload["if"] == kube
+    assert "if" not in save and "if" not in upload  # a job uses the image on every target (scan)
     assert names.index("nox -s build") < build.index(save) < build.index(upload)
     assert 'docker save --output "$RUNNER_TEMP/build-image/image.tar" "$tag"' in save["run"]
     assert upload["with"]["path"] == "${{ runner.temp }}/build-image/image.tar"
@@ -189,12 +196,25 @@ def test_the_build_image_travels_to_every_kube_job_only_on_kind_and_minikube(wor
     assert uploaders == {"build"}
     for job in JOBS:
         steps = workflow["jobs"][job.name]["steps"]
-        kube_steps = [step for step in steps if step.get("if") == kube]
-        if not job.uses_target:
-            assert job.name == "build" or kube_steps == [], job.name
+        image_steps = [step for step in steps if moves_the_image(step)]
+        if job.name == "build" or not (job.uses_target or job.uses_image):
+            assert job.name == "build" or image_steps == [], job.name
             continue
-        download, load = kube_steps
+        [download] = [step for step in image_steps if "download-artifact" in step.get("uses", "")]
+        [load] = [step for step in image_steps if "docker load" in step.get("run", "")]
+        assert download.get("if") == load.get("if") == (None if job.uses_image else kube), job.name
         assert download["with"] == {"name": "build-image", "path": "${{ runner.temp }}/build-image"}
         assert load["run"] == 'docker load --input "$RUNNER_TEMP/build-image/image.tar"'
         run_step = next(i for i, step in enumerate(steps) if f"nox -s {job.session}" in step.get("run", ""))
         assert steps.index(download) < steps.index(load) < run_step, job.name
+    assert {job.name for job in JOBS if job.uses_image} == {"scan"}
+
+
+def test_the_scan_job_runs_grype_pinned_on_the_builds_image_before_nox(workflow: dict) -> None:
+    steps = workflow["jobs"]["scan"]["steps"]
+    grype = next(step for step in steps if step.get("uses", "").startswith("anchore/scan-action@"))
+    assert grype["with"]["grype-version"] == GRYPE_VERSION and grype["with"]["fail-build"] is False
+    assert grype["with"]["output-file"] == "artifacts/security-scan/raw/grype.json"
+    assert grype["with"]["image"] == "${{ steps.image.outputs.tag }}"
+    run_step = next(i for i, step in enumerate(steps) if "nox -s scan" in step.get("run", ""))
+    assert steps.index(grype) < run_step
