@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.checks.drift import Clock, run_drift
-from pipeline.targets import Drift, Status
+from pipeline.release import Drift, Status
 
 SYNCED = Status("Synced", "Healthy")
 

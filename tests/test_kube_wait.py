@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.targets import Status
+from pipeline.release import Status
 from pipeline.targets.kube.environment import application_status
 from pipeline.targets.kube.wait import watch_until_converged
 from tests.support import kube_api_server

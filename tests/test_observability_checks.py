@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.manifests import observability
+from pipeline.gitops.checks import observability
 from tests.conftest import require_program
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -211,7 +211,7 @@ def test_the_exported_metrics_snapshot_matches_the_real_service() -> None:
     committed = (REPO_ROOT / observability.EXPORTED_METRICS).read_text()
     assert observability.render_exported_snapshot(scraped) == committed, (
         "the service's metrics changed; regenerate the snapshot: "
-        "python -m pipeline.manifests.observability --update-exported-metrics"
+        "python -m pipeline.gitops.checks.observability --update-exported-metrics"
     )
     assert {"ml_inference_requests_total", "ml_inference_request_duration_seconds_bucket"} <= scraped
 

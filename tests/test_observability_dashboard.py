@@ -9,8 +9,8 @@ from urllib.parse import urlparse
 
 import yaml
 
-from pipeline.manifests import observability
-from pipeline.manifests.render import render
+from pipeline.gitops.checks import observability
+from pipeline.gitops.render import render
 from tests.conftest import require_program
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from pipeline.targets import Drift, Environment, Status
+from pipeline.release import Drift, Environment, Status
 
 POLL_SECONDS = 0.1
 #: How long the controller may take to heal one drift before the demo calls it failed.

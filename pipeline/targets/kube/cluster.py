@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from pipeline.targets.kube import plan
 from pipeline.targets.kube.plan import Call, Command, Query
-from pipeline.targets.kube.versions import (
+from pipeline.gitops.versions import (
     KIND_NODE_IMAGE,
     KIND_VERSION,
     KUBERNETES_VERSION,

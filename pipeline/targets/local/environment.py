@@ -15,8 +15,10 @@ import psutil
 from pipeline.artifacts import read_json, write_json_atomic
 from pipeline.ports import free_port
 from pipeline.scrub import is_secret_name
-from pipeline.targets import Drift, Status, summarize_prometheus_targets
-from pipeline.targets.local import layout, stop_environment
+from pipeline.release import Drift, Status
+from pipeline.targets import summarize_prometheus_targets
+from pipeline.targets.local import layout
+from pipeline.targets.local.target import stop_environment
 from pipeline.targets.local.desired import PORT_VARIABLE
 
 #: The setting the config drift changes, and the value it sets when Git's is different.

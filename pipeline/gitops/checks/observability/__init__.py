@@ -11,7 +11,7 @@
   service exports, a recording rule defines, or Prometheus writes itself (`up`, `ALERTS`, ...);
 - generated files are current (the dashboard JSON, the exported-metrics snapshot) and every
   rule file and dashboard is shipped to the cluster by observability/kustomization.yaml;
-- the rendered in-cluster stack meets the workload policies of `pipeline.manifests.policy` (init
+- the rendered in-cluster stack meets the workload policies of `pipeline.gitops.checks.policy` (init
   containers included), loads exactly the repo's rule files where its config looks for them, and
   keeps Grafana's admin password out of Git: generated in the pod, read from a file.
 
@@ -20,7 +20,7 @@ scraping the real service (`--update-exported-metrics` builds the app with the t
 rewrites it; the test suite proves it current), or from a /metrics text given with
 `--metrics-file`.
 
-Usage: python -m pipeline.manifests.observability [--metrics-file FILE] [--update-exported-metrics]
+Usage: python -m pipeline.gitops.checks.observability [--metrics-file FILE] [--update-exported-metrics]
 """
 
 from __future__ import annotations
@@ -41,8 +41,8 @@ import promql_parser
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from pipeline.manifests import policy
-from pipeline.manifests.render import Manifest, RenderError, name_of, render
+from pipeline.gitops.checks import policy
+from pipeline.gitops.render import Manifest, RenderError, name_of, render
 
 OBSERVABILITY = Path("observability")
 PROMETHEUS = OBSERVABILITY / "prometheus"
@@ -463,7 +463,7 @@ def read_exported_snapshot(repo_root: Path) -> set[str]:
 def render_exported_snapshot(names: set[str]) -> str:
     header = (
         "# Series names the ml-inference service exports, scraped from the real app.\n"
-        "# Generated: python -m pipeline.manifests.observability --update-exported-metrics\n"
+        "# Generated: python -m pipeline.gitops.checks.observability --update-exported-metrics\n"
     )
     return header + "".join(f"{name}\n" for name in sorted(names))
 
@@ -516,7 +516,7 @@ def check(repo_root: Path, metrics_text: str | None = None) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.manifests.observability", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m pipeline.gitops.checks.observability", description=__doc__)
     parser.add_argument("--metrics-file", type=Path, help="a /metrics text to take exported names from")
     parser.add_argument(
         "--update-exported-metrics",
