@@ -200,7 +200,10 @@ def test_the_image_must_be_pinned(tmp_path: Path) -> None:
     write_outputs(
         "build", {"image_tag": "ghcr.io/o/ml-inference:1", "image_digest": "sha256:" + "b" * 64}, context
     )
-    assert kube.build_image(release_from_build(context))[1] == f"ml-inference=ghcr.io/o/ml-inference:1@sha256:{'b' * 64}"
+    assert (
+        kube.build_image(release_from_build(context))[1]
+        == f"ml-inference=ghcr.io/o/ml-inference:1@sha256:{'b' * 64}"
+    )
 
 
 def test_targets_resolve() -> None:
@@ -273,7 +276,9 @@ def test_the_planned_application_is_the_one_argo_cd_renders(built: Path) -> None
 
 
 def test_saved_desired_state_carries_the_deployed_image(built: Path) -> None:
-    plan = kube.plan_environment("kind", "demo", release_from_build(_context(built, dry_run=True)), planning=True)
+    plan = kube.plan_environment(
+        "kind", "demo", release_from_build(_context(built, dry_run=True)), planning=True
+    )
     (deployment,) = [m for m in plan.environment.desired if m["kind"] == "Deployment"]
     assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == IMAGE
 

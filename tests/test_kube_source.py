@@ -96,7 +96,9 @@ def test_origin_must_be_pushed(checkout: Path) -> None:
 
 
 def test_in_cluster_plan_serves_the_snapshot(checkout: Path) -> None:
-    git_source, steps = git_server.in_cluster_source("ml-inference:1", ("kubectl", "--context", "kind-ml-gitops"))
+    git_source, steps = git_server.in_cluster_source(
+        "ml-inference:1", ("kubectl", "--context", "kind-ml-gitops")
+    )
     assert git_source.repo_url == git_server.GIT_SERVER_URL
     assert _git(checkout, "cat-file", "-t", git_source.revision) == "commit"
     rendered = "\n".join(step.render() for step in steps)

@@ -15,7 +15,17 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-VOCABULARY = ("graph", "context", "record", "contracts", "artifacts", "scrub", "timestamps", "ports", "release")
+VOCABULARY = (
+    "graph",
+    "context",
+    "record",
+    "contracts",
+    "artifacts",
+    "scrub",
+    "timestamps",
+    "ports",
+    "release",
+)
 PARTS = ("build", "targets", "checks", "report")
 ENTRY_POINTS = ("runner", "progress", "workflow", "lint")
 ENTRY = 5
@@ -122,7 +132,13 @@ def test_importing_every_module_reads_nothing_under_gitops_or_observability() ->
         and path.name != "__main__.py"
     ]
     result = subprocess.run(
-        [sys.executable, "-c", IMPORT_EVERYTHING, str(REPO_ROOT / "gitops"), str(REPO_ROOT / "observability")],
+        [
+            sys.executable,
+            "-c",
+            IMPORT_EVERYTHING,
+            str(REPO_ROOT / "gitops"),
+            str(REPO_ROOT / "observability"),
+        ],
         input="\n".join(names),
         cwd=REPO_ROOT,
         capture_output=True,

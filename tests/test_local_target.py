@@ -23,12 +23,12 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline.context import RunContext
-from pipeline.targets import get_target
 from pipeline.gitops.render import render_text
 from pipeline.jobs._environment import release_from_build
+from pipeline.targets import get_target
 from pipeline.targets.local import layout
-from pipeline.targets.local.target import OVERLAY, PROMETHEUS_CONFIG_DIR, LocalTarget, LocalTargetError
 from pipeline.targets.local.environment import LocalEnvironment
+from pipeline.targets.local.target import OVERLAY, PROMETHEUS_CONFIG_DIR, LocalTarget, LocalTargetError
 from tests.conftest import require_program
 
 PREDICT_BODY = {"features": [5.1, 3.5, 1.4, 0.2]}

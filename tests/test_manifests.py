@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
+from pipeline.gitops import appofapps
 from pipeline.gitops.checks import argocd_rules, schemas
 from pipeline.gitops.render import REPO_ROOT, RenderError, overlays, render
-from pipeline.gitops import appofapps
 from tests.conftest import require_program
 
 SHARED_SCHEMAS = REPO_ROOT.parent / "shared" / "schemas"
@@ -205,7 +205,9 @@ def test_project_passes_and_fails(kubernetes_overlay: list[dict[str, Any]]) -> N
     assert argocd_rules.check_project(project, kubernetes_overlay) == []
     any_repo = copy.deepcopy(project)
     any_repo["spec"]["sourceRepos"] = ["*"]
-    assert any("exactly this repository" in p for p in argocd_rules.check_project(any_repo, kubernetes_overlay))
+    assert any(
+        "exactly this repository" in p for p in argocd_rules.check_project(any_repo, kubernetes_overlay)
+    )
     any_namespace = copy.deepcopy(project)
     any_namespace["spec"]["destinations"][0]["namespace"] = "*"
     assert any("named namespaces" in p for p in argocd_rules.check_project(any_namespace, kubernetes_overlay))

@@ -49,7 +49,9 @@ def main() -> int:
                 },
                 context,
             )
-            print(f"deploy: {env.name} is {status.sync} and {status.health} at {env.endpoint}; state in {out}")
+            print(
+                f"deploy: {env.name} is {status.sync} and {status.health} at {env.endpoint}; saved in {out}"
+            )
         except Exception as error:
             print(f"deploy: saving the state of '{env.name}' failed: {error}", file=sys.stderr)
             return 1

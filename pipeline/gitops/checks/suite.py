@@ -67,7 +67,9 @@ def _argocd_problems(
         if path.startswith("gitops/overlays/") or path == "observability"
         for m in objects
     ]
-    problems = argocd_rules.check_project(project, deployed) + argocd_rules.check_project(bootstrap_project, children)
+    problems = argocd_rules.check_project(project, deployed) + argocd_rules.check_project(
+        bootstrap_project, children
+    )
     problems += argocd_rules.check_root(root, children, first=appofapps.OBSERVABILITY_APPLICATION)
     for child in children:
         problems += argocd_rules.check_application(child, rendered.get(child["spec"]["source"]["path"], []))

@@ -10,8 +10,6 @@ import json
 import subprocess
 from dataclasses import dataclass
 
-from pipeline.targets.kube import plan
-from pipeline.targets.kube.plan import Call, Command, Query
 from pipeline.gitops.versions import (
     KIND_NODE_IMAGE,
     KIND_VERSION,
@@ -19,6 +17,8 @@ from pipeline.gitops.versions import (
     METRICS_SERVER_URL,
     MINIKUBE_VERSION,
 )
+from pipeline.targets.kube import plan
+from pipeline.targets.kube.plan import Call, Command, Query
 
 #: The one cluster (kind) or profile (minikube) this project creates and `invoke down` deletes.
 CLUSTER_NAME = "ml-gitops"

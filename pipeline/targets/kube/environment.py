@@ -20,14 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.artifacts import write_json_atomic
+from pipeline.gitops.appofapps import ARGOCD_NAMESPACE, ROOT_APPLICATION, environment_component
 from pipeline.gitops.render import to_yaml
 from pipeline.release import Drift, Status
 from pipeline.targets import summarize_prometheus_targets
 from pipeline.targets.kube.api import ARGOCD_API_VERSION, ARGOCD_GROUP, core_v1, custom_objects
-from pipeline.gitops.appofapps import ARGOCD_NAMESPACE, ROOT_APPLICATION, environment_component
 from pipeline.targets.kube.plan import Call, Command, StepFailed, execute
-from pipeline.targets.kube.root import set_component
 from pipeline.targets.kube.redact import redact
+from pipeline.targets.kube.root import set_component
 
 SERVICE = "ml-inference"
 SERVICE_PORT = 80

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.targets.kube.api import ARGOCD_API_VERSION, ARGOCD_GROUP
 from pipeline.gitops.appofapps import ARGOCD_NAMESPACE, ROOT_APPLICATION
+from pipeline.targets.kube.api import ARGOCD_API_VERSION, ARGOCD_GROUP
 
 CONFLICT = 409
 ATTEMPTS = 10

@@ -30,8 +30,8 @@ from pipeline.targets.kube.environment import (
     KubeEnvironment,
     port_forward_argv,
 )
-from pipeline.targets.kube.plan import Call, Command, Step, execute
 from pipeline.targets.kube.git_server import in_cluster_source
+from pipeline.targets.kube.plan import Call, Command, Step, execute
 from pipeline.targets.kube.root import set_component
 from pipeline.targets.kube.wait import wait_for_application
 
@@ -87,8 +87,8 @@ def _apply(kubectl: tuple[str, ...], objects: list[Manifest], why: str) -> Comma
 
 def _wait(cluster: Cluster, name: str, revision: str) -> Call:
     return Call(
-        f"watch Application {appofapps.ARGOCD_NAMESPACE}/{name} (kubernetes client watch) until it has synced "
-        f"{revision[:12]} and is Healthy (timeout {SYNC_TIMEOUT_SECONDS}s)",
+        f"watch Application {appofapps.ARGOCD_NAMESPACE}/{name} (kubernetes client watch) until it has "
+        f"synced {revision[:12]} and is Healthy (timeout {SYNC_TIMEOUT_SECONDS}s)",
         lambda: print(
             wait_for_application(
                 cluster.context, name, revision=revision, timeout_seconds=SYNC_TIMEOUT_SECONDS

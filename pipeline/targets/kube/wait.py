@@ -6,9 +6,9 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from pipeline.gitops.appofapps import ARGOCD_NAMESPACE
 from pipeline.release import Status
 from pipeline.targets.kube.api import ARGOCD_API_VERSION, ARGOCD_GROUP, custom_objects
-from pipeline.gitops.appofapps import ARGOCD_NAMESPACE
 from pipeline.targets.kube.environment import application_status
 
 #: Given a server-side timeout in seconds, the watch events of one Application until it expires.

@@ -14,12 +14,12 @@ import psutil
 
 from pipeline.artifacts import read_json, write_json_atomic
 from pipeline.ports import free_port
-from pipeline.scrub import is_secret_name
 from pipeline.release import Drift, Status
+from pipeline.scrub import is_secret_name
 from pipeline.targets import summarize_prometheus_targets
 from pipeline.targets.local import layout
-from pipeline.targets.local.target import stop_environment
 from pipeline.targets.local.desired import PORT_VARIABLE
+from pipeline.targets.local.target import stop_environment
 
 #: The setting the config drift changes, and the value it sets when Git's is different.
 DRIFTED_SETTING = "ML_INFERENCE_MAX_BATCH"

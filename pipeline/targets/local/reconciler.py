@@ -58,13 +58,13 @@ from pipeline.artifacts import write_json_atomic
 from pipeline.gitops.render import RenderError, render_text
 from pipeline.ports import free_port
 from pipeline.targets.local import layout
-from pipeline.targets.local.target import log_tail
 from pipeline.targets.local.desired import (
     DEPLOYMENT,
     PORT_VARIABLE,
     DesiredState,
     desired_state,
 )
+from pipeline.targets.local.target import log_tail
 from pipeline.timestamps import iso
 
 #: Seconds between observations when all is well, and while converging.
