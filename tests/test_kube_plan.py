@@ -264,7 +264,9 @@ def test_versions_are_pinned_in_one_place() -> None:
 
 
 def test_the_planned_application_is_the_one_argo_cd_renders(built: Path) -> None:
-    plan = kube.plan_environment("minikube", "test", _context(built, dry_run=True))
+    plan = kube.plan_environment(
+        "minikube", "test", release_from_build(_context(built, dry_run=True)), planning=True
+    )
     names = [child["metadata"]["name"] for child in plan.children]
     assert names == ["observability", "ml-inference-test"]  # wave order
     application = plan.children[1]

@@ -129,7 +129,8 @@ def test_importing_every_module_reads_nothing_under_gitops_or_observability() ->
         for module, path in _modules().items()
         if module.startswith("pipeline")
         and not path.name.startswith(("test_", "conftest"))
-        and path.name != "__main__.py"
+        # Scripts other programs run, not modules: __main__, and Locust's file (gevent patches on import).
+        and path.name not in ("__main__.py", "locustfile.py")
     ]
     result = subprocess.run(
         [
