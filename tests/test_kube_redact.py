@@ -1,4 +1,4 @@
-"""No secret survives the cluster-state scrubber, and what is not secret does.
+"""No secret survives the cluster-state redaction (kube/redact.py), and what is not secret does.
 
 Secrets are planted where a real cluster keeps them (Secret data, the Argo CD initial admin
 secret, kubeconfig credentials, env vars, annotations, event messages, Application conditions),

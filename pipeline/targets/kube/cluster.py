@@ -59,7 +59,7 @@ class Cluster:
             if found != self.pinned_version:
                 raise SystemExit(
                     f"{self.tool} {found} found, but this pipeline is pinned to {self.pinned_version} "
-                    "(pipeline/targets/kube/versions.py); install that release"
+                    "(pipeline/gitops/versions.py); install that release"
                 )
 
         return Call(f"check that `{' '.join(argv)}` reports the pinned {self.pinned_version}", check)
