@@ -13,7 +13,11 @@ from pipeline.artifacts import read_outputs
 from pipeline.context import RunContext
 from pipeline.graph import JOBS_BY_NAME
 from pipeline.release import Environment, Release
-from pipeline.targets import Target
+from pipeline.targets import Target, get_target
+
+
+class BringUpFailed(Exception):
+    """The environment did not come up; one line on stderr already said why."""
 
 
 def release_from_build(context: RunContext) -> Release:
@@ -27,19 +31,24 @@ def release_from_build(context: RunContext) -> Release:
     )
 
 
+def plan(env_name: str, context: RunContext) -> str:
+    """What bringing up `env_name` would do on the run's target, as text; brings nothing up."""
+    return get_target(context.target).plan(env_name, release_from_build(context), context)
+
+
 @contextmanager
 def environment(
     job: str, target: Target, env_name: str, release: Release, context: RunContext
 ) -> Iterator[Environment]:
     """`env_name` up on `target` for the body, then stopped unless the run keeps it (`--keep`).
 
-    When it cannot come up, one line on stderr names the cause and the job exits 1.
+    When it cannot come up, one line on stderr names the cause and `BringUpFailed` is raised.
     """
     try:
         env = target.up(env_name, release, context)
     except Exception as error:  # any target's failure: one clear line, and the job fails
         print(f"{job}: could not bring up '{env_name}' on {context.target}: {error}", file=sys.stderr)
-        raise SystemExit(1) from None
+        raise BringUpFailed(env_name) from error
     try:
         yield env
     finally:

@@ -22,7 +22,7 @@ from pipeline.checks import metrics
 from pipeline.checks.api import run_api_suite
 from pipeline.checks.load import DEFAULT_THRESHOLDS, LoadSettings, Thresholds, locust_command, run_load
 from pipeline.context import RunContext
-from pipeline.jobs._environment import environment, release_from_build
+from pipeline.jobs._environment import BringUpFailed, environment, plan, release_from_build
 from pipeline.release import Environment
 from pipeline.targets import get_target
 
@@ -130,9 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     thresholds = Thresholds.load(args.thresholds)
     context = RunContext.from_env()
     out = job_dir(JOB, context)
-    target, release = get_target(context.target), release_from_build(context)
     if context.dry_run:
-        print(target.plan(JOB, release, context), end="")
+        print(plan(JOB, context), end="")
         print(
             f"test (dry run): bring up environment 'test' on target {context.target}; against its endpoint:"
         )
@@ -141,8 +140,11 @@ def main(argv: list[str] | None = None) -> int:
         print("  metrics verification via Prometheus' HTTP API (or each replica's /metrics directly)")
         print(f"  pass/fail thresholds: {thresholds}")
         return 0
-    with environment(JOB, target, JOB, release, context) as env:
-        passed = run_checks(env, settings, thresholds, out)
+    try:
+        with environment(JOB, get_target(context.target), JOB, release_from_build(context), context) as env:
+            passed = run_checks(env, settings, thresholds, out)
+    except BringUpFailed:
+        return 1
     print(f"test: {'passed' if passed else 'FAILED'}; artifacts in {out}")
     return 0 if passed else 1
 
