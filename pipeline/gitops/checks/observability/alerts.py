@@ -9,13 +9,11 @@ from typing import Any
 
 import yaml
 
-from pipeline.gitops.checks.observability.layout import (
-    ALERT_PREFIX,
-    RULE_TESTS,
-    RULES,
-    RUNBOOK,
-    SEVERITIES,
-)
+from pipeline.gitops.checks.observability.layout import OBSERVABILITY, RULE_TESTS, RULES
+
+RUNBOOK = OBSERVABILITY / "runbook.md"
+ALERT_PREFIX = "MLInference"
+SEVERITIES = ("critical", "warning", "info")
 
 
 def rules(repo_root: Path) -> Iterator[tuple[Path, dict[str, Any]]]:

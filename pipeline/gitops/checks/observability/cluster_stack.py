@@ -7,16 +7,21 @@ from pathlib import Path
 import yaml
 
 from pipeline.gitops.checks import policy
-from pipeline.gitops.checks.observability.layout import (
-    GRAFANA_PASSWORD_FILE_ENV,
-    KUSTOMIZATION,
-    OBSERVABILITY,
-    PROMETHEUS_CONFIG_MAP,
-    PROMETHEUS_RULES_CONFIG_MAP,
-    RULES,
-    WORKLOAD_POLICIES,
-)
+from pipeline.gitops.checks.observability.layout import KUSTOMIZATION, OBSERVABILITY, RULES
 from pipeline.gitops.render import Manifest, RenderError, name_of, render
+
+#: The policies that hold for any workload; the rest are about ml-inference itself (probe paths,
+#: spreading replicas, HPA, NetworkPolicy) or do not fit Prometheus, which needs its API token.
+WORKLOAD_POLICIES = (
+    policy.pod_security_restricted,
+    policy.resources_bounded,
+    policy.image_pinned,
+    policy.selectors_match_pods,
+    policy.service_targets_container_port,
+)
+PROMETHEUS_CONFIG_MAP = "prometheus-config"
+PROMETHEUS_RULES_CONFIG_MAP = "prometheus-rules"
+GRAFANA_PASSWORD_FILE_ENV = "GF_SECURITY_ADMIN_PASSWORD__FILE"
 
 
 def _config_map(objects: list[Manifest], generated_name: str) -> Manifest | None:

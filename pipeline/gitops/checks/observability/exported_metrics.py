@@ -6,9 +6,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from pipeline.gitops.checks.observability.layout import (
-    EXPORTED_METRICS,
-)
+from pipeline.gitops.checks.observability.layout import EXPORTED_METRICS
 
 
 def read_exported_snapshot(repo_root: Path) -> set[str]:

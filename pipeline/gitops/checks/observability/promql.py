@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,12 +12,22 @@ import promql_parser
 from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline.gitops.checks.observability.alerts import rules
-from pipeline.gitops.checks.observability.layout import (
-    DASHBOARDS,
-    EXPORTED_METRICS,
-    GRAFANA_INTERVALS,
-    PROMETHEUS_SERIES,
+from pipeline.gitops.checks.observability.layout import DASHBOARDS, EXPORTED_METRICS
+
+#: Series Prometheus writes itself for every target and alert; no exporter provides them.
+PROMETHEUS_SERIES = frozenset(
+    {
+        "up",
+        "scrape_duration_seconds",
+        "scrape_samples_scraped",
+        "scrape_samples_post_metric_relabeling",
+        "scrape_series_added",
+        "ALERTS",
+        "ALERTS_FOR_STATE",
+    }
 )
+#: Grafana's interval variables, replaced by a duration so the query parses as PromQL.
+GRAFANA_INTERVALS = re.compile(r"\$\{?__(rate_interval|interval|range)\}?")
 
 
 def exported_series_names(metrics_text: str) -> set[str]:

@@ -9,14 +9,13 @@ from typing import Any
 
 import yaml
 
-from pipeline.gitops.checks.observability.layout import (
-    CONFIGS,
-    KUBERNETES_SD_ROLES,
-    NO_KUBERNETES_SD,
-    PROMTOOL_TIMEOUT_SECONDS,
-    RULE_TESTS,
-    RULES,
-)
+from pipeline.gitops.checks.observability.layout import PROMETHEUS, RULE_TESTS, RULES
+
+CONFIGS = (PROMETHEUS / "local.yml", PROMETHEUS / "kubernetes.yml")
+#: The Debian build of Prometheus 2.x leaves Kubernetes discovery out; promtool then rejects it.
+NO_KUBERNETES_SD = "field kubernetes_sd_configs not found"
+KUBERNETES_SD_ROLES = ("node", "service", "pod", "endpoints", "endpointslice", "ingress")
+PROMTOOL_TIMEOUT_SECONDS = 120
 
 
 def _promtool(promtool: str, *args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:

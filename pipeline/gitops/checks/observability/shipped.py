@@ -8,13 +8,9 @@ from pathlib import Path
 
 import yaml
 
-from pipeline.gitops.checks.observability.layout import (
-    DASHBOARD_GENERATOR,
-    DASHBOARDS,
-    KUSTOMIZATION,
-    OBSERVABILITY,
-    RULES,
-)
+from pipeline.gitops.checks.observability.layout import DASHBOARDS, KUSTOMIZATION, OBSERVABILITY, RULES
+
+DASHBOARD_GENERATOR = OBSERVABILITY / "grafana" / "dashboard.py"
 
 
 def check_generated_dashboard(repo_root: Path) -> list[str]:
