@@ -31,41 +31,15 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from pipeline.gitops.checks.observability.alerts import check_alert_style, check_alert_tests, rules
+from pipeline.gitops.checks.observability.alerts import check_alert_style, check_alert_tests
 from pipeline.gitops.checks.observability.cluster_stack import check_cluster_stack
-from pipeline.gitops.checks.observability.exported_metrics import (
-    read_exported_snapshot,
-    render_exported_snapshot,
-    scrape_service,
-)
-from pipeline.gitops.checks.observability.layout import EXPORTED_METRICS
+from pipeline.gitops.checks.observability.exported_metrics import read_exported_snapshot
 from pipeline.gitops.checks.observability.promql import (
     check_metric_names,
     exported_series_names,
-    metric_names,
 )
 from pipeline.gitops.checks.observability.promtool import check_configs, check_rules, run_rule_tests
 from pipeline.gitops.checks.observability.shipped import check_generated_dashboard, check_shipped_to_cluster
-
-__all__ = [
-    "EXPORTED_METRICS",
-    "check",
-    "check_alert_style",
-    "check_alert_tests",
-    "check_cluster_stack",
-    "check_configs",
-    "check_generated_dashboard",
-    "check_metric_names",
-    "check_rules",
-    "check_shipped_to_cluster",
-    "exported_series_names",
-    "metric_names",
-    "read_exported_snapshot",
-    "render_exported_snapshot",
-    "rules",
-    "run_rule_tests",
-    "scrape_service",
-]
 
 
 def check(repo_root: Path, metrics_text: str | None = None) -> list[str]:

@@ -7,13 +7,10 @@ import sys
 from pathlib import Path
 
 from pipeline.gitops.checks import observability
-from pipeline.gitops.checks.observability import (
-    EXPORTED_METRICS,
-    check,
-    exported_series_names,
-    render_exported_snapshot,
-    scrape_service,
-)
+from pipeline.gitops.checks.observability import check
+from pipeline.gitops.checks.observability.exported_metrics import render_exported_snapshot, scrape_service
+from pipeline.gitops.checks.observability.layout import EXPORTED_METRICS
+from pipeline.gitops.checks.observability.promql import exported_series_names
 
 
 def main(argv: list[str] | None = None) -> int:
