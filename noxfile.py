@@ -94,7 +94,7 @@ def lint(session: nox.Session) -> None:
 def manifests(session: nox.Session) -> None:
     """Render, validate and policy-check gitops/ and observability/ offline."""
     _install(session, "manifests")
-    session.run("python", "-m", "pipeline.manifests", *session.posargs)
+    session.run("python", "-m", "pipeline.gitops.checks", *session.posargs)
 
 
 @nox.session

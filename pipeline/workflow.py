@@ -24,11 +24,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import runpy
 import sys
 from pathlib import Path
 
 from pipeline.context import DEMO_MODES, TARGETS
+from pipeline.gitops.versions import KIND_VERSION, MINIKUBE_VERSION
 from pipeline.graph import JOBS, Job, upstream
 
 WORKFLOW_PATH = Path(".github/workflows/pipeline.yml")
@@ -52,23 +52,19 @@ GRYPE_VERSION = "v0.110.0"
 #: The artifact a job's log travels in; the report downloads them all into `artifacts/logs/`.
 LOG_ARTIFACT_PREFIX = "log-"
 
-# Loaded by path, not imported: the kube package imports the Kubernetes client, which the lint
-# session (where this generator runs) does not install. versions.py itself imports nothing.
-_KUBE_VERSIONS = runpy.run_path(str(Path(__file__).parent / "targets" / "kube" / "versions.py"))
-
-#: Per target: the CLI, its pinned version (pipeline/targets/kube/versions.py), the official
+#: Per target: the CLI, its pinned version (pipeline/gitops/versions.py), the official
 #: release binary for the runner (ubuntu-latest: linux/amd64) and the sha256 file published with it
 #: (kind: "<sha256>  <file>", minikube: "<sha256>"; the first field is the checksum either way).
 TARGET_TOOLS = {
     "kind": (
         "kind",
-        _KUBE_VERSIONS["KIND_VERSION"],
+        KIND_VERSION,
         "https://kind.sigs.k8s.io/dl/${VERSION}/kind-linux-amd64",
         "https://kind.sigs.k8s.io/dl/${VERSION}/kind-linux-amd64.sha256sum",
     ),
     "minikube": (
         "minikube",
-        _KUBE_VERSIONS["MINIKUBE_VERSION"],
+        MINIKUBE_VERSION,
         "https://storage.googleapis.com/minikube/releases/${VERSION}/minikube-linux-amd64",
         "https://storage.googleapis.com/minikube/releases/${VERSION}/minikube-linux-amd64.sha256",
     ),

@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.checks.drift import Clock, run_drift
-from pipeline.targets import Drift, Status
+from pipeline.release import ControllerStatus, Drift
 
-SYNCED = Status("Synced", "Healthy")
+SYNCED = ControllerStatus("Synced", "Healthy")
 
 
 class FakeController:
@@ -22,11 +22,11 @@ class FakeController:
     endpoint = "http://127.0.0.1:9"
     prometheus_url = None
 
-    def __init__(self, statuses: list[Status] | None = None) -> None:
+    def __init__(self, statuses: list[ControllerStatus] | None = None) -> None:
         self.statuses = statuses or []
         self.prometheus_selector: dict[str, str] = {}
 
-    def status(self) -> Status:
+    def status(self) -> ControllerStatus:
         return self.statuses.pop(0) if self.statuses else SYNCED
 
     def replica_urls(self) -> list[str]:
@@ -61,7 +61,9 @@ def test_a_drift_that_cannot_be_caused_fails_with_the_reason() -> None:
 
 def test_detection_and_healing_are_timed_from_the_drift() -> None:
     # Converged before the drift, then two polls OutOfSync, then converged again.
-    env = FakeController([SYNCED, Status("OutOfSync", "Progressing"), Status("OutOfSync", "Healthy")])
+    env = FakeController(
+        [SYNCED, ControllerStatus("OutOfSync", "Progressing"), ControllerStatus("OutOfSync", "Healthy")]
+    )
     result = run_drift(env, Drift("seen", "noticed and healed", lambda: None), Clock(), 5)
     assert result.passed
     timeline = result.to_json()

@@ -12,7 +12,8 @@ import httpx
 import psutil
 import pytest
 
-from pipeline.targets.local import REPO_ROOT, layout
+from pipeline.targets.local import layout
+from pipeline.targets.local.target import REPO_ROOT
 from tests.conftest import require_program
 from tests.support import run_job
 

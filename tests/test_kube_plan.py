@@ -7,25 +7,23 @@ the printed commands, in the printed order (the commands are intercepted, not ru
 
 from __future__ import annotations
 
-import io
 import os
 import re
 import subprocess
 import sys
-from contextlib import redirect_stdout
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-import pipeline.targets.kube as kube
+import pipeline.targets.kube.target as kube
 from pipeline.artifacts import write_outputs
 from pipeline.context import RunContext
+from pipeline.gitops import versions
+from pipeline.gitops.source import GitSource, https_url
+from pipeline.jobs._environment import release_from_build
 from pipeline.targets import get_target
-from pipeline.targets.kube import versions
-from pipeline.targets.kube.argocd import GitSource
 from pipeline.targets.kube.plan import Query
-from pipeline.targets.kube.source import https_url
 from tests.conftest import require_program
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -54,11 +52,8 @@ def built(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def dry_run(tool: str, env_name: str, artifacts: Path) -> str:
-    out = io.StringIO()
-    with redirect_stdout(out):
-        environment = kube.make_target(tool).up(env_name, _context(artifacts, dry_run=True))
-    assert environment.endpoint == "", "a dry run connects to nothing"
-    return out.getvalue()
+    context = _context(artifacts, dry_run=True)
+    return kube.make_target(tool).plan(env_name, release_from_build(context), context)
 
 
 def commands(plan: str) -> list[str]:
@@ -183,7 +178,8 @@ def test_real_run_executes_exactly_the_printed_plan(built: Path, monkeypatch: py
         lambda api, component, present: joined.append((api, component, present)) or [component],
     )
     monkeypatch.setattr(kube.KubeEnvironment, "connect", lambda self: None)
-    environment = kube.make_target("kind").up("demo", _context(built, dry_run=False))
+    context = _context(built, dry_run=False)
+    environment = kube.make_target("kind").up("demo", release_from_build(context), context)
     for drift in environment.drifts():
         drift.cause()
     setup_and_drifts = [line for line in printed if "port-forward" not in line]
@@ -197,14 +193,17 @@ def test_the_image_must_be_pinned(tmp_path: Path) -> None:
     context = _context(tmp_path, dry_run=False)
     write_outputs("build", {"image_tag": "ml-inference:latest"}, context)
     with pytest.raises(SystemExit, match="never :latest"):
-        kube.build_image(context)
+        kube.build_image(release_from_build(context))
     write_outputs("build", {"image_tag": "", "image_status": "skipped"}, context)
     with pytest.raises(SystemExit, match="run `nox -s build`"):
-        kube.build_image(context)
+        kube.build_image(release_from_build(context))
     write_outputs(
         "build", {"image_tag": "ghcr.io/o/ml-inference:1", "image_digest": "sha256:" + "b" * 64}, context
     )
-    assert kube.build_image(context)[1] == f"ml-inference=ghcr.io/o/ml-inference:1@sha256:{'b' * 64}"
+    assert (
+        kube.build_image(release_from_build(context))[1]
+        == f"ml-inference=ghcr.io/o/ml-inference:1@sha256:{'b' * 64}"
+    )
 
 
 def test_targets_resolve() -> None:
@@ -265,7 +264,9 @@ def test_versions_are_pinned_in_one_place() -> None:
 
 
 def test_the_planned_application_is_the_one_argo_cd_renders(built: Path) -> None:
-    plan = kube.plan_environment("minikube", "test", _context(built, dry_run=True))
+    plan = kube.plan_environment(
+        "minikube", "test", release_from_build(_context(built, dry_run=True)), planning=True
+    )
     names = [child["metadata"]["name"] for child in plan.children]
     assert names == ["observability", "ml-inference-test"]  # wave order
     application = plan.children[1]
@@ -277,7 +278,9 @@ def test_the_planned_application_is_the_one_argo_cd_renders(built: Path) -> None
 
 
 def test_saved_desired_state_carries_the_deployed_image(built: Path) -> None:
-    plan = kube.plan_environment("kind", "demo", _context(built, dry_run=True))
+    plan = kube.plan_environment(
+        "kind", "demo", release_from_build(_context(built, dry_run=True)), planning=True
+    )
     (deployment,) = [m for m in plan.environment.desired if m["kind"] == "Deployment"]
     assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == IMAGE
 

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.targets.kube import source
+from pipeline.gitops import source
+from pipeline.targets.kube import git_server
 from tests.conftest import require_program
 
 
@@ -95,8 +96,10 @@ def test_origin_must_be_pushed(checkout: Path) -> None:
 
 
 def test_in_cluster_plan_serves_the_snapshot(checkout: Path) -> None:
-    git_source, steps = source.in_cluster_source("ml-inference:1", ("kubectl", "--context", "kind-ml-gitops"))
-    assert git_source.repo_url == source.GIT_SERVER_URL
+    git_source, steps = git_server.in_cluster_source(
+        "ml-inference:1", ("kubectl", "--context", "kind-ml-gitops")
+    )
+    assert git_source.repo_url == git_server.GIT_SERVER_URL
     assert _git(checkout, "cat-file", "-t", git_source.revision) == "commit"
     rendered = "\n".join(step.render() for step in steps)
     assert "kind: Namespace" in rendered and "name: git-server" in rendered
@@ -106,10 +109,10 @@ def test_in_cluster_plan_serves_the_snapshot(checkout: Path) -> None:
 
 
 def test_the_git_server_runs_under_the_restricted_profile() -> None:
-    from pipeline.manifests import policy
-    from pipeline.manifests.argocd import RESTRICTED_NAMESPACE_LABELS
+    from pipeline.gitops.checks import policy
+    from pipeline.gitops.checks.argocd_rules import RESTRICTED_NAMESPACE_LABELS
 
-    namespace, deployment, _ = source.git_server_objects("ml-inference:1")
+    namespace, deployment, _ = git_server.git_server_objects("ml-inference:1")
     assert namespace["metadata"]["labels"] == RESTRICTED_NAMESPACE_LABELS
     assert policy.pod_security_restricted([deployment]) == []
     assert policy.image_pinned([deployment]) == []

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.targets import Status
+from pipeline.release import ControllerStatus
 from pipeline.targets.kube.environment import application_status
 from pipeline.targets.kube.wait import watch_until_converged
 from tests.support import kube_api_server
@@ -36,7 +36,7 @@ def test_waits_through_progressing_to_converged(capsys: pytest.CaptureFixture[st
         return iter(next(batches))
 
     status = watch_until_converged(events, "ml-inference-demo", revision=COMMIT, timeout_seconds=60)
-    assert status == Status("Synced", "Healthy")
+    assert status == ControllerStatus("Synced", "Healthy")
     assert len(opened) == 2
     assert "ml-inference-demo: Synced, Progressing" in capsys.readouterr().out
 
@@ -51,7 +51,7 @@ def test_times_out_naming_the_last_state(monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def test_status_of_a_missing_application() -> None:
-    assert application_status(None) == Status("OutOfSync", "Missing")
+    assert application_status(None) == ControllerStatus("OutOfSync", "Missing")
     assert not application_status({"status": {}}).converged
 
 
@@ -86,7 +86,7 @@ def test_watches_the_application_through_the_kubernetes_api(
         status = wait_for_application(
             "kind-ml-gitops", "ml-inference-demo", revision=COMMIT, timeout_seconds=30
         )
-    assert status == Status("Synced", "Healthy")
+    assert status == ControllerStatus("Synced", "Healthy")
     (path,) = requests
     assert path.startswith("/apis/argoproj.io/v1alpha1/namespaces/argocd/applications?")
     assert "fieldSelector=metadata.name%3Dml-inference-demo" in path and "watch=true" in path

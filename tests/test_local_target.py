@@ -23,11 +23,13 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline.context import RunContext
+from pipeline.gitops.render import render_text
+from pipeline.jobs._environment import release_from_build
 from pipeline.samples import predict_body
 from pipeline.targets import get_target
-from pipeline.targets.local import OVERLAY, PROMETHEUS_CONFIG_DIR, LocalTarget, LocalTargetError, layout
-from pipeline.targets.local.desired import render
+from pipeline.targets.local import layout
 from pipeline.targets.local.environment import LocalEnvironment
+from pipeline.targets.local.target import OVERLAY, PROMETHEUS_CONFIG_DIR, LocalTarget, LocalTargetError
 from tests.conftest import require_program
 
 PREDICT_BODY = predict_body()
@@ -84,7 +86,7 @@ def read_events(env: LocalEnvironment) -> list[dict]:
 
 
 def git_replicas(overlay: Path = OVERLAY) -> int:
-    deployment = next(d for d in yaml.safe_load_all(render(overlay)) if d and d["kind"] == "Deployment")
+    deployment = next(d for d in yaml.safe_load_all(render_text(overlay)) if d and d["kind"] == "Deployment")
     return deployment["spec"]["replicas"]
 
 
@@ -117,7 +119,7 @@ def env(context: RunContext, state_root: Path, observability: Path):
     os.environ["GITHUB_TOKEN"] = SECRET_VALUE  # must never reach the saved state
     try:
         environment = LocalTarget(state_root=state_root, prometheus_config_dir=observability).up(
-            "shared", context
+            "shared", release_from_build(context), context
         )
     finally:
         del os.environ["GITHUB_TOKEN"]
@@ -263,7 +265,7 @@ def test_with_healing_off_drift_is_reported_and_left_alone(
     small_target: LocalTarget, context: RunContext, monkeypatch: pytest.MonkeyPatch, drift_name: str
 ) -> None:
     monkeypatch.setenv("PIPELINE_RECONCILER_HEAL", "0")
-    env = small_target.up(f"no-heal-{drift_name}", context)
+    env = small_target.up(f"no-heal-{drift_name}", release_from_build(context), context)
     processes = environment_processes(env)
     next(d for d in env.drifts() if d.name == drift_name).cause()
     wait_for(lambda: env.status().sync == "OutOfSync", DETECT_TIMEOUT, f"{drift_name} to be detected")
@@ -292,7 +294,7 @@ def test_changing_git_changes_what_runs(
         overlay=gitops / "overlays" / "local",
         prometheus_config_dir=small_target.prometheus_config_dir,
     )
-    env = target.up("git-change", context)
+    env = target.up("git-change", release_from_build(context), context)
     try:
         edit(gitops / "overlays" / "local" / "replicas.yaml", "replicas: 3", "replicas: 2")
         edit(gitops / "base" / "ml-inference-deployment.yaml", 'value: "1000"', 'value: "500"')
@@ -328,9 +330,9 @@ def test_changing_git_changes_what_runs(
 def test_up_replaces_a_stale_environment_of_the_same_name(
     small_target: LocalTarget, context: RunContext
 ) -> None:
-    first = small_target.up("stale", context)
+    first = small_target.up("stale", release_from_build(context), context)
     stale = environment_processes(first)
-    second = small_target.up("stale", context)
+    second = small_target.up("stale", release_from_build(context), context)
     try:
         assert_all_gone(stale)
         assert second.status().converged
@@ -341,7 +343,7 @@ def test_up_replaces_a_stale_environment_of_the_same_name(
 def test_up_without_a_model_says_to_run_the_build(small_target: LocalTarget, tmp_path: Path) -> None:
     context = RunContext("local", "full", tmp_path / "artifacts", "pytest", dry_run=False, keep=False)
     with pytest.raises(LocalTargetError, match="run `nox -s build` first"):
-        small_target.up("no-model", context)
+        small_target.up("no-model", release_from_build(context), context)
 
 
 def test_up_fails_fast_with_the_replicas_own_error_when_they_crash(
@@ -353,7 +355,7 @@ def test_up_fails_fast_with_the_replicas_own_error_when_they_crash(
     broken = RunContext("local", "full", artifacts, "pytest", dry_run=False, keep=False)
     started = time.monotonic()
     with pytest.raises(LocalTargetError, match=r"exit before they are ready .*model-card\.json is missing"):
-        small_target.up("crash-loop", broken)
+        small_target.up("crash-loop", release_from_build(broken), broken)
     assert time.monotonic() - started < 60  # well before up()'s own bound
     state = json.loads((small_target.state_root / "crash-loop" / layout.STATE).read_text())
     assert not psutil.pid_exists(state["reconciler_pid"])

@@ -1,4 +1,4 @@
-"""The offline manifest checks (`python -m pipeline.manifests`) pass on the repo and can fail.
+"""The offline manifest checks (`python -m pipeline.gitops.checks`) pass on the repo and can fail.
 
 Rendering, built-in and CRD schema validation, and the Argo CD rules (projects, the root of the
 app of apps, its child Applications) are each shown to report a deliberately broken manifest.
@@ -16,13 +16,13 @@ from typing import Any
 
 import pytest
 
-from pipeline.manifests import argocd, schemas
-from pipeline.manifests.render import REPO_ROOT, RenderError, overlays, render
-from pipeline.targets.kube import argocd as kube_argocd
+from pipeline.gitops import appofapps
+from pipeline.gitops.checks import argocd_rules, schemas
+from pipeline.gitops.render import REPO_ROOT, RenderError, overlays, render
 from tests.conftest import require_program
 
 SHARED_SCHEMAS = REPO_ROOT.parent / "shared" / "schemas"
-SOURCE = kube_argocd.GitSource("https://github.com/example/ml-gitops-pipeline.git", "a" * 40)
+SOURCE = appofapps.GitSource("https://github.com/example/ml-gitops-pipeline.git", "a" * 40)
 IMAGE = "ml-inference=ml-inference:1"
 
 
@@ -47,14 +47,14 @@ def kubernetes_overlay() -> list[dict[str, Any]]:
 def _children(*env_names: str) -> list[dict[str, Any]]:
     """What Argo CD renders from the root with these environments on."""
     require_program("kubectl")
-    root = kube_argocd.root_application(SOURCE, IMAGE)
-    return kube_argocd.render_children(root, [kube_argocd.environment_component(e) for e in env_names])
+    root = appofapps.root_application(SOURCE, IMAGE)
+    return appofapps.render_children(root, [appofapps.environment_component(e) for e in env_names])
 
 
 def _application(env_name: str, rendered: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The child Application of one environment (`rendered`, its overlay, is not needed to build it)."""
     (application,) = [
-        c for c in _children(env_name) if c["metadata"]["name"] == kube_argocd.application_name(env_name)
+        c for c in _children(env_name) if c["metadata"]["name"] == appofapps.application_name(env_name)
     ]
     return application
 
@@ -63,7 +63,7 @@ def test_the_repository_passes_every_check(offline_schemas: Path) -> None:
     require_program("kubectl")
     require_program("promtool")
     result = subprocess.run(
-        [sys.executable, "-m", "pipeline.manifests"],
+        [sys.executable, "-m", "pipeline.gitops.checks"],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -78,8 +78,8 @@ def test_the_repository_passes_every_check(offline_schemas: Path) -> None:
 def test_every_environment_has_an_overlay() -> None:
     names = {path.name for path in overlays()}
     assert {"local", "kubernetes", "demo"} <= names
-    assert kube_argocd.environments() == ["demo", "deploy", "test"]
-    paths = {c["spec"]["source"]["path"] for c in _children(*kube_argocd.environments())}
+    assert appofapps.environments() == ["demo", "deploy", "test"]
+    paths = {c["spec"]["source"]["path"] for c in _children(*appofapps.environments())}
     assert paths == {"observability", "gitops/overlays/kubernetes", "gitops/overlays/demo"}
 
 
@@ -111,8 +111,8 @@ def test_builtin_schema_rejects_an_api_the_pinned_version_does_not_serve() -> No
 
 
 def test_crd_schema_accepts_the_target_applications(offline_schemas: Path, kubernetes_overlay) -> None:
-    objects = [*_children("test", "demo"), kube_argocd.root_application(SOURCE, IMAGE)]
-    assert schemas.validate([*objects, *kube_argocd.projects(SOURCE)]) == []
+    objects = [*_children("test", "demo"), appofapps.root_application(SOURCE, IMAGE)]
+    assert schemas.validate([*objects, *appofapps.projects(SOURCE)]) == []
 
 
 def test_crd_schema_rejects_a_broken_application(offline_schemas: Path, kubernetes_overlay) -> None:
@@ -126,7 +126,7 @@ def test_crd_schema_rejects_a_broken_application(offline_schemas: Path, kubernet
 
 def test_missing_crd_schema_names_the_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(schemas.CRD_SCHEMA_LOCATION_ENV, str(tmp_path))
-    (problem,) = schemas.validate(kube_argocd.projects(SOURCE)[:1])
+    (problem,) = schemas.validate(appofapps.projects(SOURCE)[:1])
     assert schemas.CRD_SCHEMA_LOCATION_ENV in problem and "appproject_v1alpha1.json" in problem
 
 
@@ -141,8 +141,8 @@ def test_schema_location_setting(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_applications_follow_the_sync_rules(kubernetes_overlay: list[dict[str, Any]]) -> None:
     demo = render(REPO_ROOT / "gitops/overlays/demo")
-    assert argocd.check_application(_application("test", kubernetes_overlay), kubernetes_overlay) == []
-    assert argocd.check_application(_application("demo", demo), demo) == []
+    assert argocd_rules.check_application(_application("test", kubernetes_overlay), kubernetes_overlay) == []
+    assert argocd_rules.check_application(_application("demo", demo), demo) == []
     demo_application = _application("demo", demo)
     assert "ignoreDifferences" not in demo_application["spec"]
     assert "RespectIgnoreDifferences=true" not in demo_application["spec"]["syncPolicy"]["syncOptions"]
@@ -185,7 +185,7 @@ def test_application_check_fails(kubernetes_overlay: list[dict[str, Any]], break
     mutate, expected = APPLICATION_BREAKAGES[breakage]
     application = _application("test", kubernetes_overlay)
     mutate(application)
-    problems = argocd.check_application(application, kubernetes_overlay)
+    problems = argocd_rules.check_application(application, kubernetes_overlay)
     assert any(expected in p for p in problems), problems
 
 
@@ -196,36 +196,38 @@ def test_demo_application_must_not_ignore_replicas() -> None:
     application["spec"]["ignoreDifferences"] = [
         {"group": "apps", "kind": "Deployment", "jsonPointers": ["/spec/replicas"]}
     ]
-    assert any("never healed" in p for p in argocd.check_application(application, demo))
+    assert any("never healed" in p for p in argocd_rules.check_application(application, demo))
 
 
 def test_project_passes_and_fails(kubernetes_overlay: list[dict[str, Any]]) -> None:
-    bootstrap, project = kube_argocd.projects(SOURCE)
+    bootstrap, project = appofapps.projects(SOURCE)
     assert project["spec"]["sourceRepos"] == bootstrap["spec"]["sourceRepos"] == [SOURCE.repo_url]
-    assert argocd.check_project(project, kubernetes_overlay) == []
+    assert argocd_rules.check_project(project, kubernetes_overlay) == []
     any_repo = copy.deepcopy(project)
     any_repo["spec"]["sourceRepos"] = ["*"]
-    assert any("exactly this repository" in p for p in argocd.check_project(any_repo, kubernetes_overlay))
+    assert any(
+        "exactly this repository" in p for p in argocd_rules.check_project(any_repo, kubernetes_overlay)
+    )
     any_namespace = copy.deepcopy(project)
     any_namespace["spec"]["destinations"][0]["namespace"] = "*"
-    assert any("named namespaces" in p for p in argocd.check_project(any_namespace, kubernetes_overlay))
+    assert any("named namespaces" in p for p in argocd_rules.check_project(any_namespace, kubernetes_overlay))
     secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "x"}}
-    assert any("Secret/x" in p for p in argocd.check_project(project, [*kubernetes_overlay, secret]))
+    assert any("Secret/x" in p for p in argocd_rules.check_project(project, [*kubernetes_overlay, secret]))
 
 
 def test_the_root_project_may_create_applications_and_nothing_else() -> None:
-    bootstrap, project = kube_argocd.projects(SOURCE)
+    bootstrap, project = appofapps.projects(SOURCE)
     children = _children("test")
-    assert argocd.check_project(bootstrap, children) == []
+    assert argocd_rules.check_project(bootstrap, children) == []
     assert [d["namespace"] for d in bootstrap["spec"]["destinations"]] == ["argocd"]
     assert "argocd" not in [d["namespace"] for d in project["spec"]["destinations"]]
     wider = copy.deepcopy(bootstrap)
     wider["spec"]["namespaceResourceWhitelist"].append({"group": "apps", "kind": "Deployment"})
-    assert any("admin-level" in p for p in argocd.check_project(wider, children))
+    assert any("admin-level" in p for p in argocd_rules.check_project(wider, children))
 
 
 def test_root_carries_the_run_and_its_children_read_it() -> None:
-    root = kube_argocd.root_application(SOURCE, IMAGE)
+    root = appofapps.root_application(SOURCE, IMAGE)
     assert root["spec"]["source"]["repoURL"] == SOURCE.repo_url
     assert root["spec"]["source"]["targetRevision"] == SOURCE.revision
     assert "components" not in root["spec"]["source"]["kustomize"]  # joined per job, never re-applied
@@ -235,38 +237,38 @@ def test_root_carries_the_run_and_its_children_read_it() -> None:
         assert child["spec"]["source"]["repoURL"] == SOURCE.repo_url
         assert child["spec"]["source"]["targetRevision"] == SOURCE.revision
         labels = child["spec"]["syncPolicy"]["managedNamespaceMetadata"]["labels"]  # monitoring too
-        assert labels == argocd.RESTRICTED_NAMESPACE_LABELS
+        assert labels == argocd_rules.RESTRICTED_NAMESPACE_LABELS
         expected = [IMAGE] if child["metadata"]["name"] != "observability" else None
         assert child["spec"]["source"].get("kustomize", {}).get("images") == expected
     assert [c["metadata"]["name"] for c in _children()] == ["observability"]
     with pytest.raises(SystemExit, match="known: demo, deploy, test"):
-        kube_argocd.environment_component("staging")
+        appofapps.environment_component("staging")
 
 
 def test_root_rules_pass_and_fail() -> None:
-    root = kube_argocd.root_application(SOURCE, IMAGE)
+    root = appofapps.root_application(SOURCE, IMAGE)
     children = _children("test", "demo")
-    assert argocd.check_root(root, children, first="observability") == []
+    assert argocd_rules.check_root(root, children, first="observability") == []
     late = copy.deepcopy(children)
     next(c for c in late if c["metadata"]["name"] == "observability")["metadata"]["annotations"][
-        argocd.SYNC_WAVE
+        argocd_rules.SYNC_WAVE
     ] = "1"
-    assert any("earlier wave" in p for p in argocd.check_root(root, late, first="observability"))
+    assert any("earlier wave" in p for p in argocd_rules.check_root(root, late, first="observability"))
     shared_project = copy.deepcopy(root)
     shared_project["spec"]["project"] = "ml-gitops"
     assert any(
-        "project of its own" in p for p in argocd.check_root(shared_project, children, "observability")
+        "project of its own" in p for p in argocd_rules.check_root(shared_project, children, "observability")
     )
     elsewhere = copy.deepcopy(root)
     elsewhere["spec"]["destination"]["namespace"] = "default"
-    assert any("argocd namespace" in p for p in argocd.check_root(elsewhere, children, "observability"))
+    assert any("argocd namespace" in p for p in argocd_rules.check_root(elsewhere, children, "observability"))
     no_heal = copy.deepcopy(root)
     no_heal["spec"]["syncPolicy"]["automated"].pop("selfHeal")
-    assert any("selfHeal" in p for p in argocd.check_root(no_heal, children, "observability"))
+    assert any("selfHeal" in p for p in argocd_rules.check_root(no_heal, children, "observability"))
 
 
 def test_command_line_exits_non_zero_on_a_problem(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
-    from pipeline.manifests import __main__ as cli
+    from pipeline.gitops.checks import __main__ as cli
 
     def broken_run(report):
         report("policy gitops/overlays/demo", ["Deployment/ml-inference: set runAsNonRoot: true"])

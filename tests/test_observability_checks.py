@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.manifests import observability
+from pipeline.gitops.checks import observability
+from pipeline.gitops.checks.observability import exported_metrics, promql
+from pipeline.gitops.checks.observability.layout import EXPORTED_METRICS
 from tests.conftest import require_program
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -199,19 +201,19 @@ def test_metric_names_come_from_the_promql_syntax_tree() -> None:
         'sum by (namespace, job) (rate(a_total{route!~"/metrics|b_total"}[$__rate_interval]))'
         ' / on (job) group_left (instance) {__name__="c"} or absent(up) * 0'
     )
-    assert observability.metric_names(expr) == {"a_total", "c", "up"}
-    assert observability.metric_names('{__name__=~"ml_.*"}') == {None}
+    assert promql.metric_names(expr) == {"a_total", "c", "up"}
+    assert promql.metric_names('{__name__=~"ml_.*"}') == {None}
     with pytest.raises(ValueError):
-        observability.metric_names("sum(rate(a_total[5m])")
+        promql.metric_names("sum(rate(a_total[5m])")
 
 
 def test_the_exported_metrics_snapshot_matches_the_real_service() -> None:
     """Regenerate-then-compare: the snapshot is what the service built by its factory exports."""
-    scraped = observability.exported_series_names(observability.scrape_service())
-    committed = (REPO_ROOT / observability.EXPORTED_METRICS).read_text()
-    assert observability.render_exported_snapshot(scraped) == committed, (
+    scraped = observability.exported_series_names(exported_metrics.scrape_service())
+    committed = (REPO_ROOT / EXPORTED_METRICS).read_text()
+    assert exported_metrics.render_exported_snapshot(scraped) == committed, (
         "the service's metrics changed; regenerate the snapshot: "
-        "python -m pipeline.manifests.observability --update-exported-metrics"
+        "python -m pipeline.gitops.checks.observability --update-exported-metrics"
     )
     assert {"ml_inference_requests_total", "ml_inference_request_duration_seconds_bucket"} <= scraped
 

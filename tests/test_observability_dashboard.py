@@ -9,8 +9,10 @@ from urllib.parse import urlparse
 
 import yaml
 
-from pipeline.manifests import observability
-from pipeline.manifests.render import render
+from pipeline.gitops.checks import observability
+from pipeline.gitops.checks.observability.alerts import rules
+from pipeline.gitops.checks.observability.promql import metric_names
+from pipeline.gitops.render import render
 from tests.conftest import require_program
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -26,18 +28,14 @@ def _queries() -> list[str]:
 
 def _recorded_names() -> dict[str, set[str | None]]:
     """Each recording rule and the metric names its expression reads."""
-    return {
-        rule["record"]: observability.metric_names(rule["expr"])
-        for _, rule in observability.rules(REPO_ROOT)
-        if "record" in rule
-    }
+    return {rule["record"]: metric_names(rule["expr"]) for _, rule in rules(REPO_ROOT) if "record" in rule}
 
 
 def test_every_metric_the_service_exports_is_on_the_dashboard() -> None:
     recorded = _recorded_names()
     shown: set[str | None] = set()
     for expr in _queries():
-        for name in observability.metric_names(expr):
+        for name in metric_names(expr):
             shown |= recorded.get(name, {name})
     families = {
         re.sub(r"_(bucket|count|sum|total)$", "", name)

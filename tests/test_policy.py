@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from pipeline.manifests import policy
-from pipeline.manifests.render import overlays, render
+from pipeline.gitops.checks import policy
+from pipeline.gitops.render import overlays, render
 from tests.conftest import require_program
 
 Manifests = list[dict[str, Any]]

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.targets.local import OVERLAY
-from pipeline.targets.local.desired import DesiredStateError, desired_state, render
+from pipeline.gitops.render import RenderError, render_text
+from pipeline.targets.local.desired import DesiredStateError, desired_state
+from pipeline.targets.local.target import OVERLAY
 
 MODEL_DIR = Path("/models/iris")
 
@@ -47,7 +48,7 @@ def container(**changes: object) -> dict:
 @pytest.fixture(scope="module")
 def git():
     """The repo's own local overlay, rendered as Argo CD would."""
-    return desired_state(render(OVERLAY), model_dir=MODEL_DIR, shared_port=41000)
+    return desired_state(render_text(OVERLAY), model_dir=MODEL_DIR, shared_port=41000)
 
 
 def test_the_local_overlay_maps_onto_replica_processes(git) -> None:
@@ -124,5 +125,5 @@ def test_what_cannot_run_locally_is_refused_clearly(manifest: str, message: str)
 
 def test_a_broken_overlay_is_reported_with_kustomizes_message(tmp_path: Path) -> None:
     (tmp_path / "kustomization.yaml").write_text("resources: [missing.yaml]\n")
-    with pytest.raises(DesiredStateError, match=r"missing\.yaml"):
-        render(tmp_path)
+    with pytest.raises(RenderError, match=r"missing\.yaml"):
+        render_text(tmp_path)

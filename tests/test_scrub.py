@@ -1,6 +1,6 @@
 """The shared secret rules: credential-looking text and values under secret keys are masked, the rest kept.
 
-Kubernetes-specific rules are tested in test_scrubber.py, the report's use in test_report.py.
+Kubernetes-specific rules are tested in test_kube_redact.py, the report's use in test_report.py.
 """
 
 from __future__ import annotations

@@ -16,8 +16,8 @@ from typing import Any
 
 import httpx
 
+from pipeline.release import ControllerStatus, Drift, Environment
 from pipeline.samples import predict_body
-from pipeline.targets import Drift, Environment, Status
 
 POLL_SECONDS = 0.1
 #: How long the controller may take to heal one drift before the demo calls it failed.
@@ -72,14 +72,14 @@ class DriftResult:
         }
 
 
-def _status(env: Environment) -> Status | None:
+def _status(env: Environment) -> ControllerStatus | None:
     try:
         return env.status()
     except Exception:  # a status read racing a rewrite is retried on the next poll
         return None
 
 
-def wait_converged(env: Environment, timeout: float) -> Status | None:
+def wait_converged(env: Environment, timeout: float) -> ControllerStatus | None:
     """Poll until Synced and Healthy; the last status seen when that never happened, else None."""
     deadline = time.monotonic() + timeout
     status = _status(env)

@@ -19,7 +19,9 @@ from pipeline.artifacts import job_dir, write_json_atomic, write_outputs
 from pipeline.checks.drift import HEAL_TIMEOUT_SECONDS, Clock, run_drift, verify_git_state
 from pipeline.checks.steady_load import SteadyLoad
 from pipeline.context import RunContext
-from pipeline.targets import Environment, bring_up, get_target, print_plan, release
+from pipeline.jobs._environment import BringUpFailed, environment, plan, release_from_build
+from pipeline.release import Environment
+from pipeline.targets import get_target
 
 JOB = "demo"
 #: Requests per second of the background load: light, so it measures availability, not capacity.
@@ -104,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     context = RunContext.from_env()
     out = job_dir(JOB, context)
     if context.dry_run:
-        print_plan(JOB, context)
+        print(plan(JOB, context), end="")
         print(
             f"demo (dry run): bring up environment 'demo' on target {context.target}; under a "
             f"{args.load_rate:g} req/s load, cause each of its drifts and wait up to {args.heal_timeout:g} s "
@@ -112,16 +114,14 @@ def main(argv: list[str] | None = None) -> int:
             "the live state is Git's."
         )
         return 0
-    env = bring_up(JOB, get_target(context.target), JOB, context)
-    if env is None:
-        return 1
     try:
-        passed = run_demo(env, context.target, out, args.heal_timeout, args.load_rate)
-    finally:
-        try:
-            env.save_state(out)
-        finally:
-            release(JOB, env, context)
+        with environment(JOB, get_target(context.target), JOB, release_from_build(context), context) as env:
+            try:
+                passed = run_demo(env, context.target, out, args.heal_timeout, args.load_rate)
+            finally:
+                env.save_state(out)
+    except BringUpFailed:
+        return 1
     print(f"demo: {'passed' if passed else 'FAILED'}; artifacts in {out}")
     return 0 if passed else 1
 

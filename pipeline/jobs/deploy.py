@@ -14,7 +14,8 @@ import sys
 
 from pipeline.artifacts import job_dir, write_outputs
 from pipeline.context import RunContext
-from pipeline.targets import bring_up, get_target, print_plan, release
+from pipeline.jobs._environment import BringUpFailed, environment, plan, release_from_build
+from pipeline.targets import get_target
 
 JOB = "deploy"
 ENVIRONMENT = "deploy"
@@ -24,37 +25,41 @@ def main() -> int:
     context = RunContext.from_env()
     out = job_dir(JOB, context)
     if context.dry_run:
-        print_plan(ENVIRONMENT, context)
+        print(plan(ENVIRONMENT, context), end="")
         print(
             f"deploy (dry run): bring up '{ENVIRONMENT}' on target {context.target} from gitops/, "
             f"wait until Synced and Healthy, save its state into {out}"
             + ("" if context.keep else ", then stop it")
         )
         return 0
-    env = bring_up(JOB, get_target(context.target), ENVIRONMENT, context)
-    if env is None:
-        return 1
     try:
-        env.save_state(out)
-        status = env.status()
-        write_outputs(
-            JOB,
-            {
-                "endpoint": env.endpoint,
-                "environment": env.name,
-                "prometheus_url": env.prometheus_url or "",
-                "sync": status.sync,
-                "health": status.health,
-                "replicas": str(len(env.replica_urls())),
-            },
-            context,
-        )
-        print(f"deploy: {env.name} is {status.sync} and {status.health} at {env.endpoint}; state in {out}")
-    except Exception as error:
-        print(f"deploy: saving the state of '{env.name}' failed: {error}", file=sys.stderr)
+        with environment(
+            JOB, get_target(context.target), ENVIRONMENT, release_from_build(context), context
+        ) as env:
+            try:
+                env.save_state(out)
+                status = env.status()
+                write_outputs(
+                    JOB,
+                    {
+                        "endpoint": env.endpoint,
+                        "environment": env.name,
+                        "prometheus_url": env.prometheus_url or "",
+                        "sync": status.sync,
+                        "health": status.health,
+                        "replicas": str(len(env.replica_urls())),
+                    },
+                    context,
+                )
+                print(
+                    f"deploy: {env.name} is {status.sync} and {status.health} at {env.endpoint}; "
+                    f"state in {out}"
+                )
+            except Exception as error:
+                print(f"deploy: saving the state of '{env.name}' failed: {error}", file=sys.stderr)
+                return 1
+    except BringUpFailed:
         return 1
-    finally:
-        release(JOB, env, context)
     return 0
 
 

@@ -22,7 +22,9 @@ from pipeline.checks import metrics
 from pipeline.checks.api import run_api_suite
 from pipeline.checks.load import DEFAULT_THRESHOLDS, LoadSettings, Thresholds, locust_command, run_load
 from pipeline.context import RunContext
-from pipeline.targets import Environment, bring_up, get_target, print_plan, release
+from pipeline.jobs._environment import BringUpFailed, environment, plan, release_from_build
+from pipeline.release import Environment
+from pipeline.targets import get_target
 
 JOB = "test"
 Result = TypeVar("Result")
@@ -129,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     context = RunContext.from_env()
     out = job_dir(JOB, context)
     if context.dry_run:
-        print_plan(JOB, context)
+        print(plan(JOB, context), end="")
         print(
             f"test (dry run): bring up environment 'test' on target {context.target}; against its endpoint:"
         )
@@ -138,13 +140,11 @@ def main(argv: list[str] | None = None) -> int:
         print("  metrics verification via Prometheus' HTTP API (or each replica's /metrics directly)")
         print(f"  pass/fail thresholds: {thresholds}")
         return 0
-    env = bring_up(JOB, get_target(context.target), JOB, context)
-    if env is None:
-        return 1
     try:
-        passed = run_checks(env, settings, thresholds, out)
-    finally:
-        release(JOB, env, context)
+        with environment(JOB, get_target(context.target), JOB, release_from_build(context), context) as env:
+            passed = run_checks(env, settings, thresholds, out)
+    except BringUpFailed:
+        return 1
     print(f"test: {'passed' if passed else 'FAILED'}; artifacts in {out}")
     return 0 if passed else 1
 

@@ -22,7 +22,7 @@ SCAN_FILE = "scan.json"
 RAW_DIR = "raw"
 
 SEVERITIES = ("low", "medium", "high", "critical")
-Status = Literal["passed", "failed", "skipped"]
+Verdict = Literal["passed", "failed", "skipped"]
 
 
 class ScanError(Exception):
@@ -48,7 +48,7 @@ class Part:
     name: str
     title: str
     fail_at: str
-    status: Status
+    status: Verdict
     reason: str = ""
     findings: list[Finding] = field(default_factory=list)
     #: Raw tool outputs, relative to the scan's folder.

@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from pipeline.context import DEMO_MODES, TARGETS
+from pipeline.gitops import versions
 from pipeline.graph import JOBS, JOBS_BY_NAME, WORK, Job, upstream, with_report
-from pipeline.targets.kube import versions
 from pipeline.workflow import GRYPE_VERSION, WORKFLOW_PATH, main, render
 from tests.conftest import require_program
 

@@ -1,6 +1,6 @@
 """`python -m pipeline.targets.kube {kind,minikube} [ENVIRONMENT]`: print the plan, run nothing.
 
-The same plan `up()` executes (PIPELINE_DRY_RUN=1): every command and every object applied, in
+The same plan `up()` executes: every command and every object applied, in
 order, then the child Applications Argo CD will render and what the job does afterwards. It
 reads the build's outputs from PIPELINE_ARTIFACTS_DIR (default artifacts/) when there are any.
 """
@@ -11,7 +11,9 @@ import argparse
 import dataclasses
 
 from pipeline.context import RunContext
-from pipeline.targets.kube import argocd, make_target
+from pipeline.gitops import appofapps
+from pipeline.jobs._environment import release_from_build
+from pipeline.targets.kube import make_target
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,10 +22,10 @@ def main(argv: list[str] | None = None) -> int:
         description="Print what kind/minikube would do for one environment; run nothing.",
     )
     parser.add_argument("target", choices=("kind", "minikube"))
-    parser.add_argument("environment", nargs="?", default="deploy", choices=argocd.environments())
+    parser.add_argument("environment", nargs="?", default="deploy", choices=appofapps.environments())
     args = parser.parse_args(argv)
     context = dataclasses.replace(RunContext.from_env(), target=args.target, dry_run=True)
-    make_target(args.target).up(args.environment, context)  # a dry run: prints the plan, runs nothing
+    print(make_target(args.target).plan(args.environment, release_from_build(context), context), end="")
     return 0
 
 

@@ -10,15 +10,15 @@ import json
 import subprocess
 from dataclasses import dataclass
 
-from pipeline.targets.kube import plan
-from pipeline.targets.kube.plan import Call, Command, Query
-from pipeline.targets.kube.versions import (
+from pipeline.gitops.versions import (
     KIND_NODE_IMAGE,
     KIND_VERSION,
     KUBERNETES_VERSION,
     METRICS_SERVER_URL,
     MINIKUBE_VERSION,
 )
+from pipeline.targets.kube import plan
+from pipeline.targets.kube.plan import Call, Command, Query
 
 #: The one cluster (kind) or profile (minikube) this project creates and `invoke down` deletes.
 CLUSTER_NAME = "ml-gitops"
@@ -59,7 +59,7 @@ class Cluster:
             if found != self.pinned_version:
                 raise SystemExit(
                     f"{self.tool} {found} found, but this pipeline is pinned to {self.pinned_version} "
-                    "(pipeline/targets/kube/versions.py); install that release"
+                    "(pipeline/gitops/versions.py); install that release"
                 )
 
         return Call(f"check that `{' '.join(argv)}` reports the pinned {self.pinned_version}", check)

@@ -2,7 +2,7 @@
 
 Reads status from the Application (the GitOps controller's own view), reaches the service and
 Prometheus through `kubectl port-forward`, causes the demo's drifts with kubectl, and saves the
-environment's state through the secret scrubber.
+environment's state through `redact`.
 """
 
 from __future__ import annotations
@@ -20,13 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.artifacts import write_json_atomic
-from pipeline.manifests.render import to_yaml
-from pipeline.targets import Drift, Status, summarize_prometheus_targets
+from pipeline.gitops.appofapps import ARGOCD_NAMESPACE, ROOT_APPLICATION, environment_component
+from pipeline.gitops.render import to_yaml
+from pipeline.release import ControllerStatus, Drift
+from pipeline.targets import summarize_prometheus_targets
 from pipeline.targets.kube.api import ARGOCD_API_VERSION, ARGOCD_GROUP, core_v1, custom_objects
-from pipeline.targets.kube.argocd import ARGOCD_NAMESPACE, ROOT_APPLICATION, environment_component
 from pipeline.targets.kube.plan import Call, Command, StepFailed, execute
+from pipeline.targets.kube.redact import redact
 from pipeline.targets.kube.root import set_component
-from pipeline.targets.kube.scrubber import scrub
 
 SERVICE = "ml-inference"
 SERVICE_PORT = 80
@@ -41,11 +42,11 @@ STATE_KINDS = (
 )
 
 
-def application_status(application: dict[str, Any] | None) -> Status:
+def application_status(application: dict[str, Any] | None) -> ControllerStatus:
     if not application:
-        return Status(sync="OutOfSync", health="Missing")
+        return ControllerStatus(sync="OutOfSync", health="Missing")
     status = application.get("status", {})
-    return Status(
+    return ControllerStatus(
         sync=status.get("sync", {}).get("status", "OutOfSync"),
         health=status.get("health", {}).get("status", "Missing"),
     )
@@ -168,7 +169,7 @@ class KubeEnvironment:
                 )
         return urls
 
-    def status(self) -> Status:
+    def status(self) -> ControllerStatus:
         return application_status(self._application())
 
     def drifts(self) -> list[Drift]:
@@ -180,8 +181,8 @@ class KubeEnvironment:
     def save_state(self, directory: Path) -> None:
         """Desired and live resources, the Applications (status and history), events and pods, scrubbed."""
         directory.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(directory / "status.json", scrub(self.status_summary()))
-        (directory / "manifests.yaml").write_text(to_yaml(scrub(self.desired)))
+        write_json_atomic(directory / "status.json", redact(self.status_summary()))
+        (directory / "manifests.yaml").write_text(to_yaml(redact(self.desired)))
         collected = {
             "application.json": lambda: self._application(),
             # The app of apps: which environments this cluster holds, and its sync history.
@@ -195,9 +196,9 @@ class KubeEnvironment:
         }
         for filename, collect in collected.items():
             try:
-                write_json_atomic(directory / filename, scrub(collect()))
+                write_json_atomic(directory / filename, redact(collect()))
             except StepFailed as error:
-                write_json_atomic(directory / filename, {"error": scrub(str(error))})
+                write_json_atomic(directory / filename, {"error": redact(str(error))})
         events = []
         for namespace in (self.namespace, ARGOCD_NAMESPACE):
             try:
@@ -206,7 +207,7 @@ class KubeEnvironment:
                 events.append({"error": str(error)})
         with open(directory / "events.jsonl", "w") as handle:
             for event in events:
-                handle.write(json.dumps(scrub(event), sort_keys=True, default=str) + "\n")
+                handle.write(json.dumps(redact(event), sort_keys=True, default=str) + "\n")
 
     def status_summary(self) -> dict[str, Any]:
         """status.json (the report's deploy state): Argo CD's view of the Application and its pods.

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from pipeline.manifests.render import Manifest, to_yaml
+from pipeline.gitops.render import Manifest, to_yaml
 
 
 class StepFailed(RuntimeError):

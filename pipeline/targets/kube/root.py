@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pipeline.gitops.appofapps import ARGOCD_NAMESPACE, ROOT_APPLICATION
 from pipeline.targets.kube.api import ARGOCD_API_VERSION, ARGOCD_GROUP
-from pipeline.targets.kube.argocd import ARGOCD_NAMESPACE, ROOT_APPLICATION
 
 CONFLICT = 409
 ATTEMPTS = 10

@@ -6,9 +6,9 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from pipeline.targets import Status
+from pipeline.gitops.appofapps import ARGOCD_NAMESPACE
+from pipeline.release import ControllerStatus
 from pipeline.targets.kube.api import ARGOCD_API_VERSION, ARGOCD_GROUP, custom_objects
-from pipeline.targets.kube.argocd import ARGOCD_NAMESPACE
 from pipeline.targets.kube.environment import application_status
 
 #: Given a server-side timeout in seconds, the watch events of one Application until it expires.
@@ -22,7 +22,7 @@ def _converged(application: dict[str, Any], revision: str | None) -> bool:
 
 def watch_until_converged(
     events: EventStream, name: str, *, revision: str | None, timeout_seconds: int
-) -> Status:
+) -> ControllerStatus:
     """Follow `events` (re-opened when the server ends a watch) until converged, or fail naming the state."""
     deadline = time.monotonic() + timeout_seconds
     last: dict[str, Any] = {}
@@ -43,7 +43,9 @@ def watch_until_converged(
     )
 
 
-def wait_for_application(context: str, name: str, *, revision: str | None, timeout_seconds: int) -> Status:
+def wait_for_application(
+    context: str, name: str, *, revision: str | None, timeout_seconds: int
+) -> ControllerStatus:
     """Watch Application `name` through the Kubernetes API (kubernetes client watch)."""
     api = custom_objects(context)
     from kubernetes import watch

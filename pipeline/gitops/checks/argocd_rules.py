@@ -7,7 +7,7 @@ the root's source with every environment switched on, so what is checked is what
 
 from __future__ import annotations
 
-from pipeline.manifests.render import Manifest, name_of
+from pipeline.gitops.render import Manifest, name_of
 
 RESOURCES_FINALIZER = "resources-finalizer.argocd.argoproj.io"
 SYNC_WAVE = "argocd.argoproj.io/sync-wave"

@@ -1,10 +1,10 @@
-"""`python -m pipeline.manifests`: run every offline manifest check; exit 1 on any problem."""
+"""`python -m pipeline.gitops.checks`: run every offline manifest check; exit 1 on any problem."""
 
 from __future__ import annotations
 
 import sys
 
-from pipeline.manifests import run
+from pipeline.gitops.checks.suite import run
 
 
 def _report(name: str, problems: list[str]) -> None:

@@ -1,7 +1,8 @@
 """Every version the Kubernetes path depends on, pinned in this one place.
 
-Bumping one is a one-line change here; the kind/minikube plans, the Argo CD install and the
-offline schema validation (`python -m pipeline.manifests`) all read these constants.
+Bumping one is a one-line change here; the kind/minikube plans, the Argo CD install, the
+offline schema validation (`python -m pipeline.gitops.checks`) and the generated workflow
+all read these constants.
 
 - Argo CD v3.6.2: the current release of the newest supported minor (Argo CD supports its three
   newest minors; 2.x is end of life). Installed from its versioned manifest as its docs say.

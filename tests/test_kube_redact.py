@@ -1,4 +1,4 @@
-"""No secret survives the cluster-state scrubber, and what is not secret does.
+"""No secret survives the cluster-state redaction (kube/redact.py), and what is not secret does.
 
 Secrets are planted where a real cluster keeps them (Secret data, the Argo CD initial admin
 secret, kubeconfig credentials, env vars, annotations, event messages, Application conditions),
@@ -15,7 +15,7 @@ import pytest
 
 from pipeline.scrub import MASK
 from pipeline.targets.kube.environment import KubeEnvironment
-from pipeline.targets.kube.scrubber import scrub
+from pipeline.targets.kube.redact import redact
 
 PLANTED = {
     "admin_password": "Zm9vYmFyYWRtaW5wYXNzd29yZA==",
@@ -109,21 +109,21 @@ def _assert_clean(text: str) -> None:
     "planted", [ADMIN_SECRET, KUBECONFIG, DEPLOYMENT, EVENT, APPLICATION], ids=lambda o: o["kind"]
 )
 def test_no_planted_secret_survives(planted: dict[str, Any]) -> None:
-    _assert_clean(json.dumps(scrub(planted)))
+    _assert_clean(json.dumps(redact(planted)))
 
 
 def test_what_is_not_secret_is_kept() -> None:
-    deployment = scrub(DEPLOYMENT)
+    deployment = redact(DEPLOYMENT)
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     assert deployment["spec"]["replicas"] == 2
     assert container["image"] == "ml-inference:0.1.0"
     assert container["env"][0] == {"name": "ML_INFERENCE_LOG_LEVEL", "value": "info"}
     assert container["env"][1] == {"name": "DB_PASSWORD", "value": MASK}
     assert container["env"][2]["valueFrom"]["secretKeyRef"] == {"name": "git", "key": "pat"}
-    secret = scrub(ADMIN_SECRET)
+    secret = redact(ADMIN_SECRET)
     assert secret["metadata"]["name"] == "argocd-initial-admin-secret"
     assert secret["data"] == {"password": MASK}
-    assert scrub(APPLICATION)["status"]["health"] == {"status": "Healthy"}
+    assert redact(APPLICATION)["status"]["health"] == {"status": "Healthy"}
 
 
 def test_save_state_writes_nothing_secret(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,4 +1,4 @@
-"""Remove every secret from what the cluster-state artifact saves.
+"""Redact Kubernetes objects before the cluster-state artifact saves them.
 
 Applied to every object, event and status before it is written. The shared rules in pipeline.scrub
 mask credentials under secret keys and in text (kubeconfig tokens and keys, bearer strings, PEM
@@ -17,7 +17,7 @@ DROPPED_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
 SECRET_DATA_FIELDS = ("data", "stringData")
 
 
-def scrub(value: Any) -> Any:
+def redact(value: Any) -> Any:
     """A copy of `value` (objects, lists, kubeconfigs, events, text) with every secret masked."""
     return mask(value, _kubernetes_rules)
 

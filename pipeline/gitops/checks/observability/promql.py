@@ -1,0 +1,112 @@
+"""Every metric a rule or dashboard query names (parsed as PromQL) is one that exists."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import promql_parser
+from prometheus_client.parser import text_string_to_metric_families
+
+from pipeline.gitops.checks.observability.alerts import rules
+from pipeline.gitops.checks.observability.layout import DASHBOARDS, EXPORTED_METRICS
+
+#: Series Prometheus writes itself for every target and alert; no exporter provides them.
+PROMETHEUS_SERIES = frozenset(
+    {
+        "up",
+        "scrape_duration_seconds",
+        "scrape_samples_scraped",
+        "scrape_samples_post_metric_relabeling",
+        "scrape_series_added",
+        "ALERTS",
+        "ALERTS_FOR_STATE",
+    }
+)
+#: Grafana's interval variables, replaced by a duration so the query parses as PromQL.
+GRAFANA_INTERVALS = re.compile(r"\$\{?__(rate_interval|interval|range)\}?")
+
+
+def exported_series_names(metrics_text: str) -> set[str]:
+    """Every series name a /metrics text lets PromQL select, declared families included."""
+    suffixes = {
+        "counter": ("_total",),
+        "histogram": ("_bucket", "_count", "_sum"),
+        "gaugehistogram": ("_bucket", "_gcount", "_gsum"),
+        "summary": ("", "_count", "_sum"),
+        "info": ("_info",),
+    }
+    names = set()
+    for family in text_string_to_metric_families(metrics_text):
+        names.update(family.name + suffix for suffix in suffixes.get(family.type, ("",)))
+        names.update(sample.name for sample in family.samples)
+    return names
+
+
+def _selected_names(node: Any) -> Iterator[str | None]:
+    """Metric names a PromQL AST selects; None for a selector whose name cannot be known."""
+    if isinstance(node, promql_parser.VectorSelector):
+        if node.name:
+            yield node.name
+            return
+        names = [
+            m.value
+            for m in node.matchers.matchers
+            if m.name == "__name__" and m.op == promql_parser.MatchOp.Equal
+        ]
+        yield from names or [None]
+    elif isinstance(node, promql_parser.MatrixSelector):
+        yield from _selected_names(node.vector_selector)
+    elif isinstance(node, promql_parser.Call):
+        for arg in node.args:
+            yield from _selected_names(arg)
+    elif isinstance(node, promql_parser.BinaryExpr):
+        yield from _selected_names(node.lhs)
+        yield from _selected_names(node.rhs)
+    elif isinstance(node, promql_parser.AggregateExpr):
+        yield from _selected_names(node.expr)
+        if node.param is not None:
+            yield from _selected_names(node.param)
+    elif isinstance(node, promql_parser.UnaryExpr | promql_parser.ParenExpr | promql_parser.SubqueryExpr):
+        yield from _selected_names(node.expr)
+
+
+def metric_names(expr: str) -> set[str | None]:
+    """Names selected by `expr` (Grafana interval variables allowed); raises ValueError if invalid."""
+    return set(_selected_names(promql_parser.parse(GRAFANA_INTERVALS.sub("5m", expr))))
+
+
+def _queries(repo_root: Path) -> Iterator[tuple[str, str]]:
+    """(where, PromQL) for every rule and every dashboard panel query."""
+    for path, rule in rules(repo_root):
+        kind = "alert" if "alert" in rule else "record"
+        yield f"{path}: {kind} {rule[kind]}", rule["expr"]
+    for path in sorted((repo_root / DASHBOARDS).glob("*.json")):
+        dashboard = json.loads(path.read_text())
+        for panel in dashboard.get("panels", []):
+            for target in panel.get("targets", []):
+                if "expr" in target:
+                    yield f"{path.relative_to(repo_root)}: panel {panel.get('title')!r}", target["expr"]
+
+
+def check_metric_names(repo_root: Path, exported: set[str]) -> list[str]:
+    recorded = {rule["record"] for _, rule in rules(repo_root) if "record" in rule}
+    known = exported | recorded | PROMETHEUS_SERIES
+    problems = []
+    for where, expr in _queries(repo_root):
+        try:
+            names = metric_names(str(expr))
+        except ValueError as error:
+            problems.append(f"{where}: invalid PromQL ({error}): {expr}")
+            continue
+        if None in names:
+            problems.append(f"{where}: select metrics by exact name so they can be checked: {expr}")
+        for name in sorted(n for n in names - known if n is not None):
+            problems.append(
+                f"{where}: metric {name} is not exported by the service, recorded by a rule, or "
+                f"written by Prometheus; use a name from {EXPORTED_METRICS}"
+            )
+    return problems

@@ -1,0 +1,118 @@
+"""The repository and commit Argo CD reads: the `origin` remote, or a snapshot of this checkout.
+
+GitOps means the cluster deploys what Git holds, so by default Argo CD reads `origin` at the
+current commit, which must be pushed. PIPELINE_GIT_SOURCE=in-cluster instead snapshots the
+working tree (uncommitted and untracked files included, ignored ones not) into a commit and a bare
+repository, which the Kubernetes target serves from a pod in the cluster
+(`pipeline.targets.kube.git_server`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.gitops.render import REPO_ROOT
+
+#: Where Argo CD reads Git: `origin` (the pushed commit) or `in-cluster` (this working tree, served inside).
+GIT_SOURCE_ENV = "PIPELINE_GIT_SOURCE"
+GIT_SOURCES = ("origin", "in-cluster")
+
+
+@dataclass(frozen=True)
+class GitSource:
+    """Where Argo CD reads this repository from."""
+
+    repo_url: str
+    revision: str
+
+
+def git(*args: str, env: dict[str, str] | None = None) -> str:
+    result = subprocess.run(
+        ["git", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, **(env or {})},
+        timeout=120,
+    )
+    if result.returncode != 0:
+        raise SystemExit(f"git {' '.join(args)} failed: {result.stderr.strip()}")
+    return result.stdout.strip()
+
+
+def https_url(remote: str) -> str:
+    """An https URL Argo CD can clone without credentials (public repositories)."""
+    match = re.fullmatch(r"(?:ssh://)?git@([^:/]+)[:/](.+?)(?:\.git)?/?", remote)
+    return f"https://{match.group(1)}/{match.group(2)}.git" if match else remote
+
+
+def origin_source(*, dry_run: bool) -> tuple[GitSource, list[str]]:
+    """`origin` at HEAD, with notes for the user; refuses an unpushed commit unless dry-running."""
+    commit = git("rev-parse", "HEAD")
+    notes = []
+    remotes = git("remote").split()
+    if "origin" not in remotes:
+        message = (
+            f"this checkout has no `origin` remote for Argo CD; add one, or set {GIT_SOURCE_ENV}=in-cluster"
+        )
+        if not dry_run:
+            raise SystemExit(message)
+        return GitSource("https://git.invalid/no-origin-remote.git", commit), [message]
+    url = https_url(git("remote", "get-url", "origin"))
+    if git("status", "--porcelain"):
+        notes.append("the working tree has uncommitted changes: Argo CD deploys the commit, not them")
+    if not git("branch", "-r", "--contains", commit):
+        message = (
+            f"commit {commit[:12]} is not pushed to origin ({url}): Argo CD reads Git, so `git push` first, "
+            f"or set {GIT_SOURCE_ENV}=in-cluster to serve this checkout from inside the cluster"
+        )
+        if not dry_run:
+            raise SystemExit(message)
+        notes.append(message)
+    return GitSource(url, commit), notes
+
+
+def snapshot_commit() -> str:
+    """A commit of the working tree as it is, made through a temporary index (refs and index untouched)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        index = {"GIT_INDEX_FILE": str(Path(scratch) / "index")}
+        git("add", "--all", ".", env=index)
+        tree = git("write-tree", env=index)
+    return git(
+        "commit-tree",
+        tree,
+        "-p",
+        "HEAD",
+        "-m",
+        "ml-gitops pipeline snapshot of the working tree",
+        env={
+            "GIT_AUTHOR_NAME": "ml-gitops",
+            "GIT_AUTHOR_EMAIL": "pipeline@ml-gitops.invalid",
+            "GIT_COMMITTER_NAME": "ml-gitops",
+            "GIT_COMMITTER_EMAIL": "pipeline@ml-gitops.invalid",
+        },
+    )
+
+
+def bare_repository(commit: str, directory: Path) -> Path:
+    """`directory`/repo.git holding `commit` as branch main, servable by any static file server."""
+    bare = directory / "repo.git"
+    git("init", "--quiet", "--bare", "--initial-branch=main", str(bare))
+    git("push", "--quiet", str(bare), f"{commit}:refs/heads/main")
+    git("--git-dir", str(bare), "repack", "-a", "-d", "-q")
+    # The index files git's dumb HTTP protocol reads (info/refs, objects/info/packs).
+    git("--git-dir", str(bare), "update-server-info")
+    return bare
+
+
+def git_source_mode() -> str:
+    mode = os.environ.get(GIT_SOURCE_ENV, "origin")
+    if mode not in GIT_SOURCES:
+        raise SystemExit(f"{GIT_SOURCE_ENV}={mode!r} is not one of {', '.join(GIT_SOURCES)}")
+    return mode

