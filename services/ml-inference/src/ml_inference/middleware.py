@@ -41,7 +41,7 @@ class RequestRecorder:
         self.too_large_body = error_body(
             f"The request body is larger than {max_body_bytes} bytes (ML_INFERENCE_MAX_BODY_BYTES).", "$"
         )
-        self.access_log = AccessLog()
+        self.access_log = AccessLog(dropped=metrics.access_log_dropped)
         # Children of labelled metrics, looked up once: `.labels()` costs more than the increment.
         self._durations: dict[str, Any] = {}
         self._counts: dict[tuple[str, str, int], Any] = {}
