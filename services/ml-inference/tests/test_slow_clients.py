@@ -157,3 +157,27 @@ def test_connections_beyond_the_cap_get_a_503_and_the_others_are_served(model_di
         assert (
             httpx.post(f"{service.url}/predict", json={"features": [5.1, 3.5, 1.4, 0.2]}).status_code == 200
         )
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_a_request_cut_by_the_read_timeout_is_counted_as_408_not_as_an_error(
+    model_dir: Path, path: str
+) -> None:
+    with ServiceProcess(model_dir, body_timeout_seconds=1) as service:
+        with socket.create_connection(("127.0.0.1", service.port)) as sock:
+            sock.sendall(
+                f"POST {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n".encode()
+                + b"Content-Length: 1000\r\n\r\n{"
+            )
+            assert _read_until_closed(sock, timeout=5).startswith(b"HTTP/1.1 408")
+        metrics = httpx.get(f"{service.url}/metrics").text
+        route = path.replace("sklearn-iris", "{model_name}")
+        counted = [
+            line
+            for line in metrics.splitlines()
+            if line.startswith("ml_inference_requests_total")
+            and f'route="{route}"' in line
+            and " 0.0" not in line
+        ]
+        assert len(counted) == 1 and 'status="408"' in counted[0], counted
+        assert not [line for line in service.lines if line.get("level") == "error"]
