@@ -66,19 +66,19 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self._discard(data)
             return
         super().data_received(data)
-        if self.in_request and self._read_timer is None and not self.transport.is_closing():
-            self._read_timer = self.loop.call_later(self.read_timeout, self._read_timed_out)
-
-    def on_message_begin(self) -> None:
-        super().on_message_begin()
-        self.in_request = True
-
-    def on_message_complete(self) -> None:
-        super().on_message_complete()
-        self.in_request = False
-        if self._read_timer is not None:
-            self._read_timer.cancel()
-            self._read_timer = None
+        # A request completes only here, so this test keeps `in_request` exact. No parser callback
+        # is overridden: each would cost every request a Python call.
+        cycle = self.cycle
+        if cycle is not None and cycle.scope is self.scope and not cycle.more_body:
+            if self.in_request:
+                self.in_request = False
+                if self._read_timer is not None:
+                    self._read_timer.cancel()
+                    self._read_timer = None
+        else:  # headers (self.scope is a newer request's) or body still to come
+            self.in_request = True
+            if self._read_timer is None and not self.transport.is_closing():
+                self._read_timer = self.loop.call_later(self.read_timeout, self._read_timed_out)
 
     @property
     def serving(self) -> bool:
