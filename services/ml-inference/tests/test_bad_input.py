@@ -342,7 +342,9 @@ def _not_ready_reason(model_dir: Path) -> str:
                 break
             time.sleep(0.01)
         assert client.post("/predict", json={"features": GOOD}).status_code == 503
-        return reason
+        assert reason == "model failed to load; the service's log says why"
+        # What the log line says: file paths and digests stay out of HTTP answers.
+        return client.app.state.service.load_error  # type: ignore[attr-defined]
 
 
 def test_a_model_that_does_not_match_its_card_is_never_served(model_dir: Path, tmp_path: Path) -> None:

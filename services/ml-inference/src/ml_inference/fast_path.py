@@ -21,16 +21,20 @@ import msgspec
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
-from ml_inference.errors import INTERNAL_ERROR, error_body
+from ml_inference.errors import CLIENT_CLOSED, INTERNAL_ERROR, error_body
 from ml_inference.guards import ready_predictor, require_json
-from ml_inference.middleware import CONNECTION_CLOSE, REQUEST_ID_HEADER, BodyTooLarge, RequestRecorder
+from ml_inference.middleware import (
+    CONNECTION_CLOSE,
+    CUT_STATUS,
+    REQUEST_ID_HEADER,
+    BodyTooLarge,
+    RequestRecorder,
+)
 from ml_inference.payloads import ApiError
 from ml_inference.routers.predict import Answer
 
 logger = logging.getLogger(__name__)
 JSON_CONTENT_TYPE = (b"content-type", b"application/json")
-#: Recorded when the client went away before its body arrived (nginx's "client closed request").
-CLIENT_CLOSED = 499
 _INTERNAL_ERROR_BODY = error_body(INTERNAL_ERROR, None)
 
 
@@ -87,7 +91,7 @@ class HotPath:
             await send({"type": "http.response.start", "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": body})
         except ClientDisconnected:
-            pass
+            status = scope.get(CUT_STATUS, CLIENT_CLOSED)
         finally:
             service.in_flight -= 1
             recorder.record(scope, route, status, perf_counter() - started, request_id)

@@ -9,10 +9,14 @@ import time
 from typing import Any
 
 import msgspec
+from prometheus_client import Counter
 
 ACCESS_LOGGER = "ml_inference.access"
 #: Short enough that formatting a batch never stalls requests for long (~1 500 lines at 15 000 req/s).
 FLUSH_SECONDS = 0.1
+#: Lines kept for one flush at most (~10 MB); beyond, lines are dropped and counted. Only a loop
+#: stalled for seconds at full load gets near it, since every flush empties the list.
+MAX_PENDING_LINES = 50_000
 _STANDARD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "color_message"}
 _encode = msgspec.json.Encoder().encode
 _second_cache: list[Any] = [None, ""]
@@ -69,9 +73,10 @@ class AccessLog:
     configuration (the access logger at INFO).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, dropped: Counter) -> None:
         self._logger = logging.getLogger(ACCESS_LOGGER)
         self._pending: list[tuple[float, bytes, str, str, str, int, float, Any]] = []
+        self._dropped = dropped
 
     @property
     def enabled(self) -> bool:
@@ -84,7 +89,18 @@ class AccessLog:
         self._pending.append((time.time(), request_id, method, path, route, status, seconds, client))
 
     def flush(self) -> None:
+        """Write what is pending; if stdout refuses (EPIPE, EAGAIN...), drop those lines and count them."""
         pending, self._pending = self._pending, []
+        if len(pending) > MAX_PENDING_LINES:
+            self._dropped.inc(len(pending) - MAX_PENDING_LINES)
+            del pending[MAX_PENDING_LINES:]
+        try:
+            self._write(pending)
+        except (OSError, ValueError):  # ValueError: stdout was closed
+            # Whatever part of the batch did not reach stdout is lost; the next batch tries again.
+            self._dropped.inc(len(pending))
+
+    def _write(self, pending: list[tuple[float, bytes, str, str, str, int, float, Any]]) -> None:
         if pending:
             lines = [
                 _encode(

@@ -73,6 +73,11 @@ class Metrics:
             ("model_name", "model_version"),
             registry=self.registry,
         )
+        self.access_log_dropped = Counter(
+            f"{PREFIX}_access_log_lines_dropped",
+            "Access log lines lost because stdout refused a write (EPIPE, EAGAIN) or too many were pending.",
+            registry=self.registry,
+        )
         self.model_ready = Gauge(
             f"{PREFIX}_model_ready",
             "1 when the model is loaded and the process is not draining.",

@@ -27,6 +27,9 @@ _VALID_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:\-]{1,128}")
 UNMATCHED_ROUTE = "unmatched"
 #: The rest of a refused body is never read, so its connection cannot carry another request.
 CONNECTION_CLOSE = (b"connection", b"close")
+#: Scope key: the status the server answered in the application's place when it cut a request that
+#: was still arriving (408 read timeout, 503 shutdown; see protocol.py). Recorded instead of 499.
+CUT_STATUS = "ml_inference.cut_status"
 
 
 class BodyTooLarge(Exception):
@@ -41,7 +44,7 @@ class RequestRecorder:
         self.too_large_body = error_body(
             f"The request body is larger than {max_body_bytes} bytes (ML_INFERENCE_MAX_BODY_BYTES).", "$"
         )
-        self.access_log = AccessLog()
+        self.access_log = AccessLog(dropped=metrics.access_log_dropped)
         # Children of labelled metrics, looked up once: `.labels()` costs more than the increment.
         self._durations: dict[str, Any] = {}
         self._counts: dict[tuple[str, str, int], Any] = {}
@@ -125,6 +128,7 @@ class RequestObserver:
             await self._refuse_body(observed_send)
         finally:
             service.in_flight -= 1
+            status = scope.get(CUT_STATUS, status)
             route = getattr(scope.get("route"), "path", UNMATCHED_ROUTE)
             recorder.record(scope, route, status, perf_counter() - started, request_id)
 

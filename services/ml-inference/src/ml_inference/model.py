@@ -89,6 +89,21 @@ class IrisModel:
         self.input_name = self._session.get_inputs()[0].name
         self._probabilities_output = [self._session.get_outputs()[1].name]
         self.class_names = list(self.card.class_names)
+        self._check_class_names(model_dir)
+
+    def _check_class_names(self, model_dir: Path) -> None:
+        """Refuse a card whose class names do not label the model's probability columns one to one.
+
+        One probe row answers it whatever the graph declares (a symbolic dimension says nothing);
+        served anyway, every answer would fail on the missing or extra name.
+        """
+        probe = np.zeros((1, N_FEATURES), dtype=np.float32)
+        classes = self.predict_proba(probe).shape[1]
+        if classes != len(self.class_names):
+            raise ModelLoadError(
+                f"{model_dir / CARD_FILE} lists {len(self.class_names)} class names but "
+                f"{model_dir / MODEL_FILE} outputs {classes} classes: retrain, or fix the card's class_names"
+            )
 
     @property
     def name(self) -> str:

@@ -4,11 +4,21 @@ The shared port is bound at start (so a clash shows at once) but listened on onl
 is loaded: the kernel balances connections over the sockets that listen, so a replica that is
 still loading gets none of them instead of answering its share with 503.
 
-Drain, in order: /ready turns 503 and the shared listener closes at once (the kernel sends new
-connections to the other replicas); for a short settle time and until nothing is in flight the
-process keeps answering, with `Connection: close` so keep-alive clients move away; then uvicorn
-stops listening and waits for what is left, within what remains of the drain timeout; exit 0.
-A second signal exits at once.
+Connections are guarded by protocol.py (read timeout with 408, lingering close after a 413) and
+capped at `max_connections` (uvicorn answers 503 beyond it); idle keep-alive connections close
+after `keep_alive_timeout_seconds`.
+
+Drain, in order, from SIGTERM:
+  1. /ready turns 503 and the shared listener closes at once (the kernel sends new connections to
+     the other replicas);
+  2. settle: for `settle_seconds` the process keeps listening and answering, with
+     `Connection: close` so keep-alive clients move away, while load balancers (kube-proxy, the
+     endpoints controller) stop sending it traffic;
+  3. drain: it keeps answering until no whole request is being served, or `drain_timeout_seconds`
+     have passed; a request still arriving is not waited for;
+  4. uvicorn stops listening; requests still arriving get a 503 and their connections close;
+     what is still being served gets what is left of the drain timeout; exit 0.
+So the process exits at most settle + drain seconds after SIGTERM. A second signal exits at once.
 """
 
 from __future__ import annotations
@@ -23,20 +33,27 @@ from types import FrameType
 import uvicorn
 
 from ml_inference.app import create_app
+from ml_inference.protocol import guarded_protocol
 from ml_inference.settings import Settings
 from ml_inference.state import ServiceState
 
 logger = logging.getLogger(__name__)
-#: How long a draining process keeps answering at least, so readiness probes can see the 503.
-SETTLE_SECONDS = 0.5
 POLL_SECONDS = 0.05
 BACKLOG = 2048
 
 
 class DrainingServer(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, service: ServiceState, shared: socket.socket | None) -> None:
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        service: ServiceState,
+        shared: socket.socket | None,
+        *,
+        settle_seconds: float,
+    ) -> None:
         super().__init__(config)
         self.service = service
+        self.settle_seconds = settle_seconds
         self.shared = shared
         self._drain: asyncio.Task[None] | None = None
         self._joining: asyncio.Task[None] | None = None
@@ -76,7 +93,8 @@ class DrainingServer(uvicorn.Server):
         self._drain = self._loop.create_task(self._drain_then_exit(signal.Signals(sig).name))
 
     async def _drain_then_exit(self, signal_name: str) -> None:
-        deadline = time.monotonic() + self.config.timeout_graceful_shutdown
+        settle_until = time.monotonic() + self.settle_seconds
+        deadline = settle_until + self.config.timeout_graceful_shutdown
         self.service.draining = True
         if self._joining is not None:
             # Never close the shared socket under a listener that is being opened: let it finish (or
@@ -84,11 +102,14 @@ class DrainingServer(uvicorn.Server):
             await asyncio.wait([self._joining])
         self._close_shared_listener()
         logger.info("draining", extra={"signal": signal_name, "in_flight": self.service.in_flight})
-        settle_until = time.monotonic() + min(SETTLE_SECONDS, self.config.timeout_graceful_shutdown / 4)
-        while time.monotonic() < deadline and (time.monotonic() < settle_until or self.service.in_flight):
+        while time.monotonic() < settle_until or (time.monotonic() < deadline and self._serving()):
             await asyncio.sleep(POLL_SECONDS)
         self.config.timeout_graceful_shutdown = max(deadline - time.monotonic(), POLL_SECONDS)
         self.should_exit = True
+
+    def _serving(self) -> bool:
+        """Whether any connection has a whole request being answered (one still arriving does not count)."""
+        return any(getattr(connection, "serving", True) for connection in self.server_state.connections)
 
     def _close_shared_listener(self) -> None:
         if self.shared is None:
@@ -122,13 +143,16 @@ def serve(settings: Settings) -> None:
     config = uvicorn.Config(
         app,
         loop="uvloop",
-        http="httptools",
         lifespan="on",
         access_log=False,
         log_config=None,
         server_header=False,
         backlog=BACKLOG,
         timeout_graceful_shutdown=settings.drain_timeout_seconds,
+        http=guarded_protocol(settings.body_timeout_seconds),
+        timeout_keep_alive=settings.keep_alive_timeout_seconds,  # type: ignore[arg-type]
+        # uvicorn refuses once connections >= the limit, the new one counted.
+        limit_concurrency=settings.max_connections + 1,
     )
     logger.info(
         "listening",
@@ -139,4 +163,6 @@ def serve(settings: Settings) -> None:
             "model_dir": str(settings.model_dir),
         },
     )
-    DrainingServer(config, app.state.service, shared).run(sockets=sockets)
+    DrainingServer(config, app.state.service, shared, settle_seconds=settings.settle_seconds).run(
+        sockets=sockets
+    )

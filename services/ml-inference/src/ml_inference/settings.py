@@ -26,7 +26,32 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     #: Lowest level logged (`critical` … `debug`); access lines are `info`.
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
-    #: After SIGTERM, how long in-flight requests get to finish before the process exits.
-    drain_timeout_seconds: float = Field(default=10.0, gt=0)
+    settle_seconds: float = Field(
+        default=0.5,
+        ge=0,
+        description="After SIGTERM, how long the process keeps listening and answering (while /ready "
+        "says 503), so that load balancers still routing to it are answered rather than refused.",
+    )
+    drain_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="After the settle time, how long requests being served get to finish before the "
+        "process exits; it exits at most SETTLE_SECONDS + DRAIN_TIMEOUT_SECONDS after SIGTERM.",
+    )
+    body_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="A request's headers and body must arrive within this many seconds of its first "
+        "byte; else it is answered 408 and its connection closes.",
+    )
+    keep_alive_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="An idle keep-alive connection is closed after this many seconds."
+    )
+    max_connections: int = Field(
+        default=256,
+        ge=1,
+        description="Open connections served at once; a request on any connection beyond them gets a 503. "
+        "Each may hold up to MAX_BODY_BYTES of body while it arrives.",
+    )
     #: Also listen on 127.0.0.1:SHARED_PORT with SO_REUSEPORT, so replicas share one endpoint.
     shared_port: int | None = Field(default=None, ge=1, le=65535)

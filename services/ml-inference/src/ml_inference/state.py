@@ -27,5 +27,6 @@ class ServiceState:
         if self.draining:
             return "draining: the process is shutting down"
         if self.load_error is not None:
-            return f"model failed to load: {self.load_error}"
+            # The error names files and digests: that is for the log, not for any HTTP client.
+            return "model failed to load; the service's log says why"
         return "model is loading"

@@ -1,0 +1,192 @@
+"""uvicorn's httptools protocol, with what a public server needs against slow and oversized requests.
+
+- **Read timeout.** From a request's first byte, its headers and body must arrive within
+  `body_timeout_seconds`, else the client gets a 408 and the connection closes. The timer is armed
+  only when a request is still incomplete after the data at hand was parsed, so a request that
+  arrives in one piece (nearly every /predict) costs no timer.
+- **Lingering close.** When the answer closes the connection while the request is still arriving
+  (a 413 refuses a body before it is read), closing at once would make the kernel reset the
+  connection, and a client that writes its whole body before it reads (Python's urllib...) would
+  see the reset instead of the 413. So, as nginx does, the write side is shut after the answer,
+  and what the client still sends is read and thrown away, for at most LINGER_SECONDS in all,
+  LINGER_IDLE_SECONDS without data, or LINGER_MAX_BYTES, before the connection closes.
+- **Shutdown.** A request still arriving when the server shuts down gets a 503 and its connection
+  closes at once: a drain waits for requests that are being served, never for a body that may
+  never come (`serving` tells them apart).
+
+The application learns that its request was cut (its `receive` says disconnect) from the status
+stored under CUT_STATUS in its scope, so that metrics and the access log count a 408 or a 503.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from ml_inference.errors import error_body
+from ml_inference.middleware import CUT_STATUS
+
+LINGER_SECONDS = 5.0
+LINGER_IDLE_SECONDS = 1.0
+LINGER_MAX_BYTES = 32 * 1024 * 1024
+SHUTTING_DOWN = "The server shut down before the request arrived whole; send it again."
+
+
+class GuardedHttpProtocol(HttpToolsProtocol):
+    """One connection. `read_timeout` is set by `guarded_protocol` from the settings."""
+
+    read_timeout: float = 10.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: Between a request's first byte and its last: more of it is still to be read.
+        self.in_request = False
+        self._read_timer: asyncio.TimerHandle | None = None
+        self._socket: asyncio.Transport | None = None
+        self._lingering = False
+        self._linger_bytes = 0
+        self._linger_started = self._last_data = 0.0
+        self._linger_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._socket = transport
+        # Every close, the request cycles' included, goes through close_connection.
+        self.transport = _LingeringTransport(self, transport)  # type: ignore[assignment]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_timers()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._lingering:
+            self._discard(data)
+            return
+        super().data_received(data)
+        # A request completes only here, so this test keeps `in_request` exact. No parser callback
+        # is overridden: each would cost every request a Python call.
+        cycle = self.cycle
+        if cycle is not None and cycle.scope is self.scope and not cycle.more_body:
+            if self.in_request:
+                self.in_request = False
+                if self._read_timer is not None:
+                    self._read_timer.cancel()
+                    self._read_timer = None
+        else:  # headers (self.scope is a newer request's) or body still to come
+            self.in_request = True
+            if self._read_timer is None and not self.transport.is_closing():
+                self._read_timer = self.loop.call_later(self.read_timeout, self._read_timed_out)
+
+    @property
+    def serving(self) -> bool:
+        """A whole request is being answered (as opposed to idle, or a request still arriving)."""
+        cycle = self.cycle
+        return cycle is not None and not cycle.more_body and not cycle.response_complete
+
+    def shutdown(self) -> None:
+        if self._lingering:
+            self._close_now()
+        elif self.in_request and not self.serving:
+            self._cut(503, SHUTTING_DOWN, linger=False)
+        else:
+            super().shutdown()
+
+    def close_connection(self) -> None:
+        """Close; but linger first if the request is still arriving, so the client reads the answer."""
+        if self.in_request and not self._lingering and not self._socket.is_closing():  # type: ignore[union-attr]
+            self._linger()
+        else:
+            self._close_now()
+
+    def _read_timed_out(self) -> None:
+        self._read_timer = None
+        if self.in_request and not self._lingering and not self.transport.is_closing():
+            message = (
+                f"The request did not arrive whole within {self.read_timeout:g} s "
+                "(ML_INFERENCE_BODY_TIMEOUT_SECONDS)."
+            )
+            self._cut(408, message, linger=True)
+
+    def _cut(self, status: int, message: str, *, linger: bool) -> None:
+        """Answer `status` in place of the application, for a request that has not arrived whole."""
+        cycle = self.cycle
+        if cycle is not None and cycle.scope is self.scope:
+            # The application already has this request and waits for its body.
+            if cycle.response_started:
+                return  # it has answered (a 413, say), and its close lingers
+            cycle.scope[CUT_STATUS] = status  # type: ignore[literal-required]
+            cycle.disconnected = True
+            cycle.message_event.set()
+        body = error_body(message, None)
+        self._socket.write(  # type: ignore[union-attr]
+            STATUS_LINE[status]
+            + b"content-type: application/json\r\nconnection: close\r\n"
+            + b"content-length: %d\r\n\r\n" % len(body)
+            + body
+        )
+        if linger:
+            self._linger()
+        else:
+            self._close_now()
+
+    def _linger(self) -> None:
+        socket_transport = self._socket
+        assert socket_transport is not None
+        self._lingering = True
+        if self._read_timer is not None:
+            self._read_timer.cancel()
+            self._read_timer = None
+        try:
+            socket_transport.write_eof()  # the answer is flushed first, then FIN
+        except (NotImplementedError, OSError, RuntimeError):
+            self._close_now()
+            return
+        self.flow.resume_reading()
+        self._linger_started = self._last_data = time.monotonic()
+        self._linger_timer = self.loop.call_later(LINGER_IDLE_SECONDS, self._linger_check)
+
+    def _discard(self, data: bytes) -> None:
+        self._linger_bytes += len(data)
+        self._last_data = time.monotonic()
+        if self._linger_bytes > LINGER_MAX_BYTES:
+            self._close_now()
+
+    def _linger_check(self) -> None:
+        now = time.monotonic()
+        ends = min(self._linger_started + LINGER_SECONDS, self._last_data + LINGER_IDLE_SECONDS)
+        if now >= ends:
+            self._close_now()
+        else:
+            self._linger_timer = self.loop.call_later(ends - now, self._linger_check)
+
+    def _close_now(self) -> None:
+        self._cancel_timers()
+        self._socket.close()  # type: ignore[union-attr]
+
+    def _cancel_timers(self) -> None:
+        for timer in (self._read_timer, self._linger_timer):
+            if timer is not None:
+                timer.cancel()
+        self._read_timer = self._linger_timer = None
+
+
+class _LingeringTransport:
+    """The connection's transport as uvicorn's code sees it; only `close` differs.
+
+    The other methods are the transport's own bound methods, so writes cost nothing extra.
+    """
+
+    def __init__(self, protocol: GuardedHttpProtocol, transport: asyncio.Transport) -> None:
+        self.write = transport.write
+        self.is_closing = transport.is_closing
+        self.get_extra_info = transport.get_extra_info
+        self.set_protocol = transport.set_protocol
+        self.close = protocol.close_connection
+
+
+def guarded_protocol(read_timeout: float) -> type[GuardedHttpProtocol]:
+    """The protocol class for uvicorn.Config(http=...), with this read timeout."""
+    return type("GuardedHttpProtocol", (GuardedHttpProtocol,), {"read_timeout": read_timeout})

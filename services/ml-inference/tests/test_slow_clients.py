@@ -1,0 +1,183 @@
+"""Clients that send too much, too slowly or too many connections: each gets an answer, never a hang.
+
+Real processes on real sockets: what is tested is what the kernel and the HTTP server do.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from .processes import ServiceProcess
+
+#: A few MB, well above the 1 MiB default body limit: what urllib used to get a reset for.
+BIG_BODY = b"[" + b"0," * 2_200_000 + b"0]"
+CHUNK = 64 * 1024
+ANSWER_TIMEOUT_SECONDS = 10.0
+PATHS = ("/predict/batch", "/v2/models/sklearn-iris/infer")
+
+
+@pytest.fixture(scope="module")
+def service(model_dir: Path) -> Iterator[ServiceProcess]:
+    with ServiceProcess(model_dir) as running:
+        yield running
+
+
+def _chunks() -> Iterator[bytes]:
+    for start in range(0, len(BIG_BODY), CHUNK):
+        yield BIG_BODY[start : start + CHUNK]
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_urllib_gets_the_413_for_a_body_of_a_few_mb(
+    service: ServiceProcess, path: str, chunked: bool
+) -> None:
+    request = urllib.request.Request(
+        service.url + path,
+        data=_chunks() if chunked else BIG_BODY,
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=ANSWER_TIMEOUT_SECONDS)
+    assert refused.value.code == 413
+    assert b"ML_INFERENCE_MAX_BODY_BYTES" in refused.value.read()
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_httpx_gets_the_413_for_a_body_of_a_few_mb(service: ServiceProcess, chunked: bool) -> None:
+    response = httpx.post(
+        service.url + PATHS[0],
+        content=_chunks() if chunked else BIG_BODY,
+        headers={"Content-Type": "application/json"},
+        timeout=ANSWER_TIMEOUT_SECONDS,
+    )
+    assert response.status_code == 413
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_curl_gets_the_413_for_a_body_of_a_few_mb(
+    service: ServiceProcess, chunked: bool, tmp_path: Path
+) -> None:
+    body = tmp_path / "body.json"
+    body.write_bytes(BIG_BODY)
+    command = ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Content-Type: application/json"]
+    if chunked:
+        command += ["-H", "Transfer-Encoding: chunked"]
+    result = subprocess.run(
+        [
+            *command,
+            "--max-time",
+            str(ANSWER_TIMEOUT_SECONDS),
+            "--data-binary",
+            f"@{body}",
+            service.url + PATHS[0],
+        ],
+        capture_output=True,
+        text=True,
+        timeout=ANSWER_TIMEOUT_SECONDS + 5,
+    )
+    assert result.stdout == "413", result.stderr
+
+
+def _read_until_closed(sock: socket.socket, timeout: float) -> bytes:
+    sock.settimeout(timeout)
+    received = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return received
+        received += chunk
+    raise AssertionError(f"the connection stayed open: {received[:200]!r}")
+
+
+def test_a_body_that_stops_arriving_gets_a_408(model_dir: Path) -> None:
+    with ServiceProcess(model_dir, body_timeout_seconds=1) as service:
+        with socket.create_connection(("127.0.0.1", service.port)) as sock:
+            sock.sendall(
+                b"POST /predict/batch HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 1000\r\n\r\n" + b'{"instances": ['
+            )
+            answer = _read_until_closed(sock, timeout=5)
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+        assert b"ML_INFERENCE_BODY_TIMEOUT_SECONDS" in answer
+        assert (
+            httpx.post(f"{service.url}/predict", json={"features": [5.1, 3.5, 1.4, 0.2]}).status_code == 200
+        )
+
+
+def test_headers_that_stop_arriving_get_a_408(model_dir: Path) -> None:
+    with ServiceProcess(model_dir, body_timeout_seconds=1) as service:
+        with socket.create_connection(("127.0.0.1", service.port)) as sock:
+            sock.sendall(b"POST /predict/batch HTTP/1.1\r\nHost: test\r\nContent-Ty")
+            answer = _read_until_closed(sock, timeout=5)
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+
+
+def test_an_idle_keep_alive_connection_is_closed_after_the_keep_alive_timeout(model_dir: Path) -> None:
+    with ServiceProcess(model_dir, keep_alive_timeout_seconds=1) as service:
+        with socket.create_connection(("127.0.0.1", service.port)) as sock:
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: test\r\n\r\n")
+            answer = _read_until_closed_after_answer(sock)
+        assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+
+
+def _read_until_closed_after_answer(sock: socket.socket) -> bytes:
+    """The answer, then the server's close within a little more than the 1 s keep-alive timeout."""
+    started = time.monotonic()
+    answer = _read_until_closed(sock, timeout=3)
+    assert time.monotonic() - started >= 0.8, "closed before the keep-alive timeout"
+    return answer
+
+
+def test_connections_beyond_the_cap_get_a_503_and_the_others_are_served(model_dir: Path) -> None:
+    cap = 20
+    with ServiceProcess(model_dir, max_connections=cap) as service:
+        held = [socket.create_connection(("127.0.0.1", service.port)) for _ in range(cap)]
+        try:
+            time.sleep(0.2)  # the server has accepted them all
+            refused = httpx.post(f"{service.url}/predict", json={"features": [5.1, 3.5, 1.4, 0.2]})
+            assert refused.status_code == 503
+        finally:
+            for sock in held:
+                sock.close()
+        time.sleep(0.2)
+        assert (
+            httpx.post(f"{service.url}/predict", json={"features": [5.1, 3.5, 1.4, 0.2]}).status_code == 200
+        )
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_a_request_cut_by_the_read_timeout_is_counted_as_408_not_as_an_error(
+    model_dir: Path, path: str
+) -> None:
+    with ServiceProcess(model_dir, body_timeout_seconds=1) as service:
+        with socket.create_connection(("127.0.0.1", service.port)) as sock:
+            sock.sendall(
+                f"POST {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n".encode()
+                + b"Content-Length: 1000\r\n\r\n{"
+            )
+            assert _read_until_closed(sock, timeout=5).startswith(b"HTTP/1.1 408")
+        metrics = httpx.get(f"{service.url}/metrics").text
+        route = path.replace("sklearn-iris", "{model_name}")
+        counted = [
+            line
+            for line in metrics.splitlines()
+            if line.startswith("ml_inference_requests_total")
+            and f'route="{route}"' in line
+            and " 0.0" not in line
+        ]
+        assert len(counted) == 1 and 'status="408"' in counted[0], counted
+        assert not [line for line in service.lines if line.get("level") == "error"]
