@@ -60,8 +60,24 @@ def write_outputs(job: str, outputs: dict[str, str], context: RunContext | None 
                 handle.write(f"{key}={value}\n")
 
 
+#: The job's `needs` context as JSON, set by the GitHub workflow (`${{ toJSON(needs) }}`): the workflow
+#: job outputs of its direct needs, which win over the artifact copy (`image-tag` is read as image_tag).
+NEEDS_VARIABLE = "PIPELINE_NEEDS"
+
+
 def read_outputs(job: str, context: RunContext | None = None) -> dict[str, str]:
-    """The outputs `job` published, or {} when it did not run here."""
+    """The outputs `job` published, or {} when it did not run here.
+
+    In GitHub Actions a direct need's workflow outputs come through `needs.<job>.outputs`; the copy
+    in the job's artifact folder serves local runs and the outputs the workflow does not expose.
+    """
     context = context or RunContext.from_env()
     artifact = JOBS_BY_NAME[job].artifact
-    return read_json(context.artifacts_dir / str(artifact) / OUTPUTS_FILE) or {}
+    outputs = read_json(context.artifacts_dir / str(artifact) / OUTPUTS_FILE) or {}
+    try:
+        needs = json.loads(os.environ.get(NEEDS_VARIABLE) or "{}")
+    except ValueError:
+        needs = {}
+    published = (needs.get(job) or {}).get("outputs") or {}
+    outputs.update({name.replace("-", "_"): value for name, value in published.items() if value})
+    return outputs

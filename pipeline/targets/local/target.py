@@ -24,7 +24,7 @@ from pipeline.artifacts import read_json, write_json_atomic
 from pipeline.context import RunContext
 from pipeline.ports import free_port
 from pipeline.release import Release
-from pipeline.targets.local import layout
+from pipeline.targets.local import layout, prometheus_release
 from pipeline.timestamps import utc_now
 
 if TYPE_CHECKING:
@@ -130,22 +130,20 @@ class LocalTarget:
         return (
             f"local/{env_name}: start a reconciler that runs {self.overlay} "
             f"as replica processes serving {release.model_dir}, behind one endpoint on 127.0.0.1"
-            f"{', with Prometheus' if shutil.which('prometheus') else ''}\n"
+            f", with Prometheus{'' if shutil.which('prometheus') else ' if its pinned release can be had'}\n"
         )
 
     def _prometheus(self, env_name: str) -> dict | None:
         """Where Prometheus will listen and read its config from, or None (said in one line)."""
-        program = shutil.which("prometheus")
         config = self.prometheus_config_dir / layout.PROMETHEUS_CONFIG
-        if program is None:
-            print(
-                f"local/{env_name}: prometheus not found on PATH; running without it "
-                "(metrics are then scraped from the replicas directly; `apt-get install prometheus` adds it)",
-                flush=True,
-            )
-            return None
         if not config.is_file():
             print(f"local/{env_name}: {config} is missing; running without Prometheus", flush=True)
+            return None
+        # Not on PATH: the pinned release from the user cache, fetched and verified first if need be.
+        program = prometheus_release.find_prometheus(
+            lambda line: print(f"local/{env_name}: {line}", flush=True)
+        )
+        if program is None:
             return None
         port = free_port()
         return {
