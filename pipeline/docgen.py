@@ -84,6 +84,12 @@ def _value(node: ast.AST | None, module: Module, index: dict[str, Module]) -> ob
         if isinstance(node, ast.Name) and module.imports.get(name) in index:
             return _value(ast.Name(id=name), index[module.imports[name]], index)
         return UNSET
+    if isinstance(node, ast.JoinedStr):  # an f-string of constants, e.g. a URL with a pinned version
+        parts = [
+            _value(part.value, module, index) if isinstance(part, ast.FormattedValue) else part.value
+            for part in node.values
+        ]
+        return UNSET if UNSET in parts else "".join(map(str, parts))
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "Field":
         default = next(
             (k.value for k in node.keywords if k.arg == "default"), node.args[0] if node.args else None
