@@ -12,7 +12,8 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 have() { command -v "$1" >/dev/null 2>&1; }
 
 packages=(debootstrap debian-archive-keyring docker-registry prometheus wrk ca-certificates)
-have docker || packages+=(docker.io)
+# The engine, not the CLI: a machine may have only the docker client (CI's has), which cannot run tests.
+have dockerd || packages+=(docker.io)
 # Debian calls it chromium. Ubuntu has none outside snap, but GitHub's runners ship Google Chrome,
 # which speaks the same flags: the tests and the report then find it under Debian's name.
 if ! have chromium; then
