@@ -242,12 +242,14 @@ def test_a_failed_bring_up_saves_the_scrubbed_state(pushed: Path, monkeypatch: p
 
 def test_kind_maps_each_environments_node_port_to_loopback(pushed: Path) -> None:
     plan = _plan("kind", "test", pushed)
-    config = yaml.safe_load(plan.split("# kind cluster config:\n", 1)[1].split("\n[", 1)[0].split("\n$ ")[0])
+    block = plan.split("$ kind create cluster", 1)[1].split("\n\n", 1)[0]
+    config = yaml.safe_load(block.split("\n", 1)[1])
     mappings = config["nodes"][0]["extraPortMappings"]
     assert {m["containerPort"] for m in mappings} == set(kube.NODE_PORTS.values())
     assert all(m["listenAddress"] == "127.0.0.1" and 1024 < m["hostPort"] < 65536 for m in mappings)
     assert "kind create cluster --name ml-gitops" in plan and "--config -" in plan
-    assert f"nodePort: {kube.NODE_PORTS['test']}" in plan and "type: NodePort" in plan
+    assert "/spec/ports/0/nodePort" in plan and f"value: {kube.NODE_PORTS['test']}" in plan
+    assert "value: NodePort" in plan
     assert re.search(rf"load path: http://127\.0\.0\.1:\d+ \(NodePort {kube.NODE_PORTS['test']}", plan)
     assert "port-forward --address 127.0.0.1 -n ml-inference-test service/ml-inference" not in plan
 

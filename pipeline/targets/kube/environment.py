@@ -184,7 +184,9 @@ class KubeEnvironment:
     def connect(self) -> None:
         """Find the service's NodePort URL (the load's path), open Prometheus' port-forward, watch status."""
         if self.endpoint_argv:
-            result = subprocess.run(self.endpoint_argv, capture_output=True, text=True, timeout=60, check=False)
+            result = subprocess.run(
+                self.endpoint_argv, capture_output=True, text=True, timeout=60, check=False
+            )
             if result.returncode != 0 or not result.stdout.strip():
                 raise StepFailed(f"{' '.join(self.endpoint_argv)}: {result.stderr.strip() or 'no output'}")
             self.endpoint = _url(result.stdout.strip().splitlines()[0])
@@ -350,7 +352,9 @@ class KubeEnvironment:
         if self._watch is not None:
             self._watch.stop()
         if ephemeral_runner():
-            print(f"{self.name}: no teardown on an ephemeral runner (GITHUB_ACTIONS): the cluster goes with it")
+            print(
+                f"{self.name}: no teardown on an ephemeral runner (GITHUB_ACTIONS): the cluster goes with it"
+            )
             return
         component = environment_component(self.name)
         execute(

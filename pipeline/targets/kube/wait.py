@@ -14,7 +14,13 @@ from typing import Any
 
 from pipeline.gitops.appofapps import ARGOCD_NAMESPACE, ROOT_APPLICATION
 from pipeline.release import ControllerStatus
-from pipeline.targets.kube.api import ARGOCD_API_VERSION, ARGOCD_GROUP, application_events, core_v1, custom_objects
+from pipeline.targets.kube.api import (
+    ARGOCD_API_VERSION,
+    ARGOCD_GROUP,
+    application_events,
+    core_v1,
+    custom_objects,
+)
 from pipeline.targets.kube.environment import application_status
 
 #: Given a server-side timeout in seconds, the watch events of one Application until it expires.
@@ -89,7 +95,9 @@ def watch_until_converged(
                 shown = status
             if _converged(last, revision):
                 return status
-            fatal = [c for c in last.get("status", {}).get("conditions", []) if c.get("type") in FATAL_CONDITIONS]
+            fatal = [
+                c for c in last.get("status", {}).get("conditions", []) if c.get("type") in FATAL_CONDITIONS
+            ]
             if fatal:
                 raise fail(f"{fatal[0]['type']} will not fix itself")
             now = time.monotonic()
