@@ -7,6 +7,7 @@ environment's state through `redact`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -105,10 +106,8 @@ class StatusWatch:
                 self._stopped.wait(1)
 
     def status(self) -> ControllerStatus:
-        try:
+        with contextlib.suppress(queue.Empty):
             self._last = self._changes.get(timeout=0.05 if self._last else self.FIRST_EVENT_SECONDS)
-        except queue.Empty:
-            pass
         return self._last or ControllerStatus(sync="OutOfSync", health="Missing")
 
 

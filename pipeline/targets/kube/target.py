@@ -375,8 +375,9 @@ def plan_environment(tool: str, env_name: str, release: Release, *, planning: bo
             if m["containerPort"] == NODE_PORTS[env_name]
         )
         notes.append(
-            f"load path: http://127.0.0.1:{port} (NodePort {NODE_PORTS[env_name]} via kind extraPortMappings on "
-            f"127.0.0.1, a port free when the cluster is created; read back with `{' '.join(endpoint_argv)}`)"
+            f"load path: http://127.0.0.1:{port} (NodePort {NODE_PORTS[env_name]} via kind "
+            "extraPortMappings on 127.0.0.1, a port free when the cluster is created; read back with "
+            f"`{' '.join(endpoint_argv)}`)"
         )
     else:
         notes.append(
