@@ -35,6 +35,15 @@ class Job:
     uses_image: bool = False
     #: Days GitHub keeps the job's artifact: results a week or two, the report longest.
     retention_days: int = 14
+    #: The budget on kind/minikube (None: timeout_minutes): a cold cluster (~10 min of pulls and
+    #: rollouts) plus two Application waits of up to 10 min each (pipeline/targets/kube).
+    kube_timeout_minutes: float | None = None
+
+    def timeout_for(self, target: str) -> float:
+        """This job's budget on `target`."""
+        if target in ("kind", "minikube") and self.kube_timeout_minutes is not None:
+            return self.kube_timeout_minutes
+        return self.timeout_minutes
 
     @property
     def session(self) -> str:
@@ -106,14 +115,29 @@ WORK: tuple[Job, ...] = (
         artifact="build-output",
         permissions=(("packages: write", "push the verified image to GHCR (pipeline/build/registry.py)"),),
     ),
-    Job("deploy", needs=("build", "unit"), timeout_minutes=15, artifact="cluster-state", uses_target=True),
+    Job(
+        "deploy",
+        needs=("build", "unit"),
+        timeout_minutes=15,
+        kube_timeout_minutes=35,
+        artifact="cluster-state",
+        uses_target=True,
+    ),
     # Beside deploy: a finding at or above pipeline/scan/policy.toml's thresholds fails the pipeline.
     Job("scan", needs=("build",), timeout_minutes=10, artifact="security-scan", uses_image=True),
-    Job("test", needs=("deploy",), timeout_minutes=10, artifact="test-results", uses_target=True),
+    Job(
+        "test",
+        needs=("deploy",),
+        timeout_minutes=10,
+        kube_timeout_minutes=40,
+        artifact="test-results",
+        uses_target=True,
+    ),
     Job(
         "demo",
         needs=("deploy",),
         timeout_minutes=10,
+        kube_timeout_minutes=40,
         artifact="demo-artifacts",
         demo_modes=("full",),
         uses_target=True,

@@ -279,7 +279,8 @@ class Runner:
             log.close()
             self._set(job.name, status=Status.FAILURE, started_at=utc_now(), finished_at=utc_now())
             return False
-        self.running[job.name] = _Running(job, process, log, deadline=time.monotonic() + job.timeout_seconds)
+        budget = job.timeout_for(self.options.target) * 60  # per target (pipeline/graph.py)
+        self.running[job.name] = _Running(job, process, log, deadline=time.monotonic() + budget)
         self._set(job.name, status=Status.RUNNING, started_at=utc_now())
         return True
 

@@ -443,6 +443,15 @@ def _run_and_upload_steps(job: Job, jobs: tuple[Job, ...]) -> str:
     return steps
 
 
+def timeout_minutes(job: Job) -> str:
+    """Whole minutes; per target (the run's target comes from `inputs` and `github`, which it may read)."""
+    local = math.ceil(job.timeout_minutes)
+    if job.kube_timeout_minutes is None:
+        return str(local)
+    kube = math.ceil(job.kube_timeout_minutes)
+    return f"${{{{ ({TARGET_EXPRESSION}) == 'local' && {local} || {kube} }}}}"
+
+
 def render_job(job: Job, jobs: tuple[Job, ...]) -> str:
     # The display name is the job id: pipeline/record.py matches the jobs API's names against it.
     lines = [f"  {job.name}:", f"    name: {job.name}", f"    runs-on: {RUNNER}"]
@@ -451,7 +460,7 @@ def render_job(job: Job, jobs: tuple[Job, ...]) -> str:
     condition = job_condition(job)
     if condition:
         lines.append(f"    if: ${{{{ {condition} }}}}")
-    lines.append(f"    timeout-minutes: {math.ceil(job.timeout_minutes)}")
+    lines.append(f"    timeout-minutes: {timeout_minutes(job)}")
     lines += ["    permissions:", "      contents: read # checkout"]
     lines += [f"      {grant} # {reason}" for grant, reason in job.permissions]
     if job.name == IMAGE_JOB:

@@ -60,8 +60,17 @@ def _json_patch(operations: list[dict[str, object]]) -> str:
     return yaml.safe_dump(operations, sort_keys=False)
 
 
-def run_time_patches(source: GitSource, image_override: str | None) -> list[Manifest]:
-    """The root's kustomize patches: every child reads `source`; the service's take the image."""
+def run_time_patches(
+    source: GitSource,
+    image_override: str | None,
+    workload_patches: list[Manifest] | None = None,
+    environment_patches: dict[str, list[Manifest]] | None = None,
+) -> list[Manifest]:
+    """The root's kustomize patches: every child reads `source`; the service's take the image.
+
+    `workload_patches` (kustomize patches) reach every service child's spec.source.kustomize;
+    `environment_patches` only the child of that environment (a NodePort of its own).
+    """
     patches: list[Manifest] = [
         {
             "target": dict(APPLICATION_TARGET),
@@ -78,14 +87,40 @@ def run_time_patches(source: GitSource, image_override: str | None) -> list[Mani
             {
                 "target": {**APPLICATION_TARGET, "labelSelector": SERVICE_APPLICATIONS},
                 "patch": _json_patch(
-                    [{"op": "add", "path": "/spec/source/kustomize", "value": {"images": [image_override]}}]
+                    [
+                        {
+                            "op": "add",
+                            "path": "/spec/source/kustomize",
+                            "value": {"images": [image_override], "patches": list(workload_patches or [])},
+                        }
+                    ]
                 ),
             }
         )
+        for env_name, env_patches in (environment_patches or {}).items():
+            patches.append(
+                {
+                    "target": {
+                        **APPLICATION_TARGET,
+                        "labelSelector": f"ml-gitops.dev/environment={env_name}",
+                    },
+                    "patch": _json_patch(
+                        [
+                            {"op": "add", "path": "/spec/source/kustomize/patches/-", "value": p}
+                            for p in env_patches
+                        ]
+                    ),
+                }
+            )
     return patches
 
 
-def root_application(source: GitSource, image_override: str | None) -> Manifest:
+def root_application(
+    source: GitSource,
+    image_override: str | None,
+    workload_patches: list[Manifest] | None = None,
+    environment_patches: dict[str, list[Manifest]] | None = None,
+) -> Manifest:
     """Git's root Application pointed at `source`, carrying the run-time patches for its children.
 
     It holds no `components`: environments join and leave through `pipeline.targets.kube.root` on the cluster,
@@ -95,7 +130,9 @@ def root_application(source: GitSource, image_override: str | None) -> Manifest:
     root["spec"]["source"].update(
         repoURL=source.repo_url,
         targetRevision=source.revision,
-        kustomize={"patches": run_time_patches(source, image_override)},
+        kustomize={
+            "patches": run_time_patches(source, image_override, workload_patches, environment_patches)
+        },
     )
     return root
 
@@ -133,6 +170,27 @@ def render_children(root: Manifest, components: list[str]) -> list[Manifest]:
         kustomization_file.write_text(yaml.safe_dump(kustomization, sort_keys=False))
         children = render(source_dir)
     return sorted(children, key=lambda child: int(child["metadata"].get("annotations", {}).get(SYNC_WAVE, 0)))
+
+
+def render_application(application: Manifest) -> list[Manifest]:
+    """What Argo CD deploys for a child `application`: its path with its kustomize images and patches.
+
+    As Argo CD does it (`kustomize edit set image`, the patches appended), on a scratch copy.
+    """
+    kustomize = application["spec"]["source"].get("kustomize", {})
+    with tempfile.TemporaryDirectory() as scratch:
+        shutil.copytree(GITOPS, Path(scratch) / GITOPS.name)
+        path = Path(scratch) / application["spec"]["source"]["path"]
+        kustomization_file = path / "kustomization.yaml"
+        kustomization = yaml.safe_load(kustomization_file.read_text())
+        images = [
+            {"name": name, "newName": ref.rpartition(":")[0], "newTag": ref.rpartition(":")[2]}
+            for name, _, ref in (image.partition("=") for image in kustomize.get("images", []))
+        ]
+        kustomization["images"] = [*kustomization.get("images", []), *images]
+        kustomization["patches"] = [*kustomization.get("patches", []), *kustomize.get("patches", [])]
+        kustomization_file.write_text(yaml.safe_dump(kustomization, sort_keys=False))
+        return render(path)
 
 
 def install_argv(kubectl: tuple[str, ...]) -> tuple[str, ...]:

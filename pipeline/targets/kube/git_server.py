@@ -53,7 +53,7 @@ def git_server_objects(image: str) -> list[Manifest]:
                             {
                                 "name": GIT_SERVER,
                                 "image": image,
-                                "imagePullPolicy": "IfNotPresent",
+                                "imagePullPolicy": "Never",  # the loaded image, never pulled
                                 "command": [
                                     "python",
                                     "-m",

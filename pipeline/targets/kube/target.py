@@ -9,24 +9,27 @@ cluster. Versions live in `pipeline.gitops.versions`.
 
 from __future__ import annotations
 
-import copy
+import hashlib
 import io
+import json
 from dataclasses import dataclass
+
+import yaml
 
 from pipeline.context import RunContext
 from pipeline.gitops import appofapps
-from pipeline.gitops.render import REPO_ROOT, Manifest, render, to_yaml
+from pipeline.gitops.render import Manifest, to_yaml
 from pipeline.gitops.source import git_source_mode, origin_source
 from pipeline.gitops.versions import ARGOCD_VERSION
+from pipeline.graph import JOBS_BY_NAME
 from pipeline.release import Release
 from pipeline.targets.kube.api import custom_objects
-from pipeline.targets.kube.cluster import CLUSTER_NAME, Cluster
+from pipeline.targets.kube.cluster import CLUSTER_NAME, NODE_PORTS, Cluster
 from pipeline.targets.kube.environment import (
     MONITORING_NAMESPACE,
     PROMETHEUS_PORT,
     PROMETHEUS_SERVICE,
     SERVICE,
-    SERVICE_PORT,
     KubeEnvironment,
     port_forward_argv,
 )
@@ -37,6 +40,26 @@ from pipeline.targets.kube.wait import wait_for_application
 
 FIELD_MANAGER = "--field-manager=ml-gitops-pipeline"
 SYNC_TIMEOUT_SECONDS = 600
+#: A cold cluster on a fresh runner: node image, Argo CD, metrics-server, Prometheus and Grafana
+#: pulls and rollouts. A job's budget (pipeline/graph.py) covers this plus two Application waits.
+COLD_CLUSTER_SECONDS = 600
+#: What a 2-core laptop's kind node offers, and what the cluster itself requests before this
+#: project's pods (control plane ~650m, CoreDNS 2x100m, kindnet 100m, metrics-server 100m;
+#: Argo CD's install requests none). docs/kubernetes.md states the minimum.
+LAPTOP_CPU = 2.0
+CLUSTER_OVERHEAD_CPU = 1.05
+#: Argo CD's self-heal backoff (argocd-cmd-params-cm). Its default waits 2 s, then x3, capped at
+#: 300 s, and since 3.3 the count does not reset for the same revision: heals wait 0, 2, 6, 18,
+#: 54 s. The demo heals several drifts, each within 30 s, on the same revision (a kept cluster
+#: more), so heals wait 1 s each, every time.
+SELF_HEAL_BACKOFF = {
+    "controller.self.heal.backoff.timeout.seconds": "1",
+    "controller.self.heal.backoff.factor": "1",
+    "controller.self.heal.backoff.cap.seconds": "2",
+}
+PULL_POLICY = "Never"
+#: The annotation on the controller's pod template that restarts it when the backoff changes.
+CMD_PARAMS_ANNOTATION = "ml-gitops.dev/cmd-params-sha256"
 #: A placeholder in a plan when no build has run yet.
 UNBUILT_IMAGE = "ml-inference:<build image_tag>"
 
@@ -54,29 +77,62 @@ def build_image(release: Release, *, planning: bool = False) -> tuple[str, str]:
         )
     if tag.endswith(":latest") or ":" not in tag.rpartition("/")[2]:
         raise SystemExit(f"refusing to deploy {tag!r}: the image must be pinned to a tag, never :latest")
-    digest = release.image_digest
-    # A digest only means something to a node when it names a registry's manifest.
-    pinned = f"{tag}@{digest}" if digest.startswith("sha256:") and "/" in tag else tag
-    return tag, f"{appofapps.SERVICE_IMAGE}={pinned}"
+    # Exactly what was loaded: the content tag. A registry digest does not survive `docker save`
+    # and load (moby#22011, kind#2734), and containerd looks a digest up by digest alone, so
+    # `tag@digest` would never find the loaded copy and the node would pull from the registry.
+    return tag, f"{appofapps.SERVICE_IMAGE}={tag}"
 
 
-def _repository(image: str) -> str:
-    """`registry/name` of an image reference, without tag or digest."""
-    name = image.partition("@")[0]
-    head, _, last = name.rpartition("/")
-    return f"{head}/{last.partition(':')[0]}" if head else last.partition(":")[0]
+def _json_patch(target: dict[str, str], operations: list[dict[str, object]]) -> Manifest:
+    return {"target": target, "patch": yaml.safe_dump(operations, sort_keys=False)}
 
 
-def with_images(manifests: list[Manifest], image_overrides: list[str]) -> list[Manifest]:
-    """`manifests` with images replaced as an Application's kustomize `images` does (for the record)."""
-    result = copy.deepcopy(manifests)
-    for name, _, reference in (override.partition("=") for override in image_overrides):
-        for manifest in result:
-            if manifest["kind"] == "Deployment":
-                for container in manifest["spec"]["template"]["spec"]["containers"]:
-                    if _repository(container["image"]) == name:
-                        container["image"] = reference
-    return result
+def workload_patches() -> list[Manifest]:
+    """Run the loaded image only: a missing one fails fast (ErrImageNeverPull), nothing is pulled."""
+    return [
+        _json_patch(
+            {"kind": "Deployment", "name": SERVICE},
+            [
+                {
+                    "op": "replace",
+                    "path": "/spec/template/spec/containers/0/imagePullPolicy",
+                    "value": PULL_POLICY,
+                }
+            ],
+        )
+    ]
+
+
+def node_port_patches() -> dict[str, list[Manifest]]:
+    """Each environment's Service as a NodePort of its own (the load's path; no port-forward)."""
+    return {
+        env_name: [
+            _json_patch(
+                {"kind": "Service", "name": SERVICE},
+                [
+                    {"op": "replace", "path": "/spec/type", "value": "NodePort"},
+                    {"op": "add", "path": "/spec/ports/0/nodePort", "value": port},
+                ],
+            )
+        ]
+        for env_name, port in NODE_PORTS.items()
+    }
+
+
+def cmd_params() -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": "argocd-cmd-params-cm",
+            "namespace": appofapps.ARGOCD_NAMESPACE,
+            "labels": {
+                "app.kubernetes.io/name": "argocd-cmd-params-cm",
+                "app.kubernetes.io/part-of": "argocd",
+            },
+        },
+        "data": dict(SELF_HEAL_BACKOFF),
+    }
 
 
 def _apply(kubectl: tuple[str, ...], objects: list[Manifest], why: str) -> Command:
@@ -85,13 +141,19 @@ def _apply(kubectl: tuple[str, ...], objects: list[Manifest], why: str) -> Comma
     )
 
 
-def _wait(cluster: Cluster, name: str, revision: str) -> Call:
+def _wait(cluster: Cluster, name: str, revision: str, namespace: str | None = None) -> Call:
     return Call(
         f"watch Application {appofapps.ARGOCD_NAMESPACE}/{name} (kubernetes client watch) until it has "
-        f"synced {revision[:12]} and is Healthy (timeout {SYNC_TIMEOUT_SECONDS}s)",
+        f"synced {revision[:12]} and is Healthy (timeout {SYNC_TIMEOUT_SECONDS}s; fails at once on a "
+        "ComparisonError, pods in ImagePullBackOff/ErrImagePull/ErrImageNeverPull/CrashLoopBackOff, "
+        "or Degraded over 120s, naming the conditions of the Application that blocks)",
         lambda: print(
             wait_for_application(
-                cluster.context, name, revision=revision, timeout_seconds=SYNC_TIMEOUT_SECONDS
+                cluster.context,
+                name,
+                revision=revision,
+                timeout_seconds=SYNC_TIMEOUT_SECONDS,
+                namespace=namespace,
             )
         ),
     )
@@ -101,11 +163,35 @@ def argocd_install(cluster: Cluster) -> list[Step]:
     """Argo CD's documented install for the pinned version, waited for by condition."""
     kubectl = cluster.kubectl
     namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": appofapps.ARGOCD_NAMESPACE}}
+    digest = hashlib.sha256(json.dumps(SELF_HEAL_BACKOFF, sort_keys=True).encode()).hexdigest()
+    restart = {"spec": {"template": {"metadata": {"annotations": {CMD_PARAMS_ANNOTATION: digest}}}}}
     return [
         _apply(kubectl, [namespace], f"the {appofapps.ARGOCD_NAMESPACE} namespace"),
+        _apply(
+            kubectl,
+            [cmd_params()],
+            "the self-heal backoff the demo needs (argocd-cmd-params-cm), before the install so a new "
+            "controller starts with it",
+        ),
         Command(
             appofapps.install_argv(kubectl),
             f"install Argo CD {ARGOCD_VERSION} from its versioned manifest (server-side apply, per its docs)",
+        ),
+        Command(
+            (
+                *kubectl,
+                "patch",
+                "statefulset",
+                "argocd-application-controller",
+                "-n",
+                appofapps.ARGOCD_NAMESPACE,
+                "--type",
+                "merge",
+                "-p",
+                json.dumps(restart),
+            ),
+            "the controller reads argocd-cmd-params-cm only at start (env from configMapKeyRef): annotate "
+            "its pod template with the settings' hash, which restarts it only when they changed",
         ),
         _apply(
             kubectl,
@@ -166,8 +252,8 @@ class EnvironmentPlan:
         env = self.environment
         forwards = [
             Command(
-                port_forward_argv(env.kubectl, env.namespace, f"service/{SERVICE}", SERVICE_PORT),
-                "then: reach the service (kubectl chooses a free local port)",
+                env.endpoint_argv,
+                "then: the service's URL through its NodePort: the load's path (no port-forward)",
             ),
             Command(
                 port_forward_argv(
@@ -240,7 +326,13 @@ def plan_environment(tool: str, env_name: str, release: Release, *, planning: bo
         cluster.metrics_ready(),
         *argocd_install(cluster),
     ]
-    notes: list[str] = []
+    notes: list[str] = [
+        f"image: {image} (loaded with `{cluster.load_method}`, imagePullPolicy {PULL_POLICY}: a missing "
+        "image fails fast with ErrImageNeverPull; nothing is pulled from a registry)",
+        "self-heal backoff: "
+        + ", ".join(f"{key}={value}" for key, value in SELF_HEAL_BACKOFF.items())
+        + " (argocd-cmd-params-cm; the controller restarts when it changes)",
+    ]
     if git_source_mode() == "in-cluster":
         source, serve = in_cluster_source(image, kubectl)
         steps += serve
@@ -248,13 +340,14 @@ def plan_environment(tool: str, env_name: str, release: Release, *, planning: bo
             f"Argo CD reads a snapshot of this working tree ({source.revision[:12]}) from {source.repo_url}"
         )
     else:
-        source, notes = origin_source(dry_run=planning)
+        source, origin_notes = origin_source(dry_run=planning)
+        notes += origin_notes
         notes.append(f"Argo CD reads {source.repo_url} at {source.revision[:12]}")
-    root = appofapps.root_application(source, image_override)
+    root = appofapps.root_application(source, image_override, workload_patches(), node_port_patches())
     children = appofapps.render_children(root, [component])
     application_name = appofapps.application_name(env_name)
     (application,) = [c for c in children if c["metadata"]["name"] == application_name]
-    rendered = render(REPO_ROOT / application["spec"]["source"]["path"])
+    rendered = appofapps.render_application(application)
     steps += [
         _apply(
             kubectl,
@@ -271,10 +364,25 @@ def plan_environment(tool: str, env_name: str, release: Release, *, planning: bo
         # environment is, and another job's (a demo mid-drift) must not hold this one up.
         _wait(cluster, appofapps.OBSERVABILITY_APPLICATION, source.revision),
         _join(cluster, env_name),
-        _wait(cluster, application_name, source.revision),
+        _wait(cluster, application_name, source.revision, application["spec"]["destination"]["namespace"]),
     ]
     namespace = application["spec"]["destination"]["namespace"]
-    images = application["spec"]["source"].get("kustomize", {}).get("images", [])
+    endpoint_argv = cluster.endpoint_argv(env_name, namespace)
+    if tool == "kind":
+        port = next(
+            m["hostPort"]
+            for m in cluster.kind_config["nodes"][0]["extraPortMappings"]
+            if m["containerPort"] == NODE_PORTS[env_name]
+        )
+        notes.append(
+            f"load path: http://127.0.0.1:{port} (NodePort {NODE_PORTS[env_name]} via kind "
+            "extraPortMappings on 127.0.0.1, a port free when the cluster is created; read back with "
+            f"`{' '.join(endpoint_argv)}`)"
+        )
+    else:
+        notes.append(
+            f"load path: the URL `{' '.join(endpoint_argv)}` prints (NodePort {NODE_PORTS[env_name]})"
+        )
     environment = KubeEnvironment(
         name=env_name,
         namespace=namespace,
@@ -282,10 +390,23 @@ def plan_environment(tool: str, env_name: str, release: Release, *, planning: bo
         kubectl=kubectl,
         context=cluster.context,
         drift_commands=drift_commands(kubectl, namespace, rendered),
-        desired=with_images(rendered, images),
+        desired=rendered,
         target=tool,
+        image={"reference": image, "source": cluster.load_method, "pull_policy": PULL_POLICY},
+        endpoint_argv=endpoint_argv,
     )
     return EnvironmentPlan(steps, environment, notes, children)
+
+
+def save_failed_state(environment: KubeEnvironment, env_name: str, context: RunContext) -> None:
+    """Before a failed bring-up fails the job: the environment's state, scrubbed, in its job's artifact."""
+    job = JOBS_BY_NAME.get(env_name)
+    directory = context.artifacts_dir / str(job.artifact if job else "cluster-state") / "failed-bring-up"
+    try:
+        environment.save_state(directory)
+        print(f"state of the failed bring-up saved (scrubbed) in {directory}", flush=True)
+    except Exception as error:  # the bring-up's error is the one to report
+        print(f"saving the state of the failed bring-up failed: {error}", flush=True)
 
 
 @dataclass(frozen=True)
@@ -297,8 +418,12 @@ class KubeTarget:
         plan = plan_environment(self.name, env_name, release, planning=False)
         for note in plan.notes:
             print(f"note: {note}", flush=True)
-        execute(plan.setup, dry_run=False)
-        plan.environment.connect()
+        try:
+            execute(plan.setup, dry_run=False)
+            plan.environment.connect()
+        except Exception:
+            save_failed_state(plan.environment, env_name, context)
+            raise
         return plan.environment
 
     def plan(self, env_name: str, release: Release, context: RunContext) -> str:
