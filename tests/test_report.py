@@ -684,3 +684,14 @@ def test_hostile_values_are_escaped_for_each_markdown_context(artifacts: Path) -
     drift_row = next(line for line in markdown.splitlines() if "evil.invalid" in line and line.startswith("|"))
     assert len(re.findall(r"(?<!\\)\|", drift_row)) == 6, drift_row  # five cells, whatever the name holds
     assert "\\`tick\\` \\*bold\\*" in drift_row
+
+
+def test_a_log_is_masked_before_its_tail_is_cut(artifacts: Path) -> None:
+    record = json.loads((artifacts / "pipeline-run.json").read_text())
+    record["jobs"]["deploy"].update(status="failure", exit_code=1, log="logs/deploy.log")
+    write(artifacts, "pipeline-run.json", record)
+    secret_lines = [f"    secret-line-{index}" for index in range(30)]  # the key line falls outside the tail
+    write(artifacts, "logs/deploy.log", "\n".join(["values:", "  password: |", *secret_lines, "done"]) + "\n")
+    html, markdown = report_of(artifacts)
+    assert "secret-line" not in html + markdown
+    assert "done" in markdown
