@@ -306,6 +306,12 @@ def _run_and_upload_steps(job: Job, jobs: tuple[Job, ...]) -> str:
 """
     uploads = [(job.artifact, f"artifacts/{job.artifact}/")] if job.artifact else []
     uploads.append((log_artifact(job), f"artifacts/logs/{job.name}.log"))
+    # Nothing leaves the runner unmasked: the same scrub `invoke pipeline` applies when a job ends.
+    steps += f"""\
+      - name: Mask secrets in what this job uploads
+        if: always()
+        run: python -m pipeline.scrub {" ".join(path for _, path in uploads)}
+"""
     for name, path in uploads:
         steps += f"""\
       - name: Upload {name}
