@@ -149,6 +149,7 @@ def test_a_transient_render_failure_is_retried_with_backoff_without_a_file_chang
     controller.overlay, controller.state_dir = OVERLAY, tmp_path
     controller.state = {"model_dir": str(MODEL_DIR), "endpoint_port": 41000}
     controller.desired, controller.desired_error, controller.gitops_fingerprint = None, None, None
+    controller.render_failures, controller.render_retry_at = 0, 0.0
     controller.event = lambda *args, **kwargs: None
 
     controller.refresh_desired()
