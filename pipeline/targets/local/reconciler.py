@@ -36,6 +36,7 @@ port and knows nothing of /ready:
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -595,10 +596,13 @@ def _append_jsonl(path: Path, record: dict) -> None:
         handle.write(json.dumps(record, sort_keys=True) + "\n")
 
 
-def main() -> None:
-    if len(sys.argv) != 2:
-        raise SystemExit("usage: python -m pipeline.targets.local.reconciler STATE_DIR")
-    Reconciler(Path(sys.argv[1])).run()
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.targets.local.reconciler",
+        description="Run the local target's GitOps controller for one environment (started by the target).",
+    )
+    parser.add_argument("state_dir", type=Path, help="the environment's folder under .pipeline/local/")
+    Reconciler(parser.parse_args(argv).state_dir).run()
 
 
 if __name__ == "__main__":
