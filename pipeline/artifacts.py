@@ -32,7 +32,7 @@ def job_dir(job: str, context: RunContext | None = None) -> Path:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON, scrubbed of secrets, so that a reader never sees half a file even if the writer is killed."""
+    """Write JSON, scrubbed of secrets, so that a reader never sees half a file, even after a kill."""
     write_text_atomic(path, json.dumps(mask(data), indent=2, sort_keys=True, default=str) + "\n")
 
 

@@ -383,7 +383,9 @@ class Runner:
                 self.forced = True
             self.cancelling = True
             with _display_may_fail():  # an exception here would surface in the run loop and end it
-                self.progress.note(f"{signal.Signals(signum).name}: cancelling the run; the report still runs")
+                self.progress.note(
+                    f"{signal.Signals(signum).name}: cancelling the run; the report still runs"
+                )
 
         previous = {signum: signal.signal(signum, cancel) for signum in (signal.SIGINT, signal.SIGTERM)}
         try:

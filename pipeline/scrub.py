@@ -146,7 +146,9 @@ def mask(value: Any, rewrite: Callable[[dict[str, Any]], dict[str, Any]] | None 
     return {key: MASK if _holds_secret(key, item) else mask(item, rewrite) for key, item in mapping.items()}
 
 
-def _mask_items(items: Iterable[Any], rewrite: Callable[[dict[str, Any]], dict[str, Any]] | None) -> list[Any]:
+def _mask_items(
+    items: Iterable[Any], rewrite: Callable[[dict[str, Any]], dict[str, Any]] | None
+) -> list[Any]:
     masked: list[Any] = []
     after_flag = False
     for item in items:
@@ -169,7 +171,9 @@ def _scrubbed(path: Path, text: str) -> str:
         scrubbed = _scrubbed_json(text, indent=2)
         return text if scrubbed == text else scrubbed + "\n"
     if path.suffix == ".jsonl":
-        return "\n".join(_scrubbed_json(line, indent=None) if line.strip() else line for line in text.split("\n"))
+        return "\n".join(
+            _scrubbed_json(line, indent=None) if line.strip() else line for line in text.split("\n")
+        )
     return mask_text(text)
 
 
@@ -212,7 +216,11 @@ def scrub_tree(*paths: Path) -> list[Path]:
     """Scrub every text file at or under `paths` (missing ones are skipped); the files that changed."""
     changed = []
     for root in paths:
-        files = sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink()) if root.is_dir() else [root]
+        files = (
+            sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink())
+            if root.is_dir()
+            else [root]
+        )
         changed += [file for file in files if file.is_file() and scrub_file(file)]
     return changed
 
@@ -221,7 +229,9 @@ def main(argv: list[str] | None = None) -> int:
     """`python -m pipeline.scrub PATH...`: mask the secrets in these files and folders, in place."""
     args = sys.argv[1:] if argv is None else argv
     if not args or args[0] in ("-h", "--help"):
-        print("usage: python -m pipeline.scrub PATH...\nMask credentials in these files and folders in place.")
+        print(
+            "usage: python -m pipeline.scrub PATH...\nMask credentials in these files and folders in place."
+        )
         return 0 if args else 2
     changed = scrub_tree(*map(Path, args))
     print(f"scrubbed {len(changed)} file(s)" + "".join(f"\n  {path}" for path in changed))

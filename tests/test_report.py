@@ -681,7 +681,9 @@ def test_hostile_values_are_escaped_for_each_markdown_context(artifacts: Path) -
     assert "\\[click\\](http://evil.invalid)" in markdown
     assert "**local\\*\\* &lt;img src=x onerror=alert(1)&gt;" in markdown
     assert "full \\| injected \\| cells" in markdown
-    drift_row = next(line for line in markdown.splitlines() if "evil.invalid" in line and line.startswith("|"))
+    drift_row = next(
+        line for line in markdown.splitlines() if "evil.invalid" in line and line.startswith("|")
+    )
     assert len(re.findall(r"(?<!\\)\|", drift_row)) == 6, drift_row  # five cells, whatever the name holds
     assert "\\`tick\\` \\*bold\\*" in drift_row
 

@@ -41,7 +41,9 @@ class FakeGitHub(ThreadingHTTPServer):
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}{API_PREFIX}"
 
-    def add_comment(self, number: int, body: str, user: str = "someone", user_type: str | None = None) -> dict:
+    def add_comment(
+        self, number: int, body: str, user: str = "someone", user_type: str | None = None
+    ) -> dict:
         """A comment as GitHub lists it; `user.type` is "Bot" for app identities ("[bot]" logins)."""
         self.next_id += 1
         comment = {
@@ -264,7 +266,9 @@ def test_pull_request_number_comes_only_from_pull_request_events(tmp_path: Path)
 
 def test_a_marker_posted_by_someone_else_is_never_edited(fake_github: FakeGitHub) -> None:
     mallory = fake_github.add_comment(PR, f"{github.MARKER}\nplease edit me", user="mallory")
-    lookalike = fake_github.add_comment(PR, f"{github.MARKER}\nme too", user="github-actions[bot]", user_type="User")
+    lookalike = fake_github.add_comment(
+        PR, f"{github.MARKER}\nme too", user="github-actions[bot]", user_type="User"
+    )
     other_bot = fake_github.add_comment(PR, f"{github.MARKER}\nanother app", user="renovate[bot]")
     api = github.GitHubApi(fake_github.url, TOKEN, REPOSITORY)
     action, comment = api.upsert_comment(PR, "the report")

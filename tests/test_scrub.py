@@ -135,7 +135,11 @@ def test_scrub_tree_masks_text_files_in_place_and_keeps_json_valid(tmp_path: Pat
     (tmp_path / "model.onnx").write_bytes(b"\0binary CANARY4")
     changed = scrub_tree(tmp_path)
     assert sorted(path.name for path in changed) == ["deploy.log", "events.jsonl", "processes.json"]
-    for name, canary in [("logs/deploy.log", "CANARY1"), ("processes.json", "CANARY2"), ("events.jsonl", "CANARY3")]:
+    for name, canary in [
+        ("logs/deploy.log", "CANARY1"),
+        ("processes.json", "CANARY2"),
+        ("events.jsonl", "CANARY3"),
+    ]:
         assert canary not in (tmp_path / name).read_text()
     assert json.loads((tmp_path / "processes.json").read_text()) == [{"cmdline": ["app", "--password", MASK]}]
     assert [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()][1] == {"ok": 1}

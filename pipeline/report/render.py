@@ -42,7 +42,7 @@ def _one_line(value: Any) -> str:
 
 
 def _md(value: Any) -> str:
-    """A value shown as literal text in Markdown, a table cell included: no HTML, links, emphasis or column breaks."""
+    """A value as literal Markdown text (a table cell too): no HTML, links, emphasis or column breaks."""
     text = _one_line(value)
     for raw, escaped in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;")):
         text = text.replace(raw, escaped)
@@ -51,7 +51,7 @@ def _md(value: Any) -> str:
 
 def _code(value: Any) -> str:
     """A value as one code span, verbatim: fenced by more backticks than any run inside it."""
-    text = _one_line(value) or "–"
+    text = _one_line(value) or "–"  # noqa: RUF001 (the report's dash for "none")
     fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
     padded = f" {text} " if text.startswith("`") or text.endswith("`") else text
     return f"{fence}{padded}{fence}"

@@ -292,13 +292,14 @@ def test_no_secret_a_job_prints_or_saves_is_left_in_its_log_or_artifacts(fake_pr
     assert statuses(record)["unit"] == "success" and statuses(record)["build"] == "failure"
     for canary in ("CANARY1", "CANARY2", "CANARY3"):
         assert files_containing(fake_project.artifacts, canary) == []
-    assert "push https://***@git.example/x.git --password ***" in (
-        fake_project.artifacts / "logs" / "unit.log"
-    ).read_text()
+    assert (
+        "push https://***@git.example/x.git --password ***"
+        in (fake_project.artifacts / "logs" / "unit.log").read_text()
+    )
 
 
 class _BrokenPipeProgress(Progress):
-    """A terminal that went away as Ctrl-C came: the handler's write fails, as print() does on a closed pipe."""
+    """A terminal gone as Ctrl-C came: the handler's write fails, as print() does on a closed pipe."""
 
     def note(self, message: str) -> None:
         if message.startswith("SIGINT"):

@@ -53,8 +53,8 @@ def test_defaults_live_in_the_collection_configuration() -> None:
 def test_the_jobs_target_variable_is_honoured_or_refused_clearly(tmp_path: Path) -> None:
     environ = {**os.environ, "PIPELINE_TARGET": "moon"}
     done = subprocess.run(
-        [sys.executable, "-m", "invoke", "pipeline", "--only", "report", "--dry-run"]
-        + ["--artifacts-dir", str(tmp_path / "artifacts")],
+        [sys.executable, "-m", "invoke", "pipeline", "--only", "report", "--dry-run",
+         "--artifacts-dir", str(tmp_path / "artifacts")],
         cwd=REPO, capture_output=True, text=True, timeout=120, env=environ,
     )  # fmt: skip
     assert done.returncode == 2, done.stdout[-1000:] + done.stderr[-1000:]

@@ -46,7 +46,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 import traceback
 import urllib.request
@@ -217,7 +216,9 @@ class Reconciler:
         """Re-render when a file under gitops/ changed (rendering every second costs CPU), or to retry."""
         fingerprint = _tree_fingerprint(self.overlay.parents[1])
         failed = self.desired_error is not None
-        if fingerprint == self.gitops_fingerprint and not (failed and time.monotonic() >= self.render_retry_at):
+        if fingerprint == self.gitops_fingerprint and not (
+            failed and time.monotonic() >= self.render_retry_at
+        ):
             return
         self.gitops_fingerprint = fingerprint
         try:
