@@ -96,9 +96,10 @@ def test_no_canary_is_anywhere_in_the_artifacts(canary_run) -> None:
     assert leaks == {where: [] for where in CANARIES}
 
 
-def test_the_environment_was_recorded_masked_not_dropped(canary_run) -> None:
+def test_replicas_are_recorded_without_the_callers_variables(canary_run) -> None:
     _, artifacts = canary_run
     processes = json.loads((artifacts / "cluster-state" / "processes.json").read_text())
     environments = [row["environment"] for row in processes if isinstance(row.get("environment"), dict)]
-    assert environments, "no replica's environment was recorded: the canaries were not put to the test"
-    assert any(env.get("ML_DEMO_DATABASE_URL") == "postgres://***@db.invalid/ml" for env in environments)
+    assert environments, "no replica's environment was recorded"
+    # Replicas get Git's environment plus a few basics, never the caller's (docs/local-target.md).
+    assert not any("ML_DEMO_API_TOKEN" in env or "ML_DEMO_DATABASE_URL" in env for env in environments)
