@@ -1,11 +1,15 @@
 """Invoke tasks: compose the nox job sessions into the pipeline graph (`invoke --list`).
 
 The root collection only assembles. Defaults live in `ns.configure` and can be overridden in an
-invoke.yaml or with INVOKE_PIPELINE_* variables; every flag overrides them for one run.
+invoke.yaml or with INVOKE_PIPELINE_* variables; every flag overrides them for one run. The
+jobs' own PIPELINE_TARGET is honoured too (between the flag and the configuration), so the
+variable a job reads and the target invoke runs can never disagree.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from invoke import Collection, Context, Exit, task
@@ -26,6 +30,18 @@ def _choice(value: str, choices: tuple[str, ...], flag: str) -> str:
     if value not in choices:
         raise Exit(f"--{flag} {value!r} is not one of {', '.join(choices)}", code=2)
     return value
+
+
+def chosen_target(flag: str | None, configured: str, environ: Mapping[str, str] = os.environ) -> str:
+    """The target: --target, else the jobs' PIPELINE_TARGET, else the configuration; refused if unknown."""
+    if flag:
+        return _choice(flag, TARGETS, "target")
+    variable = environ.get("PIPELINE_TARGET")
+    if variable:
+        if variable not in TARGETS:
+            raise Exit(f"PIPELINE_TARGET {variable!r} is not one of {', '.join(TARGETS)}", code=2)
+        return variable
+    return _choice(configured, TARGETS, "target")
 
 
 def _down(target: str) -> None:
@@ -62,7 +78,7 @@ def run_pipeline(
 ) -> None:
     """Run the job graph (unit ∥ build → deploy → test ∥ demo → report) with GitHub Actions' semantics."""
     config = c.pipeline
-    target = _choice(target or config.target, TARGETS, "target")
+    target = chosen_target(target, config.target)
     options = RunOptions(
         target=target,
         demo_mode=_choice(demo_mode or config.demo_mode, DEMO_MODES, "demo-mode"),
@@ -84,7 +100,7 @@ def run_pipeline(
 @task(help={"target": f"the target whose environments to stop: {', '.join(TARGETS)} (default: local)"})
 def down(c: Context, target: str | None = None) -> None:
     """Stop every environment a run left up (after --keep, or after a crash)."""
-    _down(_choice(target or c.pipeline.target, TARGETS, "target"))
+    _down(chosen_target(target, c.pipeline.target))
 
 
 ns = Collection(run_pipeline, down)

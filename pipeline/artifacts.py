@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from pipeline.context import RunContext
 from pipeline.graph import JOBS_BY_NAME
+from pipeline.scrub import mask, write_text_atomic
 
 OUTPUTS_FILE = "outputs.json"
 
@@ -32,12 +32,8 @@ def job_dir(job: str, context: RunContext | None = None) -> Path:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON so that a reader never sees half a file, even if the writer is killed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False) as tmp:
-        json.dump(data, tmp, indent=2, sort_keys=True, default=str)
-        tmp.write("\n")
-    os.replace(tmp.name, path)
+    """Write JSON, scrubbed of secrets, so that a reader never sees half a file, even after a kill."""
+    write_text_atomic(path, json.dumps(mask(data), indent=2, sort_keys=True, default=str) + "\n")
 
 
 def read_json(path: Path) -> Any | None:

@@ -21,6 +21,11 @@ A job with `condition="always"` (the report) runs whatever its needs did, even i
 run; only a second Ctrl-C stops it. Stopping a job signals its whole process group: SIGINT, then
 SIGTERM, then SIGKILL, each after a grace period; whatever a job leaves behind in its group when
 it exits is killed too, like the orphan clean-up at the end of a GitHub job.
+
+When a job ends, however it ends, its log and every text file in its artifact folder are scrubbed
+of secrets (`pipeline.scrub`) before its dependents start or anything is uploaded, so no job has
+to remember to mask what its tools print. Nothing the runner prints can abort the run: a closed
+terminal (EPIPE, EIO) costs the display, never the record or the report.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from typing import IO
 from pipeline import record as records
 from pipeline.graph import JOBS, Job, check_graph, dependents
 from pipeline.progress import Progress, make_progress
+from pipeline.scrub import scrub_tree
 from pipeline.status import Status
 from pipeline.timestamps import utc_now
 
@@ -85,6 +91,13 @@ def nox_command(job: Job) -> list[str]:
 
 def new_run_id() -> str:
     return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+
+
+@contextmanager
+def _display_may_fail() -> Iterator[None]:
+    """Run a display update; a terminal that went away (EPIPE, EIO, a closed stream) only loses it."""
+    with suppress(OSError, ValueError):
+        yield
 
 
 @dataclass
@@ -230,12 +243,14 @@ class Runner:
                     self._kill_group(running.process.pid, signal.SIGKILL)
                     running.process.wait()
                     running.log.close()
+                    self._scrub(running.job)
             # A dry run started nothing, so it stops nothing (not a cluster or a --keep environment).
             if self.teardown is not None and not options.keep and not options.dry_run:
                 self._teardown()
             records.finish(self.record, cancelled=self.cancelling, counted=self.to_run)
             self._changed()
-        self.progress.summary(self.record)
+        with _display_may_fail():
+            self.progress.summary(self.record)
         return self.record
 
     def _ends_without_running(self, job: Job) -> Status | None:
@@ -293,6 +308,7 @@ class Runner:
                 continue
             self._kill_group(running.process.pid, signal.SIGKILL)
             running.log.close()
+            self._scrub(running.job)
             del self.running[name]
             status = running.stop_reason or (Status.SUCCESS if exit_code == 0 else Status.FAILURE)
             entry = self.record["jobs"][name]
@@ -307,6 +323,11 @@ class Runner:
             )
             finished.append(name)
         return finished
+
+    def _scrub(self, job: Job) -> None:
+        """Mask the secrets in what `job` left: its log and its artifact folder (the last pass)."""
+        folders = [self.artifacts_dir / job.artifact] if job.artifact else []
+        scrub_tree(self.artifacts_dir / LOGS_DIR / f"{job.name}.log", *folders)
 
     def _enforce_timeouts_and_cancel(self) -> None:
         now = time.monotonic()
@@ -348,7 +369,8 @@ class Runner:
 
     def _changed(self) -> None:
         records.write_record(self.artifacts_dir, self.record)
-        self.progress.changed(self.record)
+        with _display_may_fail():
+            self.progress.changed(self.record)
 
     @contextmanager
     def _signals_cancel(self) -> Iterator[None]:
@@ -361,7 +383,10 @@ class Runner:
             if self.cancelling:
                 self.forced = True
             self.cancelling = True
-            self.progress.note(f"{signal.Signals(signum).name}: cancelling the run; the report still runs")
+            with _display_may_fail():  # an exception here would surface in the run loop and end it
+                self.progress.note(
+                    f"{signal.Signals(signum).name}: cancelling the run; the report still runs"
+                )
 
         previous = {signum: signal.signal(signum, cancel) for signum in (signal.SIGINT, signal.SIGTERM)}
         try:

@@ -1,44 +1,74 @@
 """Recognise secrets and mask them, for everything the pipeline writes or shows.
 
-One rule set, used wherever a value leaves the pipeline: the cluster-state a kube environment saves,
-the process list the local target records, and the report (a second line of defence, since artifacts
-should never hold a secret). Values under secret-sounding keys are masked, and so is any text that
-looks like a credential wherever it appears. Over-masking a harmless value is acceptable; leaking a
-secret is not. Standard library only, so any layer can import it.
+One rule set, used wherever a value leaves the pipeline: every file a job leaves under `artifacts/`
+(the JSON writer masks what it writes, and the runner scrubs each job's log and folder when the
+job ends, before anything reads or uploads them), the report, and the PR comment. Values under
+secret-sounding keys are masked, and so is any text that looks like a credential wherever it
+appears, whatever its name: URL userinfo, `--password X`, PEM bodies, GitHub, AWS and JWT token
+shapes. Over-masking a harmless value is acceptable; leaking a secret is not. Mask before cutting:
+a tail or a prefix of a masked text is safe, a cut piece of a secret may not be recognised any more.
+Standard library only, so any layer can import it; `python -m pipeline.scrub PATH...` scrubs files
+and folders in place (the workflow runs it before each upload).
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
-from collections.abc import Callable, Mapping
+import sys
+import tempfile
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 MASK = "***"
 
 #: Names whose values are credentials (case-insensitive).
 SECRET_NAME = re.compile(
-    r"(pass(word|wd|phrase)?|secret|token|api[-_]?key|private[-_]?key|client[-_]key|credential|auth|"
+    r"(pass(word|wd|phrase)?|secret|token|api[-_]?key|private[-_]?key|client[-_]key|credential|auth(?!or)|"
     r"certificate-authority-data|client-certificate-data|cookie|session)",
     re.IGNORECASE,
 )
 #: Keys that name or point at a secret rather than hold one (`secretName`, `tokenPath`, `authType`).
 REFERENCE_KEY = re.compile(r"(name|ref|refs|path|file|mountpath|type|kind)$", re.IGNORECASE)
 
-#: `NAME=value` / `"name": "value"` where the name says credential: the name stays, the value goes.
+_NAME_WORDS = (
+    r"passw(or)?d|passphrase|secret|token|api[-_]?key|private[-_]?key|client-key-data|credentials?"
+    r"|access[-_]?key|auth(?!or)"
+)
+#: A quoted value, also JSON-escaped inside another JSON string (`\"hunter2\"`), else a bare word.
+_VALUE = r"""(\\"(?:[^"\\]|\\[^"])*?\\"|"(?:[^"\\]|\\.)*"|'[^']*'|[^\s"',;}\]\\]+)"""
+#: `NAME=value` / `"name": "value"` / `name: value` where the name says credential: the name stays.
 _ASSIGNMENT = re.compile(
-    r"""(?P<name>\b[\w-]*(passw(or)?d|passphrase|secret|token|api[-_]?key|private[-_]?key|client-key-data"""
-    r"""|credentials?)[\w-]*["']?)(?P<separator>\s*[=:]\s*)("[^"]*"|'[^']*'|\S+)""",
+    rf"""(?P<name>\b[\w.-]*({_NAME_WORDS})[\w.-]*(?<!name)(?<!ref)(?<!path)(?<!file)(?<!type)(?<!kind)"""
+    rf"""(\\?["'])?)(?P<separator>[ \t]*[=:][ \t]*)(?P<value>{_VALUE})""",
     re.IGNORECASE,
+)
+#: `--password X`, `--token=X`, `-p X` is too vague to tell; a flag whose name says credential.
+_FLAG = re.compile(
+    rf"""(?P<name>(?<![\w-])--?[\w-]*({_NAME_WORDS})[\w-]*)(?P<separator>[ \t]+|=)(?P<value>{_VALUE})""",
+    re.IGNORECASE,
+)
+_SECRET_FLAG = re.compile(rf"--?[\w-]*({_NAME_WORDS})[\w-]*", re.IGNORECASE)
+#: A YAML key whose name says credential, holding a block scalar (`password: |` then indented lines).
+_BLOCK_SCALAR = re.compile(
+    rf"^(?P<head>(?P<indent>[ \t]*)(- )?[\w.-]*({_NAME_WORDS})[\w.-]*[ \t]*:[ \t]*[|>][-+0-9]*[ \t]*)$",
+    re.IGNORECASE | re.MULTILINE,
 )
 #: Text that is a credential whatever surrounds it.
 _CREDENTIAL = re.compile(
     r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(-----END [A-Z ]*PRIVATE KEY-----|$)"
+    # A PEM body whose BEGIN line is not there (a cut log): base64 lines up to its END line.
+    r"|(?m:^[ \t]*[A-Za-z0-9+/=]{16,}[ \t]*\r?\n)+[ \t]*-----END [A-Z ]*PRIVATE KEY-----"
+    # ... or without either line: two or more full-width (64) base64 lines, not plain hex digests.
+    r"|(?m:(?:^[ \t]*(?=[^\n]*[g-zG-Z+/])[A-Za-z0-9+/]{64}[ \t]*\r?\n){2,}(?:[ \t]*[A-Za-z0-9+/=]{1,64}$)?)"
     # GitHub tokens: classic, fine-grained, app installation, OAuth, refresh.
     r"|\b(gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})"
-    r"|\bAKIA[0-9A-Z]{16}\b"
+    r"|\b(AKIA|ASIA)[0-9A-Z]{16}\b"
     r"|\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"  # JWT
     r"|\b(bearer|basic|token)\s+[A-Za-z0-9._~+/=-]{8,}"
-    r"|(?<=://)[^/\s:@]+:[^/\s@]+(?=@)",  # URL credentials: scheme://user:password@host
+    r"""|(?<=://)[^/\s@"'<>]+(?=@)""",  # URL userinfo: scheme://user:password@host, scheme://token@host
     re.IGNORECASE,
 )
 
@@ -53,20 +83,61 @@ def is_secret_key(key: object) -> bool:
     return isinstance(key, str) and is_secret_name(key) and not REFERENCE_KEY.search(key)
 
 
+def _masked_value(match: re.Match[str]) -> str:
+    value = match["value"]
+    if value.startswith('\\"'):
+        masked = f'\\"{MASK}\\"'
+    elif value[:1] in "\"'":
+        masked = f"{value[0]}{MASK}{value[0]}"  # a quoted value stays quoted: JSON stays JSON
+    else:
+        masked = MASK
+    return f"{match['name']}{match['separator']}{masked}"
+
+
+def _mask_block_scalars(text: str) -> str:
+    """Drop the lines of YAML block scalars under secret names (`key: |` and the lines indented below)."""
+    lines = text.split("\n")
+    out: list[str] = []
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        out.append(line)
+        index += 1
+        head = _BLOCK_SCALAR.match(line)
+        if head is None:
+            continue
+        indent = len(head["indent"])
+        masked = False
+        while index < len(lines):
+            following = lines[index]
+            if following.strip() and len(following) - len(following.lstrip()) <= indent:
+                break
+            if following.strip() and not masked:
+                out.append(following[: len(following) - len(following.lstrip())] + MASK)
+                masked = True
+            elif not following.strip():
+                out.append(following)
+            index += 1
+    return "\n".join(out)
+
+
 def mask_text(text: str) -> str:
     """`text` with anything that looks like a credential replaced by MASK."""
-    text = _ASSIGNMENT.sub(lambda match: f"{match['name']}{match['separator']}{MASK}", text)
-    return _CREDENTIAL.sub(MASK, text)
+    text = _CREDENTIAL.sub(MASK, text)  # first: a PEM body must go whole, before other rules split it
+    text = _mask_block_scalars(text)
+    text = _FLAG.sub(_masked_value, text)
+    return _ASSIGNMENT.sub(_masked_value, text)
 
 
 def mask(value: Any, rewrite: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> Any:
     """A copy of JSON-like `value` with values under secret keys and credential-looking text masked.
 
     `rewrite` sees each mapping first and returns what to mask instead: the hook for rules a caller
-    knows and this module does not (a Kubernetes Secret's data, an env var entry).
+    knows and this module does not (a Kubernetes Secret's data, an env var entry). In a list (a
+    command line), the item after a bare `--password`-like flag is masked too.
     """
     if isinstance(value, (list, tuple)):
-        return [mask(item, rewrite) for item in value]
+        return _mask_items(value, rewrite)
     if isinstance(value, str):
         return mask_text(value)
     if not isinstance(value, Mapping):
@@ -75,6 +146,97 @@ def mask(value: Any, rewrite: Callable[[dict[str, Any]], dict[str, Any]] | None 
     return {key: MASK if _holds_secret(key, item) else mask(item, rewrite) for key, item in mapping.items()}
 
 
+def _mask_items(
+    items: Iterable[Any], rewrite: Callable[[dict[str, Any]], dict[str, Any]] | None
+) -> list[Any]:
+    masked: list[Any] = []
+    after_flag = False
+    for item in items:
+        masked.append(MASK if after_flag and isinstance(item, str) else mask(item, rewrite))
+        after_flag = isinstance(item, str) and _SECRET_FLAG.fullmatch(item) is not None
+    return masked
+
+
 def _holds_secret(key: object, value: Any) -> bool:
     is_scalar = isinstance(value, (str, bytes, int, float))
     return is_scalar and value not in ("", b"") and is_secret_key(key)
+
+
+# --- files --------------------------------------------------------------------------------------
+
+
+def _scrubbed(path: Path, text: str) -> str:
+    """`text` of the file at `path`, masked; JSON stays valid JSON (masked as data, not as text)."""
+    if path.suffix == ".json":
+        scrubbed = _scrubbed_json(text, indent=2)
+        return text if scrubbed == text else scrubbed + "\n"
+    if path.suffix == ".jsonl":
+        return "\n".join(
+            _scrubbed_json(line, indent=None) if line.strip() else line for line in text.split("\n")
+        )
+    return mask_text(text)
+
+
+def _scrubbed_json(text: str, indent: int | None) -> str:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return mask_text(text)
+    masked = mask(data)
+    if masked == data:
+        return text
+    return json.dumps(masked, indent=indent, sort_keys=True, default=str)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write `text` so that a reader never sees half a file, even if the writer is killed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False) as tmp:
+        tmp.write(text)
+    os.replace(tmp.name, path)
+
+
+def scrub_file(path: Path) -> bool:
+    """Mask the secrets in the text file at `path` in place; True when it changed. Binary files are left."""
+    try:
+        raw = path.read_bytes()
+    except OSError:
+        return False
+    if b"\0" in raw[:8192]:
+        return False
+    text = raw.decode("utf-8", errors="surrogateescape")
+    scrubbed = _scrubbed(path, text)
+    if scrubbed == text:
+        return False
+    write_text_atomic(path, scrubbed)
+    return True
+
+
+def scrub_tree(*paths: Path) -> list[Path]:
+    """Scrub every text file at or under `paths` (missing ones are skipped); the files that changed."""
+    changed = []
+    for root in paths:
+        files = (
+            sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink())
+            if root.is_dir()
+            else [root]
+        )
+        changed += [file for file in files if file.is_file() and scrub_file(file)]
+    return changed
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m pipeline.scrub PATH...`: mask the secrets in these files and folders, in place."""
+    args = sys.argv[1:] if argv is None else argv
+    if not args or args[0] in ("-h", "--help"):
+        print(
+            "usage: python -m pipeline.scrub PATH...\nMask credentials in these files and folders in place."
+        )
+        return 0 if args else 2
+    changed = scrub_tree(*map(Path, args))
+    print(f"scrubbed {len(changed)} file(s)" + "".join(f"\n  {path}" for path in changed))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

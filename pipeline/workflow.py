@@ -429,6 +429,12 @@ def _run_and_upload_steps(job: Job, jobs: tuple[Job, ...]) -> str:
 """
     uploads = [(job.artifact, f"artifacts/{job.artifact}/", job.retention_days)] if job.artifact else []
     uploads.append((log_artifact(job), f"artifacts/logs/{job.name}.log", LOG_RETENTION_DAYS))
+    # Nothing leaves the runner unmasked: the same scrub `invoke pipeline` applies when a job ends.
+    steps += f"""\
+      - name: Mask secrets in what this job uploads
+        if: always()
+        run: python -m pipeline.scrub {" ".join(path for _, path, _ in uploads)}
+"""
     for name, path, days in uploads:
         steps += f"""\
       - name: Upload {name}

@@ -127,3 +127,36 @@ def test_a_broken_overlay_is_reported_with_kustomizes_message(tmp_path: Path) ->
     (tmp_path / "kustomization.yaml").write_text("resources: [missing.yaml]\n")
     with pytest.raises(RenderError, match=r"missing\.yaml"):
         render_text(tmp_path)
+
+
+def test_a_transient_render_failure_is_retried_with_backoff_without_a_file_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline.targets.local import reconciler as module
+
+    clock = [1000.0]
+    calls = []
+
+    def flaky_render(overlay: Path) -> str:
+        calls.append(clock[0])
+        if len(calls) == 1:
+            raise RenderError("kubectl kustomize timed out")
+        return render_text(overlay)
+
+    monkeypatch.setattr(module, "render_text", flaky_render)
+    monkeypatch.setattr(module.time, "monotonic", lambda: clock[0])
+    controller = object.__new__(module.Reconciler)  # only the desired-state part, no sockets or signals
+    controller.overlay, controller.state_dir = OVERLAY, tmp_path
+    controller.state = {"model_dir": str(MODEL_DIR), "endpoint_port": 41000}
+    controller.desired, controller.desired_error, controller.gitops_fingerprint = None, None, None
+    controller.render_failures, controller.render_retry_at = 0, 0.0
+    controller.event = lambda *args, **kwargs: None
+
+    controller.refresh_desired()
+    assert controller.desired is None and "timed out" in controller.desired_error
+    controller.refresh_desired()  # at once: no retry storm
+    assert len(calls) == 1
+    clock[0] += 60  # no file under gitops/ changed, only time passed
+    controller.refresh_desired()
+    assert len(calls) == 2
+    assert controller.desired_error is None and controller.desired is not None

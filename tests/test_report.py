@@ -653,3 +653,47 @@ def test_the_gates_show_the_models_comparison_and_each_scan_part_with_its_findin
     assert "skipped PyPI&#39;s vulnerability service answered for none" in scan
     assert "Model quality gate: **passed**: held-out accuracy **96.7" in markdown
     assert "Image policy: **failed**" in markdown and "high USER root-user" in markdown
+
+
+EVIL_LINK = "[click](http://evil.invalid)"
+
+
+def test_hostile_values_are_escaped_for_each_markdown_context(artifacts: Path) -> None:
+    record = json.loads((artifacts / "pipeline-run.json").read_text())
+    record["run_id"] = f"r`1` {EVIL_LINK}"
+    record["target"] = f"local** <img src=x onerror=alert(1)> {EVIL_LINK}"
+    record["demo_mode"] = "full | injected | cells"
+    write(artifacts, "pipeline-run.json", record)
+    junit = API_JUNIT.replace('name="test_batch_keeps_order"', 'name="test_x` &lt;b&gt;bold&lt;/b&gt;"')
+    write(artifacts, "test-results/api-junit.xml", junit.replace("assert 3 == 4", f"see {EVIL_LINK} | col"))
+    timeline = json.loads((artifacts / "demo-artifacts/timeline.json").read_text())
+    timeline["drifts"][0]["name"] = f"{EVIL_LINK} `tick` *bold*"
+    write(artifacts, "demo-artifacts/timeline.json", timeline)
+
+    _, markdown = report_of(artifacts)
+
+    # Code spans: a fence longer than any backtick run inside, so the value stays one span, verbatim.
+    assert f"Run ``r`1` {EVIL_LINK}``" in markdown
+    assert "- ❌ ``test_x` <b>bold</b>``" in markdown
+    # Text: no HTML, no link, no emphasis, no column break survives.
+    assert "<img" not in markdown
+    assert EVIL_LINK not in markdown.replace(f"``r`1` {EVIL_LINK}``", "")
+    assert "\\[click\\](http://evil.invalid)" in markdown
+    assert "**local\\*\\* &lt;img src=x onerror=alert(1)&gt;" in markdown
+    assert "full \\| injected \\| cells" in markdown
+    drift_row = next(
+        line for line in markdown.splitlines() if "evil.invalid" in line and line.startswith("|")
+    )
+    assert len(re.findall(r"(?<!\\)\|", drift_row)) == 6, drift_row  # five cells, whatever the name holds
+    assert "\\`tick\\` \\*bold\\*" in drift_row
+
+
+def test_a_log_is_masked_before_its_tail_is_cut(artifacts: Path) -> None:
+    record = json.loads((artifacts / "pipeline-run.json").read_text())
+    record["jobs"]["deploy"].update(status="failure", exit_code=1, log="logs/deploy.log")
+    write(artifacts, "pipeline-run.json", record)
+    secret_lines = [f"    secret-line-{index}" for index in range(30)]  # the key line falls outside the tail
+    write(artifacts, "logs/deploy.log", "\n".join(["values:", "  password: |", *secret_lines, "done"]) + "\n")
+    html, markdown = report_of(artifacts)
+    assert "secret-line" not in html + markdown
+    assert "done" in markdown

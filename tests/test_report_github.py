@@ -41,12 +41,15 @@ class FakeGitHub(ThreadingHTTPServer):
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}{API_PREFIX}"
 
-    def add_comment(self, number: int, body: str, user: str = "someone") -> dict:
+    def add_comment(
+        self, number: int, body: str, user: str = "someone", user_type: str | None = None
+    ) -> dict:
+        """A comment as GitHub lists it; `user.type` is "Bot" for app identities ("[bot]" logins)."""
         self.next_id += 1
         comment = {
             "id": self.next_id,
             "body": body,
-            "user": {"login": user},
+            "user": {"login": user, "type": user_type or ("Bot" if user.endswith("[bot]") else "User")},
             "html_url": f"https://github.example/{REPOSITORY}/pull/{number}#issuecomment-{self.next_id}",
         }
         self.comments.setdefault(number, []).append(comment)
@@ -259,3 +262,23 @@ def test_pull_request_number_comes_only_from_pull_request_events(tmp_path: Path)
     assert github.pull_request_number({"GITHUB_EVENT_NAME": "pull_request", "GITHUB_EVENT_PATH": event}) == 7
     assert github.pull_request_number({"GITHUB_EVENT_NAME": "push", "GITHUB_EVENT_PATH": event}) is None
     assert github.pull_request_number({"GITHUB_EVENT_NAME": "pull_request"}) is None
+
+
+def test_a_marker_posted_by_someone_else_is_never_edited(fake_github: FakeGitHub) -> None:
+    mallory = fake_github.add_comment(PR, f"{github.MARKER}\nplease edit me", user="mallory")
+    lookalike = fake_github.add_comment(
+        PR, f"{github.MARKER}\nme too", user="github-actions[bot]", user_type="User"
+    )
+    other_bot = fake_github.add_comment(PR, f"{github.MARKER}\nanother app", user="renovate[bot]")
+    api = github.GitHubApi(fake_github.url, TOKEN, REPOSITORY)
+    action, comment = api.upsert_comment(PR, "the report")
+    assert action == "created"
+    assert comment["id"] not in (mallory["id"], lookalike["id"], other_bot["id"])
+    assert [c["body"] for c in (mallory, lookalike, other_bot)] == [
+        f"{github.MARKER}\nplease edit me",
+        f"{github.MARKER}\nme too",
+        f"{github.MARKER}\nanother app",
+    ]
+    assert [method for method, _, _ in fake_github.requests] == ["GET", "POST"]
+    again, edited = api.upsert_comment(PR, "the next report")
+    assert (again, edited["id"]) == ("updated", comment["id"])

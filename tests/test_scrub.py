@@ -5,9 +5,13 @@ Kubernetes-specific rules are tested in test_kube_redact.py, the report's use in
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
-from pipeline.scrub import MASK, is_secret_key, is_secret_name, mask, mask_text
+from pipeline.artifacts import write_json_atomic
+from pipeline.scrub import MASK, is_secret_key, is_secret_name, mask, mask_text, scrub_tree
 
 GITHUB_TOKEN = "ghp_abcdefghijklmnopqrstuvwxyz0123456789"
 
@@ -71,3 +75,77 @@ def test_rewrite_sees_every_mapping_before_it_is_masked() -> None:
     value = {"note": "x", "items": [{"note": "y", "token": "z"}]}
     assert mask(value, drop_notes) == {"items": [{"token": MASK}]}
     assert value == {"note": "x", "items": [{"note": "y", "token": "z"}]}
+
+
+# --- values that look like credentials, whatever their name (issue 10) ----------------------------
+
+PEM_BODY = "\n".join(["MIIEowIBAAKCAQEA" + "q7Zx" * 12] * 3)
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ("HTTPS_PROXY=http://proxyuser:pr0xy-pass@proxy.example:3128", "pr0xy-pass"),
+        ("PIP_INDEX_URL=https://__token__:pypi-AgEIcHlwaS5vcmc@pypi.example/simple", "pypi-AgEIcHlwaS5vcmc"),
+        ("clone https://x0tokenonly0x@git.example/repo.git", "x0tokenonly0x"),
+        ("serve --password hunter2 --port 8080", "hunter2"),
+        ("login --token=tok-123456 --verbose", "tok-123456"),
+        ("psql --db-password 'two words'", "two words"),
+        ('{"msg": "{\\"password\\": \\"esc4ped\\"}"}', "esc4ped"),
+        ('{"auths": {"registry.example": {"auth": "dXNlcjpwYXNzd29yZA=="}}}', "dXNlcjpwYXNzd29yZA=="),
+        ("config:\n  password: |\n    line-one-secret\n    line-two-secret\nreplicas: 3", "line-two-secret"),
+        (f"-----BEGIN PRIVATE KEY-----\n{PEM_BODY}\n-----END PRIVATE KEY-----", "q7Zx"),
+        (f"{PEM_BODY}\nAbCd==\n-----END RSA PRIVATE KEY-----", "q7Zx"),  # the BEGIN line was cut
+        (f"log line\n{PEM_BODY}\nnext line", "q7Zx"),  # a body with neither line
+        ("key ghs_" + "A1b2" * 9 + " and gho_" + "Z9y8" * 9, "Z9y8Z9y8"),
+        ("aws ASIAIOSFODNN7EXAMPL1 temporary", "ASIAIOSFODNN7EXAMPL1"),
+        ("aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "wJalrXUtnFEMI"),
+    ],
+)
+def test_credential_values_are_masked_whatever_their_name(text: str, secret: str) -> None:
+    assert secret not in mask_text(text)
+
+
+def test_masked_json_stays_json_and_references_stay() -> None:
+    text = '{"auth": "dXNlcjpw", "token": "abc", "secretName": "git-credentials", "tokenPath": "/var/run"}'
+    assert json.loads(mask_text(text)) == {
+        "auth": MASK,
+        "token": MASK,
+        "secretName": "git-credentials",
+        "tokenPath": "/var/run",
+    }
+    assert mask_text("authors: Ada, Grace") == "authors: Ada, Grace"
+
+
+def test_a_hex_digest_is_not_a_pem_body() -> None:
+    digests = "\n".join(["ab" * 32] * 3) + "\n"
+    assert mask_text(digests) == digests
+
+
+def test_a_command_line_list_loses_the_value_after_a_secret_flag() -> None:
+    command = ["serve", "--password", "hunter2", "--port", "8080", {"env": ["--token", "t0k"]}]
+    assert mask(command) == ["serve", "--password", MASK, "--port", "8080", {"env": ["--token", MASK]}]
+
+
+def test_scrub_tree_masks_text_files_in_place_and_keeps_json_valid(tmp_path: Path) -> None:
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "deploy.log").write_text("pushing to https://u:CANARY1@git.example/x.git\n")
+    (tmp_path / "processes.json").write_text(json.dumps([{"cmdline": ["app", "--password", "CANARY2"]}]))
+    (tmp_path / "events.jsonl").write_text('{"proxy": "http://u:CANARY3@p:1"}\n{"ok": 1}\n')
+    (tmp_path / "model.onnx").write_bytes(b"\0binary CANARY4")
+    changed = scrub_tree(tmp_path)
+    assert sorted(path.name for path in changed) == ["deploy.log", "events.jsonl", "processes.json"]
+    for name, canary in [
+        ("logs/deploy.log", "CANARY1"),
+        ("processes.json", "CANARY2"),
+        ("events.jsonl", "CANARY3"),
+    ]:
+        assert canary not in (tmp_path / name).read_text()
+    assert json.loads((tmp_path / "processes.json").read_text()) == [{"cmdline": ["app", "--password", MASK]}]
+    assert [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()][1] == {"ok": 1}
+    assert (tmp_path / "model.onnx").read_bytes() == b"\0binary CANARY4"  # binary files are not text
+
+
+def test_the_json_writer_masks_what_it_writes(tmp_path: Path) -> None:
+    write_json_atomic(tmp_path / "state.json", {"env": {"HTTPS_PROXY": "http://u:CANARY5@proxy:1"}})
+    assert "CANARY5" not in (tmp_path / "state.json").read_text()

@@ -10,6 +10,7 @@ outputs. The environment is stopped at the end unless the run keeps it (PIPELINE
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 from pipeline.artifacts import job_dir, write_outputs
@@ -21,7 +22,12 @@ JOB = "deploy"
 ENVIRONMENT = "deploy"
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(
+        prog="nox -s deploy --",
+        description=__doc__.splitlines()[0],
+        epilog="Settings come from the PIPELINE_* variables (docs/configuration.md).",
+    ).parse_args(argv)
     context = RunContext.from_env()
     out = job_dir(JOB, context)
     if context.dry_run:

@@ -8,6 +8,7 @@ In GitHub Actions it appends report.md to the step summary and keeps one comment
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from pathlib import Path
@@ -52,7 +53,12 @@ def publish(markdown: str) -> None:
         print(f"report: {github.comment_on_pull_request(markdown, os.environ)}")
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(
+        prog="nox -s report --",
+        description=__doc__.splitlines()[0],
+        epilog="Settings come from the PIPELINE_* variables (docs/configuration.md).",
+    ).parse_args(argv)
     context = RunContext.from_env()
     out = job_dir(JOB, context)
     try:

@@ -6,6 +6,7 @@ written even then (and even when pytest dies before writing XML), so the report 
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 import xml.etree.ElementTree as ElementTree
@@ -33,11 +34,17 @@ def summarize(junit: Path, exit_code: int) -> dict[str, object]:
     return {**counts, "passed": passed, "duration_seconds": round(duration, 3), "exit_code": exit_code}
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="nox -s unit --",
+        description=__doc__.splitlines()[0],
+        epilog="Every other argument goes to pytest (e.g. `-k name`, `-x`).",
+    )
+    _, pytest_args = parser.parse_known_args(argv)
     out = job_dir("unit")
     junit = out / "junit.xml"
     junit.unlink(missing_ok=True)
-    command = [sys.executable, "-m", "pytest", SERVICE_TESTS, "-ra", f"--junitxml={junit}", *sys.argv[1:]]
+    command = [sys.executable, "-m", "pytest", SERVICE_TESTS, "-ra", f"--junitxml={junit}", *pytest_args]
     print("+", " ".join(command), flush=True)
     exit_code = subprocess.call(command)
     summary = summarize(junit, exit_code)

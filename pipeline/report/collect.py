@@ -321,12 +321,12 @@ def _first_junit(root: Path, folder: str, preferred: str, record: dict[str, Any]
 
 
 def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
-    """The last lines of a log, scrubbed: what a reader needs first when a job failed."""
+    """The last lines of a log, scrubbed before they are cut: what a reader needs first when a job failed."""
     try:
         text = path.read_text(errors="replace")
     except OSError:
         return ""
-    return mask_text("\n".join(text.rstrip().splitlines()[-lines:]))
+    return "\n".join(mask_text(text).rstrip().splitlines()[-lines:])  # mask first: a cut secret hides
 
 
 def job_rows(root: Path, record: dict[str, Any], jobs: Iterable[Job] = JOBS) -> list[JobRow]:

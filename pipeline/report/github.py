@@ -1,7 +1,9 @@
 """Publish the Markdown report in GitHub Actions: the job's step summary and one comment per pull request.
 
 The comment is found again on the next run by a hidden marker and edited in place, so a PR carries
-one report comment, always the latest. Everything goes through the REST API at GITHUB_API_URL
+one report comment, always the latest. Only a comment the workflow's own identity wrote is ours:
+anyone can post the marker, and editing their comment would put our report under their name (or
+fail on a token that may not edit it). Everything goes through the REST API at GITHUB_API_URL
 (GitHub Enterprise works too) with GITHUB_TOKEN; without a token, or on a fork's read-only token,
 it says what it skipped and the job goes on.
 """
@@ -15,7 +17,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from pipeline.scrub import mask_text
+
 MARKER = "<!-- ml-gitops-pipeline:report -->"
+#: Who posts with the workflow's GITHUB_TOKEN, as the REST API names it (`user.login`, `user.type`).
+BOT_LOGIN = "github-actions[bot]"
+BOT_TYPE = "Bot"
 DEFAULT_API_URL = "https://api.github.com"
 PAGE_SIZE = 100
 TIMEOUT_SECONDS = 30
@@ -39,8 +46,16 @@ def append_step_summary(markdown: str, environ: Mapping[str, str]) -> bool:
     if not path:
         return False
     with open(path, "a", encoding="utf-8") as summary:
+        markdown = mask_text(markdown)
         summary.write(markdown if markdown.endswith("\n") else markdown + "\n")
     return True
+
+
+def is_our_comment(comment: Mapping[str, Any]) -> bool:
+    """A comment with the marker, written by the workflow's bot identity (not a user who copied it)."""
+    user = comment.get("user") if isinstance(comment.get("user"), Mapping) else {}
+    written_by_us = user.get("login") == BOT_LOGIN and user.get("type") == BOT_TYPE
+    return written_by_us and MARKER in str(comment.get("body") or "")
 
 
 def pull_request_number(environ: Mapping[str, str]) -> int | None:
@@ -80,14 +95,14 @@ class GitHubApi:
             return json.load(response)
 
     def find_comment(self, number: int) -> dict[str, Any] | None:
-        """Our earlier report comment on the PR (the first with the marker), paging through them all."""
+        """Our earlier report comment on the PR (the first of ours), paging through them all."""
         page = 1
         while True:
             comments = self.call(
                 "GET", f"/repos/{self.repository}/issues/{number}/comments?per_page={PAGE_SIZE}&page={page}"
             )
             for comment in comments:
-                if MARKER in (comment.get("body") or ""):
+                if is_our_comment(comment):
                     return comment
             if len(comments) < PAGE_SIZE:
                 return None
@@ -95,7 +110,7 @@ class GitHubApi:
 
     def upsert_comment(self, number: int, markdown: str) -> tuple[str, dict[str, Any]]:
         """Create the report comment, or edit ours in place; returns ("created"|"updated", comment)."""
-        body = f"{MARKER}\n{markdown}"
+        body = f"{MARKER}\n{mask_text(markdown)}"  # the last check before it leaves the run
         existing = self.find_comment(number)
         if existing is None:
             return "created", self.call(

@@ -1,6 +1,8 @@
 """Render a `Report` into the HTML page and the Markdown summary with Jinja2.
 
-HTML autoescapes everything; Markdown escapes table cells with the `md` filter. Every value that
+HTML autoescapes everything. Markdown has a filter per context, and every interpolated value goes
+through one: `md` for text and table cells, `code` for a code span, `html` inside an HTML tag such
+as `<summary>`. Every value that
 reaches either output also passes through `redact`, so a secret that slipped into an artifact is
 masked. A chart whose data is malformed is left out with a note rather than failing the report.
 """
@@ -8,11 +10,12 @@ masked. A chart whose data is malformed is left out with a note rather than fail
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
 from typing import Any
 
 import jinja2
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from pipeline.report import charts, formats
 from pipeline.report.collect import Report
@@ -30,12 +33,33 @@ def _finalize(value: Any) -> Any:
     return value
 
 
+#: Characters that start Markdown syntax inside a line: emphasis, code, links, images, HTML, cells.
+_MARKDOWN_PUNCTUATION = re.compile(r"([\\`*~\[\]|])")
+
+
+def _one_line(value: Any) -> str:
+    return " ".join(mask_text(str("" if value is None else value)).split())
+
+
 def _md(value: Any) -> str:
-    """A value made safe for a Markdown table cell (no HTML, no column breaks, one line)."""
-    text = mask_text(str("" if value is None else value))
-    for raw, escaped in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ("|", "\\|")):
+    """A value as literal Markdown text (a table cell too): no HTML, links, emphasis or column breaks."""
+    text = _one_line(value)
+    for raw, escaped in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;")):
         text = text.replace(raw, escaped)
-    return " ".join(text.split())
+    return _MARKDOWN_PUNCTUATION.sub(r"\\\1", text)
+
+
+def _code(value: Any) -> str:
+    """A value as one code span, verbatim: fenced by more backticks than any run inside it."""
+    text = _one_line(value) or "–"  # noqa: RUF001 (the report's dash for "none")
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    padded = f" {text} " if text.startswith("`") or text.endswith("`") else text
+    return f"{fence}{padded}{fence}"
+
+
+def _html(value: Any) -> str:
+    """A value as text inside an HTML element of the Markdown (`<summary>`): escaped, one line."""
+    return str(escape(_one_line(value)))
 
 
 @functools.cache
@@ -58,6 +82,8 @@ def make_environment() -> jinja2.Environment:
         clock=formats.clock,
         short=formats.short,
         md=_md,
+        code=_code,
+        html=_html,
     )
     environment.globals["look"] = look
     return environment

@@ -71,6 +71,11 @@ for _ in range(spec.get("grandchildren", 0)):
     child = subprocess.Popen([sys.executable, "-c", stubborn])
     with open(out / "grandchildren.pids", "a") as pids:
         pids.write(f"{child.pid}\\n")
+if "leak" in spec:  # a job that prints and saves a secret, as careless tools do
+    print(spec["leak"], flush=True)
+    (out / "leak.txt").write_text(spec["leak"] + "\\n")
+    (out / "nested" / "deeper").mkdir(parents=True, exist_ok=True)
+    (out / "nested" / "deeper" / "leak.json").write_text(json.dumps({"cmd": spec["leak"].split()}))
 time.sleep(spec.get("seconds", 0))
 fail = spec.get("exit", 0) or (Path(spec["fail_if"]).exists() if "fail_if" in spec else 0)
 (out / "outputs.json").write_text(json.dumps({"job": name, "artifact": spec["artifact"]}))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 import os
@@ -10,9 +11,11 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
+from pipeline.progress import Progress
 from pipeline.runner import nox_command
 from pipeline.status import FINISHED
 from tests.engine.fake_project import FakeProject, process_gone, processes_of_run
@@ -272,3 +275,55 @@ def test_jobs_not_yet_started_when_the_run_is_cancelled_are_cancelled(fake_proje
     }
     assert record["status"] == "cancelled"
     assert fake_project.runs_of("deploy") == []
+
+
+def files_containing(root: Path, needle: str) -> list[str]:
+    return sorted(
+        str(path.relative_to(root))
+        for path in root.rglob("*")
+        if path.is_file() and needle.encode() in path.read_bytes()
+    )
+
+
+def test_no_secret_a_job_prints_or_saves_is_left_in_its_log_or_artifacts(fake_project: FakeProject) -> None:
+    leak = "push https://u:CANARY1@git.example/x.git --password CANARY2 ghp_" + "CANARY3x" * 5
+    fake_project.plan(unit={"leak": leak}, build={"leak": leak, "exit": 1})
+    record = fake_project.run(parallel=True)
+    assert statuses(record)["unit"] == "success" and statuses(record)["build"] == "failure"
+    for canary in ("CANARY1", "CANARY2", "CANARY3"):
+        assert files_containing(fake_project.artifacts, canary) == []
+    assert (
+        "push https://***@git.example/x.git --password ***"
+        in (fake_project.artifacts / "logs" / "unit.log").read_text()
+    )
+
+
+class _BrokenPipeProgress(Progress):
+    """A terminal gone as Ctrl-C came: the handler's write fails, as print() does on a closed pipe."""
+
+    def note(self, message: str) -> None:
+        if message.startswith("SIGINT"):
+            raise BrokenPipeError(32, "Broken pipe")
+        super().note(message)
+
+
+def test_a_failing_write_in_the_signal_handler_does_not_lose_the_run(fake_project: FakeProject) -> None:
+    fake_project.plan(unit={"seconds": 600})
+    runner = fake_project.runner()
+    runner.progress = _BrokenPipeProgress(io.StringIO())
+    started = threading.Event()
+
+    def interrupt_once_unit_runs() -> None:
+        deadline = time.monotonic() + 30
+        while "unit" not in runner.running and time.monotonic() < deadline:
+            time.sleep(0.05)
+        started.set()
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=interrupt_once_unit_runs, daemon=True).start()
+    record = runner.run()
+    assert started.is_set()
+    assert record["status"] == "cancelled"
+    assert statuses(record)["unit"] == "cancelled" and statuses(record)["report"] == "success"
+    saved = json.loads((fake_project.artifacts / "pipeline-run.json").read_text())
+    assert saved["status"] == "cancelled"

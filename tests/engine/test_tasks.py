@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -47,3 +48,26 @@ def test_defaults_live_in_the_collection_configuration() -> None:
     defaults = tasks.ns.configuration()["pipeline"]
     assert defaults["target"] == "local" and defaults["demo_mode"] == "full"
     assert defaults["artifacts_dir"] == "artifacts" and defaults["parallel"] is False
+
+
+def test_the_jobs_target_variable_is_honoured_or_refused_clearly(tmp_path: Path) -> None:
+    environ = {**os.environ, "PIPELINE_TARGET": "moon"}
+    done = subprocess.run(
+        [sys.executable, "-m", "invoke", "pipeline", "--only", "report", "--dry-run",
+         "--artifacts-dir", str(tmp_path / "artifacts")],
+        cwd=REPO, capture_output=True, text=True, timeout=120, env=environ,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stdout[-1000:] + done.stderr[-1000:]
+    assert "PIPELINE_TARGET 'moon' is not one of local, kind, minikube" in done.stderr
+    assert not (tmp_path / "artifacts").exists()  # refused before anything ran
+
+
+def test_the_target_flag_wins_over_the_variable_and_the_variable_over_the_configuration() -> None:
+    sys.path.insert(0, str(REPO))
+    try:
+        import tasks
+    finally:
+        sys.path.remove(str(REPO))
+    assert tasks.chosen_target(None, "local", {"PIPELINE_TARGET": "kind"}) == "kind"
+    assert tasks.chosen_target("minikube", "local", {"PIPELINE_TARGET": "kind"}) == "minikube"
+    assert tasks.chosen_target(None, "local", {}) == "local"

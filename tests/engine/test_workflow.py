@@ -376,3 +376,20 @@ def test_the_scan_job_runs_grype_pinned_on_the_builds_image_before_nox(workflow:
     assert grype["if"] == "needs.build.outputs.image-tag != ''"
     run_step = next(i for i, step in enumerate(steps) if "nox -s scan" in step.get("run", ""))
     assert steps.index(grype) < run_step
+
+
+def test_every_upload_comes_after_a_scrub_of_what_it_uploads(workflow: dict) -> None:
+    for name, job in workflow["jobs"].items():
+        steps = job["steps"]
+        run_step = next(i for i, step in enumerate(steps) if step.get("name") == f"nox -s {name}")
+        scrub = next(
+            (i for i, step in enumerate(steps) if "python -m pipeline.scrub" in step.get("run", "")), None
+        )
+        assert scrub is not None and scrub > run_step, f"{name}: no scrub step after the job"
+        assert steps[scrub].get("if") == "always()", f"{name}: the scrub must run when the job failed too"
+        scrubbed = steps[scrub]["run"]
+        for index, step in enumerate(steps):
+            path = (step.get("with") or {}).get("path", "")
+            if "upload-artifact" in step.get("uses", "") and path.startswith("artifacts/"):
+                assert index > scrub, f"{name}: {step['name']} uploads before the scrub"
+                assert path in scrubbed, f"{name}: {path} is uploaded but not scrubbed"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 from pipeline.gitops.checks.suite import run
@@ -13,7 +14,8 @@ def _report(name: str, problems: list[str]) -> None:
         print(f"      - {problem}", flush=True)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(prog="nox -s manifests --", description=__doc__.splitlines()[0]).parse_args(argv)
     results = run(_report)
     failed = sum(len(problems) for problems in results.values())
     print(

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 from pipeline.gitops.render import Manifest, to_yaml
+from pipeline.scrub import mask_text
 
 
 class StepFailed(RuntimeError):
@@ -80,7 +81,7 @@ class Command:
         stdin = to_yaml(list(self.objects)) if self.objects else None
         result = run_process(self.argv, stdin, self.timeout_seconds)
         if result.stdout.strip():
-            print(result.stdout.rstrip(), flush=True)
+            print(mask_text(result.stdout.rstrip()), flush=True)
         if result.returncode != 0:
             raise StepFailed(f"{shell_words(self.argv)} exited {result.returncode}: {result.stderr.strip()}")
 
@@ -105,6 +106,6 @@ Step = Command | Call
 def execute(steps: Sequence[Step], *, dry_run: bool, out: TextIO | None = None) -> None:
     """Print every step; run it too unless this is a dry run."""
     for number, step in enumerate(steps, 1):
-        print(f"\n[{number}/{len(steps)}] {step.render()}", file=out or sys.stdout, flush=True)
+        print(f"\n[{number}/{len(steps)}] {mask_text(step.render())}", file=out or sys.stdout, flush=True)
         if not dry_run:
             step.run()

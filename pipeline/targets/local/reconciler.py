@@ -14,7 +14,8 @@ its own session). About once a second it
    misconfigured replica only once Git's replicas are ready (or at once if it is not ready).
    With PIPELINE_RECONCILER_HEAL=0 it still applies a new Git revision once (Argo CD's automated
    sync without selfHeal) but leaves live drift alone. While Git cannot be rendered it reports
-   Unknown and changes nothing (Argo CD's ComparisonError).
+   Unknown and changes nothing (Argo CD's ComparisonError), and renders again after 1, 2, 4 ... up
+   to 30 s even if no file changed: a timed-out kustomize is often transient.
 
 It writes status.json (current view), events.jsonl (actions and changes) and history.jsonl (one
 line per observation), all timestamped; it runs Prometheus on observability/prometheus/
@@ -35,6 +36,7 @@ port and knows nothing of /ready:
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -44,7 +46,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 import traceback
 import urllib.request
@@ -73,6 +74,8 @@ CONVERGING_INTERVAL = 0.2
 PROBE_TIMEOUT = 0.5
 #: Variables a replica inherits from the reconciler; everything else comes from Git, like a container.
 PASSTHROUGH_VARIABLES = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
+#: A failed render of gitops/ is retried after 1, 2, 4 ... up to this many seconds.
+MAX_RENDER_BACKOFF = 30.0
 #: A replica that crashes before it is ready is restarted after 0.5, 1, 2 ... up to 10 s (CrashLoopBackOff).
 MAX_BACKOFF = 10.0
 #: After this many replicas in a row exit before ready, health is Degraded (CrashLoopBackOff).
@@ -138,6 +141,8 @@ class Reconciler:
         self.desired: DesiredState | None = None
         self.desired_error: str | None = None
         self.gitops_fingerprint: tuple | None = None
+        self.render_failures = 0
+        self.render_retry_at = 0.0
         #: The revision last brought to Synced + Healthy; a new one is applied even without heal.
         self.applied_revision: str | None = None
         #: Replicas in a row that exited before they were ever ready, and the last of them.
@@ -208,9 +213,12 @@ class Reconciler:
     # -- desired and live state --------------------------------------------------------------
 
     def refresh_desired(self) -> None:
-        """Re-render only when a file under gitops/ changed: rendering every second costs CPU."""
+        """Re-render when a file under gitops/ changed (rendering every second costs CPU), or to retry."""
         fingerprint = _tree_fingerprint(self.overlay.parents[1])
-        if fingerprint == self.gitops_fingerprint:
+        failed = self.desired_error is not None
+        if fingerprint == self.gitops_fingerprint and not (
+            failed and time.monotonic() >= self.render_retry_at
+        ):
             return
         self.gitops_fingerprint = fingerprint
         try:
@@ -220,9 +228,13 @@ class Reconciler:
             )
         except (RenderError, OSError, ValueError, KeyError, subprocess.SubprocessError) as error:
             self.desired_error = f"cannot read Git's desired state: {error}"
-            self.event("desired-state-error", error=str(error))
+            self.render_failures += 1
+            retry_in = min(MAX_RENDER_BACKOFF, 2.0 ** (self.render_failures - 1))
+            self.render_retry_at = time.monotonic() + retry_in
+            self.event("desired-state-error", error=str(error), retry_in_seconds=retry_in)
             return
         self.desired_error = None
+        self.render_failures = 0
         if self.desired is None or desired.revision != self.desired.revision:
             (self.state_dir / layout.MANIFESTS).write_text(manifests)
             self.event(
@@ -585,10 +597,13 @@ def _append_jsonl(path: Path, record: dict) -> None:
         handle.write(json.dumps(record, sort_keys=True) + "\n")
 
 
-def main() -> None:
-    if len(sys.argv) != 2:
-        raise SystemExit("usage: python -m pipeline.targets.local.reconciler STATE_DIR")
-    Reconciler(Path(sys.argv[1])).run()
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.targets.local.reconciler",
+        description="Run the local target's GitOps controller for one environment (started by the target).",
+    )
+    parser.add_argument("state_dir", type=Path, help="the environment's folder under .pipeline/local/")
+    Reconciler(parser.parse_args(argv).state_dir).run()
 
 
 if __name__ == "__main__":
