@@ -36,6 +36,7 @@ from urllib.parse import urlsplit, urlunsplit
 import docker
 
 from pipeline.artifacts import job_dir, write_json_atomic, write_outputs
+from pipeline.contracts import BuildRecord, encode
 from pipeline.build import BuildError, image, quality, registry, sbom, verify
 from pipeline.build.content import content_digest, content_tag
 from pipeline.build.training import train_model
@@ -114,7 +115,7 @@ class BuildJob:
         self.image = self.record["image"]
 
     def save(self) -> None:
-        write_json_atomic(self.out_dir / BUILD_RECORD_FILE, self.record)
+        write_json_atomic(self.out_dir / BUILD_RECORD_FILE, encode(BuildRecord, self.record))
 
     def outputs(self) -> dict[str, str]:
         model = self.record["model"] or {}
