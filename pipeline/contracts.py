@@ -230,7 +230,7 @@ class ModelCard(Contract, kw_only=True):
 class Sbom(Contract, kw_only=True):
     """build-output/sbom.cdx.json, a CycloneDX document: the report reads only these fields."""
 
-    bomFormat: str  # noqa: N815 (CycloneDX's spelling)
+    bomFormat: str
     components: list[dict[str, Any]] = []
 
 

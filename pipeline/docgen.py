@@ -289,7 +289,9 @@ def _model_section(model: type, module: Module, top: bool) -> str:
         for node in getattr(classes.get(cls.__name__), "body", []):
             if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
                 fields[node.target.id] = (ast.unparse(node.annotation), module.comment_above(node.lineno))
-    title, _, about = (model.__doc__ or "").partition(": ") if top else (f"`{model.__name__}`", "", model.__doc__)
+    title, _, about = (
+        (model.__doc__ or "").partition(": ") if top else (f"`{model.__name__}`", "", model.__doc__)
+    )
     lines = [f"\n{'##' if top else '###'} {title}\n\n"]
     if about:
         lines.append(f"{_cell(' '.join(about.split()))}\n\n")

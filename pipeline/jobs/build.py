@@ -36,12 +36,12 @@ from urllib.parse import urlsplit, urlunsplit
 import docker
 
 from pipeline.artifacts import job_dir, write_json_atomic, write_outputs
-from pipeline.contracts import BuildRecord, encode
 from pipeline.build import BuildError, image, quality, registry, sbom, verify
 from pipeline.build.content import content_digest, content_tag
 from pipeline.build.training import train_model
 from pipeline.build.wheelhouse import wheelhouse
 from pipeline.context import RunContext
+from pipeline.contracts import BuildRecord, encode
 from pipeline.timestamps import utc_now
 
 log = logging.getLogger("build")

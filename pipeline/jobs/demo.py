@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.artifacts import job_dir, write_json_atomic, write_outputs
-from pipeline.contracts import Timeline, encode
 from pipeline.checks.drift import HEAL_TIMEOUT_SECONDS, Clock, run_drift, verify_git_state
 from pipeline.checks.steady_load import SteadyLoad
 from pipeline.context import RunContext
+from pipeline.contracts import Timeline, encode
 from pipeline.jobs._environment import BringUpFailed, environment, plan, release_from_build
 from pipeline.release import Environment
 from pipeline.targets import get_target

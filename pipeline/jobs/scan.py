@@ -18,8 +18,8 @@ import sys
 from pathlib import Path
 
 from pipeline.artifacts import job_dir, read_json, read_outputs, write_json_atomic
-from pipeline.contracts import SecurityScan, encode
 from pipeline.context import RunContext
+from pipeline.contracts import SecurityScan, encode
 from pipeline.graph import JOBS_BY_NAME
 from pipeline.scan import POLICY_FILE, RAW_DIR, SCAN_FILE, ScanError, load_policy, summary
 from pipeline.scan.dockerfile import lint

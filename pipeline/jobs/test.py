@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pipeline.artifacts import job_dir, write_json_atomic, write_outputs
-from pipeline.contracts import LoadSummary, MetricsVerification, encode
 from pipeline.checks import metrics
 from pipeline.checks.api import run_api_suite
 from pipeline.checks.load import DEFAULT_THRESHOLDS, LoadSettings, Thresholds, locust_command, run_load
 from pipeline.context import RunContext
+from pipeline.contracts import LoadSummary, MetricsVerification, encode
 from pipeline.jobs._environment import BringUpFailed, environment, plan, release_from_build
 from pipeline.release import Environment
 from pipeline.targets import get_target
