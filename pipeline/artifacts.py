@@ -14,7 +14,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from pipeline import contracts
 from pipeline.context import RunContext
 from pipeline.graph import JOBS_BY_NAME
 
@@ -51,6 +50,9 @@ def read_json(path: Path) -> Any | None:
 
 def write_outputs(job: str, outputs: dict[str, str], context: RunContext | None = None) -> None:
     """Publish `outputs` of `job` to its dependents (and to GitHub Actions when running there)."""
+    # Imported here: `invoke down` imports this module in a Python with nothing installed.
+    from pipeline import contracts
+
     path = job_dir(job, context) / OUTPUTS_FILE
     merged = {**(read_json(path) or {}), **outputs}
     write_json_atomic(

@@ -80,6 +80,7 @@ def new_record(
     *, run_id: str, commit: str, target: str, demo_mode: str, parallel: bool, jobs: Iterable[Job]
 ) -> Record:
     return {
+        "schema_version": contracts.SCHEMA_VERSION,
         "run_id": run_id,
         "commit": commit,
         "target": target,

@@ -13,7 +13,6 @@ from pathlib import Path
 import psutil
 
 from pipeline.artifacts import read_json, write_json_atomic
-from pipeline.contracts import ClusterStatus, Prometheus, encode
 from pipeline.ports import free_port
 from pipeline.release import ControllerStatus, Drift
 from pipeline.scrub import is_secret_name
@@ -135,6 +134,9 @@ class LocalEnvironment:
         status = self.reconciler_status()
         current = self.status()
         targets = self._prometheus_targets()
+        # Imported here: `invoke down` imports this module in a Python with nothing installed.
+        from pipeline.contracts import ClusterStatus, Prometheus, encode
+
         state = ClusterStatus(
             target="local",
             environment=self.name,
