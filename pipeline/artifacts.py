@@ -46,9 +46,14 @@ def read_json(path: Path) -> Any | None:
 
 def write_outputs(job: str, outputs: dict[str, str], context: RunContext | None = None) -> None:
     """Publish `outputs` of `job` to its dependents (and to GitHub Actions when running there)."""
+    # Imported here: `invoke down` imports this module in a Python with nothing installed.
+    from pipeline import contracts
+
     path = job_dir(job, context) / OUTPUTS_FILE
     merged = {**(read_json(path) or {}), **outputs}
-    write_json_atomic(path, merged)
+    write_json_atomic(
+        path, contracts.encode(contracts.OUTPUTS[job], merged) if job in contracts.OUTPUTS else merged
+    )
     github_output = os.environ.get("GITHUB_OUTPUT")
     if github_output:
         with open(github_output, "a") as handle:

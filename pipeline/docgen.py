@@ -9,6 +9,9 @@ docs/configuration.md lists every environment variable, read from the code itsel
   described by the tasks' `help=`. tasks.py is imported, because its help texts are built from the graph.
 - ML_INFERENCE_*: the service's pydantic `Settings` (env_prefix + field name), parsed, not imported, so the
   service's dependencies need not be installed here.
+
+docs/artifacts.md lists every file one job writes for another, from pipeline/contracts.py's models:
+each field with its type as written, whether it is required, and the `#:` comment above it.
 """
 
 from __future__ import annotations
@@ -269,8 +272,65 @@ def configuration_page(root: Path = REPO_ROOT) -> str:
     return CONFIGURATION_PAGE + table
 
 
+ARTIFACTS_PAGE = """\
+# Artifacts
+
+The files one job writes for another job or for the report, as `pipeline/contracts.py` defines them.
+
+> Generated from the contracts by `python -m pipeline.docgen`; do not edit it by hand. Describe a
+> field with a `#:` comment above it and regenerate; `tests/test_docs.py` fails when it is stale.
+
+Each file carries `schema_version`. A reader takes every version up to its own and gives the fields
+an older file lacks their defaults; a file of a newer version is shown as "written by a newer
+pipeline (schema N), cannot read". `<artifact>/outputs.json` is a flat map of strings mirrored into
+`$GITHUB_OUTPUT`, so it has no version; each job's fields are checked when it writes them.
+"""
+
+
+def _model_section(model: type, module: Module, top: bool) -> str:
+    """One model: its file (or name) and description, then a row per field with its `#:` comment."""
+    classes = {node.name: node for node in module.tree.body if isinstance(node, ast.ClassDef)}
+    fields: dict[str, tuple[str, str]] = {}  # name -> (annotation as written, comment)
+    for cls in reversed(model.__mro__):
+        for node in getattr(classes.get(cls.__name__), "body", []):
+            if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+                fields[node.target.id] = (ast.unparse(node.annotation), module.comment_above(node.lineno))
+    title, _, about = (
+        (model.__doc__ or "").partition(": ") if top else (f"`{model.__name__}`", "", model.__doc__)
+    )
+    lines = [f"\n{'##' if top else '###'} {title}\n\n"]
+    if about:
+        lines.append(f"{_cell(' '.join(about.split()))}\n\n")
+    lines.append("| field | type | required | description |\n| --- | --- | --- | --- |\n")
+    for field in importlib.import_module("msgspec").structs.fields(model):
+        kind, comment = fields[field.name]
+        required = "yes" if field.required else "no"
+        kind = kind.replace("|", "\\|")  # a column separator, even inside code
+        lines.append(f"| `{field.name}` | `{kind}` | {required} | {_cell(comment) if comment else ''} |\n")
+    return "".join(lines)
+
+
+def artifacts_page(root: Path = REPO_ROOT) -> str:
+    """Each contract of pipeline/contracts.py, then the models its fields name, one table each."""
+    contracts = importlib.import_module("pipeline.contracts")
+    module = Module(root / "pipeline" / "contracts.py", root)
+    files = [*contracts.FILES.values(), *contracts.OUTPUTS.values()]
+    sections, seen = [ARTIFACTS_PAGE], set(files)
+    for model in files:
+        sections.append(_model_section(model, module, top=True))
+    for node in module.tree.body:  # the models the files are made of, in the module's order
+        model = getattr(contracts, node.name, None) if isinstance(node, ast.ClassDef) else None
+        is_model = isinstance(model, type) and issubclass(model, contracts.msgspec.Struct)
+        if is_model and model not in seen and model is not contracts.Contract:
+            sections.append(_model_section(model, module, top=False))
+    return "".join(sections)
+
+
 #: Every generated page and the function that writes it, relative to the repository root.
-PAGES: dict[str, Callable[[Path], str]] = {"docs/configuration.md": configuration_page}
+PAGES: dict[str, Callable[[Path], str]] = {
+    "docs/artifacts.md": artifacts_page,
+    "docs/configuration.md": configuration_page,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,7 +8,7 @@ Either way the report only ever reads this one file.
 The report compares the load figures with the previous run's, kept in `previous/`: locally the
 runner keeps them before a fresh run; in GitHub Actions `python -m pipeline.record github-previous`
 downloads the `test-results` artifact of this workflow's last successful run on the same branch
-(else the default branch). Standard library only: the report job runs these before any install.
+(else the default branch). The report job runs these with only requirements/tools.txt installed.
 """
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from pipeline import contracts
 from pipeline.artifacts import OUTPUTS_FILE, read_json, write_json_atomic
+from pipeline.contracts import ContractError, LoadSummary, PipelineRun
 from pipeline.graph import JOBS, Job
 from pipeline.status import FAILED, FINISHED, Status
 from pipeline.timestamps import parse, utc_now
@@ -78,6 +80,7 @@ def new_record(
     *, run_id: str, commit: str, target: str, demo_mode: str, parallel: bool, jobs: Iterable[Job]
 ) -> Record:
     return {
+        "schema_version": contracts.SCHEMA_VERSION,
         "run_id": run_id,
         "commit": commit,
         "target": target,
@@ -117,11 +120,18 @@ def job_outputs(artifacts_dir: Path, job: Job) -> dict[str, str]:
 
 
 def read_record(artifacts_dir: Path) -> Record | None:
-    return read_json(artifacts_dir / RECORD_FILE)
+    """The last run's record, or None when there is none or it cannot be read (its reason printed)."""
+    try:
+        return contracts.to_builtins(contracts.read(artifacts_dir / RECORD_FILE, PipelineRun))
+    except FileNotFoundError:
+        return None
+    except (OSError, ContractError) as error:
+        print(f"{artifacts_dir / RECORD_FILE} is {error}; it is ignored")
+        return None
 
 
 def write_record(artifacts_dir: Path, record: Record) -> None:
-    write_json_atomic(artifacts_dir / RECORD_FILE, record)
+    write_json_atomic(artifacts_dir / RECORD_FILE, contracts.encode(PipelineRun, record))
 
 
 def keep_previous_run(artifacts_dir: Path) -> None:
@@ -236,11 +246,11 @@ def fetch_previous_load(artifacts_dir: Path, environ: Mapping[str, str]) -> str:
             with zipfile.ZipFile(io.BytesIO(archive)) as bundle:
                 if LOAD_SUMMARY not in bundle.namelist():
                     continue
-                summary = json.loads(bundle.read(LOAD_SUMMARY))
+                summary = contracts.decode(bundle.read(LOAD_SUMMARY), LoadSummary)
             previous = artifacts_dir / PREVIOUS_DIR
-            write_json_atomic(previous / LOAD_ARTIFACT / LOAD_SUMMARY, summary)
-            write_json_atomic(
-                previous / RECORD_FILE,
+            write_json_atomic(previous / LOAD_ARTIFACT / LOAD_SUMMARY, contracts.to_builtins(summary))
+            write_record(
+                previous,
                 {
                     "run_id": str(run["id"]),
                     "commit": run.get("head_sha"),

@@ -41,6 +41,7 @@ from pipeline.build.content import content_digest, content_tag
 from pipeline.build.training import train_model
 from pipeline.build.wheelhouse import wheelhouse
 from pipeline.context import RunContext
+from pipeline.contracts import BuildRecord, encode
 from pipeline.timestamps import utc_now
 
 log = logging.getLogger("build")
@@ -114,7 +115,7 @@ class BuildJob:
         self.image = self.record["image"]
 
     def save(self) -> None:
-        write_json_atomic(self.out_dir / BUILD_RECORD_FILE, self.record)
+        write_json_atomic(self.out_dir / BUILD_RECORD_FILE, encode(BuildRecord, self.record))
 
     def outputs(self) -> dict[str, str]:
         model = self.record["model"] or {}

@@ -19,6 +19,7 @@ from pipeline.artifacts import job_dir, write_json_atomic, write_outputs
 from pipeline.checks.drift import HEAL_TIMEOUT_SECONDS, Clock, run_drift, verify_git_state
 from pipeline.checks.steady_load import SteadyLoad
 from pipeline.context import RunContext
+from pipeline.contracts import Timeline, encode
 from pipeline.jobs._environment import BringUpFailed, environment, plan, release_from_build
 from pipeline.release import Environment
 from pipeline.targets import get_target
@@ -68,7 +69,7 @@ def run_demo(env: Environment, target: str, out: Path, heal_timeout: float, load
         for drift in drifts:
             timeline["drifts"].append(run_drift(env, drift, clock, heal_timeout).to_json())
             timeline["load"] = load.summary()
-            write_json_atomic(out / "timeline.json", timeline)
+            write_json_atomic(out / "timeline.json", encode(Timeline, timeline))
         timeline["verification"] = verify_git_state(env, clock, heal_timeout)
     timeline["load"] = load.summary()
     timeline["finished_at"] = clock.now().isoformat()
@@ -77,7 +78,7 @@ def run_demo(env: Environment, target: str, out: Path, heal_timeout: float, load
         and all(drift["passed"] for drift in timeline["drifts"])
         and timeline["verification"]["passed"]
     )
-    write_json_atomic(out / "timeline.json", timeline)
+    write_json_atomic(out / "timeline.json", encode(Timeline, timeline))
     for drift in timeline["drifts"]:
         clock.say(
             f"demo: {drift['name']}: {'ok' if drift['passed'] else 'FAILED'}, detected after "

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from pipeline.artifacts import job_dir, read_json, read_outputs, write_json_atomic
 from pipeline.context import RunContext
+from pipeline.contracts import SecurityScan, encode
 from pipeline.graph import JOBS_BY_NAME
 from pipeline.scan import POLICY_FILE, RAW_DIR, SCAN_FILE, ScanError, load_policy, summary
 from pipeline.scan.dockerfile import lint
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         audit_os(image_ref, image_id, policy["os_vulnerabilities"], raw),
     ]
     result = summary(parts, image=image_ref, policy=args.policy)
-    write_json_atomic(out / SCAN_FILE, result)
+    write_json_atomic(out / SCAN_FILE, encode(SecurityScan, result))
     for part in parts:
         print(f"scan: {part.title}: {part.status}{f' ({part.reason})' if part.reason else ''}")
         for finding in part.findings:

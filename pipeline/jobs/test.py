@@ -22,6 +22,7 @@ from pipeline.checks import metrics
 from pipeline.checks.api import run_api_suite
 from pipeline.checks.load import DEFAULT_THRESHOLDS, LoadSettings, Thresholds, locust_command, run_load
 from pipeline.context import RunContext
+from pipeline.contracts import LoadSummary, MetricsVerification, encode
 from pipeline.jobs._environment import BringUpFailed, environment, plan, release_from_build
 from pipeline.release import Environment
 from pipeline.targets import get_target
@@ -86,7 +87,7 @@ def run_checks(env: Environment, settings: LoadSettings, thresholds: Thresholds,
         "load", lambda: run_load(env.endpoint, settings, thresholds, out / "load"), failed_load
     )
     load_ended = time.time()
-    write_json_atomic(out / "load-summary.json", summary)
+    write_json_atomic(out / "load-summary.json", encode(LoadSummary, summary))
     print(
         f"test: load {'passed' if summary['passed'] else 'FAILED'}: {summary['requests']} requests, "
         f"p99 {summary.get('p99_ms')} ms, failure ratio {summary.get('failure_ratio')}"
@@ -106,7 +107,7 @@ def run_checks(env: Environment, settings: LoadSettings, thresholds: Thresholds,
         verify,
         {"mode": source.mode, "prometheus_url": source.url, "checks": [crashed], "passed": False},
     )
-    write_json_atomic(out / "metrics-verification.json", verification)
+    write_json_atomic(out / "metrics-verification.json", encode(MetricsVerification, verification))
     for check in verification["checks"]:
         outcome = "ok" if check["passed"] else "FAILED"
         print(f"test: metrics ({source.mode}): {outcome} {check['name']}: {check['detail']}")

@@ -7,13 +7,26 @@ says "test: failure, load-summary.json missing" instead of crashing or showing z
 
 from __future__ import annotations
 
-import json
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from pipeline import contracts
+from pipeline.contracts import (
+    BuildRecord,
+    ClusterStatus,
+    Contract,
+    ContractError,
+    LoadSummary,
+    MetricsVerification,
+    ModelCard,
+    PipelineRun,
+    Sbom,
+    SecurityScan,
+    Timeline,
+)
 from pipeline.graph import JOBS, JOBS_BY_NAME, Job
 from pipeline.record import PREVIOUS_DIR, RECORD_FILE, run_status
 from pipeline.report.formats import elapsed, moment
@@ -211,43 +224,15 @@ def _why_missing(relative: str, record: dict[str, Any]) -> str:
     return f"{relative} is missing ({ran})"
 
 
-Shape = dict[str, type | tuple[type, ...]]
-NUMBER = (int, float)
-OPTIONAL_NUMBER = (int, float, type(None))
-
-
-def _shape_problems(data: dict[str, Any], required: Shape, optional: Shape) -> list[str]:
-    problems = [f"lacks {key}" for key in required if key not in data]
-    for key, kind in {**optional, **required}.items():
-        if key in data and data[key] is not None and not isinstance(data[key], kind):
-            problems.append(f"has a {type(data[key]).__name__} for {key}")
-    return problems
-
-
-def load_json(
-    root: Path,
-    relative: str,
-    record: dict[str, Any],
-    *,
-    required: Shape | None = None,
-    optional: Shape | None = None,
-) -> Artifact:
-    """The JSON object at `root/relative` when it has the shape given, or why it cannot be shown."""
+def load_json(root: Path, relative: str, record: dict[str, Any], contract: type[Contract]) -> Artifact:
+    """The file at `root/relative` read through its contract, or why it cannot be shown."""
     path = root / relative
     if not path.is_file():
         return Artifact(relative, "missing", problem=_why_missing(relative, record))
     try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, ValueError) as error:
-        return Artifact(relative, "broken", problem=f"{relative} is not valid JSON ({error})")
-    if not isinstance(data, dict):
-        return Artifact(
-            relative, "broken", problem=f"{relative} holds a {type(data).__name__}, not an object"
-        )
-    problems = _shape_problems(data, required or {}, optional or {})
-    if problems:
-        return Artifact(relative, "broken", problem=f"{relative} {'; '.join(problems)}")
-    return Artifact(relative, "ok", data)
+        return Artifact(relative, "ok", contracts.to_builtins(contracts.read(path, contract)))
+    except (OSError, ContractError) as error:
+        return Artifact(relative, "broken", problem=f"{relative} is {error}")
 
 
 def _is_number(value: Any) -> bool:
@@ -418,67 +403,28 @@ def collect(root: Path, now: str | None = None) -> Report:
     `now` is the moment the report is made (default: the wall clock). A job still running, the
     report itself included, is drawn up to it.
     """
-    record = load_json(root, RECORD_FILE, {}, required={"jobs": dict})
+    record = load_json(root, RECORD_FILE, {}, PipelineRun)
     run = record.data if record.ok else {}
-    load_shape: Shape = {"requests": NUMBER, "p99_ms": OPTIONAL_NUMBER}
-    load_optional: Shape = {
-        "history": list,
-        "thresholds": dict,
-        "requests_by_route": dict,
-        "violations": list,
-    }
-    load = load_json(root, "test-results/load-summary.json", run, required=load_shape, optional=load_optional)
-    previous_load = load_json(
-        root,
-        f"{PREVIOUS_DIR}/test-results/load-summary.json",
-        {},
-        required=load_shape,
-        optional=load_optional,
-    )
+    load = load_json(root, "test-results/load-summary.json", run, LoadSummary)
+    previous_load = load_json(root, f"{PREVIOUS_DIR}/test-results/load-summary.json", {}, LoadSummary)
     return Report(
         artifacts_dir=root,
         generated_at=now or utc_now("seconds"),
         record=record,
         jobs=job_rows(root, run),
-        build_record=load_json(
-            root, "build-output/build-record.json", run, required={"model": dict, "image": dict}
-        ),
-        model_card=load_json(
-            root,
-            "build-output/model/model-card.json",
-            run,
-            required={"name": str, "version": str},
-            optional={"split": dict, "library_versions": dict, "class_names": list, "feature_names": list},
-        ),
-        sbom=load_json(
-            root,
-            "build-output/sbom.cdx.json",
-            run,
-            required={"bomFormat": str},
-            optional={"components": list},
-        ),
-        cluster=load_json(
-            root,
-            "cluster-state/status.json",
-            run,
-            required={"target": str, "endpoint": (str, type(None))},
-            optional={"replicas": list, "prometheus": dict},
-        ),
+        build_record=load_json(root, "build-output/build-record.json", run, BuildRecord),
+        model_card=load_json(root, "build-output/model/model-card.json", run, ModelCard),
+        sbom=load_json(root, "build-output/sbom.cdx.json", run, Sbom),
+        cluster=load_json(root, "cluster-state/status.json", run, ClusterStatus),
         unit_tests=_first_junit(root, "unit-results", "junit.xml", run),
         api_tests=load_junit(root, "test-results/api-junit.xml", run),
         load=load,
-        metrics=load_json(root, "test-results/metrics-verification.json", run, required={"checks": list}),
-        timeline=load_json(
-            root,
-            "demo-artifacts/timeline.json",
-            run,
-            required={"drifts": list},
-            optional={"load": dict, "verification": dict},
-        ),
+        metrics=load_json(root, "test-results/metrics-verification.json", run, MetricsVerification),
+        timeline=load_json(root, "demo-artifacts/timeline.json", run, Timeline),
         previous_load=previous_load,
-        comparison=compare_load(load, previous_load, load_json(root, f"{PREVIOUS_DIR}/{RECORD_FILE}", {})),
-        raw_files=raw_files(root),
-        security_scan=load_json(
-            root, "security-scan/scan.json", run, required={"status": str, "parts": list}
+        comparison=compare_load(
+            load, previous_load, load_json(root, f"{PREVIOUS_DIR}/{RECORD_FILE}", {}, PipelineRun)
         ),
+        raw_files=raw_files(root),
+        security_scan=load_json(root, "security-scan/scan.json", run, SecurityScan),
     )

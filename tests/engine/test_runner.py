@@ -21,7 +21,7 @@ from pipeline.status import FINISHED
 from tests.engine.fake_project import FakeProject, process_gone, processes_of_run
 
 RECORD_KEYS = {
-    "run_id", "commit", "target", "demo_mode", "parallel", "started_at", "finished_at",
+    "schema_version", "run_id", "commit", "target", "demo_mode", "parallel", "started_at", "finished_at",
     "duration_seconds", "status", "jobs",
 }  # fmt: skip
 JOB_KEYS = {

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.artifacts import write_json_atomic
+from pipeline.contracts import ClusterStatus, encode
 from pipeline.gitops.appofapps import ARGOCD_NAMESPACE, ROOT_APPLICATION, environment_component
 from pipeline.gitops.render import to_yaml
 from pipeline.release import ControllerStatus, Drift
@@ -258,7 +259,7 @@ class KubeEnvironment:
     def save_state(self, directory: Path) -> None:
         """Desired and live resources, the Applications (status and history), events and pods, scrubbed."""
         directory.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(directory / "status.json", redact(self.status_summary()))
+        write_json_atomic(directory / "status.json", encode(ClusterStatus, redact(self.status_summary())))
         (directory / "manifests.yaml").write_text(to_yaml(redact(self.desired)))
         collected = {
             "application.json": lambda: self._application(),

@@ -134,30 +134,31 @@ class LocalEnvironment:
         status = self.reconciler_status()
         current = self.status()
         targets = self._prometheus_targets()
-        write_json_atomic(
-            directory / "status.json",
-            {
-                "target": "local",
-                "environment": self.name,
-                "endpoint": self.endpoint,
-                "sync": current.sync,
-                "health": current.health,
-                "reasons": status.get("reasons", []),
-                "revision": status.get("revision"),
-                "desired_replicas": (status.get("desired") or {}).get("replicas"),
-                "heal": status.get("heal"),
-                "replicas": self._replicas(),
-                "prometheus": {
-                    "url": self.prometheus_url,
-                    "targets": summarize_prometheus_targets(
-                        (targets.get("data") or {}).get("activeTargets", []), self.prometheus_selector
-                    ),
-                }
-                if self.prometheus_url
-                else None,
-                "observed_at": status.get("observed_at"),
-            },
+        # Imported here: `invoke down` imports this module in a Python with nothing installed.
+        from pipeline.contracts import ClusterStatus, Prometheus, encode
+
+        state = ClusterStatus(
+            target="local",
+            environment=self.name,
+            endpoint=self.endpoint,
+            sync=current.sync,
+            health=current.health,
+            reasons=status.get("reasons", []),
+            revision=status.get("revision"),
+            desired_replicas=(status.get("desired") or {}).get("replicas"),
+            heal=status.get("heal"),
+            replicas=self._replicas(),
+            prometheus=Prometheus(
+                url=self.prometheus_url,
+                targets=summarize_prometheus_targets(
+                    (targets.get("data") or {}).get("activeTargets", []), self.prometheus_selector
+                ),
+            )
+            if self.prometheus_url
+            else None,
+            observed_at=status.get("observed_at"),
         )
+        write_json_atomic(directory / "status.json", encode(ClusterStatus, state))
         write_json_atomic(directory / "processes.json", self._process_table())
         write_json_atomic(directory / "prometheus-targets.json", targets)
         for source, target in (
