@@ -149,3 +149,9 @@ def test_scrub_tree_masks_text_files_in_place_and_keeps_json_valid(tmp_path: Pat
 def test_the_json_writer_masks_what_it_writes(tmp_path: Path) -> None:
     write_json_atomic(tmp_path / "state.json", {"env": {"HTTPS_PROXY": "http://u:CANARY5@proxy:1"}})
     assert "CANARY5" not in (tmp_path / "state.json").read_text()
+
+
+def test_verdicts_and_counts_under_ordinary_keys_are_kept() -> None:
+    verdicts = {"passed": True, "bypassed": False, "sessions": 3, "compass": "north", "retries": 0}
+    assert mask(verdicts) == verdicts
+    assert mask({"password": 1234, "session": "s3cr3t-value"}) == {"password": MASK, "session": MASK}
