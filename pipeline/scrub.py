@@ -26,8 +26,8 @@ MASK = "***"
 
 #: Names whose values are credentials (case-insensitive).
 SECRET_NAME = re.compile(
-    r"(pass(word|wd|phrase)?|secret|token|api[-_]?key|private[-_]?key|client[-_]key|credential|auth(?!or)|"
-    r"certificate-authority-data|client-certificate-data|cookie|session)",
+    r"(pass(word|wd|phrase)|(?<![a-z])pass(?![a-z])|secret|token|api[-_]?key|private[-_]?key|client[-_]key|"
+    r"credential|auth(?!or)|certificate-authority-data|client-certificate-data|cookie|session(?![a-z]))",
     re.IGNORECASE,
 )
 #: Keys that name or point at a secret rather than hold one (`secretName`, `tokenPath`, `authType`).
@@ -158,7 +158,8 @@ def _mask_items(
 
 
 def _holds_secret(key: object, value: Any) -> bool:
-    is_scalar = isinstance(value, (str, bytes, int, float))
+    # A yes/no is never a credential, whatever its key says.
+    is_scalar = isinstance(value, (str, bytes, int, float)) and not isinstance(value, bool)
     return is_scalar and value not in ("", b"") and is_secret_key(key)
 
 
