@@ -22,8 +22,9 @@ import pytest
 from pipeline.checks import metrics
 from pipeline.checks.api import run_api_suite
 from pipeline.checks.load import DEFAULT_THRESHOLDS, LoadSettings, Thresholds, run_load
+from pipeline.ports import free_port
 from tests.conftest import require_program
-from tests.support import free_port, stop, stopped_at_exit, train_model
+from tests.support import stop, stopped_at_exit, train_model
 
 #: Short loads: enough requests to judge, seconds of CPU on a shared machine.
 SHORT_LOAD = LoadSettings(users=5, spawn_rate=50, duration_seconds=2, user_rps=20)

@@ -22,8 +22,9 @@ from typing import Any
 
 import pytest
 
+from pipeline.ports import free_port
 from tests.conftest import require_program
-from tests.support import free_port, stop, stopped_at_exit
+from tests.support import stop, stopped_at_exit
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PREDICTIONS = 30
