@@ -77,6 +77,7 @@ def test_a_bad_setting_exits_with_one_line_naming_the_variable(model_dir: Path) 
     assert "ML_INFERENCE_MAX_BATCH" in result.stderr
 
 
+@pytest.mark.slow
 def test_replicas_share_one_port(
     model_dir: Path, shared_port: int, resident: ServiceProcess, http: httpx.Client
 ) -> None:
@@ -89,6 +90,7 @@ def test_replicas_share_one_port(
         assert min(served) > 0, served
 
 
+@pytest.mark.slow
 def test_a_replica_joins_a_shared_port_only_once_its_model_is_loaded(
     model_dir: Path, tmp_path: Path, shared_port: int, resident: ServiceProcess, http: httpx.Client
 ) -> None:
@@ -111,6 +113,7 @@ def test_a_replica_joins_a_shared_port_only_once_its_model_is_loaded(
         assert any(line.get("msg") == "joined shared port" for line in loading.lines)
 
 
+@pytest.mark.slow
 def test_sigterm_drains_in_flight_requests_and_exits_zero(model_dir: Path, http: httpx.Client) -> None:
     with ServiceProcess(model_dir, drain_timeout_seconds=DRAIN_TIMEOUT) as service:
         # A request truly in flight: headers and half the body sent, the rest after SIGTERM.
@@ -154,6 +157,7 @@ def test_sigterm_drains_in_flight_requests_and_exits_zero(model_dir: Path, http:
         assert any(line.get("msg") == "draining" for line in service.lines)
 
 
+@pytest.mark.slow
 def test_a_replica_leaves_a_shared_port_without_failing_a_request(
     model_dir: Path, shared_port: int, resident: ServiceProcess, http: httpx.Client
 ) -> None:
@@ -198,6 +202,7 @@ def test_a_replica_leaves_a_shared_port_without_failing_a_request(
         assert _count_predictions(http, staying.url) > before
 
 
+@pytest.mark.slow
 def test_an_oversized_body_is_refused_before_it_is_sent_whole(resident: ServiceProcess) -> None:
     # The resident has the default limit, 1 MiB: announce 10 MB and send 1 KB of it. The answer
     # must come without waiting for the rest (_read_response gives up after DRAIN_TIMEOUT).
