@@ -76,6 +76,7 @@ def assert_plan_in_order(plan: str, tool: str, env_name: str) -> None:
     assert f"dry run: the plan above was printed, nothing was run ({tool}, {env_name})" in plan
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tool", ["kind", "minikube"])
 @pytest.mark.parametrize("job", ["deploy", "test", "demo"])
 def test_each_job_prints_the_whole_plan(tool: str, job: str, artifacts: Path) -> None:
