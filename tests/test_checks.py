@@ -95,6 +95,7 @@ def _junit_totals(path: Path) -> tuple[int, int]:
     return int(suite.get("tests", 0)), int(suite.get("failures", 0)) + int(suite.get("errors", 0))
 
 
+@pytest.mark.slow
 def test_api_suite_passes_against_the_service(service: str, tmp_path: Path) -> None:
     junit = tmp_path / "api-junit.xml"
     assert run_api_suite(service, junit)
@@ -103,6 +104,7 @@ def test_api_suite_passes_against_the_service(service: str, tmp_path: Path) -> N
     assert failed == 0
 
 
+@pytest.mark.slow
 def test_api_suite_fails_against_a_server_that_is_not_the_service(
     not_the_service: str, tmp_path: Path
 ) -> None:
@@ -112,6 +114,7 @@ def test_api_suite_fails_against_a_server_that_is_not_the_service(
     assert failed == tests > 0
 
 
+@pytest.mark.slow
 def test_load_within_thresholds_passes_and_keeps_locust_reports(service: str, tmp_path: Path) -> None:
     summary = run_load(service, SHORT_LOAD, SHORT_LOAD_THRESHOLDS, tmp_path, progress=print)
     assert summary["passed"], summary["violations"]
@@ -126,6 +129,7 @@ def test_load_within_thresholds_passes_and_keeps_locust_reports(service: str, tm
         assert (tmp_path / name).stat().st_size > 0, name
 
 
+@pytest.mark.slow
 def test_a_p99_bound_below_the_measured_latency_fails_the_load(service: str, tmp_path: Path) -> None:
     tight = Thresholds(max_failure_ratio=0.0, min_requests=1, max_p99_ms=0.001)
     summary = run_load(service, SHORT_LOAD, tight, tmp_path, progress=print)
@@ -133,6 +137,7 @@ def test_a_p99_bound_below_the_measured_latency_fails_the_load(service: str, tmp
     assert [v for v in summary["violations"] if v.startswith("p99")], summary["violations"]
 
 
+@pytest.mark.slow
 def test_failed_requests_fail_the_load(not_the_service: str, tmp_path: Path) -> None:
     summary = run_load(not_the_service, SHORT_LOAD, SHORT_LOAD_THRESHOLDS, tmp_path, print)
     assert not summary["passed"]
@@ -140,6 +145,7 @@ def test_failed_requests_fail_the_load(not_the_service: str, tmp_path: Path) -> 
     assert any(v.startswith("failure ratio") for v in summary["violations"])
 
 
+@pytest.mark.slow
 def test_the_request_cap_ends_the_load_before_its_run_time(service: str, tmp_path: Path) -> None:
     capped = dataclasses.replace(SHORT_LOAD, duration_seconds=60, max_requests=30)
     started = time.monotonic()
@@ -163,6 +169,7 @@ def _send(url: str, count: int) -> None:
         assert client.post("/predict/batch", json=batch_body([SAMPLE_ROW] * 3)).status_code == 200
 
 
+@pytest.mark.slow
 def test_direct_metrics_account_for_every_request(service: str) -> None:
     source = metrics.DirectSource(lambda: [service])
     before = metrics.baseline(source)
@@ -173,6 +180,7 @@ def test_direct_metrics_account_for_every_request(service: str) -> None:
     assert json.dumps(result)  # the artifact is plain JSON
 
 
+@pytest.mark.slow
 def test_direct_metrics_catch_requests_the_load_did_not_report(service: str) -> None:
     source = metrics.DirectSource(lambda: [service])
     before = metrics.baseline(source)
@@ -186,6 +194,7 @@ def test_direct_metrics_catch_requests_the_load_did_not_report(service: str) -> 
     }
 
 
+@pytest.mark.slow
 def test_a_replica_whose_metrics_do_not_answer_fails_the_up_check(service: str, not_the_service: str) -> None:
     source = metrics.DirectSource(lambda: [service, not_the_service])
     up, detail = source.replicas_up(expected=2)
@@ -220,6 +229,7 @@ def prometheus(service: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         server.wait(timeout=15)
 
 
+@pytest.mark.slow
 def test_prometheus_metrics_account_for_every_request_and_catch_a_mismatch(
     service: str, prometheus: str
 ) -> None:
@@ -241,6 +251,7 @@ def test_prometheus_metrics_account_for_every_request_and_catch_a_mismatch(
     assert "grew by 5" in predict_check["detail"]
 
 
+@pytest.mark.slow
 def test_prometheus_up_check_fails_when_fewer_replicas_are_scraped_than_expected(
     service: str, prometheus: str
 ) -> None:
@@ -257,6 +268,7 @@ def test_the_selector_becomes_escaped_label_matchers_after_the_job() -> None:
     assert quoted.matchers == f'job="{metrics.SERVICE_JOB}",namespace="ml-\\"x\\"\\\\"'
 
 
+@pytest.mark.slow
 def test_prometheus_queries_see_only_the_selected_environment(service: str, prometheus: str) -> None:
     assert metrics.PrometheusSource(prometheus, {"namespace": "ml-test"}).wait_for_scrape(time.time()) is None
     assert metrics.PrometheusSource(prometheus, {"namespace": "ml-test"}).replicas_up(expected=1)[0]

@@ -58,6 +58,7 @@ def environment_processes(state_root: Path, environment_id: str) -> list[psutil.
     ]
 
 
+@pytest.mark.slow
 def test_deploy_saves_the_cluster_state_and_stops_the_environment(artifacts: Path, tmp_path: Path) -> None:
     require_program("prometheus")
     result = run_deploy(artifacts, tmp_path / "state")
@@ -81,6 +82,7 @@ def test_deploy_saves_the_cluster_state_and_stops_the_environment(artifacts: Pat
     assert environment_processes(tmp_path / "state", recorded["environment_id"]) == []
 
 
+@pytest.mark.slow
 def test_deploy_with_keep_leaves_the_environment_up_until_down_all(artifacts: Path, tmp_path: Path) -> None:
     result = run_deploy(artifacts, tmp_path / "state", PIPELINE_KEEP="1")
     assert result.returncode == 0, result.stderr

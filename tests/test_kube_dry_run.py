@@ -76,6 +76,7 @@ def assert_plan_in_order(plan: str, tool: str, env_name: str) -> None:
     assert f"dry run: the plan above was printed, nothing was run ({tool}, {env_name})" in plan
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tool", ["kind", "minikube"])
 @pytest.mark.parametrize("job", ["deploy", "test", "demo"])
 def test_each_job_prints_the_whole_plan(tool: str, job: str, artifacts: Path) -> None:
@@ -85,6 +86,7 @@ def test_each_job_prints_the_whole_plan(tool: str, job: str, artifacts: Path) ->
     assert f"{job} (dry run)" in result.stdout, "the job still says what it would do after bringing it up"
 
 
+@pytest.mark.slow
 def test_the_runner_dry_run_logs_the_plan(artifacts: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The real Runner, with each job started as `python -m pipeline.jobs.<job>` instead of through nox
     (nox would build a virtualenv per session; the job module and its variables are the same); a dry

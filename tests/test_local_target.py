@@ -137,6 +137,7 @@ def test_get_target_returns_the_local_target() -> None:
     assert isinstance(get_target("local"), LocalTarget)
 
 
+@pytest.mark.slow
 def test_up_serves_one_endpoint_that_the_kernel_balances_over_replicas(env: LocalEnvironment) -> None:
     with httpx.Client() as client:
         for _ in range(60):
@@ -159,6 +160,7 @@ def test_up_serves_one_endpoint_that_the_kernel_balances_over_replicas(env: Loca
     assert sum(1 for count in served.values() if count > 0) >= 2, served
 
 
+@pytest.mark.slow
 def test_replicas_run_gits_desired_state_on_ports_of_their_own(env: LocalEnvironment) -> None:
     replicas = live_replicas(env)
     assert len(replicas) == git_replicas()
@@ -178,6 +180,7 @@ def test_replicas_run_gits_desired_state_on_ports_of_their_own(env: LocalEnviron
         assert httpx.get(f"{replica['url']}/ready").status_code == 200
 
 
+@pytest.mark.slow
 def test_prometheus_scrapes_every_replica(env: LocalEnvironment) -> None:
     assert env.prometheus_url is not None
     pods = {r["name"] for r in live_replicas(env)}
@@ -190,6 +193,7 @@ def test_prometheus_scrapes_every_replica(env: LocalEnvironment) -> None:
     wait_for(every_replica_up, 20, "up == 1 for every replica")
 
 
+@pytest.mark.slow
 def test_prometheus_loads_the_repos_rules_and_reloads_them_when_they_change(
     env: LocalEnvironment, observability: Path
 ) -> None:
@@ -209,6 +213,7 @@ def test_prometheus_loads_the_repos_rules_and_reloads_them_when_they_change(
     wait_for(lambda: "pytest-reload" in rule_groups(), 15, "Prometheus to load the changed rules")
 
 
+@pytest.mark.slow
 def test_save_state_writes_the_cluster_state_and_no_secret(env: LocalEnvironment, tmp_path: Path) -> None:
     env.save_state(tmp_path)
     for name in (
@@ -234,6 +239,7 @@ def test_save_state_writes_the_cluster_state_and_no_secret(env: LocalEnvironment
         assert SECRET_VALUE not in path.read_text(), path.name
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("drift_name", ["replica-count", "replica-killed", "config-drift"])
 def test_drift_is_detected_and_healed_back_to_git(env: LocalEnvironment, drift_name: str) -> None:
     wait_for(lambda: env.status().converged, HEAL_TIMEOUT, "Synced and Healthy before the drift")
@@ -252,6 +258,7 @@ def test_drift_is_detected_and_healed_back_to_git(env: LocalEnvironment, drift_n
     assert httpx.post(f"{env.endpoint}/predict", json=PREDICT_BODY).status_code == 200
 
 
+@pytest.mark.slow
 def test_down_stops_every_process(env: LocalEnvironment) -> None:
     processes = environment_processes(env)
     assert len(processes) >= git_replicas() + 2  # replicas, the reconciler and Prometheus
@@ -260,6 +267,7 @@ def test_down_stops_every_process(env: LocalEnvironment) -> None:
     assert env.status().health == "Missing"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("drift_name", ["replica-count", "replica-killed", "config-drift"])
 def test_with_healing_off_drift_is_reported_and_left_alone(
     small_target: LocalTarget, context: RunContext, monkeypatch: pytest.MonkeyPatch, drift_name: str
@@ -284,6 +292,7 @@ def test_with_healing_off_drift_is_reported_and_left_alone(
     assert_all_gone(processes)
 
 
+@pytest.mark.slow
 def test_changing_git_changes_what_runs(
     small_target: LocalTarget, context: RunContext, tmp_path: Path
 ) -> None:
@@ -327,6 +336,7 @@ def test_changing_git_changes_what_runs(
         env.down()
 
 
+@pytest.mark.slow
 def test_up_replaces_a_stale_environment_of_the_same_name(
     small_target: LocalTarget, context: RunContext
 ) -> None:
@@ -346,6 +356,7 @@ def test_up_without_a_model_says_to_run_the_build(small_target: LocalTarget, tmp
         small_target.up("no-model", release_from_build(context), context)
 
 
+@pytest.mark.slow
 def test_up_fails_fast_with_the_replicas_own_error_when_they_crash(
     small_target: LocalTarget, context: RunContext, tmp_path: Path
 ) -> None:

@@ -20,6 +20,9 @@ from pipeline.runner import nox_command
 from pipeline.status import FINISHED
 from tests.engine.fake_project import FakeProject, process_gone, processes_of_run
 
+#: Every test runs a whole pipeline: the real runner over real nox sessions.
+pytestmark = pytest.mark.slow
+
 RECORD_KEYS = {
     "schema_version", "run_id", "commit", "target", "demo_mode", "parallel", "started_at", "finished_at",
     "duration_seconds", "status", "jobs",

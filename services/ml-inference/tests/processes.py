@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -16,6 +17,18 @@ from .held_loading import RELEASE_FILE
 
 START_TIMEOUT_SECONDS = 30
 HELD_LOADING = Path(__file__).with_name("held_loading.py")
+POLL_SECONDS = 0.02
+
+
+def wait_for(condition: Callable[[], object], message: str | Callable[[], str], timeout: float) -> None:
+    """Poll until `condition()` is true; fail with `message` once `timeout` seconds have passed.
+
+    What tests wait on instead of a fixed sleep: they go on as soon as the state they need is there.
+    """
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, message() if callable(message) else message
+        time.sleep(POLL_SECONDS)
 
 
 class ServiceProcess:
@@ -61,15 +74,16 @@ class ServiceProcess:
                 self._listening.set()
 
     def wait_ready(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT_SECONDS
-        while True:
-            try:
-                if httpx.get(f"{self.url}/ready").status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, f"the service never became ready: {self.lines}"
-            time.sleep(0.05)
+        # One client for the whole wait: a new one per probe costs an SSL context each time.
+        with httpx.Client(base_url=self.url) as client:
+
+            def ready() -> bool:
+                try:
+                    return client.get("/ready").status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            wait_for(ready, lambda: f"the service never became ready: {self.lines}", START_TIMEOUT_SECONDS)
 
     def stop(self) -> None:
         if self.process.poll() is None:

@@ -161,15 +161,23 @@ def _send(client: TestClient, path: str, body: Any, headers: dict[str, str]):
     return client.post(path, content=body, headers=headers)
 
 
+@pytest.fixture(scope="module")
+def table_client(model_dir: Path) -> Iterator[TestClient]:
+    """One started app for the whole table: no answer in it depends on the requests before it."""
+    with TestClient(create_app(Settings(model_dir=model_dir))) as client:
+        wait_until_ready(client)
+        yield client
+
+
 @pytest.mark.parametrize(
     ("path", "body", "headers", "status", "field"),
     [case[1:] for case in CASES],
     ids=[case[0] for case in CASES],
 )
 def test_bad_input_is_refused_naming_the_field(
-    client: TestClient, path: str, body: Any, headers: dict[str, str], status: int, field: str
+    table_client: TestClient, path: str, body: Any, headers: dict[str, str], status: int, field: str
 ) -> None:
-    response = _send(client, path, body, headers)
+    response = _send(table_client, path, body, headers)
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/json"
     error = response.json()
@@ -179,7 +187,7 @@ def test_bad_input_is_refused_naming_the_field(
     assert "Traceback" not in response.text
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def framework_client(model_dir: Path) -> Iterator[TestClient]:
     """The same app with its hot path switched off: FastAPI's own handlers answer /predict too."""
     app = create_app(Settings(model_dir=model_dir))
@@ -200,9 +208,9 @@ HOT_CASES = [
     ("path", "body", "headers"), [case[1:4] for case in HOT_CASES], ids=[case[0] for case in HOT_CASES]
 )
 def test_the_hot_path_answers_as_the_fastapi_handlers_do(
-    client: TestClient, framework_client: TestClient, path: str, body: Any, headers: dict[str, str]
+    table_client: TestClient, framework_client: TestClient, path: str, body: Any, headers: dict[str, str]
 ) -> None:
-    hot, framework = _send(client, path, body, headers), _send(framework_client, path, body, headers)
+    hot, framework = _send(table_client, path, body, headers), _send(framework_client, path, body, headers)
     assert hot.status_code == framework.status_code
     assert hot.headers["content-type"] == framework.headers["content-type"]
     hot_body, framework_body = hot.json(), framework.json()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ from ml_inference.model import ModelCard
 from ml_inference.settings import Settings
 
 from .conftest import wait_until_ready
+from .processes import wait_for
 
 CONTRACT_METRICS = {
     "ml_inference_requests": "counter",
@@ -120,11 +120,16 @@ def test_one_json_log_line_per_request(
     client: TestClient, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
 ) -> None:
     capsys.readouterr()
+    lines: list[dict] = []
+
+    def access_line_written() -> bool:
+        lines.extend(json.loads(line) for line in capsys.readouterr().out.splitlines())
+        return any(line["logger"] == ACCESS_LOGGER for line in lines)
+
     with caplog.at_level(logging.INFO, logger=ACCESS_LOGGER):
         client.post("/predict", json={"features": [5.1, 3.5, 1.4, 0.2]}, headers={"X-Request-ID": "trace-42"})
-        # Access lines are written in batches, at least every FLUSH_SECONDS.
-        time.sleep(FLUSH_SECONDS * 2.5)
-    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        # Access lines are written in batches, at least every FLUSH_SECONDS: one batch holds them all.
+        wait_for(access_line_written, "no access line was written", FLUSH_SECONDS * 50)
     access = [line for line in lines if line["logger"] == ACCESS_LOGGER]
     assert len(access) == 1
     line = access[0]

@@ -1,4 +1,10 @@
-"""The real process: command line, shared port, and the SIGTERM drain under in-flight requests."""
+"""The real process: command line, shared port, and the SIGTERM drain under in-flight requests.
+
+Starting a replica is the expensive part, so one `resident` replica on the module's shared port
+serves every test that only sends it requests (they count its predictions before and after);
+a test that stops a replica or holds its model load starts that replica itself. Nothing here
+sleeps for a fixed time: tests poll for the state they need (`wait_for`).
+"""
 
 from __future__ import annotations
 
@@ -9,14 +15,39 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pytest
+from pipeline.ports import free_port
 
-from .processes import ServiceProcess
+from .processes import ServiceProcess, wait_for
 
 DRAIN_TIMEOUT = 5.0
 ROW = b"[5.1, 3.5, 1.4, 0.2]"
+#: Start-up of the test's own clients, and a replica's answers once it has left (seconds).
+UNDER_WAY_TIMEOUT = 10.0
+
+
+@pytest.fixture(scope="module")
+def shared_port() -> int:
+    return free_port()
+
+
+@pytest.fixture(scope="module")
+def resident(model_dir: Path, shared_port: int) -> Iterator[ServiceProcess]:
+    """A ready replica on `shared_port` that no test stops or reconfigures."""
+    with ServiceProcess(model_dir, shared_port=shared_port) as replica:
+        yield replica
+
+
+@pytest.fixture(scope="module")
+def http() -> Iterator[httpx.Client]:
+    """A new connection per request (`Connection: close`): the kernel balances connections, not
+    requests, so each request may land on any replica. One client, so one SSL context, for all."""
+    with httpx.Client(headers={"Connection": "close"}, timeout=DRAIN_TIMEOUT) as client:
+        yield client
 
 
 def test_serve_without_a_model_exits_with_one_clear_line(tmp_path: Path) -> None:
@@ -46,46 +77,44 @@ def test_a_bad_setting_exits_with_one_line_naming_the_variable(model_dir: Path) 
     assert "ML_INFERENCE_MAX_BATCH" in result.stderr
 
 
-def test_replicas_share_one_port(model_dir: Path) -> None:
-    shared = _free_port()
-    with (
-        ServiceProcess(model_dir, shared_port=shared) as first,
-        ServiceProcess(model_dir, shared_port=shared) as second,
-    ):
+@pytest.mark.slow
+def test_replicas_share_one_port(
+    model_dir: Path, shared_port: int, resident: ServiceProcess, http: httpx.Client
+) -> None:
+    before = _count_predictions(http, resident.url)
+    with ServiceProcess(model_dir, shared_port=shared_port) as second:
         for _ in range(60):
-            # A new connection per request: the kernel balances connections, not requests.
-            assert httpx.post(
-                f"http://127.0.0.1:{shared}/predict", json={"features": [5.1, 3.5, 1.4, 0.2]}
-            ).is_success
-        served = [_count_predictions(replica.url) for replica in (first, second)]
+            assert _predict_status(http, shared_port) == 200
+        served = [_count_predictions(http, resident.url) - before, _count_predictions(http, second.url)]
         assert sum(served) == 60
         assert min(served) > 0, served
 
 
-def test_a_replica_joins_a_shared_port_only_once_its_model_is_loaded(model_dir: Path, tmp_path: Path) -> None:
-    shared = _free_port()
+@pytest.mark.slow
+def test_a_replica_joins_a_shared_port_only_once_its_model_is_loaded(
+    model_dir: Path, tmp_path: Path, shared_port: int, resident: ServiceProcess, http: httpx.Client
+) -> None:
     release = tmp_path / "release-load"
-    with (
-        ServiceProcess(model_dir, shared_port=shared) as ready,
-        ServiceProcess(model_dir, shared_port=shared, release_load=release) as loading,
-    ):
-        assert httpx.get(f"{loading.url}/ready").json()["reason"] == "model is loading"
+    before = _count_predictions(http, resident.url)
+    with ServiceProcess(model_dir, shared_port=shared_port, release_load=release) as loading:
+        assert http.get(f"{loading.url}/ready").json()["reason"] == "model is loading"
         # A new connection per request, so that the kernel could pick either replica each time.
-        statuses = [_predict_status(shared) for _ in range(40)]
+        statuses = [_predict_status(http, shared_port) for _ in range(40)]
         assert statuses == [200] * 40
-        assert _count_predictions(ready.url) == 40
+        assert _count_predictions(http, resident.url) - before == 40
 
         release.touch()
         loading.wait_ready()
         deadline = time.monotonic() + DRAIN_TIMEOUT
-        while _count_predictions(loading.url) == 0:
+        while _count_predictions(http, loading.url) == 0:
             assert time.monotonic() < deadline, "the loaded replica never got a share of the shared port"
-            statuses.append(_predict_status(shared))
+            statuses.append(_predict_status(http, shared_port))
         assert set(statuses) == {200}
         assert any(line.get("msg") == "joined shared port" for line in loading.lines)
 
 
-def test_sigterm_drains_in_flight_requests_and_exits_zero(model_dir: Path) -> None:
+@pytest.mark.slow
+def test_sigterm_drains_in_flight_requests_and_exits_zero(model_dir: Path, http: httpx.Client) -> None:
     with ServiceProcess(model_dir, drain_timeout_seconds=DRAIN_TIMEOUT) as service:
         # A request truly in flight: headers and half the body sent, the rest after SIGTERM.
         body = b'{"instances": [' + b", ".join([ROW] * 200) + b"]}"
@@ -98,15 +127,20 @@ def test_sigterm_drains_in_flight_requests_and_exits_zero(model_dir: Path) -> No
         )
         load = _KeepAliveLoad(service.url, clients=4)
         load.start()
-        time.sleep(0.5)
+        wait_for(lambda: load.ok > 0 or load.failures, "the load got no answer", UNDER_WAY_TIMEOUT)
         assert load.ok > 0, load.failures
 
         sent_at = time.monotonic()
         service.process.send_signal(signal.SIGTERM)
-        time.sleep(0.1)
-        ready = httpx.get(f"{service.url}/ready")
-        assert ready.status_code == 503
-        assert "draining" in ready.json()["reason"]
+        answers: list[httpx.Response] = []
+        # Ready until the signal is handled, then "not ready" for the whole drain.
+        wait_for(
+            lambda: answers.append(http.get(f"{service.url}/ready")) or answers[-1].status_code != 200,
+            "the service still said it was ready while draining",
+            DRAIN_TIMEOUT,
+        )
+        assert answers[-1].status_code == 503
+        assert "draining" in answers[-1].json()["reason"]
 
         slow.sendall(body[half:])
         answer = _read_response(slow)
@@ -123,53 +157,64 @@ def test_sigterm_drains_in_flight_requests_and_exits_zero(model_dir: Path) -> No
         assert any(line.get("msg") == "draining" for line in service.lines)
 
 
-def test_a_replica_leaves_a_shared_port_without_failing_a_request(model_dir: Path) -> None:
-    shared = _free_port()
-    with (
-        ServiceProcess(model_dir, shared_port=shared) as leaving,
-        ServiceProcess(model_dir, shared_port=shared) as staying,
-    ):
+@pytest.mark.slow
+def test_a_replica_leaves_a_shared_port_without_failing_a_request(
+    model_dir: Path, shared_port: int, resident: ServiceProcess, http: httpx.Client
+) -> None:
+    staying = resident
+    before = _count_predictions(http, staying.url)
+    with ServiceProcess(model_dir, shared_port=shared_port) as leaving:
         stop = threading.Event()
-        outcomes: list[str] = []
+        outcomes: list[list[str]] = [[] for _ in range(4)]
 
-        def client() -> None:
+        def client(mine: list[str]) -> None:
             # Keep-alive, reconnecting when told `Connection: close`, as Locust or requests would.
-            with httpx.Client(base_url=f"http://127.0.0.1:{shared}", timeout=DRAIN_TIMEOUT) as session:
+            with httpx.Client(base_url=f"http://127.0.0.1:{shared_port}", timeout=DRAIN_TIMEOUT) as session:
                 while not stop.is_set():
                     try:
                         response = session.post("/predict", json={"features": [5.1, 3.5, 1.4, 0.2]})
-                        outcomes.append("ok" if response.status_code == 200 else f"{response.status_code}")
+                        mine.append("ok" if response.status_code == 200 else f"{response.status_code}")
                     except httpx.HTTPError as error:
-                        outcomes.append(repr(error))
+                        mine.append(repr(error))
 
-        clients = [threading.Thread(target=client) for _ in range(4)]
+        clients = [threading.Thread(target=client, args=(mine,)) for mine in outcomes]
         for thread in clients:
             thread.start()
-        time.sleep(0.5)
-        leaving.process.send_signal(signal.SIGTERM)
-        assert leaving.process.wait(timeout=DRAIN_TIMEOUT + 5) == 0
-        time.sleep(0.3)
-        stop.set()
-        for thread in clients:
-            thread.join(timeout=DRAIN_TIMEOUT)
-        failures = [outcome for outcome in outcomes if outcome != "ok"]
-        assert failures == []
-        assert len(outcomes) > 20
-        assert _count_predictions(staying.url) > 0
-
-
-def test_an_oversized_body_is_refused_before_it_is_sent_whole(model_dir: Path) -> None:
-    with ServiceProcess(model_dir, max_body_bytes=4096) as service:
-        with socket.create_connection(("127.0.0.1", service.port)) as sock:
-            # Announce 10 MB, send 1 KB of it: the answer must come without waiting for the rest.
-            sock.sendall(
-                b"POST /predict/batch HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
-                b"Content-Length: 10000000\r\n\r\n" + b'{"instances": [' + ROW * 40
+        try:
+            # Every client is under way (holding its keep-alive connection) before the replica leaves.
+            wait_for(
+                lambda: all(len(mine) >= 5 for mine in outcomes), "a client got no answers", UNDER_WAY_TIMEOUT
             )
-            answer = _read_response(sock)
-        assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
-        assert b"connection: close" in answer.lower()
-        assert b'"field":"$"' in answer
+            leaving.process.send_signal(signal.SIGTERM)
+            assert leaving.process.wait(timeout=DRAIN_TIMEOUT + 5) == 0
+            # And the clients go on being answered once it has gone.
+            after = sum(map(len, outcomes))
+            wait_for(
+                lambda: sum(map(len, outcomes)) >= after + 20, "no answers after it left", UNDER_WAY_TIMEOUT
+            )
+        finally:
+            stop.set()
+            for thread in clients:
+                thread.join(timeout=DRAIN_TIMEOUT)
+        failures = [outcome for mine in outcomes for outcome in mine if outcome != "ok"]
+        assert failures == []
+        assert sum(map(len, outcomes)) > 20
+        assert _count_predictions(http, staying.url) > before
+
+
+@pytest.mark.slow
+def test_an_oversized_body_is_refused_before_it_is_sent_whole(resident: ServiceProcess) -> None:
+    # The resident has the default limit, 1 MiB: announce 10 MB and send 1 KB of it. The answer
+    # must come without waiting for the rest (_read_response gives up after DRAIN_TIMEOUT).
+    with socket.create_connection(("127.0.0.1", resident.port)) as sock:
+        sock.sendall(
+            b"POST /predict/batch HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 10000000\r\n\r\n" + b'{"instances": [' + ROW * 40
+        )
+        answer = _read_response(sock)
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert b"connection: close" in answer.lower()
+    assert b'"field":"$"' in answer
 
 
 class _KeepAliveLoad:
@@ -222,12 +267,12 @@ def _read_response(sock: socket.socket) -> bytes:
     return data
 
 
-def _predict_status(port: int) -> int:
-    return httpx.post(f"http://127.0.0.1:{port}/predict", json={"features": [5.1, 3.5, 1.4, 0.2]}).status_code
+def _predict_status(http: httpx.Client, port: int) -> int:
+    return http.post(f"http://127.0.0.1:{port}/predict", json={"features": [5.1, 3.5, 1.4, 0.2]}).status_code
 
 
-def _count_predictions(url: str) -> int:
-    for line in httpx.get(f"{url}/metrics").text.splitlines():
+def _count_predictions(http: httpx.Client, url: str) -> int:
+    for line in http.get(f"{url}/metrics").text.splitlines():
         if (
             line.startswith("ml_inference_requests_total")
             and 'route="/predict"' in line
@@ -235,9 +280,3 @@ def _count_predictions(url: str) -> int:
         ):
             return int(float(line.split()[-1]))
     return 0
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
