@@ -275,5 +275,5 @@ def test_command_line_exits_non_zero_on_a_problem(monkeypatch: pytest.MonkeyPatc
         return {"policy gitops/overlays/demo": ["Deployment/ml-inference: set runAsNonRoot: true"]}
 
     monkeypatch.setattr(cli, "run", broken_run)
-    assert cli.main() == 1
+    assert cli.main([]) == 1
     assert "FAIL  policy gitops/overlays/demo" in capsys.readouterr().out
