@@ -89,7 +89,7 @@ def _value(node: ast.AST | None, module: Module, index: dict[str, Module]) -> ob
         return UNSET
     if isinstance(node, ast.JoinedStr):  # an f-string of constants, e.g. a URL with a pinned version
         parts = [
-            _value(part.value, module, index) if isinstance(part, ast.FormattedValue) else part.value
+            _value(part.value if isinstance(part, ast.FormattedValue) else part, module, index)
             for part in node.values
         ]
         return UNSET if UNSET in parts else "".join(map(str, parts))
@@ -139,7 +139,7 @@ class _Site:
     description: str
 
 
-def _environment_reads(module: Module) -> Iterator[tuple[ast.AST, ast.AST, ast.AST | None]]:
+def _environment_reads(module: Module) -> Iterator[tuple[ast.expr, ast.expr, ast.expr | None]]:
     """(read expression, key, default) for every `environ.get`, `getenv` and `environ[...]` in the module."""
     for node in ast.walk(module.tree):
         if isinstance(node, ast.Call) and node.args and isinstance(node.func, ast.Attribute | ast.Name):
@@ -172,7 +172,11 @@ def pipeline_variables(root: Path = REPO_ROOT) -> list[Variable]:
     for module in index.values():
         for statement in module.constants.values():
             value = getattr(statement, "value", None)
-            if isinstance(value, ast.Constant) and SETTING_NAME.fullmatch(str(value.value)):
+            if (
+                isinstance(value, ast.Constant)
+                and isinstance(value.value, str)
+                and SETTING_NAME.fullmatch(value.value)
+            ):
                 sites.setdefault(value.value, []).append(
                     _Site(module, None, module.comment_above(statement.lineno))
                 )
@@ -196,8 +200,8 @@ def pipeline_variables(root: Path = REPO_ROOT) -> list[Variable]:
             raise SystemExit(f"{name} has no description: add a `#:` comment above it in {files}")
         with_default = described if described.default else next((s for s in found if s.default), described)
         value = _value(with_default.default, with_default.module, index)
-        default = _render_default(value, with_default.default)
-        variables.append(Variable(name, default, described.description, described.module.name))
+        rendered = _render_default(value, with_default.default)
+        variables.append(Variable(name, rendered, described.description, described.module.name))
     return variables
 
 

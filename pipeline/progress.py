@@ -9,10 +9,13 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from pipeline.status import Status, look
 from pipeline.timestamps import parse
+
+if TYPE_CHECKING:  # rich is imported only when a live table is drawn
+    from rich.table import Table
 
 Record = dict[str, Any]
 
@@ -78,7 +81,7 @@ class LiveProgress(Progress):
     def live(self, record: Callable[[], Record]) -> Iterator[object]:
         from rich.live import Live
 
-        def table() -> object:
+        def table() -> Table:
             return self._table(record(), title="pipeline")
 
         with Live(get_renderable=table, console=self.console, refresh_per_second=4, transient=True) as live:
@@ -96,7 +99,7 @@ class LiveProgress(Progress):
         self.console.print(f"total {_seconds(record['duration_seconds'])}")
 
     @staticmethod
-    def _table(record: Record, *, title: str) -> object:
+    def _table(record: Record, *, title: str) -> Table:
         from rich.table import Table
 
         table = Table(title=title)

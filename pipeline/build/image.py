@@ -21,6 +21,7 @@ from typing import Any
 
 import docker
 import docker.errors
+from docker.models.images import Image
 
 from pipeline.build import BuildError
 from pipeline.build.wheelhouse import PROBE_SCRIPT, TargetPython, service_wheel
@@ -53,10 +54,16 @@ def default_base_image(dockerfile: Path) -> str:
     return match.group(1)
 
 
+def _image_id(image: Image) -> str:
+    # The engine reports an Id for every image it has; the SDK's model types it as optional.
+    assert image.id is not None, f"the Docker engine reported no Id for {image.tags}"
+    return image.id
+
+
 def ensure_base_image(client: docker.DockerClient, reference: str) -> str:
     """The id of the base image, pulled when it is not here; a clear error when it cannot be had."""
     try:
-        return client.images.get(reference).id
+        return _image_id(client.images.get(reference))
     except docker.errors.ImageNotFound:
         pass
     except docker.errors.APIError as error:
@@ -65,7 +72,7 @@ def ensure_base_image(client: docker.DockerClient, reference: str) -> str:
         ) from error
     log.info("base image %s is not here; pulling it", reference)
     try:
-        return client.images.pull(reference).id
+        return _image_id(client.images.pull(reference))
     except docker.errors.DockerException as error:
         raise BuildError(
             f"base image {reference!r} is not present and cannot be pulled ({_explain(error)}); "

@@ -16,7 +16,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import docker
 import docker.errors
@@ -136,7 +136,9 @@ def _checks(container: Container, base: str) -> Iterator[Check]:
     passed = status == 200 and predicted == EXPECTED_CLASS
     yield Check("predict", passed, f"{SAMPLE['features']} -> {status} {predicted!r}, want {EXPECTED_CLASS!r}")
 
-    uid = container.exec_run(["python", "-c", "import os; print(os.getuid())"]).output.decode().strip()
+    # Not streamed, so the output is the whole of it, as bytes.
+    uid_output = cast(bytes, container.exec_run(["python", "-c", "import os; print(os.getuid())"]).output)
+    uid = uid_output.decode().strip()
     yield Check("runs as non-root", uid.isdigit() and int(uid) != 0, f"process uid {uid}")
 
     image_write = container.exec_run(["python", "-c", "open('/opt/model/probe', 'w')"]).exit_code

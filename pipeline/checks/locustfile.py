@@ -13,6 +13,8 @@ import random
 
 import gevent
 from locust import FastHttpUser, constant, constant_throughput, events, task
+from locust.argument_parser import LocustArgumentParser
+from locust.env import Environment
 
 BATCH_SIZE = 10
 #: Per-feature ranges of the iris data set (sepal length/width, petal length/width, cm).
@@ -22,7 +24,7 @@ BATCH_ROUTE = "/predict/batch"
 
 
 @events.init_command_line_parser.add_listener
-def _add_options(parser) -> None:
+def _add_options(parser: LocustArgumentParser) -> None:
     parser.add_argument(
         "--user-rps", type=float, default=10.0, help="requests per second per user; 0: no wait"
     )
@@ -30,11 +32,13 @@ def _add_options(parser) -> None:
 
 
 @events.init.add_listener
-def _stop_at_max_requests(environment, **_kwargs) -> None:
+def _stop_at_max_requests(environment: Environment, **_kwargs: object) -> None:
+    # Locust parses its command line (these options too) before it fires `init`.
+    assert environment.parsed_options is not None
     limit = environment.parsed_options.max_requests
     sent = 0
 
-    def count(**_request) -> None:
+    def count(**_request: object) -> None:
         nonlocal sent
         sent += 1
         if sent == limit and environment.runner is not None:

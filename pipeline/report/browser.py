@@ -20,6 +20,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -122,7 +123,7 @@ class _DevTools:
 
 
 @contextlib.contextmanager
-def _browser(chromium: str, timeout: float):
+def _browser(chromium: str, timeout: float) -> Iterator[_DevTools]:
     command_read, command_write = os.pipe()
     reply_read, reply_write = os.pipe()
     # Chromium reads commands on fd 3 and writes replies to fd 4: a shell puts the pipes there.

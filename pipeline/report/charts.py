@@ -7,6 +7,7 @@ has a stable element id that the browser test looks for.
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, timedelta
@@ -52,7 +53,16 @@ def environment(cluster: dict[str, Any]) -> Markup:
     arrow = canvas.arrow_marker()
     top = 20
 
-    def labelled_box(x: float, y: float, title: str, detail: str, *, fill="#f6f8fa", stroke=GRID, cls=""):
+    def labelled_box(
+        x: float,
+        y: float,
+        title: str,
+        detail: str,
+        *,
+        fill: str = "#f6f8fa",
+        stroke: str = GRID,
+        cls: str = "",
+    ) -> ET.Element:
         group = canvas.add("g", class_=cls or "box")
         canvas.add(
             "rect", parent=group, x=x, y=y, width=box_width, height=box_height, rx=8, fill=fill, stroke=stroke
@@ -296,7 +306,7 @@ def interval_chart(
         canvas.text(left - 10, label_y, lane.label, text_anchor="end", font_weight="600", fill=INK)
         if lane.note:
             canvas.text(left - 10, middle + 13, lane.note, text_anchor="end", fill=MUTED, font_size=11)
-        group = canvas.add("g", **lane.attributes)
+        group = canvas.add("g", parent=canvas.root, **lane.attributes)
         if lane.tooltip:
             canvas.tooltip(group, lane.tooltip)
         drawn = []

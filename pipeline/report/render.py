@@ -89,7 +89,7 @@ def make_environment() -> jinja2.Environment:
     return environment
 
 
-def _safely(problems: list[str], name: str, draw: Callable[..., Markup], *args: Any) -> Markup | None:
+def _safely(problems: list[str], name: str, draw: Callable[..., str], *args: Any) -> str | None:
     """Draw a chart, or note why it could not be drawn (malformed data) and go on without it."""
     try:
         return draw(*args)
@@ -112,9 +112,10 @@ def _history_series(
     ]
 
 
-def draw_charts(report: Report) -> tuple[dict[str, Markup | None], list[str]]:
+def draw_charts(report: Report) -> tuple[dict[str, str | None], list[str]]:
+    """Each chart as SVG markup (Mermaid source for the Markdown Gantt), or None; and why any is missing."""
     problems: list[str] = []
-    drawn: dict[str, Markup | None] = {
+    drawn: dict[str, str | None] = {
         "gantt": _safely(
             problems, "Gantt chart", charts.gantt, report.jobs, report.timeline_start, report.generated_at
         ),

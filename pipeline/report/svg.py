@@ -44,7 +44,9 @@ class Canvas:
         ET.SubElement(self.root, "title", id=f"{element_id}-title").text = title
         self._defs: ET.Element | None = None
 
-    def add(self, tag: str, text: str | None = None, parent: ET.Element | None = None, **attributes: object):
+    def add(
+        self, tag: str, text: str | None = None, parent: ET.Element | None = None, **attributes: object
+    ) -> ET.Element:
         """Add an element; `stroke_width=2` becomes `stroke-width="2"`; text is scrubbed of secrets."""
         element = ET.SubElement(
             self.root if parent is None else parent,
@@ -55,8 +57,10 @@ class Canvas:
             element.text = mask_text(str(text))
         return element
 
-    def text(self, x: float, y: float, text: str, **attributes: object):
-        return self.add("text", text, x=x, y=y, **attributes)
+    def text(
+        self, x: float, y: float, text: str, *, parent: ET.Element | None = None, **attributes: object
+    ) -> ET.Element:
+        return self.add("text", text, parent, x=x, y=y, **attributes)
 
     def tooltip(self, element: ET.Element, text: str) -> None:
         """A native hover tooltip (SVG <title>), which needs no script."""

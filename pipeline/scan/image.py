@@ -13,6 +13,7 @@ from typing import Any
 
 import docker
 import docker.errors
+from docker.models.images import Image
 
 from pipeline.scan import Finding, Part, broken, judged, skipped
 from pipeline.scrub import MASK, is_secret_name, mask_text
@@ -66,9 +67,9 @@ def _files_under(container: Any, path: str) -> list[str]:
 
 
 def _cache_findings(
-    client: docker.DockerClient, image_id: str, paths: list[str], severity: str
+    client: docker.DockerClient, image: Image, paths: list[str], severity: str
 ) -> list[Finding]:
-    container = client.containers.create(image_id, entrypoint=["true"])
+    container = client.containers.create(image, entrypoint=["true"])
     try:
         findings = []
         for path in paths:
@@ -111,5 +112,5 @@ def check_image(image_ref: str | None, policy: dict[str, Any]) -> Part:
             Finding("no-healthcheck", policy["no_healthcheck_severity"], "no HEALTHCHECK", "HEALTHCHECK")
         )
     findings += _secret_findings(image, policy["secret_severity"])
-    findings += _cache_findings(client, image.id, policy["cache_paths"], policy["package_cache_severity"])
+    findings += _cache_findings(client, image, policy["cache_paths"], policy["package_cache_severity"])
     return judged(NAME, TITLE, fail_at, findings, [])

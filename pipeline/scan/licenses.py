@@ -90,6 +90,8 @@ def check_sbom(sbom_file: Path | None, policy: dict[str, Any]) -> Part:
     allowed = set(policy["allowed"])
     reviewed = policy.get("reviewed", {})
     findings = []
+    expressions: list[str]
+    unknown: list[str]
     for component in components:
         package = f"{component['name']}=={component.get('version', '')}"
         if package in reviewed:

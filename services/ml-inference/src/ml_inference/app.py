@@ -10,6 +10,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
 from pydantic.json_schema import models_json_schema
 
 from ml_inference import __version__
@@ -62,7 +63,9 @@ def create_app(settings: Settings) -> ServiceApp:
     for router in routers:
         app.include_router(router)
     install_error_handlers(app)
-    app_metrics.declare_routes(route for router in routers for route in router.routes)
+    app_metrics.declare_routes(
+        route for router in routers for route in router.routes if isinstance(route, APIRoute)
+    )
     app.add_middleware(RequestObserver, recorder=recorder)
     app.hot_path = HotPath(predict.HOT_ROUTES, recorder=recorder, max_batch=settings.max_batch)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

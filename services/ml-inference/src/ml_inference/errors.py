@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 import msgspec
 from fastapi import FastAPI, Request, Response
@@ -23,7 +24,7 @@ def error_body(message: str, field: str | None) -> bytes:
 
 
 def error_response(
-    status: int, message: str, field: str | None, headers: dict[str, str] | None = None
+    status: int, message: str, field: str | None, headers: Mapping[str, str] | None = None
 ) -> Response:
     return Response(
         error_body(message, field), status_code=status, media_type="application/json", headers=headers
@@ -31,11 +32,13 @@ def error_response(
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(ApiError, _input_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(HTTPException, _http_error)
-    app.add_exception_handler(ClientDisconnect, _client_gone)
-    app.add_exception_handler(Exception, _unexpected_error)
+    # The decorator form: Starlette types add_exception_handler's handler as taking any Exception,
+    # which a handler of one exception class is not.
+    app.exception_handler(ApiError)(_input_error)
+    app.exception_handler(RequestValidationError)(_validation_error)
+    app.exception_handler(HTTPException)(_http_error)
+    app.exception_handler(ClientDisconnect)(_client_gone)
+    app.exception_handler(Exception)(_unexpected_error)
 
 
 async def _input_error(request: Request, error: ApiError) -> Response:

@@ -90,6 +90,6 @@ class Metrics:
             self.request_duration.labels(route.path)
             statuses = {route.status_code or 200, UNEXPECTED_ERROR_STATUS}
             statuses.update(int(status) for status in route.responses if str(status).isdigit())
-            for method in route.methods:
+            for method in route.methods or ():
                 for status in statuses:
                     self.requests.labels(route.path, method, str(status))

@@ -63,6 +63,7 @@ class InferRequest(msgspec.Struct):
 
 
 Body = TypeVar("Body", bound=msgspec.Struct)
+Converted = TypeVar("Converted")
 
 _DECODERS: dict[type, msgspec.json.Decoder] = {
     kind: msgspec.json.Decoder(kind) for kind in (PredictRequest, BatchRequest, InferRequest)
@@ -85,7 +86,7 @@ def decode(body: bytes, kind: type[Body]) -> Body:
     return convert(document, kind, "$")
 
 
-def convert(value: Any, kind: type[Body], path: str) -> Body:
+def convert(value: Any, kind: type[Converted], path: str) -> Converted:
     """`value` (already parsed) as a `kind`, errors named relative to `path`."""
     try:
         return msgspec.convert(value, kind)
@@ -125,6 +126,8 @@ def instance_array(rows: list[list[float]], path: str, max_batch: int) -> np.nda
         for index, row in enumerate(rows):
             if len(row) != N_FEATURES:
                 raise _feature_count_error(f"{path}[{index}]", len(row))
+    # np.array fails only on ragged rows, and a ragged row raised above.
+    assert values is not None
     return _finite_float32(values, path)
 
 

@@ -50,10 +50,12 @@ class DrainingServer(uvicorn.Server):
         shared: socket.socket | None,
         *,
         settle_seconds: float,
+        drain_seconds: float,
     ) -> None:
         super().__init__(config)
         self.service = service
         self.settle_seconds = settle_seconds
+        self.drain_seconds = drain_seconds
         self.shared = shared
         self._drain: asyncio.Task[None] | None = None
         self._joining: asyncio.Task[None] | None = None
@@ -94,7 +96,7 @@ class DrainingServer(uvicorn.Server):
 
     async def _drain_then_exit(self, signal_name: str) -> None:
         settle_until = time.monotonic() + self.settle_seconds
-        deadline = settle_until + self.config.timeout_graceful_shutdown
+        deadline = settle_until + self.drain_seconds
         self.service.draining = True
         if self._joining is not None:
             # Never close the shared socket under a listener that is being opened: let it finish (or
@@ -104,7 +106,10 @@ class DrainingServer(uvicorn.Server):
         logger.info("draining", extra={"signal": signal_name, "in_flight": self.service.in_flight})
         while time.monotonic() < settle_until or (time.monotonic() < deadline and self._serving()):
             await asyncio.sleep(POLL_SECONDS)
-        self.config.timeout_graceful_shutdown = max(deadline - time.monotonic(), POLL_SECONDS)
+        # uvicorn annotates this int but only hands it to asyncio as a timeout, where seconds are floats.
+        self.config.timeout_graceful_shutdown = max(  # type: ignore[assignment]
+            deadline - time.monotonic(), POLL_SECONDS
+        )
         self.should_exit = True
 
     def _serving(self) -> bool:
@@ -148,7 +153,7 @@ def serve(settings: Settings) -> None:
         log_config=None,
         server_header=False,
         backlog=BACKLOG,
-        timeout_graceful_shutdown=settings.drain_timeout_seconds,
+        timeout_graceful_shutdown=settings.drain_timeout_seconds,  # type: ignore[arg-type]
         http=guarded_protocol(settings.body_timeout_seconds),
         timeout_keep_alive=settings.keep_alive_timeout_seconds,  # type: ignore[arg-type]
         # uvicorn refuses once connections >= the limit, the new one counted.
@@ -163,6 +168,10 @@ def serve(settings: Settings) -> None:
             "model_dir": str(settings.model_dir),
         },
     )
-    DrainingServer(config, app.state.service, shared, settle_seconds=settings.settle_seconds).run(
-        sockets=sockets
-    )
+    DrainingServer(
+        config,
+        app.state.service,
+        shared,
+        settle_seconds=settings.settle_seconds,
+        drain_seconds=settings.drain_timeout_seconds,
+    ).run(sockets=sockets)
