@@ -324,8 +324,9 @@ def artifacts_page(root: Path = REPO_ROOT) -> str:
         sections.append(_model_section(model, module, top=True))
     for node in module.tree.body:  # the models the files are made of, in the module's order
         model = getattr(contracts, node.name, None) if isinstance(node, ast.ClassDef) else None
-        is_model = isinstance(model, type) and issubclass(model, contracts.msgspec.Struct)
-        if is_model and model not in seen and model is not contracts.Contract:
+        if not (isinstance(model, type) and issubclass(model, contracts.msgspec.Struct)):
+            continue
+        if model not in seen and model is not contracts.Contract:
             sections.append(_model_section(model, module, top=False))
     return "".join(sections)
 

@@ -53,7 +53,9 @@ def append_step_summary(markdown: str, environ: Mapping[str, str]) -> bool:
 
 def is_our_comment(comment: Mapping[str, Any]) -> bool:
     """A comment with the marker, written by the workflow's bot identity (not a user who copied it)."""
-    user = comment.get("user") if isinstance(comment.get("user"), Mapping) else {}
+    user = comment.get("user")
+    if not isinstance(user, Mapping):
+        return False
     written_by_us = user.get("login") == BOT_LOGIN and user.get("type") == BOT_TYPE
     return written_by_us and MARKER in str(comment.get("body") or "")
 
