@@ -192,7 +192,7 @@ class Runner:
         self._prepare_artifacts(fresh)
         options = self.options
         self.record = records.new_record(
-            run_id=previous["run_id"] if options.rerun_failed else new_run_id(),
+            run_id=previous["run_id"] if options.rerun_failed and previous else new_run_id(),
             commit=records.current_commit(self.cwd),
             target=options.target,
             demo_mode=options.demo_mode,
@@ -356,6 +356,8 @@ class Runner:
             os.killpg(pgid, signum)
 
     def _teardown(self) -> None:
+        if self.teardown is None:
+            return
         try:
             self.teardown()
         except (Exception, SystemExit) as error:  # a failed clean-up must not lose the run record

@@ -8,7 +8,7 @@ says "test: failure, load-summary.json missing" instead of crashing or showing z
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -193,16 +193,18 @@ class Report:
         starts = [job.started_at for job in self.jobs if job.started_at]
         if self.run_start:
             starts.append(self.run_start)
-        known = [start for start in starts if moment(start)]
-        return min(known, key=moment, default=None)
+        known = {start: when for start in starts if (when := moment(start)) is not None}
+        return min(known, key=known.__getitem__, default=None)
 
     @property
     def wall_seconds(self) -> float | None:
         """The run's wall time: the record's, or (while the report itself runs) up to the last finish."""
         if _is_number(self.run.get("duration_seconds")):
             return self.run["duration_seconds"]
-        finishes = [job.finished_at for job in self.jobs if job.finished_at]
-        return elapsed(self.run_start, max((f for f in finishes if moment(f)), key=moment, default=None))
+        finishes = {
+            f: when for job in self.jobs if (f := job.finished_at) and (when := moment(f)) is not None
+        }
+        return elapsed(self.run_start, max(finishes, key=finishes.__getitem__, default=None))
 
     @property
     def run_finished(self) -> bool:
@@ -355,7 +357,7 @@ def compare_load(current: Artifact, previous: Artifact, previous_record: Artifac
         value = data.get(key)
         return float(value) if isinstance(value, int | float) else None
 
-    def change(label: str, key: str, unit: str, regressed) -> Change:
+    def change(label: str, key: str, unit: str, regressed: Callable[[float, float], bool]) -> Change:
         old, new = figure(before, key), figure(now, key)
         hit = old is not None and new is not None and bool(regressed(old, new))
         return Change(label, key, unit, old, new, hit)

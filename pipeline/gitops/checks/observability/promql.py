@@ -39,7 +39,7 @@ def exported_series_names(metrics_text: str) -> set[str]:
         "summary": ("", "_count", "_sum"),
         "info": ("_info",),
     }
-    names = set()
+    names: set[str] = set()
     for family in text_string_to_metric_families(metrics_text):
         names.update(family.name + suffix for suffix in suffixes.get(family.type, ("",)))
         names.update(sample.name for sample in family.samples)
@@ -57,7 +57,10 @@ def _selected_names(node: Any) -> Iterator[str | None]:
             for m in node.matchers.matchers
             if m.name == "__name__" and m.op == promql_parser.MatchOp.Equal
         ]
-        yield from names or [None]
+        if names:
+            yield from names
+        else:
+            yield None
     elif isinstance(node, promql_parser.MatrixSelector):
         yield from _selected_names(node.vector_selector)
     elif isinstance(node, promql_parser.Call):
