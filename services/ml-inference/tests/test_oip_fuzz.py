@@ -7,41 +7,24 @@ with that default answer, asked for separately.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
-from ml_inference.app import create_app
 from ml_inference.model import ModelCard
-from ml_inference.settings import Settings
 
-from .conftest import wait_until_ready
+from .fuzzing import assert_not_a_server_error, examples, json_values, post_json, ready_client
 
 MAX_BATCH = 16
 #: processing_time_ms may take a few more digits in one answer than in the other.
 TIMING_SLACK_BYTES = 16
 OUTPUT_NAMES = ("output-0", "label", "probabilities")
-FUZZ_SETTINGS = settings(
-    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+FUZZ_SETTINGS = examples(200)
 
-numbers = st.one_of(
-    st.floats(allow_nan=True, allow_infinity=True),
-    st.floats(min_value=-10, max_value=10),
-    st.integers(min_value=-(2**70), max_value=2**70),
-)
-json_values = st.recursive(
-    st.none() | st.booleans() | numbers | st.text(max_size=8),
-    lambda children: (
-        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=8), children, max_size=4)
-    ),
-    max_leaves=20,
-)
 parameters = st.none() | st.dictionaries(st.text(max_size=12), json_values, max_size=4) | json_values
 datatypes = st.sampled_from(["FP32", "FP16", "FP64", "INT8", "INT64", "UINT8", "BYTES", "BOOL", "", "fp32"])
 rows = st.lists(
@@ -86,21 +69,8 @@ def infer_bodies(draw: st.DrawFn) -> dict:
 
 @pytest.fixture(scope="module")
 def fuzz_client(model_dir: Path) -> Iterator[TestClient]:
-    with TestClient(create_app(Settings(model_dir=model_dir, max_batch=MAX_BATCH))) as client:
-        wait_until_ready(client)
+    with ready_client(model_dir, max_batch=MAX_BATCH) as client:
         yield client
-
-
-def _checked(response) -> None:
-    assert response.status_code < 500, response.text
-    if response.status_code >= 400:
-        body = response.json()
-        assert isinstance(body["error"], str) and body["error"]
-
-
-def _post_json(client, path: str, body: dict):
-    """POST `body` as Python's json writes it: NaN and Infinity included, as a careless client sends them."""
-    return client.post(path, content=json.dumps(body), headers={"content-type": "application/json"})
 
 
 @FUZZ_SETTINGS
@@ -109,10 +79,10 @@ def test_no_infer_request_gets_a_5xx_or_an_answer_over_the_bound(
     fuzz_client: TestClient, card: ModelCard, body: dict, versioned: bool
 ) -> None:
     path = "/v2/models/sklearn-iris" + (f"/versions/{card.version}" if versioned else "") + "/infer"
-    response = _post_json(fuzz_client, path, body)
-    _checked(response)
+    response = post_json(fuzz_client, path, body)
+    assert_not_a_server_error(response)
     if response.status_code == 200:
-        default = _post_json(
+        default = post_json(
             fuzz_client, path, {key: value for key, value in body.items() if key != "outputs"}
         )
         assert default.status_code == 200

@@ -8,30 +8,14 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
-from ml_inference.app import create_app
-from ml_inference.settings import Settings
-
-from .conftest import wait_until_ready
+from .fuzzing import assert_not_a_server_error, examples, json_values, numbers, ready_client
 
 PATHS = ("/predict", "/predict/batch", "/v2/models/sklearn-iris/infer")
-PROPERTY_SETTINGS = settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+PROPERTY_SETTINGS = examples(150)
 
-numbers = st.one_of(
-    st.floats(allow_nan=True, allow_infinity=True),
-    st.integers(min_value=-(2**70), max_value=2**70),
-)
-json_values = st.recursive(
-    st.none() | st.booleans() | numbers | st.text(max_size=8),
-    lambda children: (
-        st.lists(children, max_size=6) | st.dictionaries(st.text(max_size=8), children, max_size=4)
-    ),
-    max_leaves=30,
-)
 # Near-misses are where validation bugs hide: the right keys with wrong, odd or extreme values.
 near_valid = st.one_of(
     st.builds(lambda f: {"features": f}, st.lists(numbers | json_values, max_size=6) | json_values),
@@ -53,17 +37,8 @@ near_valid = st.one_of(
 
 @pytest.fixture(scope="module")
 def shared_client(model_dir: Path) -> Iterator[TestClient]:
-    with TestClient(create_app(Settings(model_dir=model_dir, max_batch=8))) as client:
-        wait_until_ready(client)
+    with ready_client(model_dir, max_batch=8) as client:
         yield client
-
-
-def _assert_not_a_server_error(response) -> None:
-    assert response.status_code < 500, response.text
-    if response.status_code >= 400:
-        body = response.json()
-        assert isinstance(body["error"], str)
-        assert body["error"]
 
 
 @PROPERTY_SETTINGS
@@ -73,7 +48,7 @@ def test_any_json_payload_is_never_a_server_error(
 ) -> None:
     # json.dumps writes NaN and Infinity tokens as many real clients do.
     body = json.dumps(payload).encode()
-    _assert_not_a_server_error(
+    assert_not_a_server_error(
         shared_client.post(path, content=body, headers={"content-type": "application/json"})
     )
 
@@ -88,4 +63,4 @@ def test_any_bytes_with_any_content_type_are_never_a_server_error(
     shared_client: TestClient, path: str, body: bytes, content_type: str
 ) -> None:
     headers = {"content-type": content_type.strip() or "application/json"}
-    _assert_not_a_server_error(shared_client.post(path, content=body, headers=headers))
+    assert_not_a_server_error(shared_client.post(path, content=body, headers=headers))
