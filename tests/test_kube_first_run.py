@@ -327,7 +327,6 @@ def test_test_and_demo_fit_a_two_core_laptop() -> None:
 # Issue 10: least privilege for the child AppProject.
 
 
-@pytest.mark.xfail(strict=True, reason="not done yet (issue 13 point 6 / issue 10): see the kube13 report")
 def test_the_child_project_may_not_create_cluster_rbac() -> None:
     _bootstrap, project = appofapps.projects(SOURCE)
     kinds = {(k.get("group", ""), k["kind"]) for k in project["spec"]["clusterResourceWhitelist"]}
@@ -340,8 +339,8 @@ def test_the_child_project_may_not_create_cluster_rbac() -> None:
         )
 
 
-@pytest.mark.xfail(strict=True, reason="not done yet (issue 13 point 6 / issue 10): see the kube13 report")
 def test_prometheus_rbac_is_the_bootstraps_by_name_and_read_only() -> None:
+    require_program("kubectl")
     bootstrap, _ = appofapps.projects(SOURCE)
     named = {(k["kind"], k.get("name")) for k in bootstrap["spec"]["clusterResourceWhitelist"]}
     assert named == {
@@ -357,3 +356,27 @@ def test_prometheus_rbac_is_the_bootstraps_by_name_and_read_only() -> None:
         if c["kind"] == "ClusterRoleBinding":
             c["roleRef"]["name"] = "cluster-admin"
     assert any("cluster-admin" in p for p in argocd_rules.check_project(bootstrap, admin))
+
+
+@pytest.mark.parametrize("kind", ["ClusterRole", "ClusterRoleBinding"])
+def test_a_project_whitelisting_cluster_rbac_of_any_name_fails(kind: str) -> None:
+    bootstrap, _ = appofapps.projects(SOURCE)
+    for entry in bootstrap["spec"]["clusterResourceWhitelist"]:
+        if entry["kind"] == kind:
+            del entry["name"]
+    assert any(f"{kind} of any name" in p for p in argocd_rules.check_project(bootstrap, []))
+
+
+@pytest.mark.parametrize("role", ["admin", "edit"])
+def test_a_binding_to_a_built_in_admin_role_fails(role: str) -> None:
+    bootstrap, _ = appofapps.projects(SOURCE)
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": "ml-inference-prometheus"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+    }
+    assert argocd_rules.check_project(bootstrap, [binding]) == [
+        f"AppProject/ml-gitops-bootstrap: ClusterRoleBinding/ml-inference-prometheus binds the built-in {role!r} "
+        "ClusterRole; bind a read-only role of this repository's instead"
+    ]
