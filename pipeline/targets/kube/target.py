@@ -352,8 +352,9 @@ def plan_environment(tool: str, env_name: str, release: Release, *, planning: bo
         _apply(
             kubectl,
             appofapps.projects(source),
-            "the AppProjects: the root's (Applications in argocd, nothing else) and its children's "
-            "(this repository, these namespaces, these kinds)",
+            "the AppProjects: the root's (Applications in argocd, and Prometheus' read-only cluster "
+            "RBAC by name) and its children's (this repository, these namespaces, these kinds; "
+            "no cluster-scoped RBAC)",
         ),
         _apply(
             kubectl,
@@ -434,7 +435,8 @@ class KubeTarget:
             print(f"note: {note}", file=text)
         execute(plan.setup, dry_run=True, out=text)
         print(
-            "\n# then Argo CD renders the root's source into these child Applications:\n"
+            "\n# then Argo CD renders the root's source into these child Applications "
+            "(and the cluster RBAC only the root's project may create):\n"
             f"{to_yaml(plan.children).rstrip()}",
             file=text,
         )
