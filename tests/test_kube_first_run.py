@@ -380,3 +380,66 @@ def test_a_binding_to_a_built_in_admin_role_fails(role: str) -> None:
         f"AppProject/ml-gitops-bootstrap: ClusterRoleBinding/ml-inference-prometheus binds the built-in {role!r} "
         "ClusterRole; bind a read-only role of this repository's instead"
     ]
+
+
+# Issue 10: a Git remote with a credential in it reaches neither the cluster nor the plan.
+
+
+def _fake_git(remote: str, commit: str) -> Any:
+    """Stands in for `source.git`: a checkout whose pushed HEAD is `commit` and whose origin is `remote`."""
+    answers = {
+        ("rev-parse", "HEAD"): commit,
+        ("remote",): "origin",
+        ("remote", "get-url", "origin"): remote,
+        ("status", "--porcelain"): "",
+        ("branch", "-r", "--contains", commit): "  origin/main",
+    }
+    return lambda *args, env=None: answers[args]
+
+
+@pytest.mark.parametrize(
+    ("remote", "url"),
+    [
+        ("https://x-access-token:ghs_canary0123456789@github.com/o/r.git", "https://github.com/o/r.git"),
+        ("https://ghp_canary0123456789@github.com/o/r", "https://github.com/o/r"),
+        ("http://user:pa%40ss@git.example:8443/o/r.git", "http://git.example:8443/o/r.git"),
+        ("git@github.com:o/r.git", "https://github.com/o/r.git"),
+        ("ssh://git@github.com/o/r.git", "https://github.com/o/r.git"),
+    ],
+)
+def test_the_origin_source_drops_the_remotes_credentials(
+    remote: str, url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(source, "git", _fake_git(remote, SOURCE.revision))
+    git_source, notes = source.origin_source(dry_run=False)
+    assert git_source == GitSource(url, SOURCE.revision)
+    assert notes == []
+
+
+def test_a_credential_in_origin_reaches_neither_the_project_nor_the_plan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    require_program("kubectl")
+    token = "ghs_canary0123456789"
+    context = RunContext("kind", "full", tmp_path, "t", dry_run=True, keep=False)
+    write_outputs("build", {"image_tag": TAG, "image_digest": DIGEST, "image_status": "pushed"}, context)
+    monkeypatch.setattr(source, "git", _fake_git(f"https://u:{token}@github.com/o/r.git", SOURCE.revision))
+    monkeypatch.setenv("PIPELINE_GIT_SOURCE", "origin")
+    plan = _plan("kind", "test", tmp_path)
+    assert token not in plan
+    assert "u:" + token not in plan
+    assert "- https://github.com/o/r.git" in plan  # the projects' sourceRepos
+    assert "repoURL: https://github.com/o/r.git" in plan  # the root and its children
+
+
+def test_a_cluster_role_that_does_more_than_read_fails() -> None:
+    bootstrap, _ = appofapps.projects(SOURCE)
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": {"name": "ml-inference-prometheus"},
+        "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}],
+    }
+    assert argocd_rules.check_project(bootstrap, [role]) == []
+    role["rules"].append({"apiGroups": [""], "resources": ["pods/exec"], "verbs": ["create"]})
+    assert any("may only get, list, watch" in p for p in argocd_rules.check_project(bootstrap, [role]))
