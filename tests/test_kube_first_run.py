@@ -377,8 +377,8 @@ def test_a_binding_to_a_built_in_admin_role_fails(role: str) -> None:
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
     }
     assert argocd_rules.check_project(bootstrap, [binding]) == [
-        f"AppProject/ml-gitops-bootstrap: ClusterRoleBinding/ml-inference-prometheus binds the built-in {role!r} "
-        "ClusterRole; bind a read-only role of this repository's instead"
+        "AppProject/ml-gitops-bootstrap: ClusterRoleBinding/ml-inference-prometheus binds the built-in "
+        f"{role!r} ClusterRole; bind a read-only role of this repository's instead"
     ]
 
 

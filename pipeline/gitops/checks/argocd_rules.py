@@ -151,8 +151,8 @@ def _rbac_problems(where: str, manifest: Manifest) -> list[str]:
             resources = set(rule.get("resources", []))
             if not verbs <= READ_ONLY_VERBS or resources & {"*", "secrets"}:
                 return [
-                    f"{where}: {name_of(manifest)} grants {sorted(verbs)} on {sorted(resources)}; a "
-                    f"cluster-wide role here may only {', '.join(sorted(READ_ONLY_VERBS))} (and never secrets)"
+                    f"{where}: {name_of(manifest)} grants {sorted(verbs)} on {sorted(resources)}; a cluster-"
+                    f"wide role here may only {', '.join(sorted(READ_ONLY_VERBS))} (and never secrets)"
                 ]
     return []
 
@@ -196,7 +196,7 @@ def check_project(project: Manifest, deployed: list[Manifest]) -> list[str]:
         )
     for manifest in deployed:
         if not _whitelisted(manifest, [*namespaced_whitelist, *cluster_whitelist]):
-            group = _group_kind(manifest)[0]
-            problems.append(f"{where}: {name_of(manifest)} ({group or 'core'}) is deployed but not whitelisted")
+            group = _group_kind(manifest)[0] or "core"
+            problems.append(f"{where}: {name_of(manifest)} ({group}) is deployed but not whitelisted")
         problems += _rbac_problems(where, manifest)
     return problems
