@@ -443,3 +443,41 @@ def test_a_cluster_role_that_does_more_than_read_fails() -> None:
     assert argocd_rules.check_project(bootstrap, [role]) == []
     role["rules"].append({"apiGroups": [""], "resources": ["pods/exec"], "verbs": ["create"]})
     assert any("may only get, list, watch" in p for p in argocd_rules.check_project(bootstrap, [role]))
+
+
+# The kind dry run prints, before any step, what a real run would follow.
+
+
+def _summary(plan: str) -> list[str]:
+    """The plan's opening block: the lines before its first step."""
+    return plan.split("\n\n", 1)[0].splitlines()
+
+
+def test_the_dry_run_opens_with_the_image_the_git_source_the_load_path_and_the_backoff(
+    pushed: Path,
+) -> None:
+    summary = _summary(_plan("kind", "demo", pushed))
+    assert summary[0] == "# what a real run follows (kind, demo):"
+    image, git, load, backoff = summary[1:5]
+    assert image.startswith(f"image: {TAG} (loaded with `kind load docker-image`, imagePullPolicy Never")
+    assert git == f"git source: {SOURCE.repo_url} at {SOURCE.revision} (origin)"
+    assert re.fullmatch(rf"load path: http://127\.0\.0\.1:\d+ \(NodePort {kube.NODE_PORTS['demo']} .*", load)
+    assert backoff.startswith(
+        "self-heal backoff: " + ", ".join(f"{k}={v}" for k, v in kube.SELF_HEAL_BACKOFF.items())
+    )
+
+
+def test_the_dry_run_names_the_commit_the_in_cluster_git_server_serves(
+    pushed: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pipeline.targets.kube.git_server as git_server
+
+    snapshot = "5a" * 20
+    monkeypatch.setenv("PIPELINE_GIT_SOURCE", "in-cluster")
+    monkeypatch.setattr(git_server, "snapshot_commit", lambda: snapshot)
+    summary = _summary(_plan("kind", "test", pushed))
+    (git,) = [line for line in summary if line.startswith("git source:")]
+    assert git == (
+        f"git source: in-cluster git server serving {snapshot} at {git_server.GIT_SERVER_URL} "
+        "(a snapshot of this working tree; no credential reaches the cluster)"
+    )
