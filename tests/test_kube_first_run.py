@@ -303,25 +303,77 @@ def test_argo_cd_is_pinned_to_a_seen_release() -> None:
     assert versions.ARGOCD_VERSION == "v3.5.1"
 
 
-def test_test_and_demo_fit_a_two_core_laptop() -> None:
+def _quantity(value: str) -> float:
+    """CPU in cores, memory in MiB (the suffixes the manifests here use)."""
+    for suffix, factor in (("m", 1 / 1000), ("Mi", 1.0), ("Gi", 1024.0)):
+        if value.endswith(suffix):
+            return float(value.removesuffix(suffix)) * factor
+    return float(value)
+
+
+def _requests_of_test_demo_and_observability() -> tuple[float, float]:
+    """CPU (cores) and memory (MiB) requested by test + demo + observability + the git server.
+
+    Each Deployment at its replicas, or its HPA's minReplicas when the HPA owns them.
+    """
     from pipeline.gitops.render import REPO_ROOT
     from pipeline.gitops.render import render as kustomize
+    from pipeline.targets.kube.git_server import git_server_objects
 
-    def cpu(value: str) -> float:
-        return float(value[:-1]) / 1000 if value.endswith("m") else float(value)
+    require_program("kubectl")
+    manifests = [
+        *kustomize(REPO_ROOT / "gitops/overlays/kubernetes"),  # the test environment's overlay
+        *kustomize(REPO_ROOT / "gitops/overlays/demo"),
+        *kustomize(REPO_ROOT / "observability"),
+        *git_server_objects("ml-inference:t"),
+    ]
+    cpu = memory = 0.0
+    for manifest in manifests:
+        if manifest["kind"] != "Deployment":
+            continue
+        replicas = manifest["spec"].get("replicas")
+        if replicas is None:
+            (hpa,) = [
+                m
+                for m in manifests
+                if m["kind"] == "HorizontalPodAutoscaler"
+                and m["spec"]["scaleTargetRef"]["name"] == manifest["metadata"]["name"]
+            ]
+            replicas = hpa["spec"].get("minReplicas", 1)
+        for container in manifest["spec"]["template"]["spec"]["containers"]:
+            cpu += replicas * _quantity(container["resources"]["requests"]["cpu"])
+            memory += replicas * _quantity(container["resources"]["requests"]["memory"])
+    return cpu, memory
 
-    total = 0.0
-    for path, copies in (
-        ("gitops/overlays/kubernetes", 1),
-        ("gitops/overlays/demo", 1),
-        ("observability", 1),
-    ):
-        for manifest in kustomize(REPO_ROOT / path):
-            if manifest["kind"] == "Deployment":
-                replicas = manifest["spec"].get("replicas", 1)
-                for container in manifest["spec"]["template"]["spec"]["containers"]:
-                    total += copies * replicas * cpu(container["resources"]["requests"]["cpu"])
-    assert total + kube.CLUSTER_OVERHEAD_CPU <= kube.LAPTOP_CPU
+
+def test_test_and_demo_fit_a_two_core_laptop() -> None:
+    cpu, _memory = _requests_of_test_demo_and_observability()
+    assert cpu + kube.CLUSTER_OVERHEAD_CPU <= kube.LAPTOP_CPU
+
+
+def test_the_docs_state_the_laptop_minimum_the_manifests_request() -> None:
+    cpu, memory = _requests_of_test_demo_and_observability()
+    docs = (Path(__file__).parents[1] / "docs" / "kubernetes.md").read_text()
+    stated = f"request {round(cpu * 1000)}m CPU and {round(memory)} MiB of memory"
+    assert stated in docs
+    overhead = f"{round(kube.CLUSTER_OVERHEAD_CPU * 1000)}m CPU"
+    assert overhead in docs
+
+
+def test_the_docs_have_a_first_run_checklist_and_a_row_per_failure_state() -> None:
+    docs = (Path(__file__).parents[1] / "docs" / "kubernetes.md").read_text()
+    assert "\n## First run\n" in docs
+    troubleshooting = docs.split("\n## Troubleshooting\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in troubleshooting.splitlines() if line.startswith("| ")]
+    states = [
+        *wait.FATAL_CONDITIONS,
+        *wait.STUCK_REASONS,
+        "Degraded for",
+        "blocked by",
+        "timed out after",
+    ]
+    for state in states:
+        assert any(state in row for row in rows), f"no troubleshooting row for {state}"
 
 
 # Issue 10: least privilege for the child AppProject.
