@@ -12,7 +12,7 @@ import math
 import re
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import parse_qs, unquote
 
 import pytest
 import yaml
@@ -533,3 +533,99 @@ def test_the_dry_run_names_the_commit_the_in_cluster_git_server_serves(
         f"git source: in-cluster git server serving {snapshot} at {git_server.GIT_SERVER_URL} "
         "(a snapshot of this working tree; no credential reaches the cluster)"
     )
+
+
+# Issue 11: a failed bring-up keeps each container's last log lines, scrubbed.
+
+
+def test_the_failed_state_keeps_each_containers_last_log_lines_scrubbed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("kubernetes")
+    from pipeline.targets.kube import environment
+
+    token = "ghp_" + "c" * 36
+    namespace, pod = "ml-inference-test", "ml-inference-7d4b9-x2x"
+    status = {"name": "ml-inference", "image": "i", "imageID": "", "ready": False, "restartCount": 3}
+    pods = {
+        "apiVersion": "v1",
+        "kind": "PodList",
+        "metadata": {},
+        "items": [
+            {
+                "metadata": {"name": pod, "namespace": namespace},
+                "spec": {"initContainers": [{"name": "init"}], "containers": [{"name": "ml-inference"}]},
+                "status": {"containerStatuses": [status]},
+            }
+        ],
+    }
+    asked: list[dict[str, list[str]]] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            path, _, query = self.path.partition("?")
+            if path == f"/api/v1/namespaces/{namespace}/pods":
+                self._answer(200, json.dumps(pods), "application/json")
+            elif path == f"/api/v1/namespaces/{namespace}/pods/{pod}/log":
+                asked.append(parse_qs(query))
+                container = parse_qs(query)["container"][0]
+                previous = parse_qs(query).get("previous") == ["true"]
+                if container == "init":
+                    self._answer(400, json.dumps({"kind": "Status", "message": "waiting to start"}), "")
+                else:
+                    which = "previous" if previous else "current"
+                    self._answer(
+                        200, f"{which} start\nmodel failed to load\nGITHUB_TOKEN={token}\n", "text/plain"
+                    )
+            else:
+                self._answer(404, "{}", "application/json")
+
+        def _answer(self, code: int, body: str, content_type: str) -> None:
+            data = body.encode()
+            self.send_response(code)
+            self.send_header("Content-Type", content_type or "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    with kube_api_server(Handler, tmp_path, monkeypatch):
+        environment.save_container_logs("kind-ml-gitops", namespace, tmp_path / "state")
+
+    logs = tmp_path / "state" / "logs" / pod
+    current = (logs / "ml-inference.log").read_text()
+    assert current.startswith("current start\nmodel failed to load\n")
+    assert "previous start" in (logs / "ml-inference.previous.log").read_text()  # it restarted
+    assert "waiting to start" in (logs / "init.log").read_text()
+    assert token not in current and "GITHUB_TOKEN=***" in current
+    assert all(query["tailLines"] == [str(environment.LOG_TAIL_LINES)] for query in asked)
+    assert len(asked) == 3
+
+
+def test_save_state_saves_the_container_logs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline.targets.kube import environment
+    from pipeline.targets.kube.plan import StepFailed
+
+    saved: list[tuple[str, str, Path]] = []
+    monkeypatch.setattr(environment, "save_container_logs", lambda *args: saved.append(args))
+    monkeypatch.setattr(environment.KubeEnvironment, "status_summary", lambda self: {})
+    monkeypatch.setattr(
+        environment.KubeEnvironment,
+        "_kubectl_json",
+        lambda self, *args: (_ for _ in ()).throw(StepFailed("x")),
+    )
+    monkeypatch.setattr(environment.KubeEnvironment, "_application", lambda self: {})
+    env = environment.KubeEnvironment(
+        name="test",
+        namespace="ml-inference-test",
+        application="ml-inference-test",
+        kubectl=("kubectl",),
+        context="kind-ml-gitops",
+        drift_commands=[],
+        desired=[],
+        target="kind",
+    )
+    env.save_state(tmp_path)
+    assert saved == [("kind-ml-gitops", "ml-inference-test", tmp_path)]
