@@ -611,6 +611,7 @@ def test_save_state_saves_the_container_logs(tmp_path: Path, monkeypatch: pytest
     saved: list[tuple[str, str, Path]] = []
     monkeypatch.setattr(environment, "save_container_logs", lambda *args: saved.append(args))
     monkeypatch.setattr(environment.KubeEnvironment, "status_summary", lambda self: {})
+    monkeypatch.setattr(environment, "encode", lambda model, data: data)  # no cluster: no status
     monkeypatch.setattr(
         environment.KubeEnvironment,
         "_kubectl_json",
