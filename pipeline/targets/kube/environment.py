@@ -8,6 +8,7 @@ environment's state through `redact`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import queue
@@ -288,7 +289,7 @@ class KubeEnvironment:
 
     def drifts(self) -> list[Drift]:
         return [
-            Drift(name, command.why, lambda command=command: execute([command], dry_run=False))
+            Drift(name, command.why, functools.partial(execute, [command], dry_run=False))
             for name, command in self.drift_commands
         ]
 
