@@ -61,16 +61,17 @@ def save_container_logs(context: str, namespace: str, directory: Path) -> None:
     Init containers too, and the previous instance of a container that restarted (a crash
     loop's current one may not have started). A log that cannot be read says why in its file.
     """
-    api = core_v1(context)
     try:
+        api = core_v1(context)
         pods = api.list_namespaced_pod(namespace).items
-    except Exception as error:  # the client raises ApiException or urllib3's errors
+    except Exception as error:  # no kubeconfig (ConfigException), ApiException or urllib3's errors
         (directory / "logs").mkdir(parents=True, exist_ok=True)
         (directory / "logs" / "error.txt").write_text(redact(f"listing the pods of {namespace}: {error}\n"))
         return
     for pod in pods:
         restarts = {s.name: s.restart_count for s in (pod.status and pod.status.container_statuses) or []}
-        containers = [*(pod.spec.init_containers or []), *pod.spec.containers]
+        spec = pod.spec
+        containers = [*(spec.init_containers or []), *(spec.containers or [])] if spec else []
         pod_directory = directory / "logs" / pod.metadata.name
         pod_directory.mkdir(parents=True, exist_ok=True)
         for container in containers:
