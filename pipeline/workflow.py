@@ -40,11 +40,13 @@ SETUP_ACTION_PATH = Path(".github/actions/setup/action.yml")
 RUNNER = "ubuntu-latest"
 PYTHON_VERSION = "3.11"
 #: Where each event's run brings the service up; workflow_dispatch's is its `target` input's default.
-#: The workflow reads the event's entry at run time, so changing a target is one line here.
+#: The workflow reads the event's entry at run time, so changing a target is one line here. Pushes,
+#: pull requests and the schedule run on kind, as production would (Argo CD from Git); a manual run
+#: picks local, kind or minikube, local by default.
 DEFAULT_TARGETS = {
-    "push": "local",
-    "pull_request": "local",
-    "schedule": "local",
+    "push": "kind",
+    "pull_request": "kind",
+    "schedule": "kind",
     "workflow_dispatch": "local",
 }
 DEFAULT_DEMO_MODE = DEMO_MODES[0]

@@ -12,7 +12,7 @@ import math
 import re
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import parse_qs, unquote
 
 import pytest
 import yaml
@@ -303,31 +303,82 @@ def test_argo_cd_is_pinned_to_a_seen_release() -> None:
     assert versions.ARGOCD_VERSION == "v3.5.1"
 
 
-def test_test_and_demo_fit_a_two_core_laptop() -> None:
+def _quantity(value: str) -> float:
+    """CPU in cores, memory in MiB (the suffixes the manifests here use)."""
+    for suffix, factor in (("m", 1 / 1000), ("Mi", 1.0), ("Gi", 1024.0)):
+        if value.endswith(suffix):
+            return float(value.removesuffix(suffix)) * factor
+    return float(value)
+
+
+def _requests_of_test_demo_and_observability() -> tuple[float, float]:
+    """CPU (cores) and memory (MiB) requested by test + demo + observability + the git server.
+
+    Each Deployment at its replicas, or its HPA's minReplicas when the HPA owns them.
+    """
     from pipeline.gitops.render import REPO_ROOT
     from pipeline.gitops.render import render as kustomize
+    from pipeline.targets.kube.git_server import git_server_objects
 
-    def cpu(value: str) -> float:
-        return float(value[:-1]) / 1000 if value.endswith("m") else float(value)
+    require_program("kubectl")
+    manifests = [
+        *kustomize(REPO_ROOT / "gitops/overlays/kubernetes"),  # the test environment's overlay
+        *kustomize(REPO_ROOT / "gitops/overlays/demo"),
+        *kustomize(REPO_ROOT / "observability"),
+        *git_server_objects("ml-inference:t"),
+    ]
+    cpu = memory = 0.0
+    for manifest in manifests:
+        if manifest["kind"] != "Deployment":
+            continue
+        replicas = manifest["spec"].get("replicas")
+        if replicas is None:
+            (hpa,) = [
+                m
+                for m in manifests
+                if m["kind"] == "HorizontalPodAutoscaler"
+                and m["spec"]["scaleTargetRef"]["name"] == manifest["metadata"]["name"]
+            ]
+            replicas = hpa["spec"].get("minReplicas", 1)
+        for container in manifest["spec"]["template"]["spec"]["containers"]:
+            cpu += replicas * _quantity(container["resources"]["requests"]["cpu"])
+            memory += replicas * _quantity(container["resources"]["requests"]["memory"])
+    return cpu, memory
 
-    total = 0.0
-    for path, copies in (
-        ("gitops/overlays/kubernetes", 1),
-        ("gitops/overlays/demo", 1),
-        ("observability", 1),
-    ):
-        for manifest in kustomize(REPO_ROOT / path):
-            if manifest["kind"] == "Deployment":
-                replicas = manifest["spec"].get("replicas", 1)
-                for container in manifest["spec"]["template"]["spec"]["containers"]:
-                    total += copies * replicas * cpu(container["resources"]["requests"]["cpu"])
-    assert total + kube.CLUSTER_OVERHEAD_CPU <= kube.LAPTOP_CPU
+
+def test_test_and_demo_fit_a_two_core_laptop() -> None:
+    cpu, _memory = _requests_of_test_demo_and_observability()
+    assert cpu + kube.CLUSTER_OVERHEAD_CPU <= kube.LAPTOP_CPU
+
+
+def test_the_docs_state_the_laptop_minimum_the_manifests_request() -> None:
+    cpu, memory = _requests_of_test_demo_and_observability()
+    docs = (Path(__file__).parents[1] / "docs" / "kubernetes.md").read_text()
+    stated = f"request {round(cpu * 1000)}m CPU and {round(memory)} MiB of memory"
+    assert stated in docs
+    overhead = f"{round(kube.CLUSTER_OVERHEAD_CPU * 1000)}m CPU"
+    assert overhead in docs
+
+
+def test_the_docs_have_a_first_run_checklist_and_a_row_per_failure_state() -> None:
+    docs = (Path(__file__).parents[1] / "docs" / "kubernetes.md").read_text()
+    assert "\n## First run\n" in docs
+    troubleshooting = docs.split("\n## Troubleshooting\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in troubleshooting.splitlines() if line.startswith("| ")]
+    states = [
+        *wait.FATAL_CONDITIONS,
+        *wait.STUCK_REASONS,
+        "Degraded for",
+        "blocked by",
+        "timed out after",
+    ]
+    for state in states:
+        assert any(state in row for row in rows), f"no troubleshooting row for {state}"
 
 
 # Issue 10: least privilege for the child AppProject.
 
 
-@pytest.mark.xfail(strict=True, reason="not done yet (issue 13 point 6 / issue 10): see the kube13 report")
 def test_the_child_project_may_not_create_cluster_rbac() -> None:
     _bootstrap, project = appofapps.projects(SOURCE)
     kinds = {(k.get("group", ""), k["kind"]) for k in project["spec"]["clusterResourceWhitelist"]}
@@ -340,8 +391,8 @@ def test_the_child_project_may_not_create_cluster_rbac() -> None:
         )
 
 
-@pytest.mark.xfail(strict=True, reason="not done yet (issue 13 point 6 / issue 10): see the kube13 report")
 def test_prometheus_rbac_is_the_bootstraps_by_name_and_read_only() -> None:
+    require_program("kubectl")
     bootstrap, _ = appofapps.projects(SOURCE)
     named = {(k["kind"], k.get("name")) for k in bootstrap["spec"]["clusterResourceWhitelist"]}
     assert named == {
@@ -357,3 +408,225 @@ def test_prometheus_rbac_is_the_bootstraps_by_name_and_read_only() -> None:
         if c["kind"] == "ClusterRoleBinding":
             c["roleRef"]["name"] = "cluster-admin"
     assert any("cluster-admin" in p for p in argocd_rules.check_project(bootstrap, admin))
+
+
+@pytest.mark.parametrize("kind", ["ClusterRole", "ClusterRoleBinding"])
+def test_a_project_whitelisting_cluster_rbac_of_any_name_fails(kind: str) -> None:
+    bootstrap, _ = appofapps.projects(SOURCE)
+    for entry in bootstrap["spec"]["clusterResourceWhitelist"]:
+        if entry["kind"] == kind:
+            del entry["name"]
+    assert any(f"{kind} of any name" in p for p in argocd_rules.check_project(bootstrap, []))
+
+
+@pytest.mark.parametrize("role", ["admin", "edit"])
+def test_a_binding_to_a_built_in_admin_role_fails(role: str) -> None:
+    bootstrap, _ = appofapps.projects(SOURCE)
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": "ml-inference-prometheus"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+    }
+    assert argocd_rules.check_project(bootstrap, [binding]) == [
+        "AppProject/ml-gitops-bootstrap: ClusterRoleBinding/ml-inference-prometheus binds the built-in "
+        f"{role!r} ClusterRole; bind a read-only role of this repository's instead"
+    ]
+
+
+# Issue 10: a Git remote with a credential in it reaches neither the cluster nor the plan.
+
+
+def _fake_git(remote: str, commit: str) -> Any:
+    """Stands in for `source.git`: a checkout whose pushed HEAD is `commit` and whose origin is `remote`."""
+    answers = {
+        ("rev-parse", "HEAD"): commit,
+        ("remote",): "origin",
+        ("remote", "get-url", "origin"): remote,
+        ("status", "--porcelain"): "",
+        ("branch", "-r", "--contains", commit): "  origin/main",
+    }
+    return lambda *args, env=None: answers[args]
+
+
+@pytest.mark.parametrize(
+    ("remote", "url"),
+    [
+        ("https://x-access-token:ghs_canary0123456789@github.com/o/r.git", "https://github.com/o/r.git"),
+        ("https://ghp_canary0123456789@github.com/o/r", "https://github.com/o/r"),
+        ("http://user:pa%40ss@git.example:8443/o/r.git", "http://git.example:8443/o/r.git"),
+        ("git@github.com:o/r.git", "https://github.com/o/r.git"),
+        ("ssh://git@github.com/o/r.git", "https://github.com/o/r.git"),
+    ],
+)
+def test_the_origin_source_drops_the_remotes_credentials(
+    remote: str, url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(source, "git", _fake_git(remote, SOURCE.revision))
+    git_source, notes = source.origin_source(dry_run=False)
+    assert git_source == GitSource(url, SOURCE.revision)
+    assert notes == []
+
+
+def test_a_credential_in_origin_reaches_neither_the_project_nor_the_plan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    require_program("kubectl")
+    token = "ghs_canary0123456789"
+    context = RunContext("kind", "full", tmp_path, "t", dry_run=True, keep=False)
+    write_outputs("build", {"image_tag": TAG, "image_digest": DIGEST, "image_status": "pushed"}, context)
+    monkeypatch.setattr(source, "git", _fake_git(f"https://u:{token}@github.com/o/r.git", SOURCE.revision))
+    monkeypatch.setenv("PIPELINE_GIT_SOURCE", "origin")
+    plan = _plan("kind", "test", tmp_path)
+    assert token not in plan
+    assert "u:" + token not in plan
+    assert "- https://github.com/o/r.git" in plan  # the projects' sourceRepos
+    assert "repoURL: https://github.com/o/r.git" in plan  # the root and its children
+
+
+def test_a_cluster_role_that_does_more_than_read_fails() -> None:
+    bootstrap, _ = appofapps.projects(SOURCE)
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": {"name": "ml-inference-prometheus"},
+        "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}],
+    }
+    assert argocd_rules.check_project(bootstrap, [role]) == []
+    role["rules"].append({"apiGroups": [""], "resources": ["pods/exec"], "verbs": ["create"]})
+    assert any("may only get, list, watch" in p for p in argocd_rules.check_project(bootstrap, [role]))
+
+
+# The kind dry run prints, before any step, what a real run would follow.
+
+
+def _summary(plan: str) -> list[str]:
+    """The plan's opening block: the lines before its first step."""
+    return plan.split("\n\n", 1)[0].splitlines()
+
+
+def test_the_dry_run_opens_with_the_image_the_git_source_the_load_path_and_the_backoff(
+    pushed: Path,
+) -> None:
+    summary = _summary(_plan("kind", "demo", pushed))
+    assert summary[0] == "# what a real run follows (kind, demo):"
+    image, git, load, backoff = summary[1:5]
+    assert image.startswith(f"image: {TAG} (loaded with `kind load docker-image`, imagePullPolicy Never")
+    assert git == f"git source: {SOURCE.repo_url} at {SOURCE.revision} (origin)"
+    assert re.fullmatch(rf"load path: http://127\.0\.0\.1:\d+ \(NodePort {kube.NODE_PORTS['demo']} .*", load)
+    assert backoff.startswith(
+        "self-heal backoff: " + ", ".join(f"{k}={v}" for k, v in kube.SELF_HEAL_BACKOFF.items())
+    )
+
+
+def test_the_dry_run_names_the_commit_the_in_cluster_git_server_serves(
+    pushed: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pipeline.targets.kube.git_server as git_server
+
+    snapshot = "5a" * 20
+    monkeypatch.setenv("PIPELINE_GIT_SOURCE", "in-cluster")
+    monkeypatch.setattr(git_server, "snapshot_commit", lambda: snapshot)
+    summary = _summary(_plan("kind", "test", pushed))
+    (git,) = [line for line in summary if line.startswith("git source:")]
+    assert git == (
+        f"git source: in-cluster git server serving {snapshot} at {git_server.GIT_SERVER_URL} "
+        "(a snapshot of this working tree; no credential reaches the cluster)"
+    )
+
+
+# Issue 11: a failed bring-up keeps each container's last log lines, scrubbed.
+
+
+def test_the_failed_state_keeps_each_containers_last_log_lines_scrubbed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("kubernetes")
+    from pipeline.targets.kube import environment
+
+    token = "ghp_" + "c" * 36
+    namespace, pod = "ml-inference-test", "ml-inference-7d4b9-x2x"
+    status = {"name": "ml-inference", "image": "i", "imageID": "", "ready": False, "restartCount": 3}
+    pods = {
+        "apiVersion": "v1",
+        "kind": "PodList",
+        "metadata": {},
+        "items": [
+            {
+                "metadata": {"name": pod, "namespace": namespace},
+                "spec": {"initContainers": [{"name": "init"}], "containers": [{"name": "ml-inference"}]},
+                "status": {"containerStatuses": [status]},
+            }
+        ],
+    }
+    asked: list[dict[str, list[str]]] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            path, _, query = self.path.partition("?")
+            if path == f"/api/v1/namespaces/{namespace}/pods":
+                self._answer(200, json.dumps(pods), "application/json")
+            elif path == f"/api/v1/namespaces/{namespace}/pods/{pod}/log":
+                asked.append(parse_qs(query))
+                container = parse_qs(query)["container"][0]
+                previous = parse_qs(query).get("previous") == ["true"]
+                if container == "init":
+                    self._answer(400, json.dumps({"kind": "Status", "message": "waiting to start"}), "")
+                else:
+                    which = "previous" if previous else "current"
+                    self._answer(
+                        200, f"{which} start\nmodel failed to load\nGITHUB_TOKEN={token}\n", "text/plain"
+                    )
+            else:
+                self._answer(404, "{}", "application/json")
+
+        def _answer(self, code: int, body: str, content_type: str) -> None:
+            data = body.encode()
+            self.send_response(code)
+            self.send_header("Content-Type", content_type or "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    with kube_api_server(Handler, tmp_path, monkeypatch):
+        environment.save_container_logs("kind-ml-gitops", namespace, tmp_path / "state")
+
+    logs = tmp_path / "state" / "logs" / pod
+    current = (logs / "ml-inference.log").read_text()
+    assert current.startswith("current start\nmodel failed to load\n")
+    assert "previous start" in (logs / "ml-inference.previous.log").read_text()  # it restarted
+    assert "waiting to start" in (logs / "init.log").read_text()
+    assert token not in current and "GITHUB_TOKEN=***" in current
+    assert all(query["tailLines"] == [str(environment.LOG_TAIL_LINES)] for query in asked)
+    assert len(asked) == 3
+
+
+def test_save_state_saves_the_container_logs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline.targets.kube import environment
+    from pipeline.targets.kube.plan import StepFailed
+
+    saved: list[tuple[str, str, Path]] = []
+    monkeypatch.setattr(environment, "save_container_logs", lambda *args: saved.append(args))
+    monkeypatch.setattr(environment.KubeEnvironment, "status_summary", lambda self: {})
+    monkeypatch.setattr(environment, "encode", lambda model, data: data)  # no cluster: no status
+    monkeypatch.setattr(
+        environment.KubeEnvironment,
+        "_kubectl_json",
+        lambda self, *args: (_ for _ in ()).throw(StepFailed("x")),
+    )
+    monkeypatch.setattr(environment.KubeEnvironment, "_application", lambda self: {})
+    env = environment.KubeEnvironment(
+        name="test",
+        namespace="ml-inference-test",
+        application="ml-inference-test",
+        kubectl=("kubectl",),
+        context="kind-ml-gitops",
+        drift_commands=[],
+        desired=[],
+        target="kind",
+    )
+    env.save_state(tmp_path)
+    assert saved == [("kind-ml-gitops", "ml-inference-test", tmp_path)]

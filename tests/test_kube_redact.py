@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from pipeline.scrub import MASK
+from pipeline.targets.kube import environment as kube_environment
 from pipeline.targets.kube.environment import KubeEnvironment
 from pipeline.targets.kube.redact import redact
 
@@ -149,6 +150,8 @@ def test_save_state_writes_nothing_secret(tmp_path: Path, monkeypatch: pytest.Mo
         return answers.get(kind, {"items": [DEPLOYMENT, ADMIN_SECRET, KUBECONFIG]})
 
     monkeypatch.setattr(environment, "_kubectl_json", fake_kubectl_json)
+    # The containers' logs are read through the client; test_kube_first_run checks they are masked.
+    monkeypatch.setattr(kube_environment, "save_container_logs", lambda *args: None)
     environment.save_state(tmp_path)
     written = {path.name: path.read_text() for path in tmp_path.iterdir()}
     assert set(written) == {

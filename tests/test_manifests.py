@@ -48,7 +48,9 @@ def _children(*env_names: str) -> list[dict[str, Any]]:
     """What Argo CD renders from the root with these environments on."""
     require_program("kubectl")
     root = appofapps.root_application(SOURCE, IMAGE)
-    return appofapps.render_children(root, [appofapps.environment_component(e) for e in env_names])
+    return appofapps.applications(
+        appofapps.render_children(root, [appofapps.environment_component(e) for e in env_names])
+    )
 
 
 def _application(env_name: str, rendered: list[dict[str, Any]] | None = None) -> dict[str, Any]:

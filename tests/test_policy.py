@@ -8,6 +8,7 @@ by accident of another one firing).
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -183,7 +184,42 @@ BREAKAGES: dict[str, tuple[Callable[[Manifests], None], Callable[[Manifests], li
         policy.service_account_token_not_mounted,
         "automountServiceAccountToken",
     ),
+    "no preStop": (
+        lambda m: _container(m).pop("lifecycle"),
+        policy.drain_fits_grace_period,
+        "lifecycle.preStop.sleep.seconds",
+    ),
+    "exec preStop": (
+        lambda m: _container(m).update(lifecycle={"preStop": {"exec": {"command": ["sleep", "5"]}}}),
+        policy.drain_fits_grace_period,
+        "an exec preStop needs a shell",
+    ),
+    "zero preStop sleep": (
+        lambda m: _container(m).update(lifecycle={"preStop": {"sleep": {"seconds": 0}}}),
+        policy.drain_fits_grace_period,
+        "an integer of at least 1",
+    ),
+    "settle from a ConfigMap": (
+        lambda m: _from_config_map(_env(m, "ML_INFERENCE_SETTLE_SECONDS")),
+        policy.drain_fits_grace_period,
+        "ML_INFERENCE_SETTLE_SECONDS must be a literal number",
+    ),
+    "grace period shorter than the drain": (
+        lambda m: _pod(m).update(terminationGracePeriodSeconds=20),
+        policy.drain_fits_grace_period,
+        "terminationGracePeriodSeconds 20",
+    ),
 }
+
+
+def _env(manifests: Manifests, name: str) -> dict[str, Any]:
+    (variable,) = [v for v in _container(manifests)["env"] if v["name"] == name]
+    return variable
+
+
+def _from_config_map(variable: dict[str, Any]) -> None:
+    del variable["value"]
+    variable["valueFrom"] = {"configMapKeyRef": {"name": "timings", "key": variable["name"]}}
 
 
 #: Breakages that rightly trip a second check too (a PDB that selects nothing protects no pod).
@@ -273,3 +309,50 @@ def test_workload_rules_cover_every_pod_template_kind() -> None:
     }
     assert any("StatefulSet/x" in p for p in policy.pod_security_restricted([statefulset]))
     assert any("StatefulSet/x" in p for p in policy.image_pinned([statefulset]))
+
+
+def _drain_problems(manifests: Manifests, *, grace: int | None, env: dict[str, str | None]) -> list[str]:
+    broken = copy.deepcopy(manifests)
+    if grace is None:
+        _pod(broken).pop("terminationGracePeriodSeconds")
+    else:
+        _pod(broken)["terminationGracePeriodSeconds"] = grace
+    container = _container(broken)
+    container["env"] = [v for v in container["env"] if v["name"] not in env]
+    container["env"] += [{"name": name, "value": value} for name, value in env.items() if value is not None]
+    return policy.drain_fits_grace_period(broken)
+
+
+def test_the_drain_must_end_before_the_grace_period_and_the_message_names_all_four(
+    kubernetes_overlay: Manifests,
+) -> None:
+    prestop = _container(kubernetes_overlay)["lifecycle"]["preStop"]["sleep"]["seconds"]
+    settle, drain = 2.5, 20.0
+    grace = math.floor(prestop + settle + drain)
+    env = {"ML_INFERENCE_SETTLE_SECONDS": str(settle), "ML_INFERENCE_DRAIN_TIMEOUT_SECONDS": str(drain)}
+    (problem,) = _drain_problems(kubernetes_overlay, grace=grace, env=env)
+    numbers = (f"terminationGracePeriodSeconds {grace}", f"preStop {prestop}", "settle 2.5", "drain 20.0")
+    for number in numbers:
+        assert number in problem
+    assert "change them together" in problem
+    assert _drain_problems(kubernetes_overlay, grace=grace + 1, env=env) == []
+
+
+def test_absent_timings_count_as_the_services_defaults(kubernetes_overlay: Manifests) -> None:
+    prestop = _container(kubernetes_overlay)["lifecycle"]["preStop"]["sleep"]["seconds"]
+    absent: dict[str, str | None] = dict.fromkeys(policy.drain_defaults())
+    total = prestop + sum(policy.drain_defaults().values())
+    assert _drain_problems(kubernetes_overlay, grace=math.ceil(total) + 1, env=absent) == []
+    (problem,) = _drain_problems(kubernetes_overlay, grace=math.floor(total), env=absent)
+    assert "(the service's default)" in problem
+    # No grace period: Kubernetes' default of 30 s, enough for the defaults.
+    assert _drain_problems(kubernetes_overlay, grace=None, env=absent) == []
+
+
+def test_the_checks_defaults_are_the_services_settings() -> None:
+    from ml_inference.settings import Settings
+
+    assert policy.drain_defaults() == {
+        "ML_INFERENCE_SETTLE_SECONDS": Settings.model_fields["settle_seconds"].default,
+        "ML_INFERENCE_DRAIN_TIMEOUT_SECONDS": Settings.model_fields["drain_timeout_seconds"].default,
+    }

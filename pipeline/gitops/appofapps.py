@@ -153,7 +153,10 @@ def application_health() -> Manifest:
 
 
 def render_children(root: Manifest, components: list[str]) -> list[Manifest]:
-    """The child Applications Argo CD renders from `root`'s source with `components` switched on.
+    """What Argo CD renders from `root`'s source with `components` switched on, by sync wave.
+
+    The child Applications, and the cluster-scoped RBAC only the root's project may create
+    (Prometheus' read-only ClusterRole and binding); `applications` keeps the former.
 
     Like Argo CD (`kustomize edit add component`, then its patches appended), on a scratch copy
     of gitops/ so the repository is never touched.
@@ -170,6 +173,11 @@ def render_children(root: Manifest, components: list[str]) -> list[Manifest]:
         kustomization_file.write_text(yaml.safe_dump(kustomization, sort_keys=False))
         children = render(source_dir)
     return sorted(children, key=lambda child: int(child["metadata"].get("annotations", {}).get(SYNC_WAVE, 0)))
+
+
+def applications(children: list[Manifest]) -> list[Manifest]:
+    """The child Applications among what the root renders."""
+    return [child for child in children if child["kind"] == "Application"]
 
 
 def render_application(application: Manifest) -> list[Manifest]:

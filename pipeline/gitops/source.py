@@ -15,6 +15,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from pipeline.gitops.render import REPO_ROOT
 
@@ -47,9 +48,19 @@ def git(*args: str, env: dict[str, str] | None = None) -> str:
 
 
 def https_url(remote: str) -> str:
-    """An https URL Argo CD can clone without credentials (public repositories)."""
+    """An https URL Argo CD can clone without credentials (public repositories).
+
+    An ssh remote becomes its https twin; an http(s) remote loses its userinfo (`user:token@`),
+    which must never reach the cluster, the AppProjects or a log. A private repository is
+    served to Argo CD by the in-cluster git server instead (PIPELINE_GIT_SOURCE=in-cluster).
+    """
     match = re.fullmatch(r"(?:ssh://)?git@([^:/]+)[:/](.+?)(?:\.git)?/?", remote)
-    return f"https://{match.group(1)}/{match.group(2)}.git" if match else remote
+    if match:
+        return f"https://{match.group(1)}/{match.group(2)}.git"
+    parts = urlsplit(remote)
+    if parts.scheme in ("http", "https") and "@" in parts.netloc:
+        return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+    return remote
 
 
 def origin_source(*, dry_run: bool) -> tuple[GitSource, list[str]]:

@@ -7,6 +7,8 @@ the root's source with every environment switched on, so what is checked is what
 
 from __future__ import annotations
 
+from fnmatch import fnmatchcase
+
 from pipeline.gitops.render import Manifest, name_of
 
 RESOURCES_FINALIZER = "resources-finalizer.argocd.argoproj.io"
@@ -17,6 +19,13 @@ ARGOCD_NAMESPACE = "argocd"
 RESTRICTED_NAMESPACE_LABELS = {
     f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "audit", "warn")
 }
+RBAC_GROUP = "rbac.authorization.k8s.io"
+#: Cluster-scoped RBAC: whoever may create these may grant anything, since Argo CD applies with
+#: cluster-admin. A project may whitelist them only by name, and only the root's project does.
+CLUSTER_RBAC_KINDS = frozenset({"ClusterRole", "ClusterRoleBinding"})
+#: Kubernetes' built-in user-facing roles (RBAC docs): a binding to one is an escalation.
+ADMIN_ROLES = frozenset({"cluster-admin", "admin", "edit"})
+READ_ONLY_VERBS = frozenset({"get", "list", "watch"})
 
 
 def _ignores_replicas(application: Manifest) -> bool:
@@ -87,16 +96,23 @@ def check_root(root: Manifest, children: list[Manifest], first: str) -> list[str
     spec = root["spec"]
     if spec.get("destination", {}).get("namespace") != ARGOCD_NAMESPACE:
         problems.append(f"{where}: its destination must be the {ARGOCD_NAMESPACE} namespace")
-    child_projects = {child["spec"].get("project") for child in children}
+    applications = [child for child in children if child.get("kind") == "Application"]
+    child_projects = {child["spec"].get("project") for child in applications}
     if spec.get("project") in child_projects:
         problems.append(
             f"{where}: give the root a project of its own; "
             f"a child's project must not reach {ARGOCD_NAMESPACE}"
         )
     for child in children:
+        is_cluster_rbac = _group_kind(child) in {(RBAC_GROUP, kind) for kind in CLUSTER_RBAC_KINDS}
+        if is_cluster_rbac and "namespace" not in child["metadata"]:
+            continue  # its project names each one (check_project)
         if child.get("kind") != "Application" or child["metadata"].get("namespace") != ARGOCD_NAMESPACE:
-            problems.append(f"{where}: renders {name_of(child)}, not an Application in {ARGOCD_NAMESPACE}")
-    waves = {child["metadata"]["name"]: _wave(child) for child in children}
+            problems.append(
+                f"{where}: renders {name_of(child)}, neither an Application in {ARGOCD_NAMESPACE} "
+                "nor cluster RBAC its project names"
+            )
+    waves = {child["metadata"]["name"]: _wave(child) for child in applications}
     if first not in waves:
         problems.append(f"{where}: renders no {first} Application")
     elif any(w is not None and w <= (waves[first] or 0) for name, w in waves.items() if name != first):
@@ -104,8 +120,48 @@ def check_root(root: Manifest, children: list[Manifest], first: str) -> list[str
     return problems
 
 
+def _group_kind(manifest: Manifest) -> tuple[str, str]:
+    return manifest["apiVersion"].rpartition("/")[0], manifest["kind"]
+
+
+def _whitelisted(manifest: Manifest, whitelist: list[Manifest]) -> bool:
+    """Argo CD's rule: group and kind match, and the entry's name (a glob), if any, matches."""
+    group, kind = _group_kind(manifest)
+    return any(
+        entry.get("group", "") == group
+        and entry["kind"] == kind
+        and fnmatchcase(manifest["metadata"]["name"], entry.get("name") or "*")
+        for entry in whitelist
+    )
+
+
+def _rbac_problems(where: str, manifest: Manifest) -> list[str]:
+    """A deployed binding must not grant a built-in admin role; a cluster-wide role must only read."""
+    kind = _group_kind(manifest)
+    if kind in {(RBAC_GROUP, "ClusterRoleBinding"), (RBAC_GROUP, "RoleBinding")}:
+        role = manifest.get("roleRef", {}).get("name")
+        if role in ADMIN_ROLES:
+            return [
+                f"{where}: {name_of(manifest)} binds the built-in {role!r} ClusterRole; "
+                "bind a read-only role of this repository's instead"
+            ]
+    if kind == (RBAC_GROUP, "ClusterRole"):
+        for rule in manifest.get("rules", []):
+            verbs = set(rule.get("verbs", []))
+            resources = set(rule.get("resources", []))
+            if not verbs <= READ_ONLY_VERBS or resources & {"*", "secrets"}:
+                return [
+                    f"{where}: {name_of(manifest)} grants {sorted(verbs)} on {sorted(resources)}; a cluster-"
+                    f"wide role here may only {', '.join(sorted(READ_ONLY_VERBS))} (and never secrets)"
+                ]
+    return []
+
+
 def check_project(project: Manifest, deployed: list[Manifest]) -> list[str]:
-    """Least privilege: one repository, named namespaces, only the kinds actually deployed."""
+    """Least privilege: one repository, named namespaces, only the kinds actually deployed.
+
+    Cluster-scoped RBAC only by name, and what is deployed of it grants no admin role.
+    """
     where = name_of(project)
     spec = project["spec"]
     problems = []
@@ -116,19 +172,31 @@ def check_project(project: Manifest, deployed: list[Manifest]) -> list[str]:
         if destination.get("namespace") in (None, "*") or destination.get("server") in (None, "*"):
             problems.append(f"{where}: destination {destination} is not limited to named namespaces")
     reaches_argocd = any(d.get("namespace") == ARGOCD_NAMESPACE for d in spec.get("destinations", []))
-    cluster_kinds = {(k.get("group", ""), k["kind"]) for k in spec.get("clusterResourceWhitelist", [])}
-    namespaced_kinds = {(k.get("group", ""), k["kind"]) for k in spec.get("namespaceResourceWhitelist", [])}
+    cluster_whitelist = spec.get("clusterResourceWhitelist", [])
+    namespaced_whitelist = spec.get("namespaceResourceWhitelist", [])
+    cluster_kinds = {(k.get("group", ""), k["kind"]) for k in cluster_whitelist}
+    namespaced_kinds = {(k.get("group", ""), k["kind"]) for k in namespaced_whitelist}
     if any("*" in part for kind in cluster_kinds | namespaced_kinds for part in kind):
         problems.append(f"{where}: resource whitelists must name kinds, not wildcards")
-    if reaches_argocd and (cluster_kinds or namespaced_kinds != {("argoproj.io", "Application")}):
+    named_rbac = []
+    for entry in cluster_whitelist:
+        if entry.get("group", "") == RBAC_GROUP and entry["kind"] in CLUSTER_RBAC_KINDS:
+            if not entry.get("name") or any(c in entry["name"] for c in "*?["):
+                problems.append(
+                    f"{where}: whitelists {entry['kind']} of any name (cluster-scoped RBAC: a commit "
+                    "could bind cluster-admin); name each one, in the root's project only"
+                )
+            else:
+                named_rbac.append(entry)
+    unnamed_cluster_kinds = [entry for entry in cluster_whitelist if entry not in named_rbac]
+    if reaches_argocd and (unnamed_cluster_kinds or namespaced_kinds != {("argoproj.io", "Application")}):
         problems.append(
             f"{where}: reaches the {ARGOCD_NAMESPACE} namespace (admin-level), so it may hold "
-            "Applications and nothing else"
+            "Applications and named read-only cluster RBAC, nothing else"
         )
     for manifest in deployed:
-        kind = (manifest["apiVersion"].rpartition("/")[0], manifest["kind"])
-        if kind not in namespaced_kinds | cluster_kinds:
-            problems.append(
-                f"{where}: {name_of(manifest)} ({kind[0] or 'core'}) is deployed but not whitelisted"
-            )
+        if not _whitelisted(manifest, [*namespaced_whitelist, *cluster_whitelist]):
+            group = _group_kind(manifest)[0] or "core"
+            problems.append(f"{where}: {name_of(manifest)} ({group}) is deployed but not whitelisted")
+        problems += _rbac_problems(where, manifest)
     return problems

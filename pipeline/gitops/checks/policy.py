@@ -7,10 +7,12 @@ prove that check (and only the broken rule) reports it.
 
 from __future__ import annotations
 
+import ast
+import functools
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from pipeline.gitops.render import Manifest, name_of
+from pipeline.gitops.render import REPO_ROOT, Manifest, name_of
 
 MONITORING_NAMESPACE = "monitoring"
 READINESS_PATH = "/ready"
@@ -20,6 +22,18 @@ RESTRICTED_VOLUME_TYPES = {
     "configMap", "csi", "downwardAPI", "emptyDir",
     "ephemeral", "persistentVolumeClaim", "projected", "secret",
 }  # fmt: skip
+
+#: The service whose shutdown timing `drain_fits_grace_period` checks, and where its defaults live.
+SERVICE_DEPLOYMENT = "ml-inference"
+SERVICE_CONTAINER = "ml-inference"
+SERVICE_SETTINGS = REPO_ROOT / "services/ml-inference/src/ml_inference/settings.py"
+#: The environment variables of the drain timing, and the Settings fields they set.
+DRAIN_VARIABLES = {
+    "ML_INFERENCE_SETTLE_SECONDS": "settle_seconds",
+    "ML_INFERENCE_DRAIN_TIMEOUT_SECONDS": "drain_timeout_seconds",
+}
+#: Kubernetes' terminationGracePeriodSeconds when a pod spec sets none.
+DEFAULT_GRACE_PERIOD_SECONDS = 30
 
 Check = Callable[[list[Manifest]], list[str]]
 
@@ -333,6 +347,85 @@ def service_account_token_not_mounted(manifests: list[Manifest]) -> list[str]:
     return problems
 
 
+@functools.cache
+def drain_defaults() -> dict[str, float]:
+    """The service's defaults for each of DRAIN_VARIABLES, read from its Settings class.
+
+    Parsed, not imported: the offline checks run without the service installed (nox -s manifests).
+    """
+    tree = ast.parse(SERVICE_SETTINGS.read_text(), str(SERVICE_SETTINGS))
+    (settings,) = [node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == "Settings"]
+    fields = set(DRAIN_VARIABLES.values())
+    defaults = {}
+    for node in settings.body:
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.target.id in fields:
+            value = node.value
+            if isinstance(value, ast.Call):  # Field(default=..., ...)
+                value = next(k.value for k in value.keywords if k.arg == "default")
+            if value is not None:
+                defaults[node.target.id] = float(ast.literal_eval(value))
+    return {variable: defaults[field] for variable, field in DRAIN_VARIABLES.items()}
+
+
+def _literal_seconds(container: dict[str, Any], variable: str) -> tuple[float, str] | None:
+    """A drain variable's seconds and a note on where they come from; None if not a literal number."""
+    for entry in container.get("env", []):
+        if entry.get("name") == variable:
+            try:
+                return float(entry["value"]), ""
+            except (KeyError, TypeError, ValueError):
+                return None
+    return drain_defaults()[variable], " (the service's default)"
+
+
+def drain_fits_grace_period(manifests: list[Manifest]) -> list[str]:
+    """The service's shutdown ends before the kubelet's SIGKILL: preStop + settle + drain < grace.
+
+    The grace period counts from the start of preStop. The preStop must be the kubelet's own
+    `sleep` (an exec one needs a shell and a sleep binary the image may not have).
+    """
+    problems = []
+    for deployment in _of_kind(manifests, "Deployment"):
+        if deployment["metadata"]["name"] != SERVICE_DEPLOYMENT:
+            continue
+        for container in _serving_containers(deployment):
+            if container["name"] != SERVICE_CONTAINER:
+                continue
+            where = f"{name_of(deployment)} container {SERVICE_CONTAINER}"
+            pre_stop = container.get("lifecycle", {}).get("preStop", {})
+            sleep = pre_stop.get("sleep", {}).get("seconds")
+            if "exec" in pre_stop:
+                problems.append(
+                    f"{where}: an exec preStop needs a shell in the image; "
+                    "use lifecycle.preStop.sleep.seconds"
+                )
+                continue
+            if isinstance(sleep, bool) or not isinstance(sleep, int) or sleep < 1:
+                problems.append(
+                    f"{where}: set lifecycle.preStop.sleep.seconds to an integer of at least 1, so the pod "
+                    f"leaves the Service's endpoints before it stops listening (found {sleep!r})"
+                )
+                continue
+            settle_timing, drain_timing = (_literal_seconds(container, v) for v in DRAIN_VARIABLES)
+            if settle_timing is None or drain_timing is None:
+                problems += [
+                    f'{where}: {variable} must be a literal number in env (value: "..."), so the drain '
+                    "timing can be checked against the grace period"
+                    for variable, timing in zip(DRAIN_VARIABLES, (settle_timing, drain_timing), strict=True)
+                    if timing is None
+                ]
+                continue
+            (settle, settle_note), (drain, drain_note) = settle_timing, drain_timing
+            grace = _pod_spec(deployment).get("terminationGracePeriodSeconds", DEFAULT_GRACE_PERIOD_SECONDS)
+            if not grace > sleep + settle + drain:
+                problems.append(
+                    f"{where}: terminationGracePeriodSeconds {grace} must exceed preStop {sleep} + settle "
+                    f"{settle}{settle_note} + drain {drain}{drain_note} = {sleep + settle + drain} s, or "
+                    "SIGKILL cuts the drain short; change them together"
+                )
+    return problems
+
+
 CHECKS: tuple[Check, ...] = (
     pod_security_restricted,
     writable_tmp,
@@ -346,6 +439,7 @@ CHECKS: tuple[Check, ...] = (
     disruption_budget_coherent,
     image_pinned,
     service_account_token_not_mounted,
+    drain_fits_grace_period,
 )
 
 

@@ -71,7 +71,7 @@ def _argocd_problems(
         bootstrap_project, children
     )
     problems += argocd_rules.check_root(root, children, first=appofapps.OBSERVABILITY_APPLICATION)
-    for child in children:
+    for child in appofapps.applications(children):
         problems += argocd_rules.check_application(child, rendered.get(child["spec"]["source"]["path"], []))
     return problems
 

@@ -60,8 +60,7 @@ class Cluster:
             except (OSError, subprocess.SubprocessError) as error:
                 raise SystemExit(f"{self.tool} {self.pinned_version} is needed on PATH ({error})") from None
             words = result.stdout.split()
-            found = (words[1:2] if self.tool == "kind" else words[:1]) or ["no version"]
-            found = found[0]
+            found = ((words[1:2] if self.tool == "kind" else words[:1]) or ["no version"])[0]
             if found != self.pinned_version:
                 raise SystemExit(
                     f"{self.tool} {found} found, but this pipeline is pinned to {self.pinned_version} "

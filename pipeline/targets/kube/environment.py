@@ -8,6 +8,7 @@ environment's state through `redact`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import queue
@@ -46,10 +47,47 @@ PROMETHEUS_SERVICE, PROMETHEUS_PORT = "prometheus", 9090
 FORWARDING = re.compile(r"Forwarding from 127\.0\.0\.1:(\d+)")
 PORT_FORWARD_TIMEOUT_SECONDS = 30
 CONTAINER_PORT = 8080
+#: How many of each container's last log lines a saved state keeps.
+LOG_TAIL_LINES = 200
 STATE_KINDS = (
     "deployments,replicasets,services,serviceaccounts,horizontalpodautoscalers,poddisruptionbudgets,"
     "networkpolicies,configmaps"
 )
+
+
+def save_container_logs(context: str, namespace: str, directory: Path) -> None:
+    """The last LOG_TAIL_LINES of every container of `namespace`'s pods, scrubbed, in logs/<pod>/.
+
+    Init containers too, and the previous instance of a container that restarted (a crash
+    loop's current one may not have started). A log that cannot be read says why in its file.
+    """
+    try:
+        api = core_v1(context)
+        pods = api.list_namespaced_pod(namespace).items
+    except Exception as error:  # no kubeconfig (ConfigException), ApiException or urllib3's errors
+        (directory / "logs").mkdir(parents=True, exist_ok=True)
+        (directory / "logs" / "error.txt").write_text(redact(f"listing the pods of {namespace}: {error}\n"))
+        return
+    for pod in pods:
+        restarts = {s.name: s.restart_count for s in (pod.status and pod.status.container_statuses) or []}
+        spec = pod.spec
+        containers = [*(spec.init_containers or []), *(spec.containers or [])] if spec else []
+        pod_directory = directory / "logs" / pod.metadata.name
+        pod_directory.mkdir(parents=True, exist_ok=True)
+        for container in containers:
+            instances = [("", False)] + ([(".previous", True)] if restarts.get(container.name) else [])
+            for suffix, previous in instances:
+                try:
+                    text = api.read_namespaced_pod_log(
+                        pod.metadata.name,
+                        namespace,
+                        container=container.name,
+                        tail_lines=LOG_TAIL_LINES,
+                        previous=previous,
+                    )
+                except Exception as error:
+                    text = f"could not read this log: {error}\n"
+                (pod_directory / f"{container.name}{suffix}.log").write_text(redact(text))
 
 
 def application_status(application: dict[str, Any] | None) -> ControllerStatus:
@@ -252,12 +290,13 @@ class KubeEnvironment:
 
     def drifts(self) -> list[Drift]:
         return [
-            Drift(name, command.why, lambda command=command: execute([command], dry_run=False))
+            Drift(name, command.why, functools.partial(execute, [command], dry_run=False))
             for name, command in self.drift_commands
         ]
 
     def save_state(self, directory: Path) -> None:
-        """Desired and live resources, the Applications (status and history), events and pods, scrubbed."""
+        """Desired and live resources, the Applications (status and history), events, pods and the
+        containers' last log lines, scrubbed."""
         directory.mkdir(parents=True, exist_ok=True)
         write_json_atomic(directory / "status.json", encode(ClusterStatus, redact(self.status_summary())))
         (directory / "manifests.yaml").write_text(to_yaml(redact(self.desired)))
@@ -286,6 +325,7 @@ class KubeEnvironment:
         with open(directory / "events.jsonl", "w") as handle:
             for event in events:
                 handle.write(json.dumps(redact(event), sort_keys=True, default=str) + "\n")
+        save_container_logs(self.context, self.namespace, directory)
 
     def status_summary(self) -> dict[str, Any]:
         """status.json (the report's deploy state): Argo CD's view of the Application and its pods.

@@ -243,6 +243,9 @@ class EnvironmentPlan:
 
     setup: list[Step]
     environment: KubeEnvironment
+    #: What a real run follows, one line each: image and pull policy, Git source, load path, backoff.
+    summary: list[str]
+    #: What the person should know before it runs (an unpushed commit, a dirty tree).
     notes: list[str]
     #: The child Applications Argo CD renders from the root once this environment has joined.
     children: list[Manifest]
@@ -326,23 +329,26 @@ def plan_environment(tool: str, env_name: str, release: Release, *, planning: bo
         cluster.metrics_ready(),
         *argocd_install(cluster),
     ]
-    notes: list[str] = [
+    image_line = (
         f"image: {image} (loaded with `{cluster.load_method}`, imagePullPolicy {PULL_POLICY}: a missing "
-        "image fails fast with ErrImageNeverPull; nothing is pulled from a registry)",
+        "image fails fast with ErrImageNeverPull; nothing is pulled from a registry)"
+    )
+    backoff_line = (
         "self-heal backoff: "
         + ", ".join(f"{key}={value}" for key, value in SELF_HEAL_BACKOFF.items())
-        + " (argocd-cmd-params-cm; the controller restarts when it changes)",
-    ]
+        + " (argocd-cmd-params-cm; the controller restarts when it changes)"
+    )
+    warnings: list[str] = []
     if git_source_mode() == "in-cluster":
         source, serve = in_cluster_source(image, kubectl)
         steps += serve
-        notes.append(
-            f"Argo CD reads a snapshot of this working tree ({source.revision[:12]}) from {source.repo_url}"
+        git_line = (
+            f"git source: in-cluster git server serving {source.revision} at {source.repo_url} "
+            "(a snapshot of this working tree; no credential reaches the cluster)"
         )
     else:
-        source, origin_notes = origin_source(dry_run=planning)
-        notes += origin_notes
-        notes.append(f"Argo CD reads {source.repo_url} at {source.revision[:12]}")
+        source, warnings = origin_source(dry_run=planning)
+        git_line = f"git source: {source.repo_url} at {source.revision} (origin)"
     root = appofapps.root_application(source, image_override, workload_patches(), node_port_patches())
     children = appofapps.render_children(root, [component])
     application_name = appofapps.application_name(env_name)
@@ -352,8 +358,9 @@ def plan_environment(tool: str, env_name: str, release: Release, *, planning: bo
         _apply(
             kubectl,
             appofapps.projects(source),
-            "the AppProjects: the root's (Applications in argocd, nothing else) and its children's "
-            "(this repository, these namespaces, these kinds)",
+            "the AppProjects: the root's (Applications in argocd, and Prometheus' read-only cluster "
+            "RBAC by name) and its children's (this repository, these namespaces, these kinds; "
+            "no cluster-scoped RBAC)",
         ),
         _apply(
             kubectl,
@@ -374,15 +381,13 @@ def plan_environment(tool: str, env_name: str, release: Release, *, planning: bo
             for m in cluster.kind_config["nodes"][0]["extraPortMappings"]
             if m["containerPort"] == NODE_PORTS[env_name]
         )
-        notes.append(
+        load_line = (
             f"load path: http://127.0.0.1:{port} (NodePort {NODE_PORTS[env_name]} via kind "
             "extraPortMappings on 127.0.0.1, a port free when the cluster is created; read back with "
             f"`{' '.join(endpoint_argv)}`)"
         )
     else:
-        notes.append(
-            f"load path: the URL `{' '.join(endpoint_argv)}` prints (NodePort {NODE_PORTS[env_name]})"
-        )
+        load_line = f"load path: the URL `{' '.join(endpoint_argv)}` prints (NodePort {NODE_PORTS[env_name]})"
     environment = KubeEnvironment(
         name=env_name,
         namespace=namespace,
@@ -395,7 +400,9 @@ def plan_environment(tool: str, env_name: str, release: Release, *, planning: bo
         image={"reference": image, "source": cluster.load_method, "pull_policy": PULL_POLICY},
         endpoint_argv=endpoint_argv,
     )
-    return EnvironmentPlan(steps, environment, notes, children)
+    return EnvironmentPlan(
+        steps, environment, [image_line, git_line, load_line, backoff_line], warnings, children
+    )
 
 
 def save_failed_state(environment: KubeEnvironment, env_name: str, context: RunContext) -> None:
@@ -416,6 +423,8 @@ class KubeTarget:
     def up(self, env_name: str, release: Release, context: RunContext) -> KubeEnvironment:
         """Execute the plan, then connect to the environment."""
         plan = plan_environment(self.name, env_name, release, planning=False)
+        for line in plan.summary:
+            print(line, flush=True)
         for note in plan.notes:
             print(f"note: {note}", flush=True)
         try:
@@ -430,11 +439,15 @@ class KubeTarget:
         """Every command and object `up` would apply, then what Argo CD renders and the job does."""
         plan = plan_environment(self.name, env_name, release, planning=True)
         text = io.StringIO()
+        print(f"# what a real run follows ({self.name}, {env_name}):", file=text)
+        for line in plan.summary:
+            print(line, file=text)
         for note in plan.notes:
             print(f"note: {note}", file=text)
         execute(plan.setup, dry_run=True, out=text)
         print(
-            "\n# then Argo CD renders the root's source into these child Applications:\n"
+            "\n# then Argo CD renders the root's source into these child Applications "
+            "(and the cluster RBAC only the root's project may create):\n"
             f"{to_yaml(plan.children).rstrip()}",
             file=text,
         )
