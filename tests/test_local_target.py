@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -27,10 +28,11 @@ from pipeline.gitops.render import render_text
 from pipeline.jobs._environment import release_from_build
 from pipeline.samples import predict_body
 from pipeline.targets import get_target
-from pipeline.targets.local import layout
+from pipeline.targets.local import layout, target
 from pipeline.targets.local.environment import LocalEnvironment
 from pipeline.targets.local.target import OVERLAY, PROMETHEUS_CONFIG_DIR, LocalTarget, LocalTargetError
 from tests.conftest import require_program
+from tests.reconciler_with_taken_ports import TAKEN_CHOICES, TAKEN_PORT_VARIABLE
 
 PREDICT_BODY = predict_body()
 #: Bounds, not benchmarks: healing takes about a second here (see the README for measured times).
@@ -370,3 +372,29 @@ def test_up_fails_fast_with_the_replicas_own_error_when_they_crash(
     assert time.monotonic() - started < 60  # well before up()'s own bound
     state = json.loads((small_target.state_root / "crash-loop" / layout.STATE).read_text())
     assert not psutil.pid_exists(state["reconciler_pid"])
+
+
+@pytest.mark.slow
+def test_a_port_taken_between_choice_and_bind_is_replaced_without_counting_a_crash(
+    small_target: LocalTarget, context: RunContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another program listens on the port the reconciler is about to give, more times in a row
+    # than a crash loop needs: the replicas fail to bind, yet the environment must come up.
+    with socket.socket() as other_program:
+        other_program.bind(("127.0.0.1", 0))
+        other_program.listen()
+        taken = other_program.getsockname()[1]
+        monkeypatch.setenv(TAKEN_PORT_VARIABLE, str(taken))
+        monkeypatch.setattr(target, "RECONCILER_MODULE", "tests.reconciler_with_taken_ports")
+        env = small_target.up("port-taken", release_from_build(context), context)
+        try:
+            assert env.status().converged
+            status = env.reconciler_status()
+            assert status["crash_loop"] is None
+            assert all(r["port"] != taken for r in live_replicas(env))
+            events = read_events(env)
+            taken_exits = [e for e in events if e["event"] == "replica-port-taken"]
+            assert len(taken_exits) == TAKEN_CHOICES and {e["port"] for e in taken_exits} == {taken}
+            assert not [e for e in events if e["event"] == "replica-exited"]
+        finally:
+            env.down()
