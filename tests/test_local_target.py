@@ -29,7 +29,7 @@ from pipeline.jobs._environment import release_from_build
 from pipeline.samples import predict_body
 from pipeline.targets import get_target
 from pipeline.targets.local import layout, target
-from pipeline.targets.local.environment import LocalEnvironment
+from pipeline.targets.local.environment import REPLICA_LOG_LINES, LocalEnvironment
 from pipeline.targets.local.target import OVERLAY, PROMETHEUS_CONFIG_DIR, LocalTarget, LocalTargetError
 from tests.conftest import require_program
 from tests.reconciler_with_taken_ports import TAKEN_CHOICES, TAKEN_PORT_VARIABLE
@@ -398,3 +398,30 @@ def test_a_port_taken_between_choice_and_bind_is_replaced_without_counting_a_cra
             assert not [e for e in events if e["event"] == "replica-exited"]
         finally:
             env.down()
+
+
+def test_saved_replica_logs_are_their_scrubbed_tails(tmp_path: Path) -> None:
+    state_dir = tmp_path / "env"
+    (state_dir / layout.REPLICA_LOGS).mkdir(parents=True)
+    unused_pid = max(psutil.pids()) + 100_000
+    (state_dir / layout.STATE).write_text(
+        json.dumps(
+            {
+                "name": "logs",
+                "endpoint": "http://127.0.0.1:9",
+                "prometheus": None,
+                "reconciler_pid": unused_pid,
+                "environment_id": "logs-test",
+            }
+        )
+    )
+    token = "ghp_" + "a1B2c3D4" * 5
+    lines = [f"request {n}" for n in range(3 * REPLICA_LOG_LINES)]
+    lines[-3] = f"upstream said: Authorization: token {token}"
+    (state_dir / layout.REPLICA_LOGS / "ml-inference-abc.log").write_text("\n".join(lines) + "\n")
+
+    LocalEnvironment(state_dir).save_state(tmp_path / "saved")
+
+    saved = (tmp_path / "saved" / "replica-logs" / "ml-inference-abc.log").read_text().splitlines()
+    assert len(saved) == REPLICA_LOG_LINES and saved[-1] == lines[-1]
+    assert token not in "\n".join(saved) and "upstream said" in saved[-3]
