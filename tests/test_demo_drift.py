@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from pipeline.checks.drift import Clock, run_drift
 from pipeline.release import ControllerStatus, Drift, Observation
 
@@ -107,3 +109,36 @@ def test_a_live_state_that_cannot_be_read_leaves_the_counts_empty_and_the_drift_
     timeline = result.to_json()
     assert timeline["replicas"] == {"before": None, "during": None, "after": None}
     assert timeline["config"] == {}
+
+
+def test_on_kubernetes_the_live_state_is_the_deployments_pod_counts_and_template_setting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pipeline.targets.kube.environment import DRIFTED_SETTING, KubeEnvironment
+
+    env = KubeEnvironment(
+        name="demo",
+        namespace="ml-inference-demo",
+        application="ml-inference-demo",
+        kubectl=("kubectl",),
+        context="kind-ml-gitops",
+        drift_commands=[],
+        desired=[],
+        target="kind",
+    )
+    deployment = {
+        "spec": {
+            "template": {
+                "spec": {
+                    "containers": [
+                        {"name": "ml-inference", "env": [{"name": DRIFTED_SETTING, "value": "debug"}]}
+                    ]
+                }
+            }
+        },
+        "status": {"replicas": 4, "readyReplicas": 3},
+    }
+    asked = []
+    monkeypatch.setattr(env, "_kubectl_json", lambda *args: asked.append(args) or deployment)
+    assert env.observed() == Observation(replicas=4, ready_replicas=3, config={DRIFTED_SETTING: ["debug"]})
+    assert asked == [("get", "deployment", "ml-inference", "-n", "ml-inference-demo")]

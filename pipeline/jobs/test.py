@@ -4,7 +4,9 @@
 brings up an environment of its own ("test", same desired state as deploy's) so the demo's drift
 never disturbs the load. Every part runs and writes its artifact even when an earlier one failed;
 the job fails when any part failed. Artifacts, in test-results/: api-junit.xml, load/ (Locust's
-CSVs, stats history, HTML report, log), load-summary.json and metrics-verification.json.
+CSVs, stats history, HTML report, log), load-summary.json, metrics-verification.json and
+environment/: the environment's state when the checks ended, scrubbed (its controller's status,
+events, and each replica's status and log; pods, events and container logs on Kubernetes).
 """
 
 from __future__ import annotations
@@ -139,11 +141,16 @@ def main(argv: list[str] | None = None) -> int:
         print("  pytest pipeline/checks/api --junitxml test-results/api-junit.xml")
         print("  " + " ".join(locust_command("<endpoint>", settings, out / "load")))
         print("  metrics verification via Prometheus' HTTP API (or each replica's /metrics directly)")
+        print("  then, passed or not: save the environment's state into test-results/environment/")
         print(f"  pass/fail thresholds: {thresholds}")
         return 0
     try:
         with environment(JOB, get_target(context.target), JOB, release_from_build(context), context) as env:
-            passed = run_checks(env, settings, thresholds, out)
+            try:
+                passed = run_checks(env, settings, thresholds, out)
+            finally:
+                # What the environment looked like when the checks ended, passed or not.
+                _guarded("saving the environment's state", lambda: env.save_state(out / "environment"), None)
     except BringUpFailed:
         return 1
     print(f"test: {'passed' if passed else 'FAILED'}; artifacts in {out}")

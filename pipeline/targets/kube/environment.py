@@ -26,7 +26,7 @@ from pipeline.artifacts import write_json_atomic
 from pipeline.contracts import ClusterStatus, encode
 from pipeline.gitops.appofapps import ARGOCD_NAMESPACE, ROOT_APPLICATION, environment_component
 from pipeline.gitops.render import to_yaml
-from pipeline.release import ControllerStatus, Drift
+from pipeline.release import ControllerStatus, Drift, Observation
 from pipeline.targets import summarize_prometheus_targets
 from pipeline.targets.kube.api import (
     ARGOCD_API_VERSION,
@@ -46,6 +46,8 @@ PROMETHEUS_SERVICE, PROMETHEUS_PORT = "prometheus", 9090
 FORWARDING = re.compile(r"Forwarding from 127\.0\.0\.1:(\d+)")
 PORT_FORWARD_TIMEOUT_SECONDS = 30
 CONTAINER_PORT = 8080
+#: The setting the demo's config drift changes on the Deployment (target.py drift_commands).
+DRIFTED_SETTING = "ML_INFERENCE_LOG_LEVEL"
 STATE_KINDS = (
     "deployments,replicasets,services,serviceaccounts,horizontalpodautoscalers,poddisruptionbudgets,"
     "networkpolicies,configmaps"
@@ -255,6 +257,24 @@ class KubeEnvironment:
             Drift(name, command.why, lambda command=command: execute([command], dry_run=False))
             for name, command in self.drift_commands
         ]
+
+    def observed(self) -> Observation:
+        """The Deployment's live pod counts and DRIFTED_SETTING in its pod template, read now."""
+        deployment = self._kubectl_json("get", "deployment", SERVICE, "-n", self.namespace)
+        status = deployment.get("status", {})
+        containers = deployment["spec"]["template"]["spec"]["containers"]
+        values = [
+            variable.get("value", "")
+            for container in containers
+            if container["name"] == SERVICE
+            for variable in container.get("env", [])
+            if variable["name"] == DRIFTED_SETTING
+        ]
+        return Observation(
+            replicas=status.get("replicas", 0),
+            ready_replicas=status.get("readyReplicas", 0),
+            config={DRIFTED_SETTING: values or ["<unset>"]},
+        )
 
     def save_state(self, directory: Path) -> None:
         """Desired and live resources, the Applications (status and history), events and pods, scrubbed."""

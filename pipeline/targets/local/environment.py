@@ -14,8 +14,8 @@ import psutil
 
 from pipeline.artifacts import read_json, write_json_atomic
 from pipeline.ports import free_port
-from pipeline.release import ControllerStatus, Drift
-from pipeline.scrub import is_secret_name
+from pipeline.release import ControllerStatus, Drift, Observation
+from pipeline.scrub import is_secret_name, mask_text, scrub_file, write_text_atomic
 from pipeline.targets import summarize_prometheus_targets
 from pipeline.targets.local import layout
 from pipeline.targets.local.desired import PORT_VARIABLE
@@ -24,6 +24,9 @@ from pipeline.targets.local.target import stop_environment
 #: The setting the config drift changes, and the value it sets when Git's is different.
 DRIFTED_SETTING = "ML_INFERENCE_MAX_BATCH"
 DRIFTED_VALUES = ("10", "20")
+#: How much of each replica's log save_state keeps: its last lines, read from at most its last bytes.
+REPLICA_LOG_LINES = 200
+REPLICA_LOG_BYTES = 256 * 1024
 
 
 class LocalEnvironment:
@@ -56,6 +59,22 @@ class LocalEnvironment:
 
     def replica_urls(self) -> list[str]:
         return [r["url"] for r in self._replicas() if r["ready"]]
+
+    def observed(self) -> Observation:
+        """Replica counts from the reconciler's latest status; DRIFTED_SETTING from each process."""
+        replicas = self._replicas()
+        values = set()
+        for replica in replicas:
+            try:
+                environ = psutil.Process(replica["pid"]).environ()
+            except psutil.Error:
+                continue  # gone since the status was written
+            values.add(environ.get(DRIFTED_SETTING, "<unset>"))
+        return Observation(
+            replicas=len(replicas),
+            ready_replicas=sum(1 for r in replicas if r["ready"]),
+            config={DRIFTED_SETTING: sorted(values, key=lambda v: (len(v), v))},
+        )
 
     def _replicas(self) -> list[dict]:
         return [r for r in self.reconciler_status().get("replicas", []) if not r["terminating"]]
@@ -168,6 +187,9 @@ class LocalEnvironment:
         ):
             if (self.state_dir / source).exists():
                 shutil.copyfile(self.state_dir / source, directory / target)
+                scrub_file(directory / target)
+        for log in sorted((self.state_dir / layout.REPLICA_LOGS).glob("*.log")):
+            write_text_atomic(directory / "replica-logs" / log.name, _scrubbed_tail(log))
 
     def _process_table(self) -> list[dict]:
         """Every process of the environment: the reconciler's tree plus replicas started by hand."""
@@ -219,6 +241,19 @@ class LocalEnvironment:
         stop_environment(self.state_dir)
         if self._reconciler is not None:
             self._reconciler.wait(timeout=5)
+
+
+def _scrubbed_tail(log: Path) -> str:
+    """The log's last REPLICA_LOG_LINES lines, masked before they are cut from the rest."""
+    with open(log, "rb") as handle:
+        handle.seek(0, 2)
+        size = handle.tell()
+        handle.seek(max(0, size - REPLICA_LOG_BYTES))
+        text = handle.read().decode("utf-8", errors="replace")
+    if size > REPLICA_LOG_BYTES:
+        text = text.partition("\n")[2]  # the first line read is a piece of one
+    lines = mask_text(text).splitlines()
+    return "\n".join(lines[-REPLICA_LOG_LINES:]) + ("\n" if lines else "")
 
 
 def _role(is_reconciler: bool, labelled: bool, cmdline: list[str]) -> str:
