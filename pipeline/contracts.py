@@ -337,7 +337,7 @@ class MetricsVerification(Contract, kw_only=True):
 
 
 class Counts(msgspec.Struct, kw_only=True):
-    """A figure read before the drift, when the controller detected it, and once healed (or given up)."""
+    """A figure read before the drift, just after it was caused, and once healed (or given up on)."""
 
     before: int | None = None
     during: int | None = None

@@ -111,7 +111,7 @@ def test_a_live_state_that_cannot_be_read_leaves_the_counts_empty_and_the_drift_
     assert timeline["config"] == {}
 
 
-def test_on_kubernetes_the_live_state_is_the_deployments_pod_counts_and_template_setting(
+def test_on_kubernetes_the_live_state_is_the_deployments_replicas_ready_pods_and_setting(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from pipeline.targets.kube.environment import DRIFTED_SETTING, KubeEnvironment
@@ -128,17 +128,18 @@ def test_on_kubernetes_the_live_state_is_the_deployments_pod_counts_and_template
     )
     deployment = {
         "spec": {
+            "replicas": 5,
             "template": {
                 "spec": {
                     "containers": [
                         {"name": "ml-inference", "env": [{"name": DRIFTED_SETTING, "value": "debug"}]}
                     ]
                 }
-            }
+            },
         },
         "status": {"replicas": 4, "readyReplicas": 3},
     }
     asked = []
     monkeypatch.setattr(env, "_kubectl_json", lambda *args: asked.append(args) or deployment)
-    assert env.observed() == Observation(replicas=4, ready_replicas=3, config={DRIFTED_SETTING: ["debug"]})
+    assert env.observed() == Observation(replicas=5, ready_replicas=3, config={DRIFTED_SETTING: ["debug"]})
     assert asked == [("get", "deployment", "ml-inference", "-n", "ml-inference-demo")]

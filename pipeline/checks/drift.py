@@ -5,8 +5,9 @@ controller's view (Argo CD's Application status, or the local reconciler's). A d
 when the controller stops reporting Synced + Healthy, and healed when it reports both again. A
 drift that is not both detected and healed within the bound fails; so does the final check that
 the live state is Git's again. Around each drift the environment's live state (`observed()`:
-replica counts and the setting the config drift changes) is read before it, when it is detected
-and once it is healed, so the timeline shows what changed and that it came back.
+replica counts and the setting the config drift changes) is read before it, just after it was
+caused (a controller may heal in the very observation that detects it) and once it is healed, so
+the timeline shows what the drift changed and that it came back.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ class DriftResult:
     detected_at: datetime | None = None
     healed_at: datetime | None = None
     error: str | None = None
-    #: The live state before the drift, when it was detected, and once healed (or the bound passed).
+    #: The live state before the drift, just after it was caused, and once healed (or the bound passed).
     before: Observation | None = None
     during: Observation | None = None
     after: Observation | None = None
@@ -78,12 +79,7 @@ class DriftResult:
             "error": self.error,
             "replicas": self._moments(lambda seen: seen.replicas),
             "ready_replicas": self._moments(lambda seen: seen.ready_replicas),
-            "config": {
-                setting: self._moments(lambda seen, setting=setting: seen.config.get(setting))
-                for setting in sorted(
-                    {name for seen in (self.before, self.during, self.after) if seen for name in seen.config}
-                )
-            },
+            "config": {setting: self._moments(_setting(setting)) for setting in self._settings()},
         }
 
     def _moments(self, figure: Callable[[Observation], Any]) -> dict[str, Any]:
@@ -91,6 +87,14 @@ class DriftResult:
             moment: None if seen is None else figure(seen)
             for moment, seen in (("before", self.before), ("during", self.during), ("after", self.after))
         }
+
+    def _settings(self) -> list[str]:
+        observed = (seen for seen in (self.before, self.during, self.after) if seen is not None)
+        return sorted({name for seen in observed for name in seen.config})
+
+
+def _setting(name: str) -> Callable[[Observation], list[str] | None]:
+    return lambda seen: seen.config.get(name)
 
 
 def _status(env: Environment) -> ControllerStatus | None:
@@ -137,12 +141,13 @@ def run_drift(
         result.error = f"causing the drift failed: {type(error).__name__}: {error}"
         clock.say(f"{drift.name}: {result.error}")
         return result
+    # At once: a controller may heal in the very observation that detects the drift.
+    result.during = _observed(env)
     deadline = time.monotonic() + heal_timeout
     while time.monotonic() < deadline:
         status = _status(env)
         if status is not None and result.detected_at is None and not status.converged:
             result.detected_at = clock.now()
-            result.during = _observed(env)
             clock.say(f"{drift.name}: detected ({status.sync}, {status.health})")
         elif status is not None and result.detected_at is not None and status.converged:
             result.healed_at = clock.now()

@@ -259,7 +259,8 @@ class KubeEnvironment:
         ]
 
     def observed(self) -> Observation:
-        """The Deployment's live pod counts and DRIFTED_SETTING in its pod template, read now."""
+        """The live Deployment: its replica count (spec: a scale by hand shows at once), its ready
+        pods, and DRIFTED_SETTING in its pod template."""
         deployment = self._kubectl_json("get", "deployment", SERVICE, "-n", self.namespace)
         status = deployment.get("status", {})
         containers = deployment["spec"]["template"]["spec"]["containers"]
@@ -271,7 +272,7 @@ class KubeEnvironment:
             if variable["name"] == DRIFTED_SETTING
         ]
         return Observation(
-            replicas=status.get("replicas", 0),
+            replicas=deployment["spec"].get("replicas", 1),
             ready_replicas=status.get("readyReplicas", 0),
             config={DRIFTED_SETTING: values or ["<unset>"]},
         )

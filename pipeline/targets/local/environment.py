@@ -61,18 +61,25 @@ class LocalEnvironment:
         return [r["url"] for r in self._replicas() if r["ready"]]
 
     def observed(self) -> Observation:
-        """Replica counts from the reconciler's latest status; DRIFTED_SETTING from each process."""
-        replicas = self._replicas()
-        values = set()
-        for replica in replicas:
-            try:
-                environ = psutil.Process(replica["pid"]).environ()
-            except psutil.Error:
-                continue  # gone since the status was written
-            values.add(environ.get(DRIFTED_SETTING, "<unset>"))
+        """The replica processes running now (ps, not the reconciler's view, which may already have
+        healed), the ones among them the reconciler last saw ready, and their DRIFTED_SETTING."""
+        environment_id = self._state["environment_id"]
+        labelled = {}
+        for process in psutil.process_iter(["ppid", "environ", "status"]):
+            environ = process.info["environ"] or {}
+            if environ.get(layout.ENVIRONMENT_LABEL) == environment_id and process.info["status"] != (
+                psutil.STATUS_ZOMBIE
+            ):
+                labelled[process.pid] = (process.info["ppid"], environ)
+        # A replica's worker processes inherit its label; only the replica itself counts.
+        running = {pid: environ for pid, (ppid, environ) in labelled.items() if ppid not in labelled}
+        ready = [
+            r for r in self.reconciler_status().get("replicas", []) if r["ready"] and r["pid"] in running
+        ]
+        values = {environ.get(DRIFTED_SETTING, "<unset>") for environ in running.values()}
         return Observation(
-            replicas=len(replicas),
-            ready_replicas=sum(1 for r in replicas if r["ready"]),
+            replicas=len(running),
+            ready_replicas=len(ready),
             config={DRIFTED_SETTING: sorted(values, key=lambda v: (len(v), v))},
         )
 
@@ -208,10 +215,11 @@ class LocalEnvironment:
         for process in processes:
             try:
                 with process.oneshot():
-                    row = {
+                    cmdline = process.cmdline()
+                    row: dict[str, object] = {
                         "pid": process.pid,
                         "ppid": process.ppid(),
-                        "cmdline": process.cmdline(),
+                        "cmdline": cmdline,
                         "status": process.status(),
                         "rss_bytes": process.memory_info().rss,
                         "cpu_seconds": round(sum(process.cpu_times()[:2]), 2),
@@ -221,7 +229,7 @@ class LocalEnvironment:
             except psutil.Error:
                 continue
             labelled = environ.get(layout.ENVIRONMENT_LABEL) == environment_id
-            row["role"] = _role(process.pid == self._state["reconciler_pid"], labelled, row["cmdline"])
+            row["role"] = _role(process.pid == self._state["reconciler_pid"], labelled, cmdline)
             if labelled:
                 row["replica"] = environ.get(layout.REPLICA_LABEL)
                 row["environment"] = {k: v for k, v in sorted(environ.items()) if not is_secret_name(k)}
