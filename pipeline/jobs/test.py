@@ -104,11 +104,13 @@ def run_checks(env: Environment, settings: LoadSettings, thresholds: Thresholds,
         )
 
     crashed = {"name": "metrics verification ran", "passed": False, "detail": "crashed; see the job log"}
-    verification = _guarded(
-        "metrics verification",
-        verify,
-        {"mode": source.mode, "prometheus_url": source.url, "checks": [crashed], "passed": False},
-    )
+    failed_verification: dict[str, Any] = {
+        "mode": source.mode,
+        "prometheus_url": source.url,
+        "checks": [crashed],
+        "passed": False,
+    }
+    verification = _guarded("metrics verification", verify, failed_verification)
     write_json_atomic(out / "metrics-verification.json", encode(MetricsVerification, verification))
     for check in verification["checks"]:
         outcome = "ok" if check["passed"] else "FAILED"
@@ -124,7 +126,7 @@ def run_checks(env: Environment, settings: LoadSettings, thresholds: Thresholds,
             "p99_ms": str(summary.get("p99_ms") or ""),
         },
     )
-    return api_passed and summary["passed"] and verification["passed"]
+    return bool(api_passed and summary["passed"] and verification["passed"])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -213,8 +213,10 @@ class Reconciler:
     def sleep(self, seconds: float) -> None:
         """Wait, but wake at once on SIGCHLD (a replica died) or SIGTERM."""
         for key, _ in self.selector.select(timeout=seconds):
+            receive = key.fileobj
+            assert isinstance(receive, socket.socket)  # the one registered: _install_signals' socketpair end
             with contextlib.suppress(BlockingIOError):
-                key.fileobj.recv(64)
+                receive.recv(64)
 
     # -- desired and live state --------------------------------------------------------------
 
@@ -305,13 +307,12 @@ class Reconciler:
 
     def _probe(self, replica: Replica, desired: DesiredState) -> None:
         now = time.monotonic()
+        startup = desired.startup
         if not replica.started:
-            replica.started = desired.startup is None or _http_ok(replica.url + desired.startup.path)
-            if not replica.started:
-                if now - replica.started_monotonic > desired.startup.window_seconds:
-                    replica.failed = (
-                        f"startup probe {desired.startup.path} failed for {desired.startup.window_seconds:g}s"
-                    )
+            replica.started = startup is None or _http_ok(replica.url + startup.path)
+            if startup is not None and not replica.started:
+                if now - replica.started_monotonic > startup.window_seconds:
+                    replica.failed = f"startup probe {startup.path} failed for {startup.window_seconds:g}s"
                 return
             replica.last_alive = now
         if desired.liveness is not None:
