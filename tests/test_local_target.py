@@ -237,8 +237,8 @@ def test_save_state_writes_the_cluster_state_and_no_secret(env: LocalEnvironment
     assert roles.count("reconciler") == 1 and roles.count("prometheus") == 1
     assert roles.count("replica") == git_replicas()
     assert "kind: Deployment" in (tmp_path / "manifests.yaml").read_text()
-    for path in tmp_path.iterdir():
-        assert SECRET_VALUE not in path.read_text(), path.name
+    for path in tmp_path.rglob("*"):
+        assert not path.is_file() or SECRET_VALUE not in path.read_text(), path.name
 
 
 @pytest.mark.slow

@@ -62,8 +62,11 @@ class LocalEnvironment:
 
     def observed(self) -> Observation:
         """The replica processes running now (ps, not the reconciler's view, which may already have
-        healed), the ones among them the reconciler last saw ready, and their DRIFTED_SETTING."""
+        healed) less those the reconciler is stopping (like terminating pods), the ones among them
+        it last saw ready, and their DRIFTED_SETTING."""
         environment_id = self._state["environment_id"]
+        status = self.reconciler_status().get("replicas", [])
+        stopping = {r["pid"] for r in status if r["terminating"]}
         labelled = {}
         for process in psutil.process_iter(["ppid", "environ", "status"]):
             environ = process.info["environ"] or {}
@@ -72,10 +75,12 @@ class LocalEnvironment:
             ):
                 labelled[process.pid] = (process.info["ppid"], environ)
         # A replica's worker processes inherit its label; only the replica itself counts.
-        running = {pid: environ for pid, (ppid, environ) in labelled.items() if ppid not in labelled}
-        ready = [
-            r for r in self.reconciler_status().get("replicas", []) if r["ready"] and r["pid"] in running
-        ]
+        running = {
+            pid: environ
+            for pid, (ppid, environ) in labelled.items()
+            if ppid not in labelled and pid not in stopping
+        }
+        ready = [r for r in status if r["ready"] and r["pid"] in running]
         values = {environ.get(DRIFTED_SETTING, "<unset>") for environ in running.values()}
         return Observation(
             replicas=len(running),
