@@ -336,6 +336,22 @@ class MetricsVerification(Contract, kw_only=True):
 # --- demo-artifacts/timeline.json --------------------------------------------------------------
 
 
+class Counts(msgspec.Struct, kw_only=True):
+    """A figure read before the drift, just after it was caused, and once healed (or given up on)."""
+
+    before: int | None = None
+    during: int | None = None
+    after: int | None = None
+
+
+class SettingValues(msgspec.Struct, kw_only=True):
+    """A setting's distinct values across the running replicas, at the same three moments."""
+
+    before: list[str] | None = None
+    during: list[str] | None = None
+    after: list[str] | None = None
+
+
 class Drift(msgspec.Struct, kw_only=True):
     name: str
     description: str = ""
@@ -348,6 +364,11 @@ class Drift(msgspec.Struct, kw_only=True):
     time_to_heal_seconds: float | None = None
     passed: bool = False
     error: str | None = None
+    #: Replicas running (ready or not); null in a timeline written before these were recorded.
+    replicas: Counts | None = None
+    ready_replicas: Counts | None = None
+    #: The setting the config drift changes, by name (the local target's ML_INFERENCE_MAX_BATCH).
+    config: dict[str, SettingValues] = {}
 
 
 class BackgroundLoad(msgspec.Struct, kw_only=True):

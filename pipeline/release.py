@@ -8,7 +8,7 @@ timeline are shared by every target. Status values mirror Argo CD's: sync is "Sy
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -44,6 +44,17 @@ class Drift:
     cause: Callable[[], None]
 
 
+@dataclass(frozen=True)
+class Observation:
+    """The live state the demo records around a drift, as the environment itself reports it."""
+
+    #: Replicas running now (not terminating), ready or not.
+    replicas: int
+    ready_replicas: int
+    #: The setting the config drift changes, and the distinct values the running replicas have.
+    config: dict[str, list[str]] = field(default_factory=dict)
+
+
 class Environment(Protocol):
     """One deployed copy of the service (a namespace on Kubernetes, a process group locally)."""
 
@@ -65,8 +76,13 @@ class Environment(Protocol):
     def drifts(self) -> list[Drift]:
         """The demo's hand-made drifts, in the order the demo causes them."""
 
+    def observed(self) -> Observation:
+        """The live replica counts and the config drift's setting, read now (not the controller's view)."""
+
     def save_state(self, directory: Path) -> None:
-        """Write the environment's state (never a secret) for the cluster-state artifact."""
+        """Write the environment's state (never a secret) into `directory`: its controller's and
+        replicas' status, events and replica (container) logs, for cluster-state, test-results
+        and demo-artifacts."""
 
     def down(self) -> None:
         """Stop everything this environment started."""

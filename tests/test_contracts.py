@@ -92,3 +92,10 @@ def test_outputs_are_checked_against_their_jobs_fields(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "build-output/outputs.json").read_text())["image_tag"] == "ml-inference:1"
     with pytest.raises(msgspec.ValidationError, match="endpoint"):
         write_outputs("deploy", {"environment": "deploy"}, context)
+
+
+def test_a_timeline_from_before_the_replica_counts_is_read_without_them(tmp_path: Path) -> None:
+    path = tmp_path / "timeline.json"
+    path.write_text('{"schema_version": 1, "drifts": [{"name": "replica-killed", "passed": true}]}')
+    drift = contracts.read(path, contracts.Timeline).drifts[0]
+    assert drift.replicas is None and drift.ready_replicas is None and drift.config == {}

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from pipeline.checks.drift import Clock, run_drift
-from pipeline.release import ControllerStatus, Drift
+from pipeline.release import ControllerStatus, Drift, Observation
 
 SYNCED = ControllerStatus("Synced", "Healthy")
 
@@ -22,12 +24,21 @@ class FakeController:
     endpoint = "http://127.0.0.1:9"
     prometheus_url = None
 
-    def __init__(self, statuses: list[ControllerStatus] | None = None) -> None:
+    def __init__(
+        self, statuses: list[ControllerStatus] | None = None, observations: list[Observation] | None = None
+    ) -> None:
         self.statuses = statuses or []
+        self.observations = observations or []
         self.prometheus_selector: dict[str, str] = {}
 
     def status(self) -> ControllerStatus:
         return self.statuses.pop(0) if self.statuses else SYNCED
+
+    def observed(self) -> Observation:
+        """The fake's live state: `observations` in turn, then the last one forever."""
+        if not self.observations:
+            raise RuntimeError("nothing to observe")
+        return self.observations.pop(0) if len(self.observations) > 1 else self.observations[0]
 
     def replica_urls(self) -> list[str]:
         return []
@@ -68,3 +79,67 @@ def test_detection_and_healing_are_timed_from_the_drift() -> None:
     assert result.passed
     timeline = result.to_json()
     assert 0 <= timeline["time_to_detect_seconds"] < timeline["time_to_heal_seconds"] < 1
+
+
+def test_the_live_replicas_and_the_checked_setting_are_recorded_before_during_and_after() -> None:
+    env = FakeController(
+        [SYNCED, ControllerStatus("OutOfSync", "Progressing")],
+        [
+            Observation(replicas=3, ready_replicas=3, config={"ML_INFERENCE_MAX_BATCH": ["1000"]}),
+            Observation(replicas=4, ready_replicas=3, config={"ML_INFERENCE_MAX_BATCH": ["10", "1000"]}),
+            Observation(replicas=3, ready_replicas=3, config={"ML_INFERENCE_MAX_BATCH": ["1000"]}),
+        ],
+    )
+    timeline = run_drift(env, Drift("seen", "noticed and healed", lambda: None), Clock(), 5).to_json()
+    assert timeline["replicas"] == {"before": 3, "during": 4, "after": 3}
+    assert timeline["ready_replicas"] == {"before": 3, "during": 3, "after": 3}
+    assert timeline["config"] == {
+        "ML_INFERENCE_MAX_BATCH": {"before": ["1000"], "during": ["10", "1000"], "after": ["1000"]}
+    }
+
+
+def test_a_live_state_that_cannot_be_read_leaves_the_counts_empty_and_the_drift_timed() -> None:
+    result = run_drift(
+        FakeController([SYNCED, ControllerStatus("OutOfSync", "Healthy")]),
+        Drift("seen", "", lambda: None),
+        Clock(),
+        5,
+    )
+    assert result.passed
+    timeline = result.to_json()
+    assert timeline["replicas"] == {"before": None, "during": None, "after": None}
+    assert timeline["config"] == {}
+
+
+def test_on_kubernetes_the_live_state_is_the_deployments_replicas_ready_pods_and_setting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pipeline.targets.kube.environment import DRIFTED_SETTING, KubeEnvironment
+
+    env = KubeEnvironment(
+        name="demo",
+        namespace="ml-inference-demo",
+        application="ml-inference-demo",
+        kubectl=("kubectl",),
+        context="kind-ml-gitops",
+        drift_commands=[],
+        desired=[],
+        target="kind",
+    )
+    deployment = {
+        "spec": {
+            "replicas": 5,
+            "template": {
+                "spec": {
+                    "containers": [
+                        {"name": "ml-inference", "env": [{"name": DRIFTED_SETTING, "value": "debug"}]}
+                    ]
+                }
+            },
+        },
+        "status": {"replicas": 4, "readyReplicas": 3},
+    }
+    asked = []
+    monkeypatch.setattr(env, "_kubectl_json", lambda *args: asked.append(args) or deployment)
+    assert env.observed() == Observation(replicas=5, ready_replicas=3, config={DRIFTED_SETTING: ["debug"]})
+    assert asked == [("get", "deployment", "ml-inference", "-n", "ml-inference-demo")]

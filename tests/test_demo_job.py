@@ -45,6 +45,14 @@ def test_demo_passes_when_every_drift_is_detected_and_healed(artifacts: Path) ->
         assert 0 < drift["time_to_detect_seconds"] < drift["time_to_heal_seconds"] < float(HEAL_TIMEOUT)
     assert timeline["verification"]["passed"]
     assert timeline["load"]["requests"] > 0
+    counts = {d["name"]: d["replicas"] for d in timeline["drifts"]}
+    git = counts["replica-count"]["before"]
+    assert all(c["before"] == c["after"] == git for c in counts.values()), counts
+    assert counts["replica-count"]["during"] == git + 1, "the extra replica started by hand"
+    checked = {d["name"]: d["config"]["ML_INFERENCE_MAX_BATCH"] for d in timeline["drifts"]}
+    drifted = checked["config-drift"]
+    assert len(drifted["during"]) == 2 and drifted["before"] == drifted["after"]
+    assert set(drifted["before"]) < set(drifted["during"])
     saved = artifacts / "demo-artifacts"
     assert (saved / "reconciler-history.jsonl").stat().st_size > 0
     assert (saved / "events.jsonl").stat().st_size > 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -27,10 +28,11 @@ from pipeline.gitops.render import render_text
 from pipeline.jobs._environment import release_from_build
 from pipeline.samples import predict_body
 from pipeline.targets import get_target
-from pipeline.targets.local import layout
-from pipeline.targets.local.environment import LocalEnvironment
+from pipeline.targets.local import layout, target
+from pipeline.targets.local.environment import REPLICA_LOG_LINES, LocalEnvironment
 from pipeline.targets.local.target import OVERLAY, PROMETHEUS_CONFIG_DIR, LocalTarget, LocalTargetError
 from tests.conftest import require_program
+from tests.reconciler_with_taken_ports import TAKEN_CHOICES, TAKEN_PORT_VARIABLE
 
 PREDICT_BODY = predict_body()
 #: Bounds, not benchmarks: healing takes about a second here (see the README for measured times).
@@ -235,8 +237,8 @@ def test_save_state_writes_the_cluster_state_and_no_secret(env: LocalEnvironment
     assert roles.count("reconciler") == 1 and roles.count("prometheus") == 1
     assert roles.count("replica") == git_replicas()
     assert "kind: Deployment" in (tmp_path / "manifests.yaml").read_text()
-    for path in tmp_path.iterdir():
-        assert SECRET_VALUE not in path.read_text(), path.name
+    for path in tmp_path.rglob("*"):
+        assert not path.is_file() or SECRET_VALUE not in path.read_text(), path.name
 
 
 @pytest.mark.slow
@@ -370,3 +372,56 @@ def test_up_fails_fast_with_the_replicas_own_error_when_they_crash(
     assert time.monotonic() - started < 60  # well before up()'s own bound
     state = json.loads((small_target.state_root / "crash-loop" / layout.STATE).read_text())
     assert not psutil.pid_exists(state["reconciler_pid"])
+
+
+@pytest.mark.slow
+def test_a_port_taken_between_choice_and_bind_is_replaced_without_counting_a_crash(
+    small_target: LocalTarget, context: RunContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another program listens on the port the reconciler is about to give, more times in a row
+    # than a crash loop needs: the replicas fail to bind, yet the environment must come up.
+    with socket.socket() as other_program:
+        other_program.bind(("127.0.0.1", 0))
+        other_program.listen()
+        taken = other_program.getsockname()[1]
+        monkeypatch.setenv(TAKEN_PORT_VARIABLE, str(taken))
+        monkeypatch.setattr(target, "RECONCILER_MODULE", "tests.reconciler_with_taken_ports")
+        env = small_target.up("port-taken", release_from_build(context), context)
+        try:
+            assert env.status().converged
+            status = env.reconciler_status()
+            assert status["crash_loop"] is None
+            assert all(r["port"] != taken for r in live_replicas(env))
+            events = read_events(env)
+            taken_exits = [e for e in events if e["event"] == "replica-port-taken"]
+            assert len(taken_exits) == TAKEN_CHOICES and {e["port"] for e in taken_exits} == {taken}
+            assert not [e for e in events if e["event"] == "replica-exited"]
+        finally:
+            env.down()
+
+
+def test_saved_replica_logs_are_their_scrubbed_tails(tmp_path: Path) -> None:
+    state_dir = tmp_path / "env"
+    (state_dir / layout.REPLICA_LOGS).mkdir(parents=True)
+    unused_pid = max(psutil.pids()) + 100_000
+    (state_dir / layout.STATE).write_text(
+        json.dumps(
+            {
+                "name": "logs",
+                "endpoint": "http://127.0.0.1:9",
+                "prometheus": None,
+                "reconciler_pid": unused_pid,
+                "environment_id": "logs-test",
+            }
+        )
+    )
+    token = "ghp_" + "a1B2c3D4" * 5
+    lines = [f"request {n}" for n in range(3 * REPLICA_LOG_LINES)]
+    lines[-3] = f"upstream said: Authorization: token {token}"
+    (state_dir / layout.REPLICA_LOGS / "ml-inference-abc.log").write_text("\n".join(lines) + "\n")
+
+    LocalEnvironment(state_dir).save_state(tmp_path / "saved")
+
+    saved = (tmp_path / "saved" / "replica-logs" / "ml-inference-abc.log").read_text().splitlines()
+    assert len(saved) == REPLICA_LOG_LINES and saved[-1] == lines[-1]
+    assert token not in "\n".join(saved) and "upstream said" in saved[-3]

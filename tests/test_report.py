@@ -77,9 +77,16 @@ DRIFTS = [
         "time_to_heal_seconds": heal,
         "passed": True,
         "error": None,
+        "replicas": {"before": 3, "during": during, "after": 3},
+        "ready_replicas": {"before": 3, "during": ready, "after": 3},
+        "config": {"ML_INFERENCE_MAX_BATCH": {"before": ["1000"], "during": setting, "after": ["1000"]}},
     }
-    for index, (name, detect, heal) in enumerate(
-        [("replica-count", 0.412, 1.234), ("replica-killed", 0.377, 2.468), ("config-drift", 0.903, 2.871)]
+    for index, (name, detect, heal, during, ready, setting) in enumerate(
+        [
+            ("replica-count", 0.412, 1.234, 4, 3, ["1000"]),
+            ("replica-killed", 0.377, 2.468, 3, 2, ["1000"]),
+            ("config-drift", 0.903, 2.871, 4, 3, ["10", "1000"]),
+        ]
     )
 ]
 
@@ -357,6 +364,11 @@ def test_build_deploy_tests_and_demo_figures_equal_the_artifacts(artifacts: Path
     for drift in DRIFTS:
         assert formats.seconds(drift["time_to_heal_seconds"]) in page
         assert f"| {drift['name']} | {formats.clock(drift['drift_at'])} |" in markdown
+    drift_table = text_of(re.search(r'<table id="drift-table">(.*?)</table>', html, re.S)[1])
+    # Live replicas (ready) before the drift, when it was detected, and once healed.
+    assert "3 (3) → 4 (3) → 3 (3)" in drift_table and "3 (3) → 3 (2) → 3 (3)" in drift_table
+    assert "ML_INFERENCE_MAX_BATCH 1000 → 10, 1000 → 1000" in drift_table
+    assert "| 3 (3) → 4 (3) → 3 (3) |" in markdown and "| 3 (3) → 3 (2) → 3 (3) |" in markdown
     assert "request counter grew by 3917" in page
 
 
@@ -684,7 +696,7 @@ def test_hostile_values_are_escaped_for_each_markdown_context(artifacts: Path) -
     drift_row = next(
         line for line in markdown.splitlines() if "evil.invalid" in line and line.startswith("|")
     )
-    assert len(re.findall(r"(?<!\\)\|", drift_row)) == 6, drift_row  # five cells, whatever the name holds
+    assert len(re.findall(r"(?<!\\)\|", drift_row)) == 7, drift_row  # six cells, whatever the name holds
     assert "\\`tick\\` \\*bold\\*" in drift_row
 
 

@@ -20,6 +20,7 @@ from pipeline.targets.local import LocalTarget
 from tests.support import local_job_artifacts, train_model
 
 pytestmark = pytest.mark.slow
+SECRET_VALUE = "test-job-secret-value"
 SHORT_LOAD = ["--users", "5", "--spawn-rate", "50", "--duration", "3", "--user-rps", "20"]
 
 
@@ -33,6 +34,19 @@ def short_load_thresholds(directory: Path) -> Path:
     return path
 
 
+def assert_environment_state_saved(saved: Path) -> None:
+    """The environment as it was when the checks ended: replica status, events, each replica's log."""
+    status = json.loads((saved / "status.json").read_text())
+    assert status["target"] == "local" and status["environment"] == "test"
+    assert status["replicas"] and all(r["ready"] for r in status["replicas"])
+    assert (saved / "events.jsonl").stat().st_size > 0
+    logs = {log.stem: log.read_text() for log in (saved / "replica-logs").glob("*.log")}
+    assert {r["name"] for r in status["replicas"]} <= set(logs)
+    assert all(text.strip() for text in logs.values()), "an empty replica log"
+    for path in saved.rglob("*"):
+        assert not path.is_file() or SECRET_VALUE not in path.read_text(errors="replace"), path
+
+
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return train_model(tmp_path_factory)
@@ -40,6 +54,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def artifacts(model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("GITHUB_TOKEN", SECRET_VALUE)  # must never reach the saved state
     return local_job_artifacts(test_job, model_dir, tmp_path, monkeypatch)
 
 
@@ -66,6 +81,7 @@ def test_job_passes_end_to_end_and_writes_every_artifact(artifacts: Path, tmp_pa
 
     outputs = json.loads((results / "outputs.json").read_text())
     assert outputs["api_passed"] == outputs["load_passed"] == outputs["metrics_passed"] == "true"
+    assert_environment_state_saved(results / "environment")
     assert LocalTarget("local", state_root=tmp_path / "state").down_all() == [], (
         "the job left its environment up"
     )
@@ -81,6 +97,7 @@ def test_a_broken_threshold_fails_the_job_but_every_part_still_runs(artifacts: P
     assert not summary["passed"] and summary["violations"][0].startswith("p99")
     assert (results / "api-junit.xml").exists()
     assert json.loads((results / "metrics-verification.json").read_text())["passed"]
+    assert_environment_state_saved(results / "environment")
 
 
 def test_dry_run_prints_the_locust_command_and_brings_nothing_up(

@@ -187,6 +187,19 @@ GRAPHS = (
         ),
         unit="none",
     ),
+    Panel(
+        "Access log lines dropped",
+        "Access log lines lost per second, per pod, because stdout refused a write or too many were "
+        "pending; above zero, the logs undercount traffic while serving goes on.",
+        (
+            Query(
+                f"sum by (pod) (rate(ml_inference_access_log_lines_dropped_total{{{SCOPE}}}"
+                "[$__rate_interval]))",
+                "{{pod}}",
+            ),
+        ),
+        unit="ops",
+    ),
 )
 
 

@@ -4,19 +4,23 @@ Only the Environment protocol is used: `drifts()` says what to break and `status
 controller's view (Argo CD's Application status, or the local reconciler's). A drift is detected
 when the controller stops reporting Synced + Healthy, and healed when it reports both again. A
 drift that is not both detected and healed within the bound fails; so does the final check that
-the live state is Git's again.
+the live state is Git's again. Around each drift the environment's live state (`observed()`:
+replica counts and the setting the config drift changes) is read before it, just after it was
+caused (a controller may heal in the very observation that detects it) and once it is healed, so
+the timeline shows what the drift changed and that it came back.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 
-from pipeline.release import ControllerStatus, Drift, Environment
+from pipeline.release import ControllerStatus, Drift, Environment, Observation
 from pipeline.samples import predict_body
 
 POLL_SECONDS = 0.1
@@ -48,6 +52,10 @@ class DriftResult:
     detected_at: datetime | None = None
     healed_at: datetime | None = None
     error: str | None = None
+    #: The live state before the drift, just after it was caused, and once healed (or the bound passed).
+    before: Observation | None = None
+    during: Observation | None = None
+    after: Observation | None = None
 
     @property
     def passed(self) -> bool:
@@ -69,13 +77,38 @@ class DriftResult:
             "time_to_heal_seconds": since_drift(self.healed_at),
             "passed": self.passed,
             "error": self.error,
+            "replicas": self._moments(lambda seen: seen.replicas),
+            "ready_replicas": self._moments(lambda seen: seen.ready_replicas),
+            "config": {setting: self._moments(_setting(setting)) for setting in self._settings()},
         }
+
+    def _moments(self, figure: Callable[[Observation], Any]) -> dict[str, Any]:
+        return {
+            moment: None if seen is None else figure(seen)
+            for moment, seen in (("before", self.before), ("during", self.during), ("after", self.after))
+        }
+
+    def _settings(self) -> list[str]:
+        observed = (seen for seen in (self.before, self.during, self.after) if seen is not None)
+        return sorted({name for seen in observed for name in seen.config})
+
+
+def _setting(name: str) -> Callable[[Observation], list[str] | None]:
+    return lambda seen: seen.config.get(name)
 
 
 def _status(env: Environment) -> ControllerStatus | None:
     try:
         return env.status()
     except Exception:  # a status read racing a rewrite is retried on the next poll
+        return None
+
+
+def _observed(env: Environment) -> Observation | None:
+    try:
+        return env.observed()
+    except Exception as error:  # the figures are for the record: their loss never fails a drift
+        print(f"could not read the live state: {type(error).__name__}: {error}", flush=True)
         return None
 
 
@@ -100,6 +133,7 @@ def run_drift(
         clock.say(f"{drift.name}: {result.error}")
         return result
     clock.say(f"{drift.name}: {drift.description}")
+    result.before = _observed(env)
     result.drift_at = clock.now()
     try:
         drift.cause()
@@ -107,6 +141,8 @@ def run_drift(
         result.error = f"causing the drift failed: {type(error).__name__}: {error}"
         clock.say(f"{drift.name}: {result.error}")
         return result
+    # At once: a controller may heal in the very observation that detects the drift.
+    result.during = _observed(env)
     deadline = time.monotonic() + heal_timeout
     while time.monotonic() < deadline:
         status = _status(env)
@@ -115,9 +151,11 @@ def run_drift(
             clock.say(f"{drift.name}: detected ({status.sync}, {status.health})")
         elif status is not None and result.detected_at is not None and status.converged:
             result.healed_at = clock.now()
+            result.after = _observed(env)
             clock.say(f"{drift.name}: healed (Synced, Healthy)")
             return result
         time.sleep(POLL_SECONDS)
+    result.after = _observed(env)
     result.error = (
         f"not detected within {heal_timeout:g} s"
         if result.detected_at is None

@@ -37,7 +37,11 @@ class Counts:
 
 class MetricsSource(Protocol):
     mode: str
-    url: str | None
+
+    @property
+    def url(self) -> str | None:
+        """Prometheus' base URL, or None when the replicas are scraped directly."""
+
     #: Every query made and what it returned, for the artifact.
     log: list[dict[str, Any]]
 

@@ -4,7 +4,9 @@
 brings up an environment of its own ("test", same desired state as deploy's) so the demo's drift
 never disturbs the load. Every part runs and writes its artifact even when an earlier one failed;
 the job fails when any part failed. Artifacts, in test-results/: api-junit.xml, load/ (Locust's
-CSVs, stats history, HTML report, log), load-summary.json and metrics-verification.json.
+CSVs, stats history, HTML report, log), load-summary.json, metrics-verification.json and
+environment/: the environment's state when the checks ended, scrubbed (its controller's status,
+events, and each replica's status and log; pods, events and container logs on Kubernetes).
 """
 
 from __future__ import annotations
@@ -102,11 +104,13 @@ def run_checks(env: Environment, settings: LoadSettings, thresholds: Thresholds,
         )
 
     crashed = {"name": "metrics verification ran", "passed": False, "detail": "crashed; see the job log"}
-    verification = _guarded(
-        "metrics verification",
-        verify,
-        {"mode": source.mode, "prometheus_url": source.url, "checks": [crashed], "passed": False},
-    )
+    failed_verification: dict[str, Any] = {
+        "mode": source.mode,
+        "prometheus_url": source.url,
+        "checks": [crashed],
+        "passed": False,
+    }
+    verification = _guarded("metrics verification", verify, failed_verification)
     write_json_atomic(out / "metrics-verification.json", encode(MetricsVerification, verification))
     for check in verification["checks"]:
         outcome = "ok" if check["passed"] else "FAILED"
@@ -122,7 +126,7 @@ def run_checks(env: Environment, settings: LoadSettings, thresholds: Thresholds,
             "p99_ms": str(summary.get("p99_ms") or ""),
         },
     )
-    return api_passed and summary["passed"] and verification["passed"]
+    return bool(api_passed and summary["passed"] and verification["passed"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -139,11 +143,16 @@ def main(argv: list[str] | None = None) -> int:
         print("  pytest pipeline/checks/api --junitxml test-results/api-junit.xml")
         print("  " + " ".join(locust_command("<endpoint>", settings, out / "load")))
         print("  metrics verification via Prometheus' HTTP API (or each replica's /metrics directly)")
+        print("  then, passed or not: save the environment's state into test-results/environment/")
         print(f"  pass/fail thresholds: {thresholds}")
         return 0
     try:
         with environment(JOB, get_target(context.target), JOB, release_from_build(context), context) as env:
-            passed = run_checks(env, settings, thresholds, out)
+            try:
+                passed = run_checks(env, settings, thresholds, out)
+            finally:
+                # What the environment looked like when the checks ended, passed or not.
+                _guarded("saving the environment's state", lambda: env.save_state(out / "environment"), None)
     except BringUpFailed:
         return 1
     print(f"test: {'passed' if passed else 'FAILED'}; artifacts in {out}")

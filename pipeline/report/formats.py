@@ -6,6 +6,7 @@ Each function takes whatever an artifact held and returns text; a value of the w
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -86,3 +87,29 @@ def short(value: Any, length: int = 12) -> str:
     if rest and len(prefix) < 10:  # sha256:abcdef...
         return f"{prefix}:{rest[:length]}"
     return text[:length]
+
+
+#: The moments a drift's live state is read at, in the order the report shows them.
+DRIFT_MOMENTS = ("before", "during", "after")
+
+
+def replica_counts(drift: Any) -> str:
+    """A drift's running replicas (ready ones in brackets) before it, when detected and once healed."""
+    running, ready = drift.get("replicas"), drift.get("ready_replicas")
+    if not isinstance(running, Mapping):
+        return NO_VALUE
+    ready = ready if isinstance(ready, Mapping) else {}
+    return " → ".join(
+        NO_VALUE if running.get(moment) is None else f"{running[moment]} ({number(ready.get(moment))})"
+        for moment in DRIFT_MOMENTS
+    )
+
+
+def setting_values(values: Any) -> str:
+    """A setting's values across the replicas at the same moments: `1000 → 10, 1000 → 1000`."""
+    if not isinstance(values, Mapping):
+        return NO_VALUE
+    return " → ".join(
+        ", ".join(map(str, values[moment])) if isinstance(values.get(moment), list) else NO_VALUE
+        for moment in DRIFT_MOMENTS
+    )

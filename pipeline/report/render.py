@@ -81,6 +81,8 @@ def make_environment() -> jinja2.Environment:
         change=formats.change,
         clock=formats.clock,
         short=formats.short,
+        replica_counts=formats.replica_counts,
+        setting_values=formats.setting_values,
         md=_md,
         code=_code,
         html=_html,

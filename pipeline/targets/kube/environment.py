@@ -27,7 +27,7 @@ from pipeline.artifacts import write_json_atomic
 from pipeline.contracts import ClusterStatus, encode
 from pipeline.gitops.appofapps import ARGOCD_NAMESPACE, ROOT_APPLICATION, environment_component
 from pipeline.gitops.render import to_yaml
-from pipeline.release import ControllerStatus, Drift
+from pipeline.release import ControllerStatus, Drift, Observation
 from pipeline.targets import summarize_prometheus_targets
 from pipeline.targets.kube.api import (
     ARGOCD_API_VERSION,
@@ -49,6 +49,8 @@ PORT_FORWARD_TIMEOUT_SECONDS = 30
 CONTAINER_PORT = 8080
 #: How many of each container's last log lines a saved state keeps.
 LOG_TAIL_LINES = 200
+#: The setting the demo's config drift changes on the Deployment, and observed() reads back.
+DRIFTED_SETTING = "ML_INFERENCE_LOG_LEVEL"
 STATE_KINDS = (
     "deployments,replicasets,services,serviceaccounts,horizontalpodautoscalers,poddisruptionbudgets,"
     "networkpolicies,configmaps"
@@ -293,6 +295,25 @@ class KubeEnvironment:
             Drift(name, command.why, functools.partial(execute, [command], dry_run=False))
             for name, command in self.drift_commands
         ]
+
+    def observed(self) -> Observation:
+        """The live Deployment: its replica count (spec: a scale by hand shows at once), its ready
+        pods, and DRIFTED_SETTING in its pod template."""
+        deployment = self._kubectl_json("get", "deployment", SERVICE, "-n", self.namespace)
+        status = deployment.get("status", {})
+        containers = deployment["spec"]["template"]["spec"]["containers"]
+        values = [
+            variable.get("value", "")
+            for container in containers
+            if container["name"] == SERVICE
+            for variable in container.get("env", [])
+            if variable["name"] == DRIFTED_SETTING
+        ]
+        return Observation(
+            replicas=deployment["spec"].get("replicas", 1),
+            ready_replicas=status.get("readyReplicas", 0),
+            config={DRIFTED_SETTING: values or ["<unset>"]},
+        )
 
     def save_state(self, directory: Path) -> None:
         """Desired and live resources, the Applications (status and history), events, pods and the

@@ -26,6 +26,7 @@ from pipeline.release import Release
 from pipeline.targets.kube.api import custom_objects
 from pipeline.targets.kube.cluster import CLUSTER_NAME, NODE_PORTS, Cluster
 from pipeline.targets.kube.environment import (
+    DRIFTED_SETTING,
     MONITORING_NAMESPACE,
     PROMETHEUS_PORT,
     PROMETHEUS_SERVICE,
@@ -280,7 +281,7 @@ def drift_commands(
         (
             "config-drift",
             Command(
-                (*kubectl, "set", "env", *deployment, "ML_INFERENCE_LOG_LEVEL=debug"),
+                (*kubectl, "set", "env", *deployment, f"{DRIFTED_SETTING}=debug"),
                 "drift: change a setting on the Deployment by hand (log level info -> debug)",
             ),
         ),

@@ -14,8 +14,8 @@ import psutil
 
 from pipeline.artifacts import read_json, write_json_atomic
 from pipeline.ports import free_port
-from pipeline.release import ControllerStatus, Drift
-from pipeline.scrub import is_secret_name
+from pipeline.release import ControllerStatus, Drift, Observation
+from pipeline.scrub import is_secret_name, mask_text, scrub_file, write_text_atomic
 from pipeline.targets import summarize_prometheus_targets
 from pipeline.targets.local import layout
 from pipeline.targets.local.desired import PORT_VARIABLE
@@ -24,6 +24,9 @@ from pipeline.targets.local.target import stop_environment
 #: The setting the config drift changes, and the value it sets when Git's is different.
 DRIFTED_SETTING = "ML_INFERENCE_MAX_BATCH"
 DRIFTED_VALUES = ("10", "20")
+#: How much of each replica's log save_state keeps: its last lines, read from at most its last bytes.
+REPLICA_LOG_LINES = 200
+REPLICA_LOG_BYTES = 256 * 1024
 
 
 class LocalEnvironment:
@@ -56,6 +59,34 @@ class LocalEnvironment:
 
     def replica_urls(self) -> list[str]:
         return [r["url"] for r in self._replicas() if r["ready"]]
+
+    def observed(self) -> Observation:
+        """The replica processes running now (ps, not the reconciler's view, which may already have
+        healed) less those the reconciler is stopping (like terminating pods), the ones among them
+        it last saw ready, and their DRIFTED_SETTING."""
+        environment_id = self._state["environment_id"]
+        status = self.reconciler_status().get("replicas", [])
+        stopping = {r["pid"] for r in status if r["terminating"]}
+        labelled = {}
+        for process in psutil.process_iter(["ppid", "environ", "status"]):
+            environ = process.info["environ"] or {}
+            if environ.get(layout.ENVIRONMENT_LABEL) == environment_id and process.info["status"] != (
+                psutil.STATUS_ZOMBIE
+            ):
+                labelled[process.pid] = (process.info["ppid"], environ)
+        # A replica's worker processes inherit its label; only the replica itself counts.
+        running = {
+            pid: environ
+            for pid, (ppid, environ) in labelled.items()
+            if ppid not in labelled and pid not in stopping
+        }
+        ready = [r for r in status if r["ready"] and r["pid"] in running]
+        values = {environ.get(DRIFTED_SETTING, "<unset>") for environ in running.values()}
+        return Observation(
+            replicas=len(running),
+            ready_replicas=len(ready),
+            config={DRIFTED_SETTING: sorted(values, key=lambda v: (len(v), v))},
+        )
 
     def _replicas(self) -> list[dict]:
         return [r for r in self.reconciler_status().get("replicas", []) if not r["terminating"]]
@@ -168,6 +199,9 @@ class LocalEnvironment:
         ):
             if (self.state_dir / source).exists():
                 shutil.copyfile(self.state_dir / source, directory / target)
+                scrub_file(directory / target)
+        for log in sorted((self.state_dir / layout.REPLICA_LOGS).glob("*.log")):
+            write_text_atomic(directory / "replica-logs" / log.name, _scrubbed_tail(log))
 
     def _process_table(self) -> list[dict]:
         """Every process of the environment: the reconciler's tree plus replicas started by hand."""
@@ -186,10 +220,11 @@ class LocalEnvironment:
         for process in processes:
             try:
                 with process.oneshot():
-                    row = {
+                    cmdline = process.cmdline()
+                    row: dict[str, object] = {
                         "pid": process.pid,
                         "ppid": process.ppid(),
-                        "cmdline": process.cmdline(),
+                        "cmdline": cmdline,
                         "status": process.status(),
                         "rss_bytes": process.memory_info().rss,
                         "cpu_seconds": round(sum(process.cpu_times()[:2]), 2),
@@ -199,7 +234,7 @@ class LocalEnvironment:
             except psutil.Error:
                 continue
             labelled = environ.get(layout.ENVIRONMENT_LABEL) == environment_id
-            row["role"] = _role(process.pid == self._state["reconciler_pid"], labelled, row["cmdline"])
+            row["role"] = _role(process.pid == self._state["reconciler_pid"], labelled, cmdline)
             if labelled:
                 row["replica"] = environ.get(layout.REPLICA_LABEL)
                 row["environment"] = {k: v for k, v in sorted(environ.items()) if not is_secret_name(k)}
@@ -219,6 +254,19 @@ class LocalEnvironment:
         stop_environment(self.state_dir)
         if self._reconciler is not None:
             self._reconciler.wait(timeout=5)
+
+
+def _scrubbed_tail(log: Path) -> str:
+    """The log's last REPLICA_LOG_LINES lines, masked before they are cut from the rest."""
+    with open(log, "rb") as handle:
+        handle.seek(0, 2)
+        size = handle.tell()
+        handle.seek(max(0, size - REPLICA_LOG_BYTES))
+        text = handle.read().decode("utf-8", errors="replace")
+    if size > REPLICA_LOG_BYTES:
+        text = text.partition("\n")[2]  # the first line read is a piece of one
+    lines = mask_text(text).splitlines()
+    return "\n".join(lines[-REPLICA_LOG_LINES:]) + ("\n" if lines else "")
 
 
 def _role(is_reconciler: bool, labelled: bool, cmdline: list[str]) -> str:

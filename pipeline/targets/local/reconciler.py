@@ -12,6 +12,8 @@ its own session). About once a second it
 4. heals drift like a Deployment with maxUnavailable 0 (but no maxSurge limit, to heal fast):
    starts every missing replica at once, stops extra ones, replaces failed ones, and stops a
    misconfigured replica only once Git's replicas are ready (or at once if it is not ready).
+   A replica that exits because another program took its port before it could bind it is
+   started again on a fresh port at once, and does not count toward a crash loop.
    With PIPELINE_RECONCILER_HEAL=0 it still applies a new Git revision once (Argo CD's automated
    sync without selfHeal) but leaves live drift alone. While Git cannot be rendered it reports
    Unknown and changes nothing (Argo CD's ComparisonError), and renders again after 1, 2, 4 ... up
@@ -82,6 +84,10 @@ MAX_BACKOFF = 10.0
 CRASH_LOOP_FAILURES = 3
 #: Bound on the whole shutdown, whatever the manifest's grace period (down() kills the group after it).
 SHUTDOWN_GRACE = 10.0
+#: A replica's exit status when its port was taken between our choice and its bind (the service's
+#: EXIT_PORT_IN_USE): another program's doing, so it is restarted on a fresh port at once and
+#: never counts toward a crash loop.
+PORT_IN_USE_EXIT = 75
 PROMETHEUS_RESTART_DELAY = 5.0
 
 
@@ -207,8 +213,10 @@ class Reconciler:
     def sleep(self, seconds: float) -> None:
         """Wait, but wake at once on SIGCHLD (a replica died) or SIGTERM."""
         for key, _ in self.selector.select(timeout=seconds):
+            receive = key.fileobj
+            assert isinstance(receive, socket.socket)  # the one registered: _install_signals' socketpair end
             with contextlib.suppress(BlockingIOError):
-                key.fileobj.recv(64)
+                receive.recv(64)
 
     # -- desired and live state --------------------------------------------------------------
 
@@ -255,6 +263,9 @@ class Reconciler:
             if replica.stopping_since is not None:
                 self.event("replica-stopped", replica=replica.name, pid=pid, returncode=returncode)
                 continue
+            if returncode == PORT_IN_USE_EXIT and not replica.ever_ready:
+                self.event("replica-port-taken", replica=replica.name, pid=pid, port=replica.port)
+                continue
             exited = {
                 "replica": replica.name,
                 "pid": pid,
@@ -296,13 +307,12 @@ class Reconciler:
 
     def _probe(self, replica: Replica, desired: DesiredState) -> None:
         now = time.monotonic()
+        startup = desired.startup
         if not replica.started:
-            replica.started = desired.startup is None or _http_ok(replica.url + desired.startup.path)
-            if not replica.started:
-                if now - replica.started_monotonic > desired.startup.window_seconds:
-                    replica.failed = (
-                        f"startup probe {desired.startup.path} failed for {desired.startup.window_seconds:g}s"
-                    )
+            replica.started = startup is None or _http_ok(replica.url + startup.path)
+            if startup is not None and not replica.started:
+                if now - replica.started_monotonic > startup.window_seconds:
+                    replica.failed = f"startup probe {startup.path} failed for {startup.window_seconds:g}s"
                 return
             replica.last_alive = now
         if desired.liveness is not None:

@@ -77,6 +77,26 @@ def test_a_bad_setting_exits_with_one_line_naming_the_variable(model_dir: Path) 
     assert "ML_INFERENCE_MAX_BATCH" in result.stderr
 
 
+def test_serve_on_a_port_another_program_holds_exits_with_the_port_in_use_status(model_dir: Path) -> None:
+    from ml_inference.server import EXIT_PORT_IN_USE
+
+    with socket.socket() as other_program:
+        other_program.bind(("127.0.0.1", 0))
+        other_program.listen()
+        port = other_program.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "ml_inference", "serve", "--model-dir", str(model_dir)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "ML_INFERENCE_HOST": "127.0.0.1", "ML_INFERENCE_PORT": str(port)},
+        )
+    # A supervisor that chose the port tells this from a crash, and picks another.
+    assert result.returncode == EXIT_PORT_IN_USE
+    assert result.stderr.count("\n") == 1
+    assert f"port {port}" in result.stderr and "in use" in result.stderr
+
+
 @pytest.mark.slow
 def test_replicas_share_one_port(
     model_dir: Path, shared_port: int, resident: ServiceProcess, http: httpx.Client

@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from ml_inference.logs import configure_logging
     from ml_inference.model import ModelLoadError, check_model_dir
-    from ml_inference.server import serve
+    from ml_inference.server import EXIT_PORT_IN_USE, PortInUseError, serve
     from ml_inference.settings import Settings
 
     overrides = {
@@ -53,7 +53,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level)
-    serve(settings)
+    try:
+        serve(settings)
+    except PortInUseError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_PORT_IN_USE
     return 0
 
 

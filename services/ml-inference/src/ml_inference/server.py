@@ -24,6 +24,7 @@ So the process exits at most settle + drain seconds after SIGTERM. A second sign
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import signal
 import socket
@@ -125,6 +126,15 @@ class DrainingServer(uvicorn.Server):
         self.shared.close()
 
 
+#: Exit status when the replica's own port is already taken (sysexits' EX_TEMPFAIL): whoever
+#: chose the port (the local reconciler) picks another rather than counting a crash.
+EXIT_PORT_IN_USE = 75
+
+
+class PortInUseError(Exception):
+    """The port to listen on is held by another program."""
+
+
 def bind(host: str, port: int, *, reuse_port: bool = False, listen: bool = True) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -140,7 +150,14 @@ def bind(host: str, port: int, *, reuse_port: bool = False, listen: bool = True)
 
 def serve(settings: Settings) -> None:
     app = create_app(settings)
-    sockets = [bind(settings.host, settings.port)]
+    try:
+        sockets = [bind(settings.host, settings.port)]
+    except OSError as error:
+        if error.errno != errno.EADDRINUSE:
+            raise
+        raise PortInUseError(
+            f"port {settings.port} on {settings.host} is in use by another program"
+        ) from None
     shared = None
     if settings.shared_port is not None:
         # Bound now, listened on by DrainingServer once the model is loaded.
