@@ -14,11 +14,10 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-from pipeline.targets.local import LocalTarget
+from pipeline.targets.local.target import STATE_ROOT_VARIABLE
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -54,10 +53,8 @@ def train_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return model
 
 
-def local_job_artifacts(
-    job: ModuleType, model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Path:
-    """An artifacts folder holding the build job's model; `job` gets a local target under tmp_path."""
+def local_job_artifacts(model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An artifacts folder holding the build job's model; jobs get a local target under tmp_path."""
     artifacts = tmp_path / "artifacts"
     (artifacts / "build-output").mkdir(parents=True)
     (artifacts / "build-output" / "model").symlink_to(model_dir)
@@ -65,7 +62,7 @@ def local_job_artifacts(
     monkeypatch.setenv("PIPELINE_TARGET", "local")
     monkeypatch.delenv("PIPELINE_KEEP", raising=False)
     monkeypatch.delenv("PIPELINE_DRY_RUN", raising=False)
-    monkeypatch.setattr(job, "get_target", lambda name: LocalTarget(name, state_root=tmp_path / "state"))
+    monkeypatch.setenv(STATE_ROOT_VARIABLE, str(tmp_path / "state"))
     return artifacts
 
 

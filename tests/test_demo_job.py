@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.jobs import demo
+from pipeline.targets.local.target import LocalTarget
 from tests.support import local_job_artifacts, train_model
 
 pytestmark = pytest.mark.slow
@@ -26,7 +27,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def artifacts(model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    return local_job_artifacts(demo, model_dir, tmp_path, monkeypatch)
+    return local_job_artifacts(model_dir, tmp_path, monkeypatch)
 
 
 def _timeline(artifacts: Path) -> dict:
@@ -78,6 +79,6 @@ def test_dry_run_prints_the_plan_and_brings_nothing_up(
     artifacts: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("PIPELINE_DRY_RUN", "1")
-    monkeypatch.setattr(demo, "get_target", lambda name: pytest.fail("a dry run brought an environment up"))
+    monkeypatch.setattr(LocalTarget, "up", lambda *args: pytest.fail("a dry run brought an environment up"))
     assert demo.main([]) == 0
     assert "dry run" in capsys.readouterr().out

@@ -16,7 +16,7 @@ import pytest
 
 from pipeline.checks.load import DEFAULT_THRESHOLDS, Thresholds
 from pipeline.jobs import test as test_job
-from pipeline.targets.local import LocalTarget
+from pipeline.targets.local.target import STATE_ROOT_VARIABLE, LocalTarget
 from tests.support import local_job_artifacts, train_model
 
 pytestmark = pytest.mark.slow
@@ -55,7 +55,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def artifacts(model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("GITHUB_TOKEN", SECRET_VALUE)  # must never reach the saved state
-    return local_job_artifacts(test_job, model_dir, tmp_path, monkeypatch)
+    return local_job_artifacts(model_dir, tmp_path, monkeypatch)
 
 
 def test_job_passes_end_to_end_and_writes_every_artifact(artifacts: Path, tmp_path: Path) -> None:
@@ -104,9 +104,7 @@ def test_dry_run_prints_the_locust_command_and_brings_nothing_up(
     artifacts: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("PIPELINE_DRY_RUN", "1")
-    monkeypatch.setattr(
-        test_job, "get_target", lambda name: pytest.fail("a dry run brought an environment up")
-    )
+    monkeypatch.setattr(LocalTarget, "up", lambda *args: pytest.fail("a dry run brought an environment up"))
     assert test_job.main(SHORT_LOAD) == 0
     out = capsys.readouterr().out
     assert "-m locust" in out and "--users 5" in out
@@ -118,6 +116,6 @@ def test_without_a_build_the_job_fails_in_one_line_naming_the_fix(
     monkeypatch.setenv("PIPELINE_ARTIFACTS_DIR", str(tmp_path / "no-build"))
     monkeypatch.setenv("PIPELINE_TARGET", "local")
     monkeypatch.delenv("PIPELINE_DRY_RUN", raising=False)
-    monkeypatch.setattr(test_job, "get_target", lambda name: LocalTarget(name, state_root=tmp_path / "state"))
+    monkeypatch.setenv(STATE_ROOT_VARIABLE, str(tmp_path / "state"))
     assert test_job.main(SHORT_LOAD) == 1
     assert "run `nox -s build` first" in capsys.readouterr().err

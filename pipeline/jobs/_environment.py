@@ -6,7 +6,7 @@ Not a job: the jobs import it, so it must import no job module.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from pipeline.artifacts import read_outputs
@@ -31,11 +31,6 @@ def release_from_build(context: RunContext) -> Release:
     )
 
 
-def plan(env_name: str, context: RunContext) -> str:
-    """What bringing up `env_name` would do on the run's target, as text; brings nothing up."""
-    return get_target(context.target).plan(env_name, release_from_build(context), context)
-
-
 @contextmanager
 def environment(
     job: str, target: Target, env_name: str, release: Release, context: RunContext
@@ -56,3 +51,21 @@ def environment(
             print(f"{job}: environment '{env.name}' left up (--keep); `invoke down` stops it")
         else:
             env.down()
+
+
+def run_on_environment(
+    job: str, env_name: str, context: RunContext, *, dry_run: str, body: Callable[[Environment], bool]
+) -> int:
+    """The job's exit code: `body` on a fresh `env_name`, or in a dry run the target's plan and `dry_run`."""
+    target = get_target(context.target)
+    release = release_from_build(context)
+    if context.dry_run:
+        print(target.plan(env_name, release, context), end="")
+        print(dry_run)
+        return 0
+    try:
+        with environment(job, target, env_name, release, context) as env:
+            passed = body(env)
+    except BringUpFailed:
+        return 1
+    return 0 if passed else 1

@@ -20,9 +20,8 @@ from pipeline.checks.drift import HEAL_TIMEOUT_SECONDS, Clock, run_drift, verify
 from pipeline.checks.steady_load import SteadyLoad
 from pipeline.context import RunContext
 from pipeline.contracts import Timeline, encode
-from pipeline.jobs._environment import BringUpFailed, environment, plan, release_from_build
+from pipeline.jobs._environment import run_on_environment
 from pipeline.release import Environment
-from pipeline.targets import get_target
 
 JOB = "demo"
 #: Requests per second of the background load: light, so it measures availability, not capacity.
@@ -106,25 +105,22 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     context = RunContext.from_env()
     out = job_dir(JOB, context)
-    if context.dry_run:
-        print(plan(JOB, context), end="")
-        print(
-            f"demo (dry run): bring up environment 'demo' on target {context.target}; under a "
-            f"{args.load_rate:g} req/s load, cause each of its drifts and wait up to {args.heal_timeout:g} s "
-            "for it to be detected (not Synced+Healthy) and healed (Synced+Healthy again); then check that "
-            "the live state is Git's."
-        )
-        return 0
-    try:
-        with environment(JOB, get_target(context.target), JOB, release_from_build(context), context) as env:
-            try:
-                passed = run_demo(env, context.target, out, args.heal_timeout, args.load_rate)
-            finally:
-                env.save_state(out)
-    except BringUpFailed:
-        return 1
-    print(f"demo: {'passed' if passed else 'FAILED'}; artifacts in {out}")
-    return 0 if passed else 1
+    dry_run = (
+        f"demo (dry run): bring up environment 'demo' on target {context.target}; under a "
+        f"{args.load_rate:g} req/s load, cause each of its drifts and wait up to {args.heal_timeout:g} s "
+        "for it to be detected (not Synced+Healthy) and healed (Synced+Healthy again); then check that "
+        "the live state is Git's."
+    )
+
+    def demo(env: Environment) -> bool:
+        try:
+            passed = run_demo(env, context.target, out, args.heal_timeout, args.load_rate)
+        finally:
+            env.save_state(out)
+        print(f"demo: {'passed' if passed else 'FAILED'}; artifacts in {out}")
+        return passed
+
+    return run_on_environment(JOB, JOB, context, dry_run=dry_run, body=demo)
 
 
 if __name__ == "__main__":

@@ -12,14 +12,39 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from pipeline.artifacts import job_dir, write_outputs
 from pipeline.context import RunContext
-from pipeline.jobs._environment import BringUpFailed, environment, plan, release_from_build
-from pipeline.targets import get_target
+from pipeline.jobs._environment import run_on_environment
+from pipeline.release import Environment
 
 JOB = "deploy"
 ENVIRONMENT = "deploy"
+
+
+def publish_state(env: Environment, out: Path, context: RunContext) -> bool:
+    """Save `env`'s state into `out` and its endpoint and status into the job's outputs."""
+    try:
+        env.save_state(out)
+        status = env.status()
+        write_outputs(
+            JOB,
+            {
+                "endpoint": env.endpoint,
+                "environment": env.name,
+                "prometheus_url": env.prometheus_url or "",
+                "sync": status.sync,
+                "health": status.health,
+                "replicas": str(len(env.replica_urls())),
+            },
+            context,
+        )
+    except Exception as error:
+        print(f"deploy: saving the state of '{env.name}' failed: {error}", file=sys.stderr)
+        return False
+    print(f"deploy: {env.name} is {status.sync} and {status.health} at {env.endpoint}; state in {out}")
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,43 +55,14 @@ def main(argv: list[str] | None = None) -> int:
     ).parse_args(argv)
     context = RunContext.from_env()
     out = job_dir(JOB, context)
-    if context.dry_run:
-        print(plan(ENVIRONMENT, context), end="")
-        print(
-            f"deploy (dry run): bring up '{ENVIRONMENT}' on target {context.target} from gitops/, "
-            f"wait until Synced and Healthy, save its state into {out}"
-            + ("" if context.keep else ", then stop it")
-        )
-        return 0
-    try:
-        with environment(
-            JOB, get_target(context.target), ENVIRONMENT, release_from_build(context), context
-        ) as env:
-            try:
-                env.save_state(out)
-                status = env.status()
-                write_outputs(
-                    JOB,
-                    {
-                        "endpoint": env.endpoint,
-                        "environment": env.name,
-                        "prometheus_url": env.prometheus_url or "",
-                        "sync": status.sync,
-                        "health": status.health,
-                        "replicas": str(len(env.replica_urls())),
-                    },
-                    context,
-                )
-                print(
-                    f"deploy: {env.name} is {status.sync} and {status.health} at {env.endpoint}; "
-                    f"state in {out}"
-                )
-            except Exception as error:
-                print(f"deploy: saving the state of '{env.name}' failed: {error}", file=sys.stderr)
-                return 1
-    except BringUpFailed:
-        return 1
-    return 0
+    dry_run = (
+        f"deploy (dry run): bring up '{ENVIRONMENT}' on target {context.target} from gitops/, "
+        f"wait until Synced and Healthy, save its state into {out}"
+        + ("" if context.keep else ", then stop it")
+    )
+    return run_on_environment(
+        JOB, ENVIRONMENT, context, dry_run=dry_run, body=lambda env: publish_state(env, out, context)
+    )
 
 
 if __name__ == "__main__":

@@ -25,9 +25,8 @@ from pipeline.checks.api import run_api_suite
 from pipeline.checks.load import DEFAULT_THRESHOLDS, LoadSettings, Thresholds, locust_command, run_load
 from pipeline.context import RunContext
 from pipeline.contracts import LoadSummary, MetricsVerification, encode
-from pipeline.jobs._environment import BringUpFailed, environment, plan, release_from_build
+from pipeline.jobs._environment import run_on_environment
 from pipeline.release import Environment
-from pipeline.targets import get_target
 
 JOB = "test"
 Result = TypeVar("Result")
@@ -135,28 +134,27 @@ def main(argv: list[str] | None = None) -> int:
     thresholds = Thresholds.load(args.thresholds)
     context = RunContext.from_env()
     out = job_dir(JOB, context)
-    if context.dry_run:
-        print(plan(JOB, context), end="")
-        print(
-            f"test (dry run): bring up environment 'test' on target {context.target}; against its endpoint:"
-        )
-        print("  pytest pipeline/checks/api --junitxml test-results/api-junit.xml")
-        print("  " + " ".join(locust_command("<endpoint>", settings, out / "load")))
-        print("  metrics verification via Prometheus' HTTP API (or each replica's /metrics directly)")
-        print("  then, passed or not: save the environment's state into test-results/environment/")
-        print(f"  pass/fail thresholds: {thresholds}")
-        return 0
-    try:
-        with environment(JOB, get_target(context.target), JOB, release_from_build(context), context) as env:
-            try:
-                passed = run_checks(env, settings, thresholds, out)
-            finally:
-                # What the environment looked like when the checks ended, passed or not.
-                _guarded("saving the environment's state", lambda: env.save_state(out / "environment"), None)
-    except BringUpFailed:
-        return 1
-    print(f"test: {'passed' if passed else 'FAILED'}; artifacts in {out}")
-    return 0 if passed else 1
+    dry_run = "\n".join(
+        [
+            f"test (dry run): bring up environment 'test' on target {context.target}; against its endpoint:",
+            "  pytest pipeline/checks/api --junitxml test-results/api-junit.xml",
+            "  " + " ".join(locust_command("<endpoint>", settings, out / "load")),
+            "  metrics verification via Prometheus' HTTP API (or each replica's /metrics directly)",
+            "  then, passed or not: save the environment's state into test-results/environment/",
+            f"  pass/fail thresholds: {thresholds}",
+        ]
+    )
+
+    def checks(env: Environment) -> bool:
+        try:
+            passed = run_checks(env, settings, thresholds, out)
+        finally:
+            # What the environment looked like when the checks ended, passed or not.
+            _guarded("saving the environment's state", lambda: env.save_state(out / "environment"), None)
+        print(f"test: {'passed' if passed else 'FAILED'}; artifacts in {out}")
+        return passed
+
+    return run_on_environment(JOB, JOB, context, dry_run=dry_run, body=checks)
 
 
 if __name__ == "__main__":
