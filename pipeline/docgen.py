@@ -260,7 +260,7 @@ Every environment variable the pipeline, its invoke tasks and the service read: 
 
 > Generated from the code by `python -m pipeline.docgen`; do not edit it by hand. Describe a
 > variable where it is defined (a `#:` comment, a `help=` text, a `Settings` field) and
-> regenerate; `python -m pipeline.docgen --check` and `tests/test_docs.py` fail when it is stale.
+> regenerate; `python -m pipeline.docgen --check` and `tests/engine/test_docs.py` fail when it is stale.
 
 Command-line flags override these variables. `INVOKE_PIPELINE_*` variables override an
 `invoke.yaml`, which overrides the defaults in `tasks.py`.
@@ -282,7 +282,7 @@ ARTIFACTS_PAGE = """\
 The files one job writes for another job or for the report, as `pipeline/contracts.py` defines them.
 
 > Generated from the contracts by `python -m pipeline.docgen`; do not edit it by hand. Describe a
-> field with a `#:` comment above it and regenerate; `tests/test_docs.py` fails when it is stale.
+> field with a `#:` comment above it and regenerate; `tests/engine/test_docs.py` fails when it is stale.
 
 Each file carries `schema_version`. A reader takes every version up to its own and gives the fields
 an older file lacks their defaults; a file of a newer version is shown as "written by a newer

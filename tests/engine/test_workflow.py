@@ -36,7 +36,7 @@ from pipeline.workflow import (
     render_checks,
     render_setup_action,
 )
-from tests.conftest import require_program
+from tests.helpers import require_program
 
 REPO = Path(__file__).resolve().parents[2]
 PINNED = re.compile(r"uses: ([\w.-]+/[\w.-]+)@([0-9a-f]{40}) # v\d+(\.\d+)*$")

@@ -8,8 +8,12 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from .processes import ServiceProcess
+
+#: Every test here runs real service processes on real sockets (the `slow` marker's definition).
+pytestmark = pytest.mark.slow
 
 DRAIN_TIMEOUT = 5.0
 HALF_SENT = 150

@@ -19,6 +19,9 @@ import pytest
 
 from .processes import ServiceProcess
 
+#: Every test here runs real service processes on real sockets (the `slow` marker's definition).
+pytestmark = pytest.mark.slow
+
 #: A few MB, well above the 1 MiB default body limit: what urllib used to get a reset for.
 BIG_BODY = b"[" + b"0," * 2_200_000 + b"0]"
 CHUNK = 64 * 1024
