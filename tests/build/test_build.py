@@ -9,6 +9,7 @@ no-engine tests need neither.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -21,6 +22,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+import docker.errors
 import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
@@ -348,6 +350,36 @@ def test_in_github_actions_with_a_token_the_verified_image_is_pushed_with_its_di
         assert_token_nowhere(run)
     finally:
         docker_client.images.remove(f"{remote}:{suffix}")
+
+
+def test_a_fresh_runner_pulls_the_image_pushed_for_the_same_content_instead_of_building(
+    built, registry, tmp_path, docker_client
+):
+    host = registry(auth=False)
+    env = github_actions_env(host)
+    tag = built.record["image"]["tag"]
+    repository, _, suffix = tag.rpartition(":")
+    remote = f"{host}/example/ml-pipeline/ml-inference"
+    pushed = run_job(REPO, tmp_path / "first", "--base-image", os.environ["BASE_IMAGE"], **env)
+    assert pushed.result.returncode == 0, pushed.log[-3000:]
+    image_id = built.record["image"]["image_id"]
+    # Held under another name so that the other tests keep the image's build cache.
+    docker_client.images.get(image_id).tag("ml-inference-kept-by-test", suffix)
+    try:
+        # A fresh runner, as far as the job can see: neither the content tag nor the pushed one is here.
+        docker_client.images.remove(tag)
+        docker_client.images.remove(f"{remote}:{suffix}")
+        again = run_job(REPO, tmp_path / "again", "--base-image", os.environ["BASE_IMAGE"], **env)
+        assert again.result.returncode == 0, again.log[-3000:]
+        assert f"pull: {remote}:{suffix}" in again.log and "build skipped" in again.log
+        assert not (again.output_dir / "image-build.log").exists()
+        assert again.record["image"]["image_id"] == image_id
+        assert_token_nowhere(again)
+    finally:
+        docker_client.images.get(image_id).tag(repository, suffix)
+        for name in (f"{remote}:{suffix}", f"ml-inference-kept-by-test:{suffix}"):
+            with contextlib.suppress(docker.errors.ImageNotFound):
+                docker_client.images.remove(name)
 
 
 def test_a_token_the_registry_refuses_leaves_the_image_local_and_the_job_green(built, registry, tmp_path):
