@@ -81,11 +81,7 @@ def push(
     registry = repository.split("/", 1)[0]
     digest = None
     try:
-        client.login(
-            username=os.environ.get("GITHUB_ACTOR", "github-actions"),
-            password=os.environ["GITHUB_TOKEN"],
-            registry=registry,
-        )
+        _login(client, registry)
         image = client.images.get(image_id)
         for name in (tag, *also):
             image.tag(repository, name)
@@ -104,3 +100,33 @@ def push(
         raise BuildError(f"the registry returned no digest for {repository}:{tag}")
     log.info("push: %s:%s (%s), also tagged %s", repository, tag, digest, ", ".join(also) or "nothing else")
     return digest
+
+
+def pull_pushed(client: docker.DockerClient, env: Mapping[str, str], image_name: str, tag: str) -> bool:
+    """Pull the image a run pushed for this content and tag it `tag` here; whether there was one.
+
+    A fresh runner has no local image, but the content tag names exactly what was built and verified,
+    so a rerun of unchanged content reuses the pushed image (every layer) instead of building again.
+    """
+    repository = push_repository(env, image_name)
+    if repository is None:
+        return False
+    suffix = tag.rpartition(":")[2]
+    try:
+        _login(client, repository.split("/", 1)[0])
+        pulled = client.images.pull(repository, tag=suffix)
+    except docker.errors.APIError as error:  # not pushed yet (404), or not ours to read
+        log.info("pull: %s:%s not reused (%s)", repository, suffix, error.explanation or error)
+        return False
+    pulled.tag(tag.rpartition(":")[0], suffix)
+    log.info("pull: %s:%s, pushed when this content was built and verified", repository, suffix)
+    return True
+
+
+def _login(client: docker.DockerClient, registry: str) -> None:
+    """Log the engine in with the job's token; the engine keeps it, nothing is written here."""
+    client.login(
+        username=os.environ.get("GITHUB_ACTOR", "github-actions"),
+        password=os.environ["GITHUB_TOKEN"],
+        registry=registry,
+    )

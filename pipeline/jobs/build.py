@@ -7,7 +7,7 @@
    (pipeline.build.training reuses an identical earlier model: training is deterministic), and
    gate it (pipeline.build.quality): held-out accuracy against a floor and the previous model.
 2. Tag the image by content (pipeline.build.content); when that tag exists the image is already built
-   and verified, and the build is skipped.
+   and verified, and the build is skipped. A fresh GitHub runner first pulls the tag a run pushed.
 3. Otherwise download a wheelhouse of the pinned runtime closure for the base image's Python, and
    build the image from services/ml-inference/Dockerfile, offline, with BASE_IMAGE passed through.
 4. Verify it (pipeline.build.verify); only a verified image gets the content tag.
@@ -162,6 +162,8 @@ class BuildJob:
         )
         self.image["tag"] = tag
         self.save()
+        if not self.args.no_cache and not client.images.list(name=tag):  # a fresh runner: pushed before?
+            registry.pull_pushed(client, os.environ, IMAGE_REPOSITORY, tag)
         if client.images.list(name=tag) and not self.args.no_cache:
             self.image.update(status="cached", cache_hit=True, verified=True, reason="content unchanged")
             image_id = image.image_details(client, tag)["image_id"]
