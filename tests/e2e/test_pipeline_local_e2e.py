@@ -73,12 +73,13 @@ def test_pipeline_runs_every_job_successfully(local_run):
     assert record["target"] == "local"
 
 
-def test_test_and_demo_overlap_in_time(local_run):
+@pytest.mark.parametrize(("one", "other"), [("test", "demo"), ("scan", "deploy")])
+def test_jobs_of_one_stage_overlap_in_time(local_run, one, other):
     _, artifacts = local_run
     jobs = json.loads((artifacts / "pipeline-run.json").read_text())["jobs"]
-    test, demo = jobs["test"], jobs["demo"]
-    assert parse_time(test["started_at"]) < parse_time(demo["finished_at"])
-    assert parse_time(demo["started_at"]) < parse_time(test["finished_at"])
+    first, second = jobs[one], jobs[other]
+    assert parse_time(first["started_at"]) < parse_time(second["finished_at"])
+    assert parse_time(second["started_at"]) < parse_time(first["finished_at"])
 
 
 def test_the_four_artifacts_exist_with_their_contents(local_run):

@@ -19,7 +19,7 @@ def test_graph_has_the_pipeline_shape_and_timeouts() -> None:
     assert [job.name for job in JOBS] == ["unit", "build", "deploy", "scan", "test", "demo", "report"]
     assert set(JOBS_BY_NAME["deploy"].needs) == {"build", "unit"}
     assert JOBS_BY_NAME["test"].needs == JOBS_BY_NAME["demo"].needs == ("deploy",)
-    assert JOBS_BY_NAME["scan"].needs == ("build",)  # beside deploy, not after it
+    assert JOBS_BY_NAME["scan"].needs == JOBS_BY_NAME["deploy"].needs  # beside deploy: the same stage
     assert set(JOBS_BY_NAME["report"].needs) == {job.name for job in JOBS} - {"report"}
     assert JOBS_BY_NAME["report"].condition == "always"
     assert JOBS_BY_NAME["demo"].runs_in("full") and not JOBS_BY_NAME["demo"].runs_in("quick")
