@@ -123,8 +123,9 @@ WORK: tuple[Job, ...] = (
         artifact="cluster-state",
         uses_target=True,
     ),
-    # Beside deploy: a finding at or above pipeline/scan/policy.toml's thresholds fails the pipeline.
-    Job("scan", needs=("build",), timeout_minutes=10, artifact="security-scan", uses_image=True),
+    # Beside deploy, in the same stage: the release is scanned while it deploys. A finding at or above
+    # pipeline/scan/policy.toml's thresholds fails the pipeline.
+    Job("scan", needs=("build", "unit"), timeout_minutes=10, artifact="security-scan", uses_image=True),
     Job(
         "test",
         needs=("deploy",),
