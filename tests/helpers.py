@@ -52,6 +52,21 @@ def require_env(name: str, how: str) -> str:
     return str(value)
 
 
+class QuietHandler(BaseHTTPRequestHandler):
+    """A stand-in server's request handler: `answer` sends one body; nothing clutters the test output."""
+
+    def answer(self, code: int, body: str | bytes, content_type: str = "application/json") -> None:
+        data = body.encode() if isinstance(body, str) else body
+        self.send_response(code)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
 def stop(process: subprocess.Popen) -> None:
     """Terminate `process`, killing it when it does not exit within ten seconds."""
     if process.poll() is None:

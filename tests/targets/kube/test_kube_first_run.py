@@ -6,7 +6,6 @@ against a stand-in API server: no cluster runs here.
 
 from __future__ import annotations
 
-import http.server
 import json
 import math
 import re
@@ -27,7 +26,7 @@ from pipeline.graph import JOBS_BY_NAME
 from pipeline.jobs._environment import release_from_build
 from pipeline.targets.kube import wait
 from pipeline.workflow import WORKFLOW_PATH, render
-from tests.helpers import REPO, kube_api_server, require_program
+from tests.helpers import REPO, QuietHandler, kube_api_server, require_program
 
 TAG = "ghcr.io/example/ml-inference:3f2a1c9d"
 DIGEST = "sha256:" + "ab" * 32
@@ -109,25 +108,15 @@ def test_a_child_that_never_appears_names_the_roots_conditions(
         },
     }
 
-    class Handler(http.server.BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self) -> None:
             path = unquote(self.path)
             if "watch=true" in path:
-                body = b""  # the child never appears: the watch ends with no event
+                self.answer(200, b"")  # the child never appears: the watch ends with no event
             elif path.endswith("/applications/ml-gitops"):
-                body = json.dumps(root).encode()
+                self.answer(200, json.dumps(root))
             else:
-                self.send_response(404)
-                self.end_headers()
-                return
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            pass
+                self.answer(404, b"")
 
     with (
         kube_api_server(Handler, tmp_path, monkeypatch),
@@ -560,35 +549,24 @@ def test_the_failed_state_keeps_each_containers_last_log_lines_scrubbed(
     }
     asked: list[dict[str, list[str]]] = []
 
-    class Handler(http.server.BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self) -> None:
             path, _, query = self.path.partition("?")
             if path == f"/api/v1/namespaces/{namespace}/pods":
-                self._answer(200, json.dumps(pods), "application/json")
+                self.answer(200, json.dumps(pods))
             elif path == f"/api/v1/namespaces/{namespace}/pods/{pod}/log":
                 asked.append(parse_qs(query))
                 container = parse_qs(query)["container"][0]
                 previous = parse_qs(query).get("previous") == ["true"]
                 if container == "init":
-                    self._answer(400, json.dumps({"kind": "Status", "message": "waiting to start"}), "")
+                    self.answer(400, json.dumps({"kind": "Status", "message": "waiting to start"}))
                 else:
                     which = "previous" if previous else "current"
-                    self._answer(
+                    self.answer(
                         200, f"{which} start\nmodel failed to load\nGITHUB_TOKEN={token}\n", "text/plain"
                     )
             else:
-                self._answer(404, "{}", "application/json")
-
-        def _answer(self, code: int, body: str, content_type: str) -> None:
-            data = body.encode()
-            self.send_response(code)
-            self.send_header("Content-Type", content_type or "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args: Any) -> None:
-            pass
+                self.answer(404, "{}")
 
     with kube_api_server(Handler, tmp_path, monkeypatch):
         environment.save_container_logs("kind-ml-gitops", namespace, tmp_path / "state")

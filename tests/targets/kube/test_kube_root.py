@@ -8,7 +8,6 @@ stale resourceVersion. Another job joining between our read and our write must s
 from __future__ import annotations
 
 import copy
-import http.server
 import json
 import subprocess
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ import pytest
 
 from pipeline.targets.kube import environment as kube_environment
 from pipeline.targets.kube.environment import KubeEnvironment
-from tests.helpers import kube_api_server
+from tests.helpers import QuietHandler, kube_api_server
 
 ROOT_PATH = "/apis/argoproj.io/v1alpha1/namespaces/argocd/applications/ml-gitops"
 
@@ -60,26 +59,15 @@ def api_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Fake
 
     state = FakeApplications([])
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def _answer(self, code: int, body: dict[str, Any]) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
+    class Handler(QuietHandler):
         def do_GET(self) -> None:
             assert self.path == ROOT_PATH
-            self._answer(200, state.root)
+            self.answer(200, json.dumps(state.root))
 
         def do_PUT(self) -> None:
             assert self.path == ROOT_PATH
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            self._answer(*state.write(body))
-
-        def log_message(self, *args: Any) -> None:
-            pass
+            code, body = state.write(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.answer(code, json.dumps(body))
 
     with kube_api_server(Handler, tmp_path, monkeypatch):
         yield state

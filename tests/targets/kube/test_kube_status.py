@@ -6,7 +6,6 @@ which also answers Prometheus' /api/v1/targets as the shared Prometheus would.
 
 from __future__ import annotations
 
-import http.server
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +16,7 @@ import pytest
 
 from pipeline.targets.kube.environment import KubeEnvironment
 from pipeline.targets.kube.plan import StepFailed
-from tests.helpers import kube_api_server
+from tests.helpers import QuietHandler, kube_api_server
 
 APPLICATION_PATH = "/apis/argoproj.io/v1alpha1/namespaces/argocd/applications/ml-inference-deploy"
 PODS_PATH = "/api/v1/namespaces/ml-inference-deploy/pods"
@@ -69,20 +68,12 @@ def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str
     pytest.importorskip("kubernetes", reason="the kubernetes client comes with deploy's requirements")
     asked: list[str] = []
 
-    class Handler(http.server.BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self) -> None:
             asked.append(self.path)
             path = urlparse(self.path).path
             body = {APPLICATION_PATH: APPLICATION, PODS_PATH: PODS, "/api/v1/targets": TARGETS}.get(path)
-            data = json.dumps(body or {"kind": "Status", "code": 404}).encode()
-            self.send_response(200 if body else 404)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args: Any) -> None:
-            pass
+            self.answer(200 if body else 404, json.dumps(body or {"kind": "Status", "code": 404}))
 
     with kube_api_server(Handler, tmp_path, monkeypatch):
         yield asked
