@@ -104,11 +104,15 @@ def fetch(
     """
     stem = f"prometheus-{version}.{platform_name}"
     url = f"{base_url.rstrip('/')}/{stem}.tar.gz"
-    say(f"prometheus: not on PATH; fetching the pinned release {version} for {platform_name} from {url}")
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{target.name}.") as scratch:
         tarball = Path(scratch) / f"{stem}.tar.gz"
-        digest = _download(url, tarball)
+        digest = _download(
+            url,
+            tarball,
+            # Said once the server answers: offline, the one line that says why is enough.
+            started=lambda: say(f"prometheus: not on PATH; fetching the pinned release {version} from {url}"),
+        )
         if digest != checksum:
             raise ChecksumMismatch(f"{url} has sha256 {digest}, the pinned one is {checksum}; refusing it")
         unpacked = Path(scratch) / "unpacked"
@@ -128,10 +132,11 @@ def fetch(
     return target / "prometheus"
 
 
-def _download(url: str, path: Path) -> str:
+def _download(url: str, path: Path, started: Callable[[], None]) -> str:
     digest = hashlib.sha256()
     size = 0
     with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_SECONDS) as response, path.open("wb") as out:
+        started()
         while chunk := response.read(1 << 20):
             size += len(chunk)
             if size > MAX_DOWNLOAD_BYTES:
