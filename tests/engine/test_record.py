@@ -16,6 +16,7 @@ import pytest
 
 from pipeline.record import fetch_previous_load, github_job_timings, main, record_from_github
 from pipeline.report.collect import collect
+from tests.helpers import QuietHandler
 
 NEEDS = {
     "unit": {"result": "success", "outputs": {}},
@@ -132,21 +133,6 @@ def zipped(files: dict[str, object]) -> bytes:
     return buffer.getvalue()
 
 
-class _QuietHandler(BaseHTTPRequestHandler):
-    """A handler that answers with bytes and keeps the test output free of its request log."""
-
-    def send(self, status: int, data: bytes, content_type: str | None = None) -> None:
-        self.send_response(status)
-        if content_type:
-            self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 class FakeGitHub:
     """A fake of the REST API endpoints the report job reads, plus a fake of the storage artifact
     downloads redirect to (another port, so "another host"): both on 127.0.0.1, run in threads."""
@@ -171,20 +157,20 @@ class FakeGitHub:
     def _api(self) -> type[BaseHTTPRequestHandler]:
         fake = self
 
-        class Handler(_QuietHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 url = urllib.parse.urlsplit(self.path)
                 query = dict(urllib.parse.parse_qsl(url.query))
                 found = re.fullmatch(r"/repos/o/r/actions/runs/(\d+)/artifacts", url.path)
                 archive = re.fullmatch(r"/repos/o/r/actions/artifacts/(\d+)/zip", url.path)
                 if self.headers["Authorization"] != "Bearer t0ken":
-                    return self.answer(401, {"message": "Bad credentials"})
+                    return self.reply(401, {"message": "Bad credentials"})
                 if url.path == "/repos/o/r":
-                    return self.answer(200, {"default_branch": "main"})
+                    return self.reply(200, {"default_branch": "main"})
                 if url.path == "/repos/o/r/actions/runs/7":
-                    return self.answer(200, {"id": 7, "workflow_id": 99})
+                    return self.reply(200, {"id": 7, "workflow_id": 99})
                 if url.path == "/repos/o/r/actions/workflows/99/runs" and query["status"] == "success":
-                    return self.answer(200, {"workflow_runs": fake.runs.get(query["branch"], [])})
+                    return self.reply(200, {"workflow_runs": fake.runs.get(query["branch"], [])})
                 if found and query["name"] == "test-results":
                     run_id = int(found[1])
                     url = f"{fake.api}/repos/o/r/actions/artifacts/{run_id}/zip"
@@ -193,26 +179,27 @@ class FakeGitHub:
                         "expired": fake.archives[run_id][0],
                         "archive_download_url": url,
                     }
-                    return self.answer(200, {"artifacts": [listing]})
+                    return self.reply(200, {"artifacts": [listing]})
                 if archive:
                     self.send_response(302)
                     self.send_header("Location", f"{fake.storage}/blob/{archive[1]}?sig=short-lived")
                     self.end_headers()
                     return None
-                return self.answer(404, {"message": "Not Found"})
+                return self.reply(404, {"message": "Not Found"})
 
-            def answer(self, status: int, body: object) -> None:
-                self.send(status, json.dumps(body).encode(), "application/json")
+            def reply(self, status: int, body: object) -> None:
+                self.answer(status, json.dumps(body))
 
         return Handler
 
     def _storage(self) -> type[BaseHTTPRequestHandler]:
         fake = self
 
-        class Handler(_QuietHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 fake.storage_authorization.append(self.headers["Authorization"])
-                self.send(200, fake.archives[int(urllib.parse.urlsplit(self.path).path.rsplit("/", 1)[1])][1])
+                archive = fake.archives[int(urllib.parse.urlsplit(self.path).path.rsplit("/", 1)[1])][1]
+                self.answer(200, archive, "application/zip")
 
         return Handler
 
