@@ -1,0 +1,72 @@
+"""The nox sessions' set-up: what a warm session still installs."""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import shutil
+from pathlib import Path
+from types import ModuleType, SimpleNamespace
+
+import pytest
+
+from tests.helpers import REPO
+
+
+@functools.cache
+def load_noxfile(repo: Path) -> ModuleType:
+    """The noxfile as a module, loaded once: nox registers its sessions at each load."""
+    spec = importlib.util.spec_from_file_location("noxfile_under_test", repo / "noxfile.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class RecordingSession:
+    """Stands in for a nox session: records what it was asked to install (nothing is installed)."""
+
+    def __init__(self, venv: Path) -> None:
+        self.virtualenv = SimpleNamespace(location=str(venv))
+        self.env: dict[str, str] = {}
+        self.installs: list[tuple[str, ...]] = []
+
+    def install(self, *args: str) -> None:
+        self.installs.append(args)
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    service = tmp_path / "services" / "ml-inference"
+    service.mkdir(parents=True)
+    shutil.copy(REPO / "services/ml-inference/pyproject.toml", service / "pyproject.toml")
+    (tmp_path / "venv").mkdir()
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_the_service_is_installed_again_only_when_its_pyproject_or_extras_change(project: Path) -> None:
+    noxfile = load_noxfile(REPO)
+    session = RecordingSession(project / "venv")
+
+    def service_installs() -> list[tuple[str, ...]]:
+        return [args for args in session.installs if args[0] == "-e"]
+
+    noxfile._install(session, "deploy", service_extras="")
+    noxfile._install(session, "deploy", service_extras="")
+    assert service_installs() == [("-e", noxfile.SERVICE)]
+    assert [args for args in session.installs if args[0] == "-r"] == [("-r", "requirements/deploy.txt")] * 2
+
+    noxfile._install(session, "deploy", service_extras="train")
+    assert service_installs()[-1] == ("-e", f"{noxfile.SERVICE}[train]")
+
+    pyproject = project / "services/ml-inference/pyproject.toml"
+    pyproject.write_text(pyproject.read_text() + "\n# a changed dependency\n")
+    noxfile._install(session, "deploy", service_extras="train")
+    assert len(service_installs()) == 3
+
+
+def test_packages_are_installed_with_their_bytecode(project: Path) -> None:
+    session = RecordingSession(project / "venv")
+    load_noxfile(REPO)._install(session, "report")
+    assert session.env["UV_COMPILE_BYTECODE"] == "1"
