@@ -7,6 +7,7 @@ own environment; the job graph itself lives in `pipeline/graph.py` and is run by
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import nox
@@ -24,10 +25,30 @@ DEV_MODEL_DIR = ".pipeline/model"
 
 
 def _install(session: nox.Session, requirements: str, *, service_extras: str | None = None) -> None:
-    """Install `requirements/<requirements>.txt`, and the service itself when the session runs it."""
+    """Install `requirements/<requirements>.txt`, and the service itself when the session runs it.
+
+    Packages are installed with their bytecode: where Python may not write it at import time
+    (PYTHONDONTWRITEBYTECODE, a read-only tree), every start would otherwise compile each module
+    again (scikit-learn's import alone: 5 s instead of 1.3 s).
+    """
+    session.env["UV_COMPILE_BYTECODE"] = "1"
     session.install("-r", f"{REQUIREMENTS}/{requirements}.txt")
     if service_extras is not None:
-        session.install("-e", f"{SERVICE}[{service_extras}]" if service_extras else SERVICE)
+        _install_service(session, f"{SERVICE}[{service_extras}]" if service_extras else SERVICE)
+
+
+def _install_service(session: nox.Session, requirement: str) -> None:
+    """Install the service editable, once per environment and version of its pyproject.toml.
+
+    uv rebuilds a local package on every install (2 s a session), but an editable install only
+    goes stale when the package's metadata (pyproject.toml) or the extras asked for change.
+    """
+    wanted = f"{requirement} {hashlib.sha256(Path(SERVICE, 'pyproject.toml').read_bytes()).hexdigest()}"
+    stamp = Path(session.virtualenv.location, "service-installed")
+    if stamp.exists() and stamp.read_text() == wanted:
+        return
+    session.install("-e", requirement)
+    stamp.write_text(wanted)
 
 
 def _run_job(session: nox.Session, job: str) -> None:
