@@ -35,6 +35,13 @@ def service(model_dir: Path) -> Iterator[ServiceProcess]:
         yield running
 
 
+@pytest.fixture(scope="module")
+def impatient(model_dir: Path) -> Iterator[ServiceProcess]:
+    """One service with 1 s body and keep-alive timeouts, shared by the tests that wait them out."""
+    with ServiceProcess(model_dir, body_timeout_seconds=1, keep_alive_timeout_seconds=1) as running:
+        yield running
+
+
 def _chunks() -> Iterator[bytes]:
     for start in range(0, len(BIG_BODY), CHUNK):
         yield BIG_BODY[start : start + CHUNK]
@@ -106,35 +113,32 @@ def _read_until_closed(sock: socket.socket, timeout: float) -> bytes:
     raise AssertionError(f"the connection stayed open: {received[:200]!r}")
 
 
-def test_a_body_that_stops_arriving_gets_a_408(model_dir: Path) -> None:
-    with ServiceProcess(model_dir, body_timeout_seconds=1) as service:
-        with socket.create_connection(("127.0.0.1", service.port)) as sock:
-            sock.sendall(
-                b"POST /predict/batch HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
-                b"Content-Length: 1000\r\n\r\n" + b'{"instances": ['
-            )
-            answer = _read_until_closed(sock, timeout=5)
-        assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
-        assert b"ML_INFERENCE_BODY_TIMEOUT_SECONDS" in answer
-        assert (
-            httpx.post(f"{service.url}/predict", json={"features": [5.1, 3.5, 1.4, 0.2]}).status_code == 200
+def test_a_body_that_stops_arriving_gets_a_408(impatient: ServiceProcess) -> None:
+    with socket.create_connection(("127.0.0.1", impatient.port)) as sock:
+        sock.sendall(
+            b"POST /predict/batch HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 1000\r\n\r\n" + b'{"instances": ['
         )
+        answer = _read_until_closed(sock, timeout=5)
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    assert b"ML_INFERENCE_BODY_TIMEOUT_SECONDS" in answer
+    assert httpx.post(f"{impatient.url}/predict", json={"features": [5.1, 3.5, 1.4, 0.2]}).status_code == 200
 
 
-def test_headers_that_stop_arriving_get_a_408(model_dir: Path) -> None:
-    with ServiceProcess(model_dir, body_timeout_seconds=1) as service:
-        with socket.create_connection(("127.0.0.1", service.port)) as sock:
-            sock.sendall(b"POST /predict/batch HTTP/1.1\r\nHost: test\r\nContent-Ty")
-            answer = _read_until_closed(sock, timeout=5)
-        assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+def test_headers_that_stop_arriving_get_a_408(impatient: ServiceProcess) -> None:
+    with socket.create_connection(("127.0.0.1", impatient.port)) as sock:
+        sock.sendall(b"POST /predict/batch HTTP/1.1\r\nHost: test\r\nContent-Ty")
+        answer = _read_until_closed(sock, timeout=5)
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
 
 
-def test_an_idle_keep_alive_connection_is_closed_after_the_keep_alive_timeout(model_dir: Path) -> None:
-    with ServiceProcess(model_dir, keep_alive_timeout_seconds=1) as service:
-        with socket.create_connection(("127.0.0.1", service.port)) as sock:
-            sock.sendall(b"GET /health HTTP/1.1\r\nHost: test\r\n\r\n")
-            answer = _read_until_closed_after_answer(sock)
-        assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+def test_an_idle_keep_alive_connection_is_closed_after_the_keep_alive_timeout(
+    impatient: ServiceProcess,
+) -> None:
+    with socket.create_connection(("127.0.0.1", impatient.port)) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: test\r\n\r\n")
+        answer = _read_until_closed_after_answer(sock)
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
 
 
 def _read_until_closed_after_answer(sock: socket.socket) -> bytes:
@@ -164,23 +168,22 @@ def test_connections_beyond_the_cap_get_a_503_and_the_others_are_served(model_di
 
 @pytest.mark.parametrize("path", PATHS)
 def test_a_request_cut_by_the_read_timeout_is_counted_as_408_not_as_an_error(
-    model_dir: Path, path: str
+    impatient: ServiceProcess, path: str
 ) -> None:
-    with ServiceProcess(model_dir, body_timeout_seconds=1) as service:
-        with socket.create_connection(("127.0.0.1", service.port)) as sock:
-            sock.sendall(
-                f"POST {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n".encode()
-                + b"Content-Length: 1000\r\n\r\n{"
-            )
-            assert _read_until_closed(sock, timeout=5).startswith(b"HTTP/1.1 408")
-        metrics = httpx.get(f"{service.url}/metrics").text
-        route = path.replace("sklearn-iris", "{model_name}")
-        counted = [
-            line
-            for line in metrics.splitlines()
-            if line.startswith("ml_inference_requests_total")
-            and f'route="{route}"' in line
-            and " 0.0" not in line
-        ]
-        assert len(counted) == 1 and 'status="408"' in counted[0], counted
-        assert not [line for line in service.lines if line.get("level") == "error"]
+    with socket.create_connection(("127.0.0.1", impatient.port)) as sock:
+        sock.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n".encode()
+            + b"Content-Length: 1000\r\n\r\n{"
+        )
+        assert _read_until_closed(sock, timeout=5).startswith(b"HTTP/1.1 408")
+    metrics = httpx.get(f"{impatient.url}/metrics").text
+    route = path.replace("sklearn-iris", "{model_name}")
+    counted = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith("ml_inference_requests_total")
+        and f'route="{route}"' in line
+        and " 0.0" not in line
+    ]
+    assert len(counted) == 1 and 'status="408"' in counted[0], counted
+    assert not [line for line in impatient.lines if line.get("level") == "error"]
