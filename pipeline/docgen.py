@@ -200,14 +200,12 @@ def artifacts_page(root: Path = REPO_ROOT) -> str:
     contracts = importlib.import_module("pipeline.contracts")
     module = Module(root / "pipeline" / "contracts.py", root)
     files = [*contracts.FILES.values(), *contracts.OUTPUTS.values()]
-    sections, seen = [ARTIFACTS_PAGE], set(files)
-    for model in files:
-        sections.append(_model_section(model, module, top=True))
+    sections = [ARTIFACTS_PAGE, *(_model_section(model, module, top=True) for model in files)]
     for node in module.tree.body:  # the models the files are made of, in the module's order
         model = getattr(contracts, node.name, None) if isinstance(node, ast.ClassDef) else None
         if not (isinstance(model, type) and issubclass(model, contracts.msgspec.Struct)):
             continue
-        if model not in seen and model is not contracts.Contract:
+        if model not in files and model is not contracts.Contract:
             sections.append(_model_section(model, module, top=False))
     return "".join(sections)
 
