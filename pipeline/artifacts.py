@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from pipeline import settings
 from pipeline.context import RunContext
 from pipeline.graph import JOBS_BY_NAME
 from pipeline.scrub import mask, write_text_atomic
@@ -61,8 +62,6 @@ def write_outputs(job: str, outputs: dict[str, str], context: RunContext | None 
                 handle.write(f"{key}={value}\n")
 
 
-#: The job's `needs` context as JSON, set by the GitHub workflow (`${{ toJSON(needs) }}`): the workflow
-#: job outputs of its direct needs, which win over the artifact copy (`image-tag` is read as image_tag).
 NEEDS_VARIABLE = "PIPELINE_NEEDS"
 
 
@@ -76,7 +75,7 @@ def read_outputs(job: str, context: RunContext | None = None) -> dict[str, str]:
     artifact = JOBS_BY_NAME[job].artifact
     outputs = read_json(context.artifacts_dir / str(artifact) / OUTPUTS_FILE) or {}
     try:
-        needs = json.loads(os.environ.get(NEEDS_VARIABLE) or "{}")
+        needs = json.loads(settings.get(NEEDS_VARIABLE))
     except ValueError:
         needs = {}
     published = (needs.get(job) or {}).get("outputs") or {}

@@ -6,9 +6,10 @@ the defaults, which are the local target's.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from pipeline import settings
 
 TARGETS = ("local", "kind", "minikube")
 DEMO_MODES = ("full", "quick")
@@ -25,10 +26,8 @@ class RunContext:
 
     @classmethod
     def from_env(cls) -> RunContext:
-        #: Where deploy, test and demo bring the service up: `local`, `kind` or `minikube`.
-        target = os.environ.get("PIPELINE_TARGET", "local")
-        #: Demo mode: `full` runs the drift demo, `quick` skips the demo job.
-        demo_mode = os.environ.get("PIPELINE_DEMO_MODE", "full")
+        target = settings.get("PIPELINE_TARGET")
+        demo_mode = settings.get("PIPELINE_DEMO_MODE")
         if target not in TARGETS:
             raise SystemExit(f"PIPELINE_TARGET={target!r} is not one of {', '.join(TARGETS)}")
         if demo_mode not in DEMO_MODES:
@@ -36,12 +35,8 @@ class RunContext:
         return cls(
             target=target,
             demo_mode=demo_mode,
-            #: Where jobs read their needs' artifacts and write their own (one folder per job).
-            artifacts_dir=Path(os.environ.get("PIPELINE_ARTIFACTS_DIR", "artifacts")).resolve(),
-            #: The run this job belongs to, as recorded in pipeline-run.json.
-            run_id=os.environ.get("PIPELINE_RUN_ID", "adhoc"),
-            #: Set to 1 to ask the job to print its plan and change nothing.
-            dry_run=os.environ.get("PIPELINE_DRY_RUN", "") == "1",
-            #: Set to 1 to leave the deployed environments up after the job (stop them with `invoke down`).
-            keep=os.environ.get("PIPELINE_KEEP", "") == "1",
+            artifacts_dir=Path(settings.get("PIPELINE_ARTIFACTS_DIR")).resolve(),
+            run_id=settings.get("PIPELINE_RUN_ID"),
+            dry_run=settings.get("PIPELINE_DRY_RUN") == "1",
+            keep=settings.get("PIPELINE_KEEP") == "1",
         )

@@ -1,10 +1,8 @@
 """Documentation pages made from code: `python -m pipeline.docgen` rewrites them, `--check` fails when stale.
 
 docs/configuration.md lists every environment variable, read from the code itself:
-- PIPELINE_*: string constants read through `os.environ.get`/`os.environ[...]`/`getenv`, or module
-  constants whose value is the variable's name, in pipeline/, tasks.py, noxfile.py and scripts/. The
-  description is the `#:` comment above the name or above its default's definition, or the `help=`
-  of the option it is the default of. A variable with none of them stops the generator.
+- PIPELINE_*: pipeline/settings.py's table, parsed: each default and the `#:` comment above it, without
+  which the generator stops (tests/engine/test_docs.py compares the table with the code).
 - INVOKE_PIPELINE_*: tasks.py's `ns.configure` (invoke maps INVOKE_PIPELINE_<KEY> to c.pipeline.<key>),
   described by the tasks' `help=`. tasks.py is imported, because its help texts are built from the graph.
 - ML_INFERENCE_*: the service's pydantic `Settings` (env_prefix + field name), parsed, not imported, so the
@@ -20,17 +18,14 @@ import argparse
 import ast
 import difflib
 import importlib
-import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SCANNED_SOURCES = ("pipeline", "tasks.py", "noxfile.py", "scripts")
+SETTINGS = Path("pipeline/settings.py")
 SERVICE_SOURCES = Path("services/ml-inference/src")
-SETTING_NAME = re.compile(r"PIPELINE_[A-Z0-9_]*[A-Z0-9]")
-UNSET = object()
 
 
 @dataclass(frozen=True)
@@ -42,29 +37,12 @@ class Variable:
 
 
 class Module:
-    """One parsed source file: its constants, what it imports, and its `#:` comments."""
+    """One parsed source file and its `#:` comments."""
 
     def __init__(self, path: Path, root: Path) -> None:
-        self.path = path.relative_to(root)
-        self.name = ".".join(self.path.with_suffix("").parts).removesuffix(".__init__")
+        self.name = ".".join(path.relative_to(root).with_suffix("").parts).removesuffix(".__init__")
         self.lines = path.read_text().splitlines()
         self.tree = ast.parse("\n".join(self.lines), filename=str(path))
-        self.constants: dict[str, ast.stmt] = {}
-        self.imports: dict[str, str] = {}
-        for node in [
-            *self.tree.body,
-            *(n for c in self.tree.body if isinstance(c, ast.ClassDef) for n in c.body),
-        ]:
-            if (
-                isinstance(node, ast.Assign)
-                and len(node.targets) == 1
-                and isinstance(node.targets[0], ast.Name)
-            ):
-                self.constants[node.targets[0].id] = node
-            elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value:
-                self.constants[node.target.id] = node
-            elif isinstance(node, ast.ImportFrom) and node.module:
-                self.imports.update((alias.asname or alias.name, node.module) for alias in node.names)
 
     def comment_above(self, lineno: int) -> str:
         """The `#:` lines right above line `lineno` (1-based), joined."""
@@ -76,133 +54,35 @@ class Module:
         return " ".join(found)
 
 
-def _value(node: ast.AST | None, module: Module, index: dict[str, Module]) -> object:
-    """A literal's value, following names to constants (imported ones too) and `obj.field` to class fields."""
+def _default(node: ast.expr | None) -> str:
+    """A default as a table cell: a literal, also inside `Path(...)` or pydantic's `Field(default=...)`."""
+    if isinstance(node, ast.Call) and ast.unparse(node.func) in ("Field", "Path"):
+        defaults = [k.value for k in node.keywords if k.arg == "default"]
+        node = next(iter(defaults), node.args[0] if node.args else None)
     if node is None:
-        return UNSET
-    if isinstance(node, ast.Name | ast.Attribute):
-        name = node.id if isinstance(node, ast.Name) else node.attr
-        if name in module.constants:
-            return _value(getattr(module.constants[name], "value", None), module, index)
-        if isinstance(node, ast.Name) and module.imports.get(name) in index:
-            return _value(ast.Name(id=name), index[module.imports[name]], index)
-        return UNSET
-    if isinstance(node, ast.JoinedStr):  # an f-string of constants, e.g. a URL with a pinned version
-        parts = [
-            _value(part.value if isinstance(part, ast.FormattedValue) else part, module, index)
-            for part in node.values
-        ]
-        return UNSET if UNSET in parts else "".join(map(str, parts))
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "Field":
-        default = next(
-            (k.value for k in node.keywords if k.arg == "default"), node.args[0] if node.args else None
-        )
-        return _value(default, module, index)
-    if (
-        isinstance(node, ast.Call)
-        and isinstance(node.func, ast.Name)
-        and node.func.id == "Path"
-        and node.args
-    ):
-        return _value(node.args[0], module, index)
-    if isinstance(node, ast.Call) and ast.unparse(node.func) == "Path(__file__).with_name" and node.args:
-        return (module.path.parent / str(_value(node.args[0], module, index))).as_posix()
+        return "(unset)"
     try:
-        return ast.literal_eval(node)
+        value = ast.literal_eval(node)
     except ValueError:
-        return UNSET
-
-
-def _defined_at(node: ast.AST | None, module: Module) -> int | None:
-    name = node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute) else None
-    return module.constants[name].lineno if name in module.constants else None
-
-
-def _render_default(value: object, node: ast.AST | None) -> str:
-    if value is UNSET:
-        return "(unset)" if node is None else f"`{ast.unparse(node)}`"
+        return f"`{ast.unparse(node)}`"
     return "(empty)" if value == "" else "(unset)" if value is None else f"`{value}`"
 
 
-def _is_environ(node: ast.AST | None) -> bool:
-    return (isinstance(node, ast.Name) and node.id == "environ") or (
-        isinstance(node, ast.Attribute) and node.attr == "environ"
-    )
-
-
-@dataclass(frozen=True)
-class _Site:
-    """One place a variable is named: its module, default expression (if any) and description (if any)."""
-
-    module: Module
-    default: ast.AST | None
-    description: str
-
-
-def _environment_reads(module: Module) -> Iterator[tuple[ast.expr, ast.expr, ast.expr | None]]:
-    """(read expression, key, default) for every `environ.get`, `getenv` and `environ[...]` in the module."""
-    for node in ast.walk(module.tree):
-        if isinstance(node, ast.Call) and node.args and isinstance(node.func, ast.Attribute | ast.Name):
-            function = node.func.attr if isinstance(node.func, ast.Attribute) else node.func.id
-            if function == "getenv" or (function == "get" and _is_environ(getattr(node.func, "value", None))):
-                yield node, node.args[0], node.args[1] if len(node.args) > 1 else None
-        elif isinstance(node, ast.Subscript) and _is_environ(node.value) and isinstance(node.ctx, ast.Load):
-            yield node, node.slice, None
-
-
-def _help_of_option(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> str:
-    """The `help=` of the `add_argument(..., default=<node>, help=...)` call around `node`, if any."""
-    parent = parents.get(node)
-    while parent is not None and not isinstance(parent, ast.keyword | ast.stmt):
-        parent = parents.get(parent)
-    option = parents.get(parent) if isinstance(parent, ast.keyword) and parent.arg == "default" else None
-    texts = [k.value.value for k in getattr(option, "keywords", []) if k.arg == "help"]
-    return next((text for text in texts if isinstance(text, str)), "")
-
-
-def _python_files(root: Path) -> list[Path]:
-    entries = [root / entry for entry in SCANNED_SOURCES]
-    return [p for entry in entries for p in (sorted(entry.rglob("*.py")) if entry.is_dir() else [entry])]
-
-
 def pipeline_variables(root: Path = REPO_ROOT) -> list[Variable]:
-    """Every PIPELINE_* variable the pipeline's Python reads or names, described where it is defined."""
-    index = {m.name: m for m in (Module(path, root) for path in _python_files(root) if path.is_file())}
-    sites: dict[str, list[_Site]] = {}
-    for module in index.values():
-        for statement in module.constants.values():
-            value = getattr(statement, "value", None)
-            if (
-                isinstance(value, ast.Constant)
-                and isinstance(value.value, str)
-                and SETTING_NAME.fullmatch(value.value)
-            ):
-                sites.setdefault(value.value, []).append(
-                    _Site(module, None, module.comment_above(statement.lineno))
-                )
-        parents = {child: node for node in ast.walk(module.tree) for child in ast.iter_child_nodes(node)}
-        for read, key, default in _environment_reads(module):
-            name = _value(key, module, index)
-            if not isinstance(name, str) or not SETTING_NAME.fullmatch(name):
-                continue
-            parent = parents.get(read)
-            if default is None and isinstance(parent, ast.BoolOp) and isinstance(parent.op, ast.Or):
-                default = parent.values[-1]  # `environ.get(NAME) or DEFAULT`
-            lines = [key.lineno, _defined_at(key, module), _defined_at(default, module)]
-            comments = [module.comment_above(line) for line in lines if line]
-            description = next(filter(None, comments), "") or _help_of_option(read, parents)
-            sites.setdefault(name, []).append(_Site(module, default, description))
+    """Every PIPELINE_* variable declared in pipeline/settings.py, described by the `#:` comment above it."""
+    module = Module(root / SETTINGS, root)
+    (table,) = (
+        node.value
+        for node in module.tree.body
+        if isinstance(node, ast.AnnAssign) and ast.unparse(node.target) == "DEFAULTS"
+    )
     variables = []
-    for name, found in sorted(sites.items()):
-        described = next((site for site in found if site.description), None)
-        if described is None:
-            files = ", ".join(sorted({str(site.module.path) for site in found}))
-            raise SystemExit(f"{name} has no description: add a `#:` comment above it in {files}")
-        with_default = described if described.default else next((s for s in found if s.default), described)
-        value = _value(with_default.default, with_default.module, index)
-        rendered = _render_default(value, with_default.default)
-        variables.append(Variable(name, rendered, described.description, described.module.name))
-    return variables
+    for key, value in zip(getattr(table, "keys", []), getattr(table, "values", []), strict=True):
+        description = module.comment_above(key.lineno)
+        if not description:
+            raise SystemExit(f"{key.value} has no description: add a `#:` comment above it in {SETTINGS}")
+        variables.append(Variable(key.value, _default(value), description, module.name))
+    return sorted(variables, key=lambda variable: variable.name)
 
 
 def invoke_variables() -> list[Variable]:
@@ -229,10 +109,11 @@ def service_variables(root: Path = REPO_ROOT) -> list[Variable]:
         for cls in (n for n in module.tree.body if isinstance(n, ast.ClassDef)):
             if not any(ast.unparse(base).endswith("BaseSettings") for base in cls.bases):
                 continue
-            config = getattr(module.constants.get("model_config"), "value", None)
-            prefixes = [k.value for k in getattr(config, "keywords", []) if k.arg == "env_prefix"]
-            prefix = _value(next(iter(prefixes), None), module, {})
-            prefix = "" if prefix is UNSET else prefix  # pydantic's own default
+            configs = [
+                getattr(n, "value", None) for n in cls.body if ast.unparse(n).startswith("model_config")
+            ]
+            prefixes = [k.value for c in configs for k in getattr(c, "keywords", []) if k.arg == "env_prefix"]
+            prefix = ast.literal_eval(prefixes[0]) if prefixes else ""  # pydantic's own default
             for field in cls.body:
                 if not isinstance(field, ast.AnnAssign) or ast.unparse(field.target) == "model_config":
                     continue
@@ -242,8 +123,7 @@ def service_variables(root: Path = REPO_ROOT) -> list[Variable]:
                 description = module.comment_above(field.lineno) or next(iter(descriptions), "")
                 if not description:
                     raise SystemExit(f"{name} has no description: add a `#:` comment above it in {path}")
-                default = _render_default(_value(field.value, module, {}), field.value)
-                variables.append(Variable(name, default, description, module.name))
+                variables.append(Variable(name, _default(field.value), description, module.name))
     return variables
 
 
@@ -259,8 +139,9 @@ CONFIGURATION_PAGE = """\
 Every environment variable the pipeline, its invoke tasks and the service read: default, meaning, owner.
 
 > Generated from the code by `python -m pipeline.docgen`; do not edit it by hand. Describe a
-> variable where it is defined (a `#:` comment, a `help=` text, a `Settings` field) and
-> regenerate; `python -m pipeline.docgen --check` and `tests/engine/test_docs.py` fail when it is stale.
+> variable where it is defined (a `#:` comment in `pipeline/settings.py` or a service `Settings`
+> field, a `help=` text) and regenerate; `python -m pipeline.docgen --check` and
+> `tests/engine/test_docs.py` fail when it is stale.
 
 Command-line flags override these variables. `INVOKE_PIPELINE_*` variables override an
 `invoke.yaml`, which overrides the defaults in `tasks.py`.
@@ -319,14 +200,12 @@ def artifacts_page(root: Path = REPO_ROOT) -> str:
     contracts = importlib.import_module("pipeline.contracts")
     module = Module(root / "pipeline" / "contracts.py", root)
     files = [*contracts.FILES.values(), *contracts.OUTPUTS.values()]
-    sections, seen = [ARTIFACTS_PAGE], set(files)
-    for model in files:
-        sections.append(_model_section(model, module, top=True))
+    sections = [ARTIFACTS_PAGE, *(_model_section(model, module, top=True) for model in files)]
     for node in module.tree.body:  # the models the files are made of, in the module's order
         model = getattr(contracts, node.name, None) if isinstance(node, ast.ClassDef) else None
         if not (isinstance(model, type) and issubclass(model, contracts.msgspec.Struct)):
             continue
-        if model not in seen and model is not contracts.Contract:
+        if model not in files and model is not contracts.Contract:
             sections.append(_model_section(model, module, top=False))
     return "".join(sections)
 

@@ -27,7 +27,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from pipeline import contracts
+from pipeline import contracts, settings
 from pipeline.artifacts import OUTPUTS_FILE, read_json, write_json_atomic
 from pipeline.contracts import ContractError, LoadSummary, PipelineRun
 from pipeline.graph import JOBS, Job
@@ -279,8 +279,8 @@ def record_from_github(
     record = new_record(
         run_id=environ.get("PIPELINE_RUN_ID") or environ.get("GITHUB_RUN_ID", "github"),
         commit=environ.get("GITHUB_SHA", "unknown"),
-        target=environ.get("PIPELINE_TARGET", "local"),
-        demo_mode=environ.get("PIPELINE_DEMO_MODE", "full"),
+        target=settings.get("PIPELINE_TARGET", environ),
+        demo_mode=settings.get("PIPELINE_DEMO_MODE", environ),
         parallel=True,
         jobs=[job for job in jobs if job.name in needs or job.name == current_job],
     )
@@ -319,7 +319,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     for command in (github, previous):
         command.add_argument(
-            "--artifacts-dir", type=Path, default=Path(os.environ.get("PIPELINE_ARTIFACTS_DIR", "artifacts"))
+            "--artifacts-dir", type=Path, default=Path(settings.get("PIPELINE_ARTIFACTS_DIR"))
         )
     args = parser.parse_args(argv)
     if args.command == "github-previous":

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 import docker
 import docker.errors
 
+from pipeline import settings
 from pipeline.build import BuildError
 
 log = logging.getLogger(__name__)
@@ -30,14 +31,12 @@ def push_repository(env: Mapping[str, str], image_name: str) -> str | None:
     """
     if env.get("GITHUB_ACTIONS") != "true" or not env.get("GITHUB_TOKEN") or not env.get("GITHUB_REPOSITORY"):
         return None
-    if env.get(PUSH_VARIABLE, "true") == "false":
+    if settings.get(PUSH_VARIABLE, env) == "false":
         return None
     registry = env.get("IMAGE_REGISTRY") or DEFAULT_REGISTRY
     return f"{registry}/{env['GITHUB_REPOSITORY'].lower()}/{image_name}"
 
 
-#: "false" when the run must not push (the workflow sets it for a pull request from a fork, which builds
-#: and verifies its image only).
 PUSH_VARIABLE = "PIPELINE_PUSH_IMAGE"
 #: Docker's tag grammar: what a branch name may keep (anything else becomes "-").
 _TAG_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")

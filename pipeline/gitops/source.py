@@ -19,7 +19,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pipeline.gitops.render import REPO_ROOT
 
-#: Where Argo CD reads Git: `origin` (the pushed commit) or `in-cluster` (this working tree, served inside).
 GIT_SOURCE_ENV = "PIPELINE_GIT_SOURCE"
 GIT_SOURCES = ("origin", "in-cluster")
 

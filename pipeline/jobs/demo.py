@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pipeline import settings
 from pipeline.artifacts import job_dir, write_json_atomic, write_outputs
 from pipeline.checks.drift import HEAL_TIMEOUT_SECONDS, Clock, run_drift, verify_git_state
 from pipeline.checks.steady_load import SteadyLoad
@@ -24,8 +25,6 @@ from pipeline.jobs._environment import run_on_environment
 from pipeline.release import Environment
 
 JOB = "demo"
-#: Requests per second of the background load: light, so it measures availability, not capacity.
-LOAD_RATE = 10.0
 #: Beyond the drifts' own bounds, how long the background load may run at most.
 LOAD_MARGIN_SECONDS = 120
 
@@ -41,7 +40,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--load-rate",
         type=float,
-        default=float(os.environ.get("PIPELINE_DEMO_LOAD_RATE", LOAD_RATE)),
+        default=float(settings.get("PIPELINE_DEMO_LOAD_RATE")),
         help="requests per second of the background load",
     )
     return parser.parse_args(argv)

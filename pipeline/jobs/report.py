@@ -13,6 +13,7 @@ import os
 import sys
 from pathlib import Path
 
+from pipeline import settings
 from pipeline.artifacts import job_dir
 from pipeline.context import RunContext
 from pipeline.report import browser, github
@@ -67,8 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"report: could not write the report: {type(error).__name__}: {error}", file=sys.stderr)
         return 1
     print(f"report: {html}\nreport: {markdown}")
-    #: Set to 0 to skip the report's screenshot (report.png, taken with headless Chromium when it is on PATH).
-    if os.environ.get("PIPELINE_REPORT_SCREENSHOT", "1") != "0":
+    if settings.get("PIPELINE_REPORT_SCREENSHOT") != "0":
         take_screenshot(html)
     publish(markdown.read_text(encoding="utf-8"))
     return 0

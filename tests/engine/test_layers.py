@@ -27,6 +27,7 @@ VOCABULARY = (
     "release",
     "status",
     "samples",
+    "settings",
 )
 PARTS = ("build", "scan", "targets", "checks", "report")
 ENTRY_POINTS = ("runner", "progress", "workflow", "lint", "docgen")

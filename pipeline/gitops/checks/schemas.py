@@ -19,14 +19,12 @@ from typing import Any
 import jsonschema
 import kubernetes_validate
 
+from pipeline import settings
 from pipeline.gitops.render import REPO_ROOT, Manifest, name_of
 from pipeline.gitops.versions import KUBERNETES_VERSION
 
-#: Directory or URL template ({group}, {kind}, {version}) of the CRD schemas the offline checks use.
 CRD_SCHEMA_LOCATION_ENV = "PIPELINE_CRD_SCHEMA_LOCATION"
-DEFAULT_CRD_SCHEMA_LOCATION = (
-    "https://raw.githubusercontent.com/datreeio/CRDs-catalog/main/{group}/{kind}_{version}.json"
-)
+DEFAULT_CRD_SCHEMA_LOCATION = settings.get(CRD_SCHEMA_LOCATION_ENV, {})
 
 
 def crd_schema_location() -> str:

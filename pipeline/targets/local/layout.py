@@ -20,8 +20,5 @@ PROMETHEUS_CONFIG = "local.yml"
 PROMETHEUS_DATA = "prometheus-data"
 PROMETHEUS_LOG = "prometheus.log"
 
-#: Set on every replica to its environment's name, so a scan of all processes finds the
-#: environment's replicas, including ones started by hand outside Git.
 ENVIRONMENT_LABEL = "PIPELINE_LOCAL_ENVIRONMENT"
-#: Set by the reconciler on each replica: its name within the environment.
 REPLICA_LABEL = "PIPELINE_LOCAL_REPLICA"

@@ -27,8 +27,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 PROMETHEUS_VERSION = "2.54.1"
-#: Where `prometheus-<version>.<os>-<arch>.tar.gz` is downloaded from when `prometheus` is not on PATH
-#: (a mirror, or a test's server).
 RELEASE_URL_VARIABLE = "PIPELINE_PROMETHEUS_RELEASE_URL"
 DEFAULT_RELEASE_URL = f"https://github.com/prometheus/prometheus/releases/download/v{PROMETHEUS_VERSION}"
 #: sha256 of `prometheus-<version>.<platform>.tar.gz` per platform, from the release's sha256sums.txt.

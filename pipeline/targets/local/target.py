@@ -20,6 +20,7 @@ import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pipeline import settings
 from pipeline.artifacts import read_json, write_json_atomic
 from pipeline.context import RunContext
 from pipeline.ports import free_port
@@ -32,11 +33,9 @@ if TYPE_CHECKING:
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 STATE_ROOT = REPO_ROOT / ".pipeline" / "local"
-#: Where the local target keeps its environments' records instead of .pipeline/local (tests, CI).
 STATE_ROOT_VARIABLE = "PIPELINE_LOCAL_STATE_DIR"
 OVERLAY = REPO_ROOT / "gitops" / "overlays" / "local"
 PROMETHEUS_CONFIG_DIR = REPO_ROOT / "observability" / "prometheus"
-#: Set to 0 in up()'s environment to watch drift without healing it.
 HEAL_VARIABLE = "PIPELINE_RECONCILER_HEAL"
 UP_TIMEOUT_SECONDS = 120.0
 PROGRESS_EVERY_SECONDS = 2.0
@@ -99,7 +98,7 @@ class LocalTarget:
             "model_dir": str(model_dir),
             "endpoint_port": endpoint_port,
             "endpoint": f"http://127.0.0.1:{endpoint_port}",
-            "heal": os.environ.get(HEAL_VARIABLE, "1") != "0",
+            "heal": settings.get(HEAL_VARIABLE) != "0",
             "prometheus": self._prometheus(env_name),
         }
         write_json_atomic(state_dir / layout.STATE, state)

@@ -1,0 +1,76 @@
+"""Every PIPELINE_* environment variable, declared once: its default and, above it, what it does.
+
+The code reads a variable through `get`, or keeps its own default where it is computed there (and
+tests/engine/test_docs.py checks that it agrees). `python -m pipeline.docgen` renders this table in
+docs/configuration.md; the same test fails when the code names a variable missing here, or when
+nothing outside this file names one declared here any more.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+#: Each variable's default: a string, as it would be set, or None when it has none.
+DEFAULTS: dict[str, str | None] = {
+    #: Where jobs read their needs' artifacts and write their own (one folder per job).
+    "PIPELINE_ARTIFACTS_DIR": "artifacts",
+    #: Directory or URL template ({group}, {kind}, {version}) of the CRD schemas the offline checks use.
+    "PIPELINE_CRD_SCHEMA_LOCATION": (
+        "https://raw.githubusercontent.com/datreeio/CRDs-catalog/main/{group}/{kind}_{version}.json"
+    ),
+    #: Seconds a drift may take to be detected and healed before it fails.
+    "PIPELINE_DEMO_HEAL_TIMEOUT": "30.0",
+    #: Requests per second of the background load: light, so it measures availability, not capacity.
+    "PIPELINE_DEMO_LOAD_RATE": "10.0",
+    #: Demo mode: `full` runs the drift demo, `quick` skips the demo job.
+    "PIPELINE_DEMO_MODE": "full",
+    #: Set to 1 to ask the job to print its plan and change nothing.
+    "PIPELINE_DRY_RUN": "",
+    #: Where Argo CD reads Git: `origin` (the pushed commit) or `in-cluster` (this working tree, served
+    #: inside); unset, `in-cluster` in GitHub Actions and `origin` elsewhere.
+    "PIPELINE_GIT_SOURCE": None,
+    #: Set to 1 to leave the deployed environments up after the job (stop them with `invoke down`).
+    "PIPELINE_KEEP": "",
+    #: Seconds the load runs.
+    "PIPELINE_LOAD_DURATION": "20",
+    #: Hard cap on requests, whatever the duration.
+    "PIPELINE_LOAD_MAX_REQUESTS": "100000",
+    #: Users started per second until all run.
+    "PIPELINE_LOAD_SPAWN_RATE": "20.0",
+    #: TOML file of pass/fail thresholds.
+    "PIPELINE_LOAD_THRESHOLDS": "pipeline/checks/load-thresholds.toml",
+    #: Simulated users of the load test.
+    "PIPELINE_LOAD_USERS": "20",
+    #: Pacing of each user (requests per second); 0 sends as fast as the service answers.
+    "PIPELINE_LOAD_USER_RPS": "10.0",
+    #: Set on every replica to its environment's name, so a scan of all processes finds the
+    #: environment's replicas, including ones started by hand outside Git.
+    "PIPELINE_LOCAL_ENVIRONMENT": None,
+    #: Set by the reconciler on each replica: its name within the environment.
+    "PIPELINE_LOCAL_REPLICA": None,
+    #: Where the local target keeps its environments' records instead of .pipeline/local (tests, CI).
+    "PIPELINE_LOCAL_STATE_DIR": None,
+    #: The job's `needs` context as JSON, set by the GitHub workflow (`${{ toJSON(needs) }}`): the workflow
+    #: job outputs of its direct needs, which win over the artifact copy (`image-tag` is read as image_tag).
+    "PIPELINE_NEEDS": "{}",
+    #: Where `prometheus-<version>.<os>-<arch>.tar.gz` is downloaded from when `prometheus` is not on PATH
+    #: (a mirror, or a test's server).
+    "PIPELINE_PROMETHEUS_RELEASE_URL": "https://github.com/prometheus/prometheus/releases/download/v2.54.1",
+    #: "false" when the run must not push (the workflow sets it for a pull request from a fork, which builds
+    #: and verifies its image only).
+    "PIPELINE_PUSH_IMAGE": "true",
+    #: Set to 0 in up()'s environment to watch drift without healing it.
+    "PIPELINE_RECONCILER_HEAL": "1",
+    #: Set to 0 to skip the report's screenshot (report.png, taken with headless Chromium when it is on PATH).
+    "PIPELINE_REPORT_SCREENSHOT": "1",
+    #: The run this job belongs to, as recorded in pipeline-run.json.
+    "PIPELINE_RUN_ID": "adhoc",
+    #: Where deploy, test and demo bring the service up: `local`, `kind` or `minikube`.
+    "PIPELINE_TARGET": "local",
+}
+
+
+def get(name: str, environ: Mapping[str, str] = os.environ) -> str:
+    """The variable's value, else its default ("" when it has none)."""
+    return environ.get(name, DEFAULTS[name] or "")
