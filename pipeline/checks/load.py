@@ -21,6 +21,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeline import settings
+
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 DEFAULT_THRESHOLDS = Path(__file__).with_name("load-thresholds.toml")
 CSV_PREFIX = "locust"
@@ -31,30 +33,28 @@ STARTUP_AND_REPORT_SECONDS = 60
 PROGRESS_EVERY_SECONDS = 5
 
 
+def _default(name: str) -> str:
+    return settings.DEFAULTS[name] or ""
+
+
 @dataclass(frozen=True)
 class LoadSettings:
-    """How hard and how long to load; CLI args override PIPELINE_LOAD_* variables, which override these."""
+    """How hard and how long to load; CLI args override PIPELINE_LOAD_* variables (pipeline/settings.py)."""
 
-    #: Simulated users of the load test.
-    users: int = 20
-    #: Users started per second until all run.
-    spawn_rate: float = 20.0
-    #: Seconds the load runs.
-    duration_seconds: int = 20
-    #: Pacing of each user (requests per second); 0 sends as fast as the service answers.
-    user_rps: float = 10.0
-    #: Hard cap on requests, whatever the duration.
-    max_requests: int = 100_000
+    users: int = int(_default("PIPELINE_LOAD_USERS"))
+    spawn_rate: float = float(_default("PIPELINE_LOAD_SPAWN_RATE"))
+    duration_seconds: int = int(_default("PIPELINE_LOAD_DURATION"))
+    user_rps: float = float(_default("PIPELINE_LOAD_USER_RPS"))
+    max_requests: int = int(_default("PIPELINE_LOAD_MAX_REQUESTS"))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> LoadSettings:
-        defaults = cls()
         return cls(
-            users=int(environ.get("PIPELINE_LOAD_USERS", defaults.users)),
-            spawn_rate=float(environ.get("PIPELINE_LOAD_SPAWN_RATE", defaults.spawn_rate)),
-            duration_seconds=int(environ.get("PIPELINE_LOAD_DURATION", defaults.duration_seconds)),
-            user_rps=float(environ.get("PIPELINE_LOAD_USER_RPS", defaults.user_rps)),
-            max_requests=int(environ.get("PIPELINE_LOAD_MAX_REQUESTS", defaults.max_requests)),
+            users=int(settings.get("PIPELINE_LOAD_USERS", environ)),
+            spawn_rate=float(settings.get("PIPELINE_LOAD_SPAWN_RATE", environ)),
+            duration_seconds=int(settings.get("PIPELINE_LOAD_DURATION", environ)),
+            user_rps=float(settings.get("PIPELINE_LOAD_USER_RPS", environ)),
+            max_requests=int(settings.get("PIPELINE_LOAD_MAX_REQUESTS", environ)),
         )
 
     def __post_init__(self) -> None:
