@@ -369,10 +369,8 @@ def _install_tool_step(target: str, tool: str, version: str, binary_url: str, ch
 def _download_steps(job: Job, jobs: tuple[Job, ...]) -> str:
     # Locally a job sees every earlier job's folder (test and demo read build's model), so here it
     # downloads the artifacts of all its needs, direct or not.
-    jobs_by_name = {other.name: other for other in jobs}
-    artifacts = [
-        jobs_by_name[need].artifact for need in upstream(jobs, job.name) if jobs_by_name[need].artifact
-    ]
+    needs = set(upstream(jobs, job.name))
+    artifacts = [other.artifact for other in jobs if other.name in needs and other.artifact]
     if job.condition != "always":
         return "".join(_download_step(f"Download {a}", a, f"artifacts/{a}") for a in artifacts)
     # Needs may have failed or been skipped and uploaded nothing: a `name` that does not exist
