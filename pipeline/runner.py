@@ -30,6 +30,7 @@ terminal (EPIPE, EIO) costs the display, never the record or the report.
 
 from __future__ import annotations
 
+import functools
 import graphlib
 import os
 import shutil
@@ -93,11 +94,8 @@ def new_run_id() -> str:
     return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
 
 
-@contextmanager
-def _display_may_fail() -> Iterator[None]:
-    """Run a display update; a terminal that went away (EPIPE, EIO, a closed stream) only loses it."""
-    with suppress(OSError, ValueError):
-        yield
+#: Wraps a display update: a terminal that went away (EPIPE, EIO, a closed stream) only loses it.
+_display_may_fail = functools.partial(suppress, OSError, ValueError)
 
 
 @dataclass
@@ -242,11 +240,15 @@ class Runner:
                 for running in self.running.values():
                     self._kill_group(running.process.pid, signal.SIGKILL)
                     running.process.wait()
-                    running.log.close()
-                    self._scrub(running.job)
+                    self._close(running)
             # A dry run started nothing, so it stops nothing (not a cluster or a --keep environment).
             if self.teardown is not None and not options.keep and not options.dry_run:
-                self._teardown()
+                try:
+                    self.teardown()
+                except (Exception, SystemExit) as error:  # a failed clean-up must not lose the run record
+                    print(
+                        f"clean-up after the run failed: {error}; run `invoke down` to retry", file=sys.stderr
+                    )
             records.finish(self.record, cancelled=self.cancelling, counted=self.to_run)
             self._changed()
         with _display_may_fail():
@@ -307,8 +309,7 @@ class Runner:
             if exit_code is None:
                 continue
             self._kill_group(running.process.pid, signal.SIGKILL)
-            running.log.close()
-            self._scrub(running.job)
+            self._close(running)
             del self.running[name]
             status = running.stop_reason or (Status.SUCCESS if exit_code == 0 else Status.FAILURE)
             entry = self.record["jobs"][name]
@@ -324,8 +325,10 @@ class Runner:
             finished.append(name)
         return finished
 
-    def _scrub(self, job: Job) -> None:
-        """Mask the secrets in what `job` left: its log and its artifact folder (the last pass)."""
+    def _close(self, running: _Running) -> None:
+        """Close the job's log, then mask the secrets in what it left: its log and its artifact folder."""
+        running.log.close()
+        job = running.job
         folders = [self.artifacts_dir / job.artifact] if job.artifact else []
         scrub_tree(self.artifacts_dir / LOGS_DIR / f"{job.name}.log", *folders)
 
@@ -354,14 +357,6 @@ class Runner:
     def _kill_group(pgid: int, signum: signal.Signals) -> None:
         with suppress(ProcessLookupError, PermissionError):  # the group is already gone
             os.killpg(pgid, signum)
-
-    def _teardown(self) -> None:
-        if self.teardown is None:
-            return
-        try:
-            self.teardown()
-        except (Exception, SystemExit) as error:  # a failed clean-up must not lose the run record
-            print(f"clean-up after the run failed: {error}; run `invoke down` to retry", file=sys.stderr)
 
     # --- state changes -------------------------------------------------------------------------
 

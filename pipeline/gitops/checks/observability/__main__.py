@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 from pipeline.gitops.checks import observability
-from pipeline.gitops.checks.observability import check
 from pipeline.gitops.checks.observability.exported_metrics import render_exported_snapshot, scrape_service
 from pipeline.gitops.checks.observability.layout import EXPORTED_METRICS
 from pipeline.gitops.checks.observability.promql import exported_series_names
@@ -31,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {EXPORTED_METRICS}")
         return 0
     metrics_text = args.metrics_file.read_text() if args.metrics_file else None
-    problems = check(repo_root, metrics_text)
+    problems = observability.check(repo_root, metrics_text)
     for problem in problems:
         print(f"observability: {problem}", file=sys.stderr)
     print(f"observability: {'FAILED' if problems else 'ok'} ({len(problems)} problems)")

@@ -87,7 +87,6 @@ def _grafana_password_generated(objects: list[Manifest]) -> list[str]:
     if grafana is None:
         return [*problems, f"{KUSTOMIZATION}: render Deployment/grafana"]
     pod = grafana["spec"]["template"]["spec"]
-    empty_dirs = {v["name"] for v in pod.get("volumes", []) if "emptyDir" in v}
     container = next(c for c in pod["containers"] if c["name"] == "grafana")
     env = {e["name"]: e for e in container.get("env", [])}
     if "GF_SECURITY_ADMIN_PASSWORD" in env:
@@ -96,7 +95,7 @@ def _grafana_password_generated(objects: list[Manifest]) -> list[str]:
         )
     password_file = env.get(GRAFANA_PASSWORD_FILE_ENV, {}).get("value", "")
     mounts = [m for m in container.get("volumeMounts", []) if password_file.startswith(m["mountPath"] + "/")]
-    if not any(m["name"] in empty_dirs for m in mounts):
+    if not any(m["name"] in policy.empty_dirs(pod) for m in mounts):
         problems.append(
             f"Deployment/grafana: set {GRAFANA_PASSWORD_FILE_ENV} to a file in an emptyDir that an init "
             "container fills with a random password"

@@ -49,18 +49,11 @@ def exported_series_names(metrics_text: str) -> set[str]:
 def _selected_names(node: Any) -> Iterator[str | None]:
     """Metric names a PromQL AST selects; None for a selector whose name cannot be known."""
     if isinstance(node, promql_parser.VectorSelector):
-        if node.name:
-            yield node.name
-            return
-        names = [
-            m.value
-            for m in node.matchers.matchers
-            if m.name == "__name__" and m.op == promql_parser.MatchOp.Equal
+        equal = promql_parser.MatchOp.Equal
+        names: list[str | None] = [
+            m.value for m in node.matchers.matchers if m.name == "__name__" and m.op == equal
         ]
-        if names:
-            yield from names
-        else:
-            yield None
+        yield from [node.name] if node.name else names or [None]
     elif isinstance(node, promql_parser.MatrixSelector):
         yield from _selected_names(node.vector_selector)
     elif isinstance(node, promql_parser.Call):
