@@ -27,9 +27,11 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from pipeline import contracts
 from pipeline.artifacts import OUTPUTS_FILE, read_json, write_json_atomic
-from pipeline.contracts import ContractError, LoadSummary, PipelineRun
+from pipeline.contracts import ContractError, JobEntry, LoadSummary, PipelineRun
 from pipeline.graph import JOBS, Job
 from pipeline.status import FAILED, FINISHED, Status
 from pipeline.timestamps import parse, utc_now
@@ -61,37 +63,27 @@ def current_commit(cwd: Path | None = None) -> str:
     return done.stdout.strip()
 
 
-def job_entry(job: Job) -> dict[str, Any]:
-    return {
-        "status": Status.PENDING,
-        "needs": list(job.needs),
-        "artifact": job.artifact,
-        "started_at": None,
-        "finished_at": None,
-        "duration_seconds": None,
-        "exit_code": None,
-        "log": f"logs/{job.name}.log",
-        "outputs": {},
-        "reused": False,
-    }
-
-
 def new_record(
     *, run_id: str, commit: str, target: str, demo_mode: str, parallel: bool, jobs: Iterable[Job]
 ) -> Record:
-    return {
-        "schema_version": contracts.SCHEMA_VERSION,
-        "run_id": run_id,
-        "commit": commit,
-        "target": target,
-        "demo_mode": demo_mode,
-        "parallel": parallel,
-        "started_at": utc_now(),
-        "finished_at": None,
-        "duration_seconds": None,
-        "status": Status.RUNNING,
-        "jobs": {job.name: job_entry(job) for job in jobs},
+    """A running run's record, its jobs pending: a `PipelineRun` as plain data the runner updates."""
+    entries = {
+        job.name: JobEntry(
+            status=Status.PENDING, needs=list(job.needs), artifact=job.artifact, log=f"logs/{job.name}.log"
+        )
+        for job in jobs
     }
+    run = PipelineRun(
+        run_id=run_id,
+        commit=commit,
+        target=target,
+        demo_mode=demo_mode,
+        parallel=parallel,
+        started_at=utc_now(),
+        status=Status.RUNNING,
+        jobs=entries,
+    )
+    return contracts.encode(PipelineRun, run)
 
 
 def run_status(record: Record, *, cancelled: bool = False, counted: Iterable[str] | None = None) -> Status:
@@ -122,7 +114,7 @@ def job_outputs(artifacts_dir: Path, job: Job) -> dict[str, str]:
 def read_record(artifacts_dir: Path) -> Record | None:
     """The last run's record, or None when there is none or it cannot be read (its reason printed)."""
     try:
-        return contracts.to_builtins(contracts.read(artifacts_dir / RECORD_FILE, PipelineRun))
+        return msgspec.to_builtins(contracts.read(artifacts_dir / RECORD_FILE, PipelineRun))
     except FileNotFoundError:
         return None
     except (OSError, ContractError) as error:
@@ -248,7 +240,7 @@ def fetch_previous_load(artifacts_dir: Path, environ: Mapping[str, str]) -> str:
                     continue
                 summary = contracts.decode(bundle.read(LOAD_SUMMARY), LoadSummary)
             previous = artifacts_dir / PREVIOUS_DIR
-            write_json_atomic(previous / LOAD_ARTIFACT / LOAD_SUMMARY, contracts.to_builtins(summary))
+            write_json_atomic(previous / LOAD_ARTIFACT / LOAD_SUMMARY, msgspec.to_builtins(summary))
             write_record(
                 previous,
                 {

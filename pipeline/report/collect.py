@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import msgspec
+
 from pipeline import contracts
 from pipeline.contracts import (
     BuildRecord,
@@ -226,7 +228,7 @@ def load_json(root: Path, relative: str, record: dict[str, Any], contract: type[
     if not path.is_file():
         return Artifact(relative, "missing", problem=_why_missing(relative, record))
     try:
-        return Artifact(relative, "ok", contracts.to_builtins(contracts.read(path, contract)))
+        return Artifact(relative, "ok", msgspec.to_builtins(contracts.read(path, contract)))
     except (OSError, ContractError) as error:
         return Artifact(relative, "broken", problem=f"{relative} is {error}")
 
