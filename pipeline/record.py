@@ -142,6 +142,7 @@ def keep_previous_run(artifacts_dir: Path) -> None:
 # --- GitHub Actions: rebuild the record from the `needs` context -------------------------------
 
 GITHUB_API_ENV = ("GITHUB_API_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID")
+DEFAULT_API_URL = "https://api.github.com"
 #: What the job that makes the load summary uploads, and the file the report compares.
 LOAD_ARTIFACT, LOAD_SUMMARY = KEPT_FROM_PREVIOUS_RUN[1].split("/")
 #: A test-results archive is a few MB (Locust CSVs and HTML); refuse anything absurd.
@@ -152,11 +153,32 @@ def _has_github_api(environ: Mapping[str, str]) -> bool:
     return bool(environ.get("GITHUB_TOKEN")) and all(environ.get(key) for key in GITHUB_API_ENV)
 
 
-def _github_json(environ: Mapping[str, str], path: str, **query: object) -> Any:
-    """GET `path` of the REST API with the job's token; raises OSError or ValueError on failure."""
-    url = f"{environ['GITHUB_API_URL']}{path}" + (f"?{urllib.parse.urlencode(query)}" if query else "")
-    headers = {"Authorization": f"Bearer {environ['GITHUB_TOKEN']}", "Accept": "application/vnd.github+json"}
-    with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=30) as response:
+def github_api(
+    environ: Mapping[str, str],
+    path: str,
+    body: Mapping[str, Any] | None = None,
+    *,
+    method: str = "GET",
+    **query: object,
+) -> Any:
+    """`method` `path` of the REST API at GITHUB_API_URL with the job's token (GITHUB_TOKEN).
+
+    Raises OSError (urllib.error.HTTPError for an answer that is not 2xx) or ValueError on failure.
+    """
+    api_url = (environ.get("GITHUB_API_URL") or DEFAULT_API_URL).rstrip("/")
+    request = urllib.request.Request(
+        f"{api_url}{path}" + (f"?{urllib.parse.urlencode(query)}" if query else ""),
+        method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={
+            "Authorization": f"Bearer {environ['GITHUB_TOKEN']}",
+            "Accept": "application/vnd.github+json",
+            "X-GitHub-Api-Version": "2022-11-28",
+            "Content-Type": "application/json",
+            "User-Agent": "ml-gitops-pipeline",
+        },
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
         return json.load(response)
 
 
@@ -169,7 +191,7 @@ def github_job_timings(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
         f"/attempts/{environ.get('GITHUB_RUN_ATTEMPT', '1')}/jobs"
     )
     try:
-        payload = _github_json(environ, path, per_page=100)
+        payload = github_api(environ, path, per_page=100)
     except (OSError, ValueError) as error:
         print(f"job timings unavailable ({error}); the record has statuses only")
         return {}
@@ -200,11 +222,11 @@ def _download_archive(environ: Mapping[str, str], url: str) -> bytes:
 def _previous_runs(environ: Mapping[str, str]) -> Iterator[tuple[str, dict[str, Any]]]:
     """(branch, run) of this workflow's successful runs in this repository: same branch, then default."""
     repo, run_id = environ["GITHUB_REPOSITORY"], environ["GITHUB_RUN_ID"]
-    workflow_id = _github_json(environ, f"/repos/{repo}/actions/runs/{run_id}")["workflow_id"]
+    workflow_id = github_api(environ, f"/repos/{repo}/actions/runs/{run_id}")["workflow_id"]
     branches = [environ.get("GITHUB_HEAD_REF") or environ.get("GITHUB_REF_NAME")]
-    branches.append(_github_json(environ, f"/repos/{repo}")["default_branch"])
+    branches.append(github_api(environ, f"/repos/{repo}")["default_branch"])
     for branch in dict.fromkeys(branch for branch in branches if branch):
-        runs = _github_json(
+        runs = github_api(
             environ,
             f"/repos/{repo}/actions/workflows/{workflow_id}/runs",
             branch=branch,
@@ -226,7 +248,7 @@ def fetch_previous_load(artifacts_dir: Path, environ: Mapping[str, str]) -> str:
     repo = environ["GITHUB_REPOSITORY"]
     try:
         for branch, run in _previous_runs(environ):
-            listing = _github_json(
+            listing = github_api(
                 environ, f"/repos/{repo}/actions/runs/{run['id']}/artifacts", name=LOAD_ARTIFACT
             )
             live = [artifact for artifact in listing["artifacts"] if not artifact.get("expired")]
