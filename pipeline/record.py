@@ -289,19 +289,17 @@ def record_from_github(
     jobs: Iterable[Job] = JOBS,
 ) -> Record:
     """The run record as seen by `current_job` (running), from its `needs` and the downloaded artifacts."""
-    jobs = tuple(jobs)
+    jobs = [job for job in jobs if job.name in needs or job.name == current_job]
     record = new_record(
         run_id=environ.get("PIPELINE_RUN_ID") or environ.get("GITHUB_RUN_ID", "github"),
         commit=environ.get("GITHUB_SHA", "unknown"),
         target=environ.get("PIPELINE_TARGET", "local"),
         demo_mode=environ.get("PIPELINE_DEMO_MODE", "full"),
         parallel=True,
-        jobs=[job for job in jobs if job.name in needs or job.name == current_job],
+        jobs=jobs,
     )
     for job in jobs:
-        entry = record["jobs"].get(job.name)
-        if entry is None:
-            continue
+        entry = record["jobs"][job.name]
         timing = timings.get(job.name, {})
         if job.name == current_job:
             entry.update(status=Status.RUNNING, started_at=timing.get("started_at") or utc_now())
