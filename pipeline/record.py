@@ -27,8 +27,6 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import msgspec
-
 from pipeline import contracts
 from pipeline.artifacts import OUTPUTS_FILE, read_json, write_json_atomic
 from pipeline.contracts import ContractError, JobEntry, LoadSummary, PipelineRun
@@ -114,7 +112,7 @@ def job_outputs(artifacts_dir: Path, job: Job) -> dict[str, str]:
 def read_record(artifacts_dir: Path) -> Record | None:
     """The last run's record, or None when there is none or it cannot be read (its reason printed)."""
     try:
-        return msgspec.to_builtins(contracts.read(artifacts_dir / RECORD_FILE, PipelineRun))
+        return contracts.encode(PipelineRun, contracts.read(artifacts_dir / RECORD_FILE, PipelineRun))
     except FileNotFoundError:
         return None
     except (OSError, ContractError) as error:
@@ -262,7 +260,7 @@ def fetch_previous_load(artifacts_dir: Path, environ: Mapping[str, str]) -> str:
                     continue
                 summary = contracts.decode(bundle.read(LOAD_SUMMARY), LoadSummary)
             previous = artifacts_dir / PREVIOUS_DIR
-            write_json_atomic(previous / LOAD_ARTIFACT / LOAD_SUMMARY, msgspec.to_builtins(summary))
+            write_json_atomic(previous / LOAD_ARTIFACT / LOAD_SUMMARY, contracts.encode(LoadSummary, summary))
             write_record(
                 previous,
                 {
