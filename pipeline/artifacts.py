@@ -52,9 +52,7 @@ def write_outputs(job: str, outputs: dict[str, str], context: RunContext | None 
 
     path = job_dir(job, context) / OUTPUTS_FILE
     merged = {**(read_json(path) or {}), **outputs}
-    write_json_atomic(
-        path, contracts.encode(contracts.OUTPUTS[job], merged) if job in contracts.OUTPUTS else merged
-    )
+    write_json_atomic(path, contracts.encode(contracts.OUTPUTS[job], merged))
     github_output = os.environ.get("GITHUB_OUTPUT")
     if github_output:
         with open(github_output, "a") as handle:

@@ -58,17 +58,12 @@ def read(path: Path, model: type[C]) -> C:
     return decode(path.read_bytes(), model)
 
 
-def to_builtins(value: msgspec.Struct) -> dict[str, Any]:
-    """A model as plain JSON data: what is written, and what the report's templates read."""
-    return msgspec.to_builtins(value)
-
-
 def encode(model: type[S], data: S | Mapping[str, Any]) -> dict[str, Any]:
     """`data` (a `model`, or a mapping of its fields) checked and versioned, ready to write as JSON.
 
     Raises msgspec.ValidationError naming the field a producer got wrong.
     """
-    return to_builtins(data if isinstance(data, model) else msgspec.convert(data, model))
+    return msgspec.to_builtins(data if isinstance(data, model) else msgspec.convert(data, model))
 
 
 # --- outputs.json ------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from typing import Any
 
 from pipeline import contracts, settings
 from pipeline.artifacts import OUTPUTS_FILE, read_json, write_json_atomic
-from pipeline.contracts import ContractError, LoadSummary, PipelineRun
+from pipeline.contracts import ContractError, JobEntry, LoadSummary, PipelineRun
 from pipeline.graph import JOBS, Job
 from pipeline.status import FAILED, FINISHED, Status
 from pipeline.timestamps import parse, utc_now
@@ -61,37 +61,27 @@ def current_commit(cwd: Path | None = None) -> str:
     return done.stdout.strip()
 
 
-def job_entry(job: Job) -> dict[str, Any]:
-    return {
-        "status": Status.PENDING,
-        "needs": list(job.needs),
-        "artifact": job.artifact,
-        "started_at": None,
-        "finished_at": None,
-        "duration_seconds": None,
-        "exit_code": None,
-        "log": f"logs/{job.name}.log",
-        "outputs": {},
-        "reused": False,
-    }
-
-
 def new_record(
     *, run_id: str, commit: str, target: str, demo_mode: str, parallel: bool, jobs: Iterable[Job]
 ) -> Record:
-    return {
-        "schema_version": contracts.SCHEMA_VERSION,
-        "run_id": run_id,
-        "commit": commit,
-        "target": target,
-        "demo_mode": demo_mode,
-        "parallel": parallel,
-        "started_at": utc_now(),
-        "finished_at": None,
-        "duration_seconds": None,
-        "status": Status.RUNNING,
-        "jobs": {job.name: job_entry(job) for job in jobs},
+    """A running run's record, its jobs pending: a `PipelineRun` as plain data the runner updates."""
+    entries = {
+        job.name: JobEntry(
+            status=Status.PENDING, needs=list(job.needs), artifact=job.artifact, log=f"logs/{job.name}.log"
+        )
+        for job in jobs
     }
+    run = PipelineRun(
+        run_id=run_id,
+        commit=commit,
+        target=target,
+        demo_mode=demo_mode,
+        parallel=parallel,
+        started_at=utc_now(),
+        status=Status.RUNNING,
+        jobs=entries,
+    )
+    return contracts.encode(PipelineRun, run)
 
 
 def run_status(record: Record, *, cancelled: bool = False, counted: Iterable[str] | None = None) -> Status:
@@ -122,7 +112,7 @@ def job_outputs(artifacts_dir: Path, job: Job) -> dict[str, str]:
 def read_record(artifacts_dir: Path) -> Record | None:
     """The last run's record, or None when there is none or it cannot be read (its reason printed)."""
     try:
-        return contracts.to_builtins(contracts.read(artifacts_dir / RECORD_FILE, PipelineRun))
+        return contracts.encode(PipelineRun, contracts.read(artifacts_dir / RECORD_FILE, PipelineRun))
     except FileNotFoundError:
         return None
     except (OSError, ContractError) as error:
@@ -150,6 +140,7 @@ def keep_previous_run(artifacts_dir: Path) -> None:
 # --- GitHub Actions: rebuild the record from the `needs` context -------------------------------
 
 GITHUB_API_ENV = ("GITHUB_API_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID")
+DEFAULT_API_URL = "https://api.github.com"
 #: What the job that makes the load summary uploads, and the file the report compares.
 LOAD_ARTIFACT, LOAD_SUMMARY = KEPT_FROM_PREVIOUS_RUN[1].split("/")
 #: A test-results archive is a few MB (Locust CSVs and HTML); refuse anything absurd.
@@ -160,11 +151,32 @@ def _has_github_api(environ: Mapping[str, str]) -> bool:
     return bool(environ.get("GITHUB_TOKEN")) and all(environ.get(key) for key in GITHUB_API_ENV)
 
 
-def _github_json(environ: Mapping[str, str], path: str, **query: object) -> Any:
-    """GET `path` of the REST API with the job's token; raises OSError or ValueError on failure."""
-    url = f"{environ['GITHUB_API_URL']}{path}" + (f"?{urllib.parse.urlencode(query)}" if query else "")
-    headers = {"Authorization": f"Bearer {environ['GITHUB_TOKEN']}", "Accept": "application/vnd.github+json"}
-    with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=30) as response:
+def github_api(
+    environ: Mapping[str, str],
+    path: str,
+    body: Mapping[str, Any] | None = None,
+    *,
+    method: str = "GET",
+    **query: object,
+) -> Any:
+    """`method` `path` of the REST API at GITHUB_API_URL with the job's token (GITHUB_TOKEN).
+
+    Raises OSError (urllib.error.HTTPError for an answer that is not 2xx) or ValueError on failure.
+    """
+    api_url = (environ.get("GITHUB_API_URL") or DEFAULT_API_URL).rstrip("/")
+    request = urllib.request.Request(
+        f"{api_url}{path}" + (f"?{urllib.parse.urlencode(query)}" if query else ""),
+        method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={
+            "Authorization": f"Bearer {environ['GITHUB_TOKEN']}",
+            "Accept": "application/vnd.github+json",
+            "X-GitHub-Api-Version": "2022-11-28",
+            "Content-Type": "application/json",
+            "User-Agent": "ml-gitops-pipeline",
+        },
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
         return json.load(response)
 
 
@@ -177,7 +189,7 @@ def github_job_timings(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
         f"/attempts/{environ.get('GITHUB_RUN_ATTEMPT', '1')}/jobs"
     )
     try:
-        payload = _github_json(environ, path, per_page=100)
+        payload = github_api(environ, path, per_page=100)
     except (OSError, ValueError) as error:
         print(f"job timings unavailable ({error}); the record has statuses only")
         return {}
@@ -208,11 +220,11 @@ def _download_archive(environ: Mapping[str, str], url: str) -> bytes:
 def _previous_runs(environ: Mapping[str, str]) -> Iterator[tuple[str, dict[str, Any]]]:
     """(branch, run) of this workflow's successful runs in this repository: same branch, then default."""
     repo, run_id = environ["GITHUB_REPOSITORY"], environ["GITHUB_RUN_ID"]
-    workflow_id = _github_json(environ, f"/repos/{repo}/actions/runs/{run_id}")["workflow_id"]
+    workflow_id = github_api(environ, f"/repos/{repo}/actions/runs/{run_id}")["workflow_id"]
     branches = [environ.get("GITHUB_HEAD_REF") or environ.get("GITHUB_REF_NAME")]
-    branches.append(_github_json(environ, f"/repos/{repo}")["default_branch"])
+    branches.append(github_api(environ, f"/repos/{repo}")["default_branch"])
     for branch in dict.fromkeys(branch for branch in branches if branch):
-        runs = _github_json(
+        runs = github_api(
             environ,
             f"/repos/{repo}/actions/workflows/{workflow_id}/runs",
             branch=branch,
@@ -234,7 +246,7 @@ def fetch_previous_load(artifacts_dir: Path, environ: Mapping[str, str]) -> str:
     repo = environ["GITHUB_REPOSITORY"]
     try:
         for branch, run in _previous_runs(environ):
-            listing = _github_json(
+            listing = github_api(
                 environ, f"/repos/{repo}/actions/runs/{run['id']}/artifacts", name=LOAD_ARTIFACT
             )
             live = [artifact for artifact in listing["artifacts"] if not artifact.get("expired")]
@@ -248,7 +260,7 @@ def fetch_previous_load(artifacts_dir: Path, environ: Mapping[str, str]) -> str:
                     continue
                 summary = contracts.decode(bundle.read(LOAD_SUMMARY), LoadSummary)
             previous = artifacts_dir / PREVIOUS_DIR
-            write_json_atomic(previous / LOAD_ARTIFACT / LOAD_SUMMARY, contracts.to_builtins(summary))
+            write_json_atomic(previous / LOAD_ARTIFACT / LOAD_SUMMARY, contracts.encode(LoadSummary, summary))
             write_record(
                 previous,
                 {
@@ -275,19 +287,17 @@ def record_from_github(
     jobs: Iterable[Job] = JOBS,
 ) -> Record:
     """The run record as seen by `current_job` (running), from its `needs` and the downloaded artifacts."""
-    jobs = tuple(jobs)
+    jobs = [job for job in jobs if job.name in needs or job.name == current_job]
     record = new_record(
         run_id=environ.get("PIPELINE_RUN_ID") or environ.get("GITHUB_RUN_ID", "github"),
         commit=environ.get("GITHUB_SHA", "unknown"),
         target=settings.get("PIPELINE_TARGET", environ),
         demo_mode=settings.get("PIPELINE_DEMO_MODE", environ),
         parallel=True,
-        jobs=[job for job in jobs if job.name in needs or job.name == current_job],
+        jobs=jobs,
     )
     for job in jobs:
-        entry = record["jobs"].get(job.name)
-        if entry is None:
-            continue
+        entry = record["jobs"][job.name]
         timing = timings.get(job.name, {})
         if job.name == current_job:
             entry.update(status=Status.RUNNING, started_at=timing.get("started_at") or utc_now())

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+
+import msgspec
 
 from pipeline import contracts
 from pipeline.contracts import (
@@ -30,7 +32,7 @@ from pipeline.contracts import (
 from pipeline.graph import JOBS, JOBS_BY_NAME, Job
 from pipeline.record import PREVIOUS_DIR, RECORD_FILE, run_status
 from pipeline.report.formats import elapsed, moment
-from pipeline.scrub import mask, mask_text
+from pipeline.scrub import mask_text
 from pipeline.status import FAILED, NOT_RUN, UNKNOWN
 from pipeline.timestamps import utc_now
 
@@ -72,7 +74,6 @@ class JobRow:
     exit_code: int | None
     log: str | None  # relative path when the log file exists
     artifact: str | None  # the job's artifact folder when it exists
-    outputs: dict[str, str]
     log_tail: str  # the end of the log of a job that failed, else ""
     #: Kept from an earlier run (`invoke pipeline --only/--rerun-failed`): it finished before this run began.
     reused: bool
@@ -156,8 +157,8 @@ class Report:
     timeline: Artifact
     previous_load: Artifact
     comparison: LoadComparison | None
-    raw_files: list[RawFile] = field(default_factory=list)
-    security_scan: Artifact | None = None
+    raw_files: list[RawFile]
+    security_scan: Artifact
 
     @property
     def run(self) -> dict[str, Any]:
@@ -199,7 +200,7 @@ class Report:
     @property
     def wall_seconds(self) -> float | None:
         """The run's wall time: the record's, or (while the report itself runs) up to the last finish."""
-        if _is_number(self.run.get("duration_seconds")):
+        if self.run.get("duration_seconds") is not None:
             return self.run["duration_seconds"]
         finishes = {
             f: when for job in self.jobs if (f := job.finished_at) and (when := moment(f)) is not None
@@ -211,18 +212,13 @@ class Report:
         return self.run.get("finished_at") is not None
 
 
-def _producer(relative: str) -> Job | None:
-    folder = relative.split("/", 1)[0]
-    return next((job for job in JOBS if job.artifact == folder), None)
-
-
 def _why_missing(relative: str, record: dict[str, Any]) -> str:
-    job = _producer(relative)
+    folder = relative.split("/", 1)[0]
+    job = next((job for job in JOBS if job.artifact == folder), None)
     if job is None:
         return f"{relative} is missing"
-    entry = (record.get("jobs") or {}).get(job.name)
-    status = entry.get("status") if isinstance(entry, dict) else None
-    ran = f"job {job.name} ended {status}" if status else f"job {job.name} did not report"
+    entry = record.get("jobs", {}).get(job.name)
+    ran = f"job {job.name} ended {entry['status']}" if entry else f"job {job.name} did not report"
     return f"{relative} is missing ({ran})"
 
 
@@ -232,17 +228,9 @@ def load_json(root: Path, relative: str, record: dict[str, Any], contract: type[
     if not path.is_file():
         return Artifact(relative, "missing", problem=_why_missing(relative, record))
     try:
-        return Artifact(relative, "ok", contracts.to_builtins(contracts.read(path, contract)))
+        return Artifact(relative, "ok", msgspec.to_builtins(contracts.read(path, contract)))
     except (OSError, ContractError) as error:
         return Artifact(relative, "broken", problem=f"{relative} is {error}")
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
 
 
 def _number(value: Any, default: float = 0.0) -> float:
@@ -317,31 +305,29 @@ def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
 
 
 def job_rows(root: Path, record: dict[str, Any], jobs: Iterable[Job] = JOBS) -> list[JobRow]:
-    """One row per job of the graph, in graph order, with what the run record says about it."""
-    entries = record.get("jobs", {}) if isinstance(record.get("jobs"), dict) else {}
+    """One row per job of the graph, in graph order, with what the run record says about it.
+
+    `record` is a `PipelineRun` as plain data, or {} when there is none.
+    """
     rows = []
     for job in jobs:
-        entry = entries.get(job.name)
-        entry = entry if isinstance(entry, dict) else {}
+        entry = record.get("jobs", {}).get(job.name) or {}
         log = entry.get("log")
-        log = log if isinstance(log, str) and (root / log).is_file() else None
-        status = str(entry.get("status") or (NOT_RUN if record else UNKNOWN))
+        log = log if log and (root / log).is_file() else None
+        status = entry.get("status") or (NOT_RUN if record else UNKNOWN)
         rows.append(
             JobRow(
                 name=job.name,
                 status=status,
                 needs=job.needs,
-                started_at=_text(entry.get("started_at")),
-                finished_at=_text(entry.get("finished_at")),
-                duration_seconds=entry["duration_seconds"]
-                if _is_number(entry.get("duration_seconds"))
-                else None,
-                exit_code=entry["exit_code"] if isinstance(entry.get("exit_code"), int) else None,
+                started_at=entry.get("started_at") or None,
+                finished_at=entry.get("finished_at") or None,
+                duration_seconds=entry.get("duration_seconds"),
+                exit_code=entry.get("exit_code"),
                 log=log,
                 artifact=job.artifact if job.artifact and (root / job.artifact).is_dir() else None,
-                outputs=mask(entry["outputs"] if isinstance(entry.get("outputs"), dict) else {}),
                 log_tail=_tail(root / log) if log and status in FAILED else "",
-                reused=entry.get("reused") is True,
+                reused=entry.get("reused", False),
             )
         )
     return rows
@@ -353,12 +339,8 @@ def compare_load(current: Artifact, previous: Artifact, previous_record: Artifac
         return None
     now, before = current.data, previous.data
 
-    def figure(data: dict[str, Any], key: str) -> float | None:
-        value = data.get(key)
-        return float(value) if isinstance(value, int | float) else None
-
     def change(label: str, key: str, unit: str, regressed: Callable[[float, float], bool]) -> Change:
-        old, new = figure(before, key), figure(now, key)
+        old, new = before[key], now[key]
         hit = old is not None and new is not None and bool(regressed(old, new))
         return Change(label, key, unit, old, new, hit)
 
@@ -382,21 +364,19 @@ def compare_load(current: Artifact, previous: Artifact, previous_record: Artifac
         previous_run_id=record.get("run_id"),
         previous_commit=record.get("commit"),
         changes=changes,
-        same_shape=all(before.get(key) == now.get(key) for key in ("users", "duration_seconds")),
+        same_shape=all(before[key] == now[key] for key in ("users", "duration_seconds")),
     )
 
 
 def raw_files(root: Path) -> list[RawFile]:
     """Every artifact file other than the report's own and hidden ones, for the links section."""
-    files = []
-    for path in sorted(root.rglob("*")):
-        relative = path.relative_to(root)
-        if not path.is_file() or relative.parts[0] == REPORT_DIR:
-            continue
-        if any(part.startswith(".") for part in relative.parts):
-            continue
-        files.append(RawFile(relative.as_posix(), path.stat().st_size))
-    return files
+    return [
+        RawFile(relative.as_posix(), path.stat().st_size)
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+        and (relative := path.relative_to(root)).parts[0] != REPORT_DIR
+        and not any(part.startswith(".") for part in relative.parts)
+    ]
 
 
 def collect(root: Path, now: str | None = None) -> Report:

@@ -4,28 +4,26 @@ The comment is found again on the next run by a hidden marker and edited in plac
 one report comment, always the latest. Only a comment the workflow's own identity wrote is ours:
 anyone can post the marker, and editing their comment would put our report under their name (or
 fail on a token that may not edit it). Everything goes through the REST API at GITHUB_API_URL
-(GitHub Enterprise works too) with GITHUB_TOKEN; without a token, or on a fork's read-only token,
-it says what it skipped and the job goes on.
+(GitHub Enterprise works too) with GITHUB_TOKEN, by `pipeline.record.github_api`; without a token,
+or on a fork's read-only token, it says what it skipped and the job goes on.
 """
 
 from __future__ import annotations
 
 import json
 import urllib.error
-import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from pipeline.record import github_api
 from pipeline.scrub import mask_text
 
 MARKER = "<!-- ml-gitops-pipeline:report -->"
 #: Who posts with the workflow's GITHUB_TOKEN, as the REST API names it (`user.login`, `user.type`).
 BOT_LOGIN = "github-actions[bot]"
 BOT_TYPE = "Bot"
-DEFAULT_API_URL = "https://api.github.com"
 PAGE_SIZE = 100
-TIMEOUT_SECONDS = 30
 
 
 def with_run_link(markdown: str, environ: Mapping[str, str]) -> str:
@@ -72,56 +70,30 @@ def pull_request_number(environ: Mapping[str, str]) -> int | None:
     return number if isinstance(number, int) else None
 
 
-class GitHubApi:
-    """The few REST calls the comment needs."""
+def find_comment(environ: Mapping[str, str], number: int) -> dict[str, Any] | None:
+    """Our earlier report comment on the PR (the first of ours), paging through them all."""
+    path = f"/repos/{environ['GITHUB_REPOSITORY']}/issues/{number}/comments"
+    page = 1
+    while True:
+        comments = github_api(environ, path, per_page=PAGE_SIZE, page=page)
+        for comment in comments:
+            if is_our_comment(comment):
+                return comment
+        if len(comments) < PAGE_SIZE:
+            return None
+        page += 1
 
-    def __init__(self, api_url: str, token: str, repository: str) -> None:
-        self.api_url = api_url.rstrip("/")
-        self.token = token
-        self.repository = repository
 
-    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        request = urllib.request.Request(
-            f"{self.api_url}{path}",
-            method=method,
-            data=None if body is None else json.dumps(body).encode(),
-            headers={
-                "Authorization": f"Bearer {self.token}",
-                "Accept": "application/vnd.github+json",
-                "X-GitHub-Api-Version": "2022-11-28",
-                "Content-Type": "application/json",
-                "User-Agent": "ml-gitops-pipeline-report",
-            },
-        )
-        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:
-            return json.load(response)
-
-    def find_comment(self, number: int) -> dict[str, Any] | None:
-        """Our earlier report comment on the PR (the first of ours), paging through them all."""
-        page = 1
-        while True:
-            comments = self.call(
-                "GET", f"/repos/{self.repository}/issues/{number}/comments?per_page={PAGE_SIZE}&page={page}"
-            )
-            for comment in comments:
-                if is_our_comment(comment):
-                    return comment
-            if len(comments) < PAGE_SIZE:
-                return None
-            page += 1
-
-    def upsert_comment(self, number: int, markdown: str) -> tuple[str, dict[str, Any]]:
-        """Create the report comment, or edit ours in place; returns ("created"|"updated", comment)."""
-        body = f"{MARKER}\n{mask_text(markdown)}"  # the last check before it leaves the run
-        existing = self.find_comment(number)
-        if existing is None:
-            return "created", self.call(
-                "POST", f"/repos/{self.repository}/issues/{number}/comments", {"body": body}
-            )
-        comment = self.call(
-            "PATCH", f"/repos/{self.repository}/issues/comments/{existing['id']}", {"body": body}
-        )
-        return "updated", comment
+def upsert_comment(environ: Mapping[str, str], number: int, markdown: str) -> tuple[str, dict[str, Any]]:
+    """Create the report comment, or edit ours in place; returns ("created"|"updated", comment)."""
+    body = {"body": f"{MARKER}\n{mask_text(markdown)}"}  # the last check before it leaves the run
+    repository = environ["GITHUB_REPOSITORY"]
+    existing = find_comment(environ, number)
+    if existing is None:
+        path = f"/repos/{repository}/issues/{number}/comments"
+        return "created", github_api(environ, path, body, method="POST")
+    path = f"/repos/{repository}/issues/comments/{existing['id']}"
+    return "updated", github_api(environ, path, body, method="PATCH")
 
 
 def comment_on_pull_request(markdown: str, environ: Mapping[str, str]) -> str:
@@ -129,14 +101,11 @@ def comment_on_pull_request(markdown: str, environ: Mapping[str, str]) -> str:
     number = pull_request_number(environ)
     if number is None:
         return "not a pull request run: no PR comment"
-    token, repository = environ.get("GITHUB_TOKEN"), environ.get("GITHUB_REPOSITORY")
-    if not token:
-        return f"GITHUB_TOKEN is not set: skipped the comment on PR #{number}"
-    if not repository:
-        return f"GITHUB_REPOSITORY is not set: skipped the comment on PR #{number}"
-    api = GitHubApi(environ.get("GITHUB_API_URL") or DEFAULT_API_URL, token, repository)
+    for needed in ("GITHUB_TOKEN", "GITHUB_REPOSITORY"):
+        if not environ.get(needed):
+            return f"{needed} is not set: skipped the comment on PR #{number}"
     try:
-        action, comment = api.upsert_comment(number, markdown)
+        action, comment = upsert_comment(environ, number, markdown)
     except urllib.error.HTTPError as error:
         hint = (
             " (a fork's token cannot write; the step summary has the report)"

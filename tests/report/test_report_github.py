@@ -182,6 +182,10 @@ def actions_environ(fake: FakeGitHub, tmp_path: Path, **extra: str) -> dict[str,
     }
 
 
+def api_environ(fake: FakeGitHub) -> dict[str, str]:
+    return {"GITHUB_API_URL": fake.url, "GITHUB_TOKEN": TOKEN, "GITHUB_REPOSITORY": REPOSITORY}
+
+
 def test_step_summary_gets_the_markdown_report_appended(artifacts: Path, tmp_path: Path) -> None:
     summary = tmp_path / "step-summary.md"
     summary.write_text("# earlier step\n")
@@ -228,8 +232,7 @@ def test_our_comment_is_found_beyond_the_first_page(fake_github: FakeGitHub) -> 
     for index in range(github.PAGE_SIZE + 20):
         fake_github.add_comment(PR, f"chatter {index}")
     ours = fake_github.add_comment(PR, f"{github.MARKER}\nold report", user="github-actions[bot]")
-    api = github.GitHubApi(fake_github.url, TOKEN, REPOSITORY)
-    action, comment = api.upsert_comment(PR, "new report")
+    action, comment = github.upsert_comment(api_environ(fake_github), PR, "new report")
     assert (action, comment["id"]) == ("updated", ours["id"])
     assert ours["body"] == f"{github.MARKER}\nnew report"
     pages = [path for method, path, _ in fake_github.requests if method == "GET"]
@@ -270,8 +273,7 @@ def test_a_marker_posted_by_someone_else_is_never_edited(fake_github: FakeGitHub
         PR, f"{github.MARKER}\nme too", user="github-actions[bot]", user_type="User"
     )
     other_bot = fake_github.add_comment(PR, f"{github.MARKER}\nanother app", user="renovate[bot]")
-    api = github.GitHubApi(fake_github.url, TOKEN, REPOSITORY)
-    action, comment = api.upsert_comment(PR, "the report")
+    action, comment = github.upsert_comment(api_environ(fake_github), PR, "the report")
     assert action == "created"
     assert comment["id"] not in (mallory["id"], lookalike["id"], other_bot["id"])
     assert [c["body"] for c in (mallory, lookalike, other_bot)] == [
@@ -280,5 +282,5 @@ def test_a_marker_posted_by_someone_else_is_never_edited(fake_github: FakeGitHub
         f"{github.MARKER}\nanother app",
     ]
     assert [method for method, _, _ in fake_github.requests] == ["GET", "POST"]
-    again, edited = api.upsert_comment(PR, "the next report")
+    again, edited = github.upsert_comment(api_environ(fake_github), PR, "the next report")
     assert (again, edited["id"]) == ("updated", comment["id"])
