@@ -54,6 +54,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -164,7 +165,10 @@ class Reconciler:
         self.stopping = False
         self.probes = ThreadPoolExecutor(max_workers=8, thread_name_prefix="probe")
         (state_dir / layout.REPLICA_LOGS).mkdir(exist_ok=True)
-        self.endpoint_hold = self._hold_endpoint_port()
+        # The shared endpoint port, reserved: bound with SO_REUSEPORT, never listening.
+        self.endpoint_hold = socket.socket()
+        self.endpoint_hold.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        self.endpoint_hold.bind(("127.0.0.1", self.state["endpoint_port"]))
         # Signals write to `wakeup` (kept open here), which wakes the selector in sleep().
         self.selector, self.wakeup = self._install_signals()
 
@@ -277,15 +281,9 @@ class Reconciler:
                 self.last_crash = exited
                 self.next_start_at = time.monotonic() + min(MAX_BACKOFF, 0.5 * 2 ** (self.crash_failures - 1))
             self.event("replica-exited", **exited)
-        labelled = {}
-        for process in psutil.process_iter(["pid", "ppid", "environ", "status", "create_time"]):
-            environ = process.info["environ"] or {}
-            ours = environ.get(layout.ENVIRONMENT_LABEL) == self.environment_id
-            if ours and process.info["status"] != psutil.STATUS_ZOMBIE:
-                labelled[process.pid] = (process, environ)
-        for pid, (process, environ) in labelled.items():
-            if pid in self.replicas or process.info["ppid"] in labelled:
-                continue  # known, or a worker process of a replica
+        for pid, (process, environ) in replica_processes(self.environment_id).items():
+            if pid in self.replicas:
+                continue
             replica = Replica(
                 name=environ.get(layout.REPLICA_LABEL, f"unlabelled-{pid}"),
                 process=process,
@@ -296,14 +294,9 @@ class Reconciler:
             )
             self.replicas[pid] = replica
             self.event("replica-found", replica=replica.name, pid=pid, detail="not started by the reconciler")
-        self._probe_all()
-
-    def _probe_all(self) -> None:
-        desired = self.desired
-        if desired is None:
-            return
-        live = [r for r in self.replicas.values() if r.stopping_since is None]
-        list(self.probes.map(lambda replica: self._probe(replica, desired), live))
+        if (desired := self.desired) is not None:
+            live = [r for r in self.replicas.values() if r.stopping_since is None]
+            list(self.probes.map(lambda replica: self._probe(replica, desired), live))
 
     def _probe(self, replica: Replica, desired: DesiredState) -> None:
         now = time.monotonic()
@@ -382,21 +375,17 @@ class Reconciler:
     def start(self, desired: DesiredState, *, reason: str) -> str:
         name = f"{DEPLOYMENT}-{desired.template_hash[:5]}-{secrets.token_hex(3)[:5]}"
         port = free_port()
-        env = {key: os.environ[key] for key in PASSTHROUGH_VARIABLES if key in os.environ}
-        env |= desired.env | {
+        own = {
             PORT_VARIABLE: str(port),
             layout.ENVIRONMENT_LABEL: self.environment_id,
             layout.REPLICA_LABEL: name,
         }
-        with open(self.state_dir / layout.REPLICA_LOGS / f"{name}.log", "ab") as log:
-            popen = psutil.Popen(
-                list(desired.argv),
-                env=env,
-                cwd=self.state_dir,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        popen = start_logged(
+            list(desired.argv),
+            self.state_dir / layout.REPLICA_LOGS / f"{name}.log",
+            cwd=self.state_dir,
+            env=_passthrough_environ() | desired.env | own,
+        )
         self.replicas[popen.pid] = Replica(
             name=name,
             process=popen,
@@ -462,21 +451,18 @@ class Reconciler:
 
     def _start_prometheus(self, config: dict) -> None:
         self.prometheus_started = time.monotonic()
-        with open(self.state_dir / layout.PROMETHEUS_LOG, "ab") as log:
-            self.prometheus = psutil.Popen(
-                [
-                    config["program"],
-                    f"--config.file={layout.PROMETHEUS_CONFIG}",
-                    f"--storage.tsdb.path={self.state_dir / layout.PROMETHEUS_DATA}",
-                    f"--web.listen-address=127.0.0.1:{config['port']}",
-                    "--log.level=warn",
-                ],
-                cwd=self.state_dir / layout.PROMETHEUS,
-                env={key: os.environ[key] for key in PASSTHROUGH_VARIABLES if key in os.environ},
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        self.prometheus = start_logged(
+            [
+                config["program"],
+                f"--config.file={layout.PROMETHEUS_CONFIG}",
+                f"--storage.tsdb.path={self.state_dir / layout.PROMETHEUS_DATA}",
+                f"--web.listen-address=127.0.0.1:{config['port']}",
+                "--log.level=warn",
+            ],
+            self.state_dir / layout.PROMETHEUS_LOG,
+            cwd=self.state_dir / layout.PROMETHEUS,
+            env=_passthrough_environ(),
+        )
         self.event("prometheus-start", pid=self.prometheus.pid, url=config["url"])
 
     # -- records -----------------------------------------------------------------------------
@@ -533,13 +519,6 @@ class Reconciler:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def _hold_endpoint_port(self) -> socket.socket:
-        """Reserve the shared endpoint port: bound with SO_REUSEPORT, never listening."""
-        hold = socket.socket()
-        hold.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        hold.bind(("127.0.0.1", self.state["endpoint_port"]))
-        return hold
-
     def _install_signals(self) -> tuple[selectors.BaseSelector, socket.socket]:
         receive, send = socket.socketpair()
         receive.setblocking(False)
@@ -586,6 +565,36 @@ class Reconciler:
         )
         self.event("reconciler-stopped", killed_after_grace=[p.pid for p in alive])
         self.probes.shutdown(wait=False)
+
+
+def labelled_processes(environment_id: str) -> dict[int, tuple[psutil.Process, dict[str, str]]]:
+    """Every live process labelled with `environment_id`, whoever started it, with its environment."""
+    labelled = {}
+    for process in psutil.process_iter(["ppid", "environ", "status", "create_time"]):
+        environ = process.info["environ"] or {}
+        if environ.get(layout.ENVIRONMENT_LABEL) == environment_id and process.info["status"] != (
+            psutil.STATUS_ZOMBIE
+        ):
+            labelled[process.pid] = (process, environ)
+    return labelled
+
+
+def replica_processes(environment_id: str) -> dict[int, tuple[psutil.Process, dict[str, str]]]:
+    """The labelled processes less a replica's workers, which inherit its label."""
+    labelled = labelled_processes(environment_id)
+    return {pid: found for pid, found in labelled.items() if found[0].info["ppid"] not in labelled}
+
+
+def start_logged(argv: list[str], log: Path, **options: Any) -> psutil.Popen:
+    """Start `argv` without stdin, its output appended to `log`."""
+    with open(log, "ab") as output:
+        return psutil.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT, **options
+        )
+
+
+def _passthrough_environ() -> dict[str, str]:
+    return {key: os.environ[key] for key in PASSTHROUGH_VARIABLES if key in os.environ}
 
 
 def _http_ok(url: str) -> bool:
