@@ -95,10 +95,9 @@ PROMETHEUS_RESTART_DELAY = 5.0
 @dataclass
 class Replica:
     name: str
+    #: A psutil.Popen for replicas this reconciler started (and must reap).
     process: psutil.Process
     port: int
-    #: Set for replicas this reconciler started (and must reap); None for ones started elsewhere.
-    popen: psutil.Popen | None
     started_monotonic: float
     started_at: str
     started: bool = False
@@ -114,8 +113,8 @@ class Replica:
         return f"http://127.0.0.1:{self.port}"
 
     def alive(self) -> bool:
-        if self.popen is not None:
-            return self.popen.poll() is None
+        if isinstance(self.process, psutil.Popen):
+            return self.process.poll() is None
         try:
             return self.process.is_running() and self.process.status() != psutil.STATUS_ZOMBIE
         except psutil.NoSuchProcess:
@@ -132,7 +131,9 @@ class Replica:
             "git_config": not self.differences,
             "differences": self.differences,
             "started_at": self.started_at,
-            "started_by": "reconciler" if self.popen is not None else "outside the reconciler",
+            "started_by": "reconciler"
+            if isinstance(self.process, psutil.Popen)
+            else "outside the reconciler",
             "terminating": self.stopping_since is not None,
         }
 
@@ -141,9 +142,6 @@ class Reconciler:
     def __init__(self, state_dir: Path) -> None:
         self.state_dir = state_dir
         self.state = json.loads((state_dir / layout.STATE).read_text())
-        self.environment_id = self.state["environment_id"]
-        self.heal = self.state["heal"]
-        self.overlay = Path(self.state["overlay"])
         self.replicas: dict[int, Replica] = {}
         self.desired: DesiredState | None = None
         self.desired_error: str | None = None
@@ -175,7 +173,9 @@ class Reconciler:
     # -- the loop ----------------------------------------------------------------------------
 
     def run(self) -> None:
-        self.event("reconciler-started", pid=os.getpid(), heal=self.heal, overlay=str(self.overlay))
+        self.event(
+            "reconciler-started", pid=os.getpid(), heal=self.state["heal"], overlay=self.state["overlay"]
+        )
         while not self.stopping:
             try:
                 converged = self.reconcile_once()
@@ -206,7 +206,7 @@ class Reconciler:
             sync, reasons = "Unknown", [self.desired_error]
         else:
             sync, reasons = self.compare(desired, active)
-            if self.heal or desired.revision != self.applied_revision:
+            if self.state["heal"] or desired.revision != self.applied_revision:
                 actions = self.converge(desired, active, time.monotonic())
             if sync == "Synced" and health == "Healthy":
                 self.applied_revision = desired.revision
@@ -226,7 +226,8 @@ class Reconciler:
 
     def refresh_desired(self) -> None:
         """Re-render when a file under gitops/ changed (rendering every second costs CPU), or to retry."""
-        fingerprint = _tree_fingerprint(self.overlay.parents[1])
+        overlay = Path(self.state["overlay"])
+        fingerprint = _tree_fingerprint(overlay.parents[1])
         failed = self.desired_error is not None
         if fingerprint == self.gitops_fingerprint and not (
             failed and time.monotonic() >= self.render_retry_at
@@ -234,7 +235,7 @@ class Reconciler:
             return
         self.gitops_fingerprint = fingerprint
         try:
-            manifests = render_text(self.overlay)
+            manifests = render_text(overlay)
             desired = desired_state(
                 manifests, model_dir=Path(self.state["model_dir"]), shared_port=self.state["endpoint_port"]
             )
@@ -263,7 +264,9 @@ class Reconciler:
             if replica.alive():
                 continue
             del self.replicas[pid]
-            returncode = replica.popen.wait(timeout=1) if replica.popen is not None else None
+            returncode = (
+                replica.process.wait(timeout=1) if isinstance(replica.process, psutil.Popen) else None
+            )
             if replica.stopping_since is not None:
                 self.event("replica-stopped", replica=replica.name, pid=pid, returncode=returncode)
                 continue
@@ -281,14 +284,13 @@ class Reconciler:
                 self.last_crash = exited
                 self.next_start_at = time.monotonic() + min(MAX_BACKOFF, 0.5 * 2 ** (self.crash_failures - 1))
             self.event("replica-exited", **exited)
-        for pid, (process, environ) in replica_processes(self.environment_id).items():
+        for pid, (process, environ) in replica_processes(self.state["environment_id"]).items():
             if pid in self.replicas:
                 continue
             replica = Replica(
                 name=environ.get(layout.REPLICA_LABEL, f"unlabelled-{pid}"),
                 process=process,
                 port=int(environ.get(PORT_VARIABLE, 0)),
-                popen=None,
                 started_monotonic=time.monotonic() - (time.time() - process.info["create_time"]),
                 started_at=iso(process.info["create_time"]),
             )
@@ -325,15 +327,11 @@ class Reconciler:
 
     def compare(self, desired: DesiredState, active: list[Replica]) -> tuple[str, list[str]]:
         reasons = []
-        matching = [r for r in active if not r.differences]
-        if len(matching) < desired.replicas:
-            reasons.append(
-                f"{desired.replicas - len(matching)} replica(s) missing: Git wants {desired.replicas}"
-            )
-        if len(matching) > desired.replicas:
-            reasons.append(
-                f"{len(matching) - desired.replicas} extra replica(s): Git wants {desired.replicas}"
-            )
+        matching, wanted = sum(1 for r in active if not r.differences), desired.replicas
+        if matching < wanted:
+            reasons.append(f"{wanted - matching} replica(s) missing: Git wants {wanted}")
+        if matching > wanted:
+            reasons.append(f"{matching - wanted} extra replica(s): Git wants {wanted}")
         reasons += [f"{r.name} differs from Git: {'; '.join(r.differences)}" for r in active if r.differences]
         return ("OutOfSync" if reasons else "Synced"), reasons
 
@@ -344,7 +342,7 @@ class Reconciler:
         if len(ready) >= desired.replicas and len(ready) == len(active):
             return "Healthy"
         starting = [r for r in active if not r.ready and not r.failed and not r.ever_ready]
-        if starting or (self.heal and len(ready) < desired.replicas):
+        if starting or (self.state["heal"] and len(ready) < desired.replicas):
             return "Progressing"
         return "Degraded"
 
@@ -377,7 +375,7 @@ class Reconciler:
         port = free_port()
         own = {
             PORT_VARIABLE: str(port),
-            layout.ENVIRONMENT_LABEL: self.environment_id,
+            layout.ENVIRONMENT_LABEL: self.state["environment_id"],
             layout.REPLICA_LABEL: name,
         }
         popen = start_logged(
@@ -390,7 +388,6 @@ class Reconciler:
             name=name,
             process=popen,
             port=port,
-            popen=popen,
             started_monotonic=time.monotonic(),
             started_at=iso(time.time()),
         )
@@ -471,10 +468,10 @@ class Reconciler:
         replicas = sorted(self.replicas.values(), key=lambda r: r.started_monotonic)
         status = {
             "environment": self.state["name"],
-            "environment_id": self.environment_id,
+            "environment_id": self.state["environment_id"],
             "observed_at": iso(time.time()),
             "reconciler_pid": os.getpid(),
-            "heal": self.heal,
+            "heal": self.state["heal"],
             "revision": self.desired.revision if self.desired else None,
             "sync": sync,
             "health": health,
