@@ -43,7 +43,6 @@ import contextlib
 import json
 import os
 import secrets
-import selectors
 import shutil
 import signal
 import socket
@@ -167,8 +166,13 @@ class Reconciler:
         self.endpoint_hold = socket.socket()
         self.endpoint_hold.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         self.endpoint_hold.bind(("127.0.0.1", self.state["endpoint_port"]))
-        # Signals write to `wakeup` (kept open here), which wakes the selector in sleep().
-        self.selector, self.wakeup = self._install_signals()
+        # Each signal writes a byte to the other end of `wakeup`, which ends the wait in sleep().
+        self.wakeup, wakeup_send = socket.socketpair()
+        wakeup_send.setblocking(False)
+        signal.set_wakeup_fd(wakeup_send.detach(), warn_on_full_buffer=False)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        signal.signal(signal.SIGTERM, self._request_stop)
+        signal.signal(signal.SIGINT, self._request_stop)
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -216,11 +220,9 @@ class Reconciler:
 
     def sleep(self, seconds: float) -> None:
         """Wait, but wake at once on SIGCHLD (a replica died) or SIGTERM."""
-        for key, _ in self.selector.select(timeout=seconds):
-            receive = key.fileobj
-            assert isinstance(receive, socket.socket)  # the one registered: _install_signals' socketpair end
-            with contextlib.suppress(BlockingIOError):
-                receive.recv(64)
+        self.wakeup.settimeout(seconds)
+        with contextlib.suppress(TimeoutError):
+            self.wakeup.recv(64)
 
     # -- desired and live state --------------------------------------------------------------
 
@@ -515,18 +517,6 @@ class Reconciler:
         _append_jsonl(self.state_dir / layout.EVENTS, {"t": iso(time.time()), "event": kind, **fields})
 
     # -- lifecycle ---------------------------------------------------------------------------
-
-    def _install_signals(self) -> tuple[selectors.BaseSelector, socket.socket]:
-        receive, send = socket.socketpair()
-        receive.setblocking(False)
-        send.setblocking(False)
-        signal.set_wakeup_fd(send.fileno(), warn_on_full_buffer=False)
-        signal.signal(signal.SIGCHLD, lambda *_: None)
-        signal.signal(signal.SIGTERM, self._request_stop)
-        signal.signal(signal.SIGINT, self._request_stop)
-        selector = selectors.DefaultSelector()
-        selector.register(receive, selectors.EVENT_READ)
-        return selector, send
 
     def _request_stop(self, *_: object) -> None:
         self.stopping = True
