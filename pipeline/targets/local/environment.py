@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 import signal
-import subprocess
 import threading
 import urllib.request
 from pathlib import Path
@@ -13,13 +12,15 @@ from pathlib import Path
 import psutil
 
 from pipeline.artifacts import read_json, write_json_atomic
+from pipeline.contracts import ClusterStatus, Prometheus, encode
 from pipeline.ports import free_port
 from pipeline.release import ControllerStatus, Drift, Observation
 from pipeline.scrub import is_secret_name, mask_text, scrub_file, write_text_atomic
 from pipeline.targets import summarize_prometheus_targets
 from pipeline.targets.local import layout
 from pipeline.targets.local.desired import PORT_VARIABLE
-from pipeline.targets.local.target import stop_environment
+from pipeline.targets.local.reconciler import labelled_processes, replica_processes, start_logged
+from pipeline.targets.local.target import is_reconciler, stop_environment
 
 #: The setting the config drift changes, and the value it sets when Git's is different.
 DRIFTED_SETTING = "ML_INFERENCE_MAX_BATCH"
@@ -32,7 +33,7 @@ REPLICA_LOG_BYTES = 256 * 1024
 class LocalEnvironment:
     """An environment under .pipeline/local/<name>/, run by its reconciler."""
 
-    def __init__(self, state_dir: Path, reconciler: subprocess.Popen | None = None) -> None:
+    def __init__(self, state_dir: Path, reconciler: psutil.Popen | None = None) -> None:
         state = read_json(state_dir / layout.STATE)
         if state is None:
             raise FileNotFoundError(f"no local environment recorded in {state_dir}")
@@ -52,7 +53,7 @@ class LocalEnvironment:
         return read_json(self.state_dir / layout.STATUS) or {}
 
     def status(self) -> ControllerStatus:
-        if not self._reconciler_running():
+        if not is_reconciler(self._state["reconciler_pid"], self.state_dir):
             return ControllerStatus(sync="Unknown", health="Missing")
         status = self.reconciler_status()
         return ControllerStatus(sync=status.get("sync", "Unknown"), health=status.get("health", "Missing"))
@@ -64,21 +65,12 @@ class LocalEnvironment:
         """The replica processes running now (ps, not the reconciler's view, which may already have
         healed) less those the reconciler is stopping (like terminating pods), the ones among them
         it last saw ready, and their DRIFTED_SETTING."""
-        environment_id = self._state["environment_id"]
         status = self.reconciler_status().get("replicas", [])
         stopping = {r["pid"] for r in status if r["terminating"]}
-        labelled = {}
-        for process in psutil.process_iter(["ppid", "environ", "status"]):
-            environ = process.info["environ"] or {}
-            if environ.get(layout.ENVIRONMENT_LABEL) == environment_id and process.info["status"] != (
-                psutil.STATUS_ZOMBIE
-            ):
-                labelled[process.pid] = (process.info["ppid"], environ)
-        # A replica's worker processes inherit its label; only the replica itself counts.
         running = {
             pid: environ
-            for pid, (ppid, environ) in labelled.items()
-            if ppid not in labelled and pid not in stopping
+            for pid, (_, environ) in replica_processes(self._state["environment_id"]).items()
+            if pid not in stopping
         }
         ready = [r for r in status if r["ready"] and r["pid"] in running]
         values = {environ.get(DRIFTED_SETTING, "<unset>") for environ in running.values()}
@@ -90,13 +82,6 @@ class LocalEnvironment:
 
     def _replicas(self) -> list[dict]:
         return [r for r in self.reconciler_status().get("replicas", []) if not r["terminating"]]
-
-    def _reconciler_running(self) -> bool:
-        try:
-            process = psutil.Process(self._state["reconciler_pid"])
-            return process.status() != psutil.STATUS_ZOMBIE and str(self.state_dir) in process.cmdline()
-        except psutil.Error:
-            return False
 
     # -- drift by hand -----------------------------------------------------------------------
 
@@ -146,15 +131,8 @@ class LocalEnvironment:
     def _start_by_hand(self, template: psutil.Process, *, name: str, changes: dict[str, str]) -> None:
         """Run a copy of `template`'s command and environment, as an operator at a shell would."""
         environ = template.environ() | changes | {PORT_VARIABLE: str(free_port()), layout.REPLICA_LABEL: name}
-        with open(self.state_dir / layout.REPLICA_LOGS / f"{name}.log", "ab") as log:
-            process = subprocess.Popen(
-                template.cmdline(),
-                env=environ,
-                cwd=self.state_dir,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        log = self.state_dir / layout.REPLICA_LOGS / f"{name}.log"
+        process = start_logged(template.cmdline(), log, env=environ, cwd=self.state_dir)
         # The reconciler stops it; reap it here so no zombie outlives it.
         threading.Thread(target=process.wait, daemon=True).start()
 
@@ -165,9 +143,6 @@ class LocalEnvironment:
         status = self.reconciler_status()
         current = self.status()
         targets = self._prometheus_targets()
-        # Imported here: `invoke down` imports this module in a Python with nothing installed.
-        from pipeline.contracts import ClusterStatus, Prometheus, encode
-
         state = ClusterStatus(
             target="local",
             environment=self.name,
@@ -210,12 +185,9 @@ class LocalEnvironment:
             processes = [reconciler, *reconciler.children(recursive=True)]
         except psutil.Error:
             processes = []
-        environment_id = self._state["environment_id"]
         known = {p.pid for p in processes}
-        for process in psutil.process_iter(["environ"]):
-            labelled = (process.info["environ"] or {}).get(layout.ENVIRONMENT_LABEL) == environment_id
-            if labelled and process.pid not in known:
-                processes.append(process)
+        environment_id = self._state["environment_id"]
+        processes += [p for pid, (p, _) in labelled_processes(environment_id).items() if pid not in known]
         table = []
         for process in processes:
             try:

@@ -52,12 +52,9 @@ def this_platform() -> str:
     return f"{sys.platform.removesuffix('2')}-{_ARCHES.get(platform.machine().lower(), platform.machine())}"
 
 
-def cache_root() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ml-gitops-pipeline"
-
-
-def install_dir(version: str = PROMETHEUS_VERSION) -> Path:
-    return cache_root() / f"prometheus-{version}"
+def install_dir() -> Path:
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "ml-gitops-pipeline" / f"prometheus-{PROMETHEUS_VERSION}"
 
 
 def find_prometheus(say: Callable[[str], None] = print) -> str | None:
@@ -119,13 +116,9 @@ def fetch(
             if not member.isfile():
                 raise tarfile.TarError(f"{stem}/prometheus in {url} is not a regular file")
             archive.extractall(unpacked, members=[member], filter="data")
-        program = unpacked / stem / "prometheus"
-        program.chmod(0o755)
-        staged = Path(scratch) / "install"
-        staged.mkdir()
-        program.rename(staged / "prometheus")
-        # Renamed into place whole, so a cache directory is either complete or absent.
-        staged.rename(target)
+        (unpacked / stem / "prometheus").chmod(0o755)
+        # Renamed into place whole (it holds the program alone), so a cache directory is complete or absent.
+        (unpacked / stem).rename(target)
     say(f"prometheus: {version} verified (sha256 {checksum[:12]}...) and cached in {target}")
     return target / "prometheus"
 

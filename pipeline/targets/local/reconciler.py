@@ -43,7 +43,6 @@ import contextlib
 import json
 import os
 import secrets
-import selectors
 import shutil
 import signal
 import socket
@@ -54,6 +53,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -94,10 +94,9 @@ PROMETHEUS_RESTART_DELAY = 5.0
 @dataclass
 class Replica:
     name: str
+    #: A psutil.Popen for replicas this reconciler started (and must reap).
     process: psutil.Process
     port: int
-    #: Set for replicas this reconciler started (and must reap); None for ones started elsewhere.
-    popen: psutil.Popen | None
     started_monotonic: float
     started_at: str
     started: bool = False
@@ -113,8 +112,8 @@ class Replica:
         return f"http://127.0.0.1:{self.port}"
 
     def alive(self) -> bool:
-        if self.popen is not None:
-            return self.popen.poll() is None
+        if isinstance(self.process, psutil.Popen):
+            return self.process.poll() is None
         try:
             return self.process.is_running() and self.process.status() != psutil.STATUS_ZOMBIE
         except psutil.NoSuchProcess:
@@ -131,7 +130,9 @@ class Replica:
             "git_config": not self.differences,
             "differences": self.differences,
             "started_at": self.started_at,
-            "started_by": "reconciler" if self.popen is not None else "outside the reconciler",
+            "started_by": "reconciler"
+            if isinstance(self.process, psutil.Popen)
+            else "outside the reconciler",
             "terminating": self.stopping_since is not None,
         }
 
@@ -140,9 +141,6 @@ class Reconciler:
     def __init__(self, state_dir: Path) -> None:
         self.state_dir = state_dir
         self.state = json.loads((state_dir / layout.STATE).read_text())
-        self.environment_id = self.state["environment_id"]
-        self.heal = self.state["heal"]
-        self.overlay = Path(self.state["overlay"])
         self.replicas: dict[int, Replica] = {}
         self.desired: DesiredState | None = None
         self.desired_error: str | None = None
@@ -164,14 +162,24 @@ class Reconciler:
         self.stopping = False
         self.probes = ThreadPoolExecutor(max_workers=8, thread_name_prefix="probe")
         (state_dir / layout.REPLICA_LOGS).mkdir(exist_ok=True)
-        self.endpoint_hold = self._hold_endpoint_port()
-        # Signals write to `wakeup` (kept open here), which wakes the selector in sleep().
-        self.selector, self.wakeup = self._install_signals()
+        # The shared endpoint port, reserved: bound with SO_REUSEPORT, never listening.
+        self.endpoint_hold = socket.socket()
+        self.endpoint_hold.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        self.endpoint_hold.bind(("127.0.0.1", self.state["endpoint_port"]))
+        # Each signal writes a byte to the other end of `wakeup`, which ends the wait in sleep().
+        self.wakeup, wakeup_send = socket.socketpair()
+        wakeup_send.setblocking(False)
+        signal.set_wakeup_fd(wakeup_send.detach(), warn_on_full_buffer=False)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        signal.signal(signal.SIGTERM, self._request_stop)
+        signal.signal(signal.SIGINT, self._request_stop)
 
     # -- the loop ----------------------------------------------------------------------------
 
     def run(self) -> None:
-        self.event("reconciler-started", pid=os.getpid(), heal=self.heal, overlay=str(self.overlay))
+        self.event(
+            "reconciler-started", pid=os.getpid(), heal=self.state["heal"], overlay=self.state["overlay"]
+        )
         while not self.stopping:
             try:
                 converged = self.reconcile_once()
@@ -202,7 +210,7 @@ class Reconciler:
             sync, reasons = "Unknown", [self.desired_error]
         else:
             sync, reasons = self.compare(desired, active)
-            if self.heal or desired.revision != self.applied_revision:
+            if self.state["heal"] or desired.revision != self.applied_revision:
                 actions = self.converge(desired, active, time.monotonic())
             if sync == "Synced" and health == "Healthy":
                 self.applied_revision = desired.revision
@@ -212,17 +220,16 @@ class Reconciler:
 
     def sleep(self, seconds: float) -> None:
         """Wait, but wake at once on SIGCHLD (a replica died) or SIGTERM."""
-        for key, _ in self.selector.select(timeout=seconds):
-            receive = key.fileobj
-            assert isinstance(receive, socket.socket)  # the one registered: _install_signals' socketpair end
-            with contextlib.suppress(BlockingIOError):
-                receive.recv(64)
+        self.wakeup.settimeout(seconds)
+        with contextlib.suppress(TimeoutError):
+            self.wakeup.recv(64)
 
     # -- desired and live state --------------------------------------------------------------
 
     def refresh_desired(self) -> None:
         """Re-render when a file under gitops/ changed (rendering every second costs CPU), or to retry."""
-        fingerprint = _tree_fingerprint(self.overlay.parents[1])
+        overlay = Path(self.state["overlay"])
+        fingerprint = _tree_fingerprint(overlay.parents[1])
         failed = self.desired_error is not None
         if fingerprint == self.gitops_fingerprint and not (
             failed and time.monotonic() >= self.render_retry_at
@@ -230,7 +237,7 @@ class Reconciler:
             return
         self.gitops_fingerprint = fingerprint
         try:
-            manifests = render_text(self.overlay)
+            manifests = render_text(overlay)
             desired = desired_state(
                 manifests, model_dir=Path(self.state["model_dir"]), shared_port=self.state["endpoint_port"]
             )
@@ -259,7 +266,9 @@ class Reconciler:
             if replica.alive():
                 continue
             del self.replicas[pid]
-            returncode = replica.popen.wait(timeout=1) if replica.popen is not None else None
+            returncode = (
+                replica.process.wait(timeout=1) if isinstance(replica.process, psutil.Popen) else None
+            )
             if replica.stopping_since is not None:
                 self.event("replica-stopped", replica=replica.name, pid=pid, returncode=returncode)
                 continue
@@ -277,33 +286,21 @@ class Reconciler:
                 self.last_crash = exited
                 self.next_start_at = time.monotonic() + min(MAX_BACKOFF, 0.5 * 2 ** (self.crash_failures - 1))
             self.event("replica-exited", **exited)
-        labelled = {}
-        for process in psutil.process_iter(["pid", "ppid", "environ", "status", "create_time"]):
-            environ = process.info["environ"] or {}
-            ours = environ.get(layout.ENVIRONMENT_LABEL) == self.environment_id
-            if ours and process.info["status"] != psutil.STATUS_ZOMBIE:
-                labelled[process.pid] = (process, environ)
-        for pid, (process, environ) in labelled.items():
-            if pid in self.replicas or process.info["ppid"] in labelled:
-                continue  # known, or a worker process of a replica
+        for pid, (process, environ) in replica_processes(self.state["environment_id"]).items():
+            if pid in self.replicas:
+                continue
             replica = Replica(
                 name=environ.get(layout.REPLICA_LABEL, f"unlabelled-{pid}"),
                 process=process,
                 port=int(environ.get(PORT_VARIABLE, 0)),
-                popen=None,
                 started_monotonic=time.monotonic() - (time.time() - process.info["create_time"]),
                 started_at=iso(process.info["create_time"]),
             )
             self.replicas[pid] = replica
             self.event("replica-found", replica=replica.name, pid=pid, detail="not started by the reconciler")
-        self._probe_all()
-
-    def _probe_all(self) -> None:
-        desired = self.desired
-        if desired is None:
-            return
-        live = [r for r in self.replicas.values() if r.stopping_since is None]
-        list(self.probes.map(lambda replica: self._probe(replica, desired), live))
+        if (desired := self.desired) is not None:
+            live = [r for r in self.replicas.values() if r.stopping_since is None]
+            list(self.probes.map(lambda replica: self._probe(replica, desired), live))
 
     def _probe(self, replica: Replica, desired: DesiredState) -> None:
         now = time.monotonic()
@@ -332,15 +329,11 @@ class Reconciler:
 
     def compare(self, desired: DesiredState, active: list[Replica]) -> tuple[str, list[str]]:
         reasons = []
-        matching = [r for r in active if not r.differences]
-        if len(matching) < desired.replicas:
-            reasons.append(
-                f"{desired.replicas - len(matching)} replica(s) missing: Git wants {desired.replicas}"
-            )
-        if len(matching) > desired.replicas:
-            reasons.append(
-                f"{len(matching) - desired.replicas} extra replica(s): Git wants {desired.replicas}"
-            )
+        matching, wanted = sum(1 for r in active if not r.differences), desired.replicas
+        if matching < wanted:
+            reasons.append(f"{wanted - matching} replica(s) missing: Git wants {wanted}")
+        if matching > wanted:
+            reasons.append(f"{matching - wanted} extra replica(s): Git wants {wanted}")
         reasons += [f"{r.name} differs from Git: {'; '.join(r.differences)}" for r in active if r.differences]
         return ("OutOfSync" if reasons else "Synced"), reasons
 
@@ -351,7 +344,7 @@ class Reconciler:
         if len(ready) >= desired.replicas and len(ready) == len(active):
             return "Healthy"
         starting = [r for r in active if not r.ready and not r.failed and not r.ever_ready]
-        if starting or (self.heal and len(ready) < desired.replicas):
+        if starting or (self.state["heal"] and len(ready) < desired.replicas):
             return "Progressing"
         return "Degraded"
 
@@ -382,26 +375,21 @@ class Reconciler:
     def start(self, desired: DesiredState, *, reason: str) -> str:
         name = f"{DEPLOYMENT}-{desired.template_hash[:5]}-{secrets.token_hex(3)[:5]}"
         port = free_port()
-        env = {key: os.environ[key] for key in PASSTHROUGH_VARIABLES if key in os.environ}
-        env |= desired.env | {
+        own = {
             PORT_VARIABLE: str(port),
-            layout.ENVIRONMENT_LABEL: self.environment_id,
+            layout.ENVIRONMENT_LABEL: self.state["environment_id"],
             layout.REPLICA_LABEL: name,
         }
-        with open(self.state_dir / layout.REPLICA_LOGS / f"{name}.log", "ab") as log:
-            popen = psutil.Popen(
-                list(desired.argv),
-                env=env,
-                cwd=self.state_dir,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        popen = start_logged(
+            list(desired.argv),
+            self.state_dir / layout.REPLICA_LOGS / f"{name}.log",
+            cwd=self.state_dir,
+            env=_passthrough_environ() | desired.env | own,
+        )
         self.replicas[popen.pid] = Replica(
             name=name,
             process=popen,
             port=port,
-            popen=popen,
             started_monotonic=time.monotonic(),
             started_at=iso(time.time()),
         )
@@ -462,21 +450,18 @@ class Reconciler:
 
     def _start_prometheus(self, config: dict) -> None:
         self.prometheus_started = time.monotonic()
-        with open(self.state_dir / layout.PROMETHEUS_LOG, "ab") as log:
-            self.prometheus = psutil.Popen(
-                [
-                    config["program"],
-                    f"--config.file={layout.PROMETHEUS_CONFIG}",
-                    f"--storage.tsdb.path={self.state_dir / layout.PROMETHEUS_DATA}",
-                    f"--web.listen-address=127.0.0.1:{config['port']}",
-                    "--log.level=warn",
-                ],
-                cwd=self.state_dir / layout.PROMETHEUS,
-                env={key: os.environ[key] for key in PASSTHROUGH_VARIABLES if key in os.environ},
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        self.prometheus = start_logged(
+            [
+                config["program"],
+                f"--config.file={layout.PROMETHEUS_CONFIG}",
+                f"--storage.tsdb.path={self.state_dir / layout.PROMETHEUS_DATA}",
+                f"--web.listen-address=127.0.0.1:{config['port']}",
+                "--log.level=warn",
+            ],
+            self.state_dir / layout.PROMETHEUS_LOG,
+            cwd=self.state_dir / layout.PROMETHEUS,
+            env=_passthrough_environ(),
+        )
         self.event("prometheus-start", pid=self.prometheus.pid, url=config["url"])
 
     # -- records -----------------------------------------------------------------------------
@@ -485,10 +470,10 @@ class Reconciler:
         replicas = sorted(self.replicas.values(), key=lambda r: r.started_monotonic)
         status = {
             "environment": self.state["name"],
-            "environment_id": self.environment_id,
+            "environment_id": self.state["environment_id"],
             "observed_at": iso(time.time()),
             "reconciler_pid": os.getpid(),
-            "heal": self.heal,
+            "heal": self.state["heal"],
             "revision": self.desired.revision if self.desired else None,
             "sync": sync,
             "health": health,
@@ -533,25 +518,6 @@ class Reconciler:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def _hold_endpoint_port(self) -> socket.socket:
-        """Reserve the shared endpoint port: bound with SO_REUSEPORT, never listening."""
-        hold = socket.socket()
-        hold.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        hold.bind(("127.0.0.1", self.state["endpoint_port"]))
-        return hold
-
-    def _install_signals(self) -> tuple[selectors.BaseSelector, socket.socket]:
-        receive, send = socket.socketpair()
-        receive.setblocking(False)
-        send.setblocking(False)
-        signal.set_wakeup_fd(send.fileno(), warn_on_full_buffer=False)
-        signal.signal(signal.SIGCHLD, lambda *_: None)
-        signal.signal(signal.SIGTERM, self._request_stop)
-        signal.signal(signal.SIGINT, self._request_stop)
-        selector = selectors.DefaultSelector()
-        selector.register(receive, selectors.EVENT_READ)
-        return selector, send
-
     def _request_stop(self, *_: object) -> None:
         self.stopping = True
 
@@ -586,6 +552,36 @@ class Reconciler:
         )
         self.event("reconciler-stopped", killed_after_grace=[p.pid for p in alive])
         self.probes.shutdown(wait=False)
+
+
+def labelled_processes(environment_id: str) -> dict[int, tuple[psutil.Process, dict[str, str]]]:
+    """Every live process labelled with `environment_id`, whoever started it, with its environment."""
+    labelled = {}
+    for process in psutil.process_iter(["ppid", "environ", "status", "create_time"]):
+        environ = process.info["environ"] or {}
+        if environ.get(layout.ENVIRONMENT_LABEL) == environment_id and process.info["status"] != (
+            psutil.STATUS_ZOMBIE
+        ):
+            labelled[process.pid] = (process, environ)
+    return labelled
+
+
+def replica_processes(environment_id: str) -> dict[int, tuple[psutil.Process, dict[str, str]]]:
+    """The labelled processes less a replica's workers, which inherit its label."""
+    labelled = labelled_processes(environment_id)
+    return {pid: found for pid, found in labelled.items() if found[0].info["ppid"] not in labelled}
+
+
+def start_logged(argv: list[str], log: Path, **options: Any) -> psutil.Popen:
+    """Start `argv` without stdin, its output appended to `log`."""
+    with open(log, "ab") as output:
+        return psutil.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT, **options
+        )
+
+
+def _passthrough_environ() -> dict[str, str]:
+    return {key: os.environ[key] for key in PASSTHROUGH_VARIABLES if key in os.environ}
 
 
 def _http_ok(url: str) -> bool:

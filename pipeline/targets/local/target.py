@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import time
 import urllib.request
@@ -29,6 +28,8 @@ from pipeline.targets.local import layout, prometheus_release
 from pipeline.timestamps import utc_now
 
 if TYPE_CHECKING:
+    import psutil
+
     from pipeline.targets.local.environment import LocalEnvironment
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -71,6 +72,7 @@ class LocalTarget:
             from pipeline.gitops.render import render_text
             from pipeline.targets.local.desired import desired_state
             from pipeline.targets.local.environment import LocalEnvironment
+            from pipeline.targets.local.reconciler import start_logged
         except ImportError as error:
             raise LocalTargetError(
                 f"the local target needs requirements/deploy.txt in this session ({error.name} is missing)"
@@ -102,15 +104,12 @@ class LocalTarget:
             "prometheus": self._prometheus(env_name),
         }
         write_json_atomic(state_dir / layout.STATE, state)
-        with open(state_dir / layout.RECONCILER_LOG, "ab") as log:
-            reconciler = subprocess.Popen(
-                [sys.executable, "-m", RECONCILER_MODULE, str(state_dir)],
-                cwd=REPO_ROOT,
-                start_new_session=True,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        reconciler = start_logged(
+            [sys.executable, "-m", RECONCILER_MODULE, str(state_dir)],
+            state_dir / layout.RECONCILER_LOG,
+            cwd=REPO_ROOT,
+            start_new_session=True,
+        )
         write_json_atomic(state_dir / layout.STATE, state | {"reconciler_pid": reconciler.pid})
         print(
             f"local/{env_name}: reconciler pid {reconciler.pid}, endpoint {state['endpoint']}"
@@ -167,7 +166,7 @@ def make_target(name: str) -> LocalTarget:
     return LocalTarget(name, state_root=Path(state_root).resolve() if state_root else STATE_ROOT)
 
 
-def _wait_converged(state_dir: Path, reconciler: subprocess.Popen, env_name: str) -> None:
+def _wait_converged(state_dir: Path, reconciler: psutil.Popen, env_name: str) -> None:
     """Block until Synced + Healthy (and Prometheus ready), printing progress; bounded."""
     started = time.monotonic()
     last_line, last_print = "", 0.0
@@ -243,7 +242,7 @@ def stop_environment(state_dir: Path) -> bool:
     pid = state.get("reconciler_pid")
     if pid is None:
         return False
-    is_ours = _is_reconciler(pid, state_dir)
+    is_ours = is_reconciler(pid, state_dir)
     if _exists(pid) and not is_ours:
         return False  # the pid was reused by an unrelated process: its group is not ours to kill
     if is_ours:
@@ -276,7 +275,7 @@ def _exists(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[0] != "Z"
 
 
-def _is_reconciler(pid: int, state_dir: Path) -> bool:
+def is_reconciler(pid: int, state_dir: Path) -> bool:
     try:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:

@@ -146,8 +146,8 @@ def test_a_transient_render_failure_is_retried_with_backoff_without_a_file_chang
     monkeypatch.setattr(module, "render_text", flaky_render)
     monkeypatch.setattr(module.time, "monotonic", lambda: clock[0])
     controller = object.__new__(module.Reconciler)  # only the desired-state part, no sockets or signals
-    controller.overlay, controller.state_dir = OVERLAY, tmp_path
-    controller.state = {"model_dir": str(MODEL_DIR), "endpoint_port": 41000}
+    controller.state_dir = tmp_path
+    controller.state = {"overlay": str(OVERLAY), "model_dir": str(MODEL_DIR), "endpoint_port": 41000}
     controller.desired, controller.desired_error, controller.gitops_fingerprint = None, None, None
     controller.render_failures, controller.render_retry_at = 0, 0.0
     controller.event = lambda *args, **kwargs: None
