@@ -45,7 +45,7 @@ class Query:
 
     def holds(self) -> bool:
         try:
-            result = subprocess.run(self.argv, capture_output=True, text=True, timeout=60, check=False)
+            result = run_process(self.argv, None, 60)
         except (OSError, subprocess.TimeoutExpired):
             return False
         if result.returncode != 0:
@@ -101,6 +101,14 @@ class Call:
 
 
 Step = Command | Call
+FIELD_MANAGER = "--field-manager=ml-gitops-pipeline"
+
+
+def apply(kubectl: tuple[str, ...], objects: Sequence[Manifest], why: str) -> Command:
+    """Server-side apply of `objects`, through stdin, as this pipeline's field manager."""
+    return Command(
+        (*kubectl, "apply", "--server-side", FIELD_MANAGER, "-f", "-"), why, objects=tuple(objects)
+    )
 
 
 def execute(steps: Sequence[Step], *, dry_run: bool, out: TextIO | None = None) -> None:

@@ -14,13 +14,7 @@ from typing import Any
 
 from pipeline.gitops.appofapps import ARGOCD_NAMESPACE, ROOT_APPLICATION
 from pipeline.release import ControllerStatus
-from pipeline.targets.kube.api import (
-    ARGOCD_API_VERSION,
-    ARGOCD_GROUP,
-    application_events,
-    core_v1,
-    custom_objects,
-)
+from pipeline.targets.kube.api import application_events, core_v1, read_application
 from pipeline.targets.kube.environment import application_status
 
 #: Given a server-side timeout in seconds, the watch events of one Application until it expires.
@@ -139,9 +133,7 @@ def stuck_pods(context: str, namespace: str) -> Callable[[], str | None]:
 def root_conditions(context: str) -> str:
     """The root Application's state and conditions, for a child that never appeared."""
     try:
-        root = custom_objects(context).get_namespaced_custom_object(
-            ARGOCD_GROUP, ARGOCD_API_VERSION, ARGOCD_NAMESPACE, "applications", ROOT_APPLICATION
-        )
+        root = read_application(context, ROOT_APPLICATION)
     except Exception as error:
         return f"{ROOT_APPLICATION}: unreadable ({error})"
     conditions = conditions_text(root)
