@@ -76,24 +76,12 @@ class Cluster:
         The ports live on in the node container's port bindings (`docker port`), where the
         environments read them back, so a kept cluster keeps its ports.
         """
-        return {
-            "kind": "Cluster",
-            "apiVersion": "kind.x-k8s.io/v1alpha4",
-            "nodes": [
-                {
-                    "role": "control-plane",
-                    "extraPortMappings": [
-                        {
-                            "containerPort": port,
-                            "hostPort": free_port(),
-                            "listenAddress": "127.0.0.1",
-                            "protocol": "TCP",
-                        }
-                        for port in NODE_PORTS.values()
-                    ],
-                }
-            ],
-        }
+        mappings = [
+            {"containerPort": port, "hostPort": free_port(), "listenAddress": "127.0.0.1", "protocol": "TCP"}
+            for port in NODE_PORTS.values()
+        ]
+        node = {"role": "control-plane", "extraPortMappings": mappings}
+        return {"kind": "Cluster", "apiVersion": "kind.x-k8s.io/v1alpha4", "nodes": [node]}
 
     def endpoint_argv(self, env_name: str, namespace: str) -> tuple[str, ...]:
         """The command that prints the URL of `env_name`'s service through its NodePort."""
@@ -148,7 +136,6 @@ class Cluster:
         ]
 
     def load_image(self, image: str) -> Command:
-        """Put the build's image on the nodes, so no registry is needed."""
         if self.tool == "kind":
             argv: tuple[str, ...] = ("kind", "load", "docker-image", image, "--name", CLUSTER_NAME)
         else:

@@ -191,7 +191,6 @@ class KubeEnvironment:
     application: str
     kubectl: tuple[str, ...]
     context: str
-    drift_commands: list[tuple[str, Command]]
     desired: list[dict[str, Any]]
     #: "kind" or "minikube".
     target: str
@@ -232,6 +231,20 @@ class KubeEnvironment:
         self._forwards.append(forward)
         return forward.url
 
+    def after_up(self) -> list[Command]:
+        """Printed by the dry run: what `connect` runs, then (demo) the drifts in the demo's order."""
+        prometheus = port_forward_argv(
+            self.kubectl, MONITORING_NAMESPACE, f"service/{PROMETHEUS_SERVICE}", PROMETHEUS_PORT
+        )
+        return [
+            Command(
+                self.endpoint_argv,
+                "then: the service's URL through its NodePort: the load's path (no port-forward)",
+            ),
+            Command(prometheus, "then: reach Prometheus"),
+            *(command for _, command in self.drift_commands()),
+        ]
+
     def _kubectl_json(self, *args: str) -> Any:
         result = run_process([*self.kubectl, *args, "-o", "json"], None, 60)
         if result.returncode != 0:
@@ -263,10 +276,34 @@ class KubeEnvironment:
             return self._watch.status()
         return application_status(self._application())
 
+    def drift_commands(self) -> list[tuple[str, Command]]:
+        """The demo's hand-made changes outside Git; each must be undone by Argo CD's self-heal.
+
+        Scaling is drift only where Git owns spec.replicas (no HPA), so it is left out elsewhere.
+        """
+        deployment = ("-n", self.namespace, f"deployment/{SERVICE}")
+        set_env = Command(
+            (*self.kubectl, "set", "env", *deployment, f"{DRIFTED_SETTING}=debug"),
+            "drift: change a setting on the Deployment by hand (log level info -> debug)",
+        )
+        delete = Command(
+            (*self.kubectl, "delete", "service", SERVICE, "-n", self.namespace, "--wait=false"),
+            "drift: delete the Service by hand",
+        )
+        drifts = [("config-drift", set_env), ("service-deleted", delete)]
+        replicas = next((m["spec"].get("replicas") for m in self.desired if m["kind"] == "Deployment"), None)
+        if replicas is None or any(m["kind"] == "HorizontalPodAutoscaler" for m in self.desired):
+            return drifts
+        scale = Command(
+            (*self.kubectl, "scale", *deployment, f"--replicas={replicas + 2}"),
+            f"drift: scale the Deployment by hand ({replicas + 2} replicas; Git says {replicas})",
+        )
+        return [("replica-count", scale), *drifts]
+
     def drifts(self) -> list[Drift]:
         return [
             Drift(name, command.why, functools.partial(execute, [command], dry_run=False))
-            for name, command in self.drift_commands
+            for name, command in self.drift_commands()
         ]
 
     def observed(self) -> Observation:

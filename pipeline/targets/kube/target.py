@@ -24,15 +24,7 @@ from pipeline.graph import JOBS_BY_NAME
 from pipeline.release import Release
 from pipeline.targets.kube.api import custom_objects
 from pipeline.targets.kube.cluster import CLUSTER_NAME, NODE_PORTS, Cluster
-from pipeline.targets.kube.environment import (
-    DRIFTED_SETTING,
-    MONITORING_NAMESPACE,
-    PROMETHEUS_PORT,
-    PROMETHEUS_SERVICE,
-    SERVICE,
-    KubeEnvironment,
-    port_forward_argv,
-)
+from pipeline.targets.kube.environment import SERVICE, KubeEnvironment
 from pipeline.targets.kube.git_server import in_cluster_source
 from pipeline.targets.kube.plan import Call, Command, Step, apply, execute
 from pipeline.targets.kube.root import set_component
@@ -197,55 +189,6 @@ class EnvironmentPlan:
     #: The child Applications Argo CD renders from the root once this environment has joined.
     children: list[Manifest]
 
-    def after_up(self) -> list[Command]:
-        """Printed by the dry run: the port-forwards, then (demo) the drifts in the demo's order."""
-        env = self.environment
-        prometheus = port_forward_argv(
-            env.kubectl, MONITORING_NAMESPACE, f"service/{PROMETHEUS_SERVICE}", PROMETHEUS_PORT
-        )
-        return [
-            Command(
-                env.endpoint_argv,
-                "then: the service's URL through its NodePort: the load's path (no port-forward)",
-            ),
-            Command(prometheus, "then: reach Prometheus"),
-            *(command for _, command in env.drift_commands),
-        ]
-
-
-def drift_commands(
-    kubectl: tuple[str, ...], namespace: str, desired: list[Manifest]
-) -> list[tuple[str, Command]]:
-    """The demo's hand-made changes outside Git; each must be undone by Argo CD's self-heal.
-
-    Scaling is drift only where Git owns spec.replicas (no HPA), so it is left out elsewhere.
-    """
-    deployment = ("-n", namespace, f"deployment/{SERVICE}")
-    drifts = [
-        (
-            "config-drift",
-            Command(
-                (*kubectl, "set", "env", *deployment, f"{DRIFTED_SETTING}=debug"),
-                "drift: change a setting on the Deployment by hand (log level info -> debug)",
-            ),
-        ),
-        (
-            "service-deleted",
-            Command(
-                (*kubectl, "delete", "service", SERVICE, "-n", namespace, "--wait=false"),
-                "drift: delete the Service by hand",
-            ),
-        ),
-    ]
-    replicas = next((m["spec"].get("replicas") for m in desired if m["kind"] == "Deployment"), None)
-    if replicas is None or any(m["kind"] == "HorizontalPodAutoscaler" for m in desired):
-        return drifts
-    scale = Command(
-        (*kubectl, "scale", *deployment, f"--replicas={replicas + 2}"),
-        f"drift: scale the Deployment by hand ({replicas + 2} replicas; Git says {replicas})",
-    )
-    return [("replica-count", scale), *drifts]
-
 
 def plan_environment(tool: str, env_name: str, release: Release, *, planning: bool) -> EnvironmentPlan:
     cluster = Cluster(tool)
@@ -325,7 +268,6 @@ def plan_environment(tool: str, env_name: str, release: Release, *, planning: bo
         application=application_name,
         kubectl=kubectl,
         context=cluster.context,
-        drift_commands=drift_commands(kubectl, namespace, rendered),
         desired=rendered,
         target=tool,
         image={"reference": image, "source": cluster.load_method, "pull_policy": PULL_POLICY},
@@ -373,7 +315,7 @@ class KubeTarget:
             f"{to_yaml(plan.children).rstrip()}",
             file=text,
         )
-        execute(plan.after_up(), dry_run=True, out=text)
+        execute(plan.environment.after_up(), dry_run=True, out=text)
         print(f"\ndry run: the plan above was printed, nothing was run ({self.name}, {env_name})", file=text)
         return text.getvalue()
 

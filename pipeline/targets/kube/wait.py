@@ -45,11 +45,6 @@ def conditions_text(application: dict[str, Any]) -> str:
     return "; ".join(f"{c.get('type', 'Condition')}: {c.get('message', '')}" for c in conditions)
 
 
-def _converged(application: dict[str, Any], revision: str | None) -> bool:
-    synced_revision = application.get("status", {}).get("sync", {}).get("revision")
-    return application_status(application).converged and (revision is None or synced_revision == revision)
-
-
 def watch_until_converged(
     events: EventStream,
     name: str,
@@ -64,8 +59,7 @@ def watch_until_converged(
     `stuck` names a state that will not fix itself (pods), or None; `blocker` describes what else
     blocks this Application (the root's conditions), for the failure message.
     """
-    started = time.monotonic()
-    deadline = started + timeout_seconds
+    deadline = time.monotonic() + timeout_seconds
     last: dict[str, Any] = {}
     shown = None
     degraded_since: float | None = None
@@ -87,7 +81,8 @@ def watch_until_converged(
             if status != shown:
                 print(f"  {name}: {status.sync}, {status.health}", flush=True)
                 shown = status
-            if _converged(last, revision):
+            synced_revision = last.get("status", {}).get("sync", {}).get("revision")
+            if status.converged and revision in (None, synced_revision):
                 return status
             fatal = [
                 c for c in last.get("status", {}).get("conditions", []) if c.get("type") in FATAL_CONDITIONS
