@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import yaml
@@ -56,7 +56,7 @@ def _from_git(relative: str) -> Manifest:
     return yaml.safe_load((ARGOCD / relative).read_text())
 
 
-def json_patch(target: dict[str, str], operations: list[dict[str, object]]) -> Manifest:
+def json_patch(target: dict[str, str], operations: Sequence[Mapping[str, object]]) -> Manifest:
     """A kustomize patch of `target`: JSON patch `operations`, inline as YAML."""
     return {"target": target, "patch": yaml.safe_dump(operations, sort_keys=False)}
 

@@ -1,8 +1,8 @@
 """One environment on kind/minikube: an Argo CD Application and its namespace.
 
-Reads status from the Application (the GitOps controller's own view), reaches the service and
-Prometheus through `kubectl port-forward`, causes the demo's drifts with kubectl, and saves the
-environment's state through `redact`.
+Reads status from the Application (the GitOps controller's own view), reaches the service through
+its NodePort and the replicas and Prometheus through `kubectl port-forward`, causes the demo's
+drifts with kubectl, and saves the environment's state through `redact`.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from pipeline.targets.kube.redact import redact
 from pipeline.targets.kube.root import set_component
 
 SERVICE = "ml-inference"
+SERVICE_SELECTOR = f"app.kubernetes.io/name={SERVICE}"
 MONITORING_NAMESPACE = "monitoring"
 PROMETHEUS_SERVICE, PROMETHEUS_PORT = "prometheus", 9090
 FORWARDING = re.compile(r"Forwarding from 127\.0\.0\.1:(\d+)")
@@ -260,9 +261,7 @@ class KubeEnvironment:
             return None
 
     def replica_urls(self) -> list[str]:
-        pods = self._kubectl_json(
-            "get", "pods", "-n", self.namespace, "-l", f"app.kubernetes.io/name={SERVICE}"
-        )
+        pods = self._kubectl_json("get", "pods", "-n", self.namespace, "-l", SERVICE_SELECTOR)
         urls = []
         for pod in pods["items"]:
             conditions = {c["type"]: c["status"] for c in pod.get("status", {}).get("conditions", [])}
@@ -371,11 +370,8 @@ class KubeEnvironment:
             application = None
             errors.append(f"Application {ARGOCD_NAMESPACE}/{self.application}: {error}")
         try:
-            pods = (
-                core_v1(self.context)
-                .list_namespaced_pod(self.namespace, label_selector=f"app.kubernetes.io/name={SERVICE}")
-                .items
-            )
+            api = core_v1(self.context)
+            pods = api.list_namespaced_pod(self.namespace, label_selector=SERVICE_SELECTOR).items
         except Exception as error:
             pods = []
             errors.append(f"pods in {self.namespace}: {error}")
