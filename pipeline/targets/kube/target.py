@@ -292,9 +292,8 @@ class KubeTarget:
         except Exception:
             # Before the failure fails the job: the environment's state, scrubbed, in its job's artifact.
             job = JOBS_BY_NAME.get(env_name)
-            directory = (
-                context.artifacts_dir / str(job.artifact if job else "cluster-state") / "failed-bring-up"
-            )
+            artifact = str(job.artifact) if job else "cluster-state"
+            directory = context.artifacts_dir / artifact / "failed-bring-up"
             try:
                 plan.environment.save_state(directory)
                 print(f"state of the failed bring-up saved (scrubbed) in {directory}", flush=True)
