@@ -1,4 +1,4 @@
-"""The app of apps of gitops/argocd/, built for one run, and Argo CD's pinned install.
+"""The app of apps of gitops/argocd/, built for one run.
 
 Git declares everything: the AppProjects, the root Application and, under gitops/argocd/apps/,
 the child Applications (observability always; each environment a kustomize component). A run
@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import yaml
 
 from pipeline.gitops.render import ARGOCD, GITOPS, Manifest, render
 from pipeline.gitops.source import GitSource
-from pipeline.gitops.versions import ARGOCD_INSTALL_URL
 
 ARGOCD_NAMESPACE = "argocd"
 SERVICE_IMAGE = "ml-inference"
@@ -56,8 +56,9 @@ def _from_git(relative: str) -> Manifest:
     return yaml.safe_load((ARGOCD / relative).read_text())
 
 
-def _json_patch(operations: list[dict[str, object]]) -> str:
-    return yaml.safe_dump(operations, sort_keys=False)
+def json_patch(target: dict[str, str], operations: Sequence[Mapping[str, object]]) -> Manifest:
+    """A kustomize patch of `target`: JSON patch `operations`, inline as YAML."""
+    return {"target": target, "patch": yaml.safe_dump(operations, sort_keys=False)}
 
 
 def run_time_patches(
@@ -71,46 +72,28 @@ def run_time_patches(
     `workload_patches` (kustomize patches) reach every service child's spec.source.kustomize;
     `environment_patches` only the child of that environment (a NodePort of its own).
     """
-    patches: list[Manifest] = [
-        {
-            "target": dict(APPLICATION_TARGET),
-            "patch": _json_patch(
-                [
-                    {"op": "replace", "path": "/spec/source/repoURL", "value": source.repo_url},
-                    {"op": "replace", "path": "/spec/source/targetRevision", "value": source.revision},
-                ]
-            ),
-        }
+    source_fields = [
+        {"op": "replace", "path": "/spec/source/repoURL", "value": source.repo_url},
+        {"op": "replace", "path": "/spec/source/targetRevision", "value": source.revision},
     ]
+    patches = [json_patch(dict(APPLICATION_TARGET), source_fields)]
     if image_override:
+        kustomize = {"images": [image_override], "patches": list(workload_patches or [])}
         patches.append(
-            {
-                "target": {**APPLICATION_TARGET, "labelSelector": SERVICE_APPLICATIONS},
-                "patch": _json_patch(
-                    [
-                        {
-                            "op": "add",
-                            "path": "/spec/source/kustomize",
-                            "value": {"images": [image_override], "patches": list(workload_patches or [])},
-                        }
-                    ]
-                ),
-            }
+            json_patch(
+                {**APPLICATION_TARGET, "labelSelector": SERVICE_APPLICATIONS},
+                [{"op": "add", "path": "/spec/source/kustomize", "value": kustomize}],
+            )
         )
         for env_name, env_patches in (environment_patches or {}).items():
             patches.append(
-                {
-                    "target": {
-                        **APPLICATION_TARGET,
-                        "labelSelector": f"ml-gitops.dev/environment={env_name}",
-                    },
-                    "patch": _json_patch(
-                        [
-                            {"op": "add", "path": "/spec/source/kustomize/patches/-", "value": p}
-                            for p in env_patches
-                        ]
-                    ),
-                }
+                json_patch(
+                    {**APPLICATION_TARGET, "labelSelector": f"ml-gitops.dev/environment={env_name}"},
+                    [
+                        {"op": "add", "path": "/spec/source/kustomize/patches/-", "value": p}
+                        for p in env_patches
+                    ],
+                )
             )
     return patches
 
@@ -152,26 +135,36 @@ def application_health() -> Manifest:
     return _from_git("argocd-cm-application-health.yaml")
 
 
+def _render_edited(path: str, edit: Callable[[Manifest], None]) -> list[Manifest]:
+    """Render `path` (relative to the repository) after `edit` changed its kustomization.yaml.
+
+    On a scratch copy of gitops/, so the repository is never touched.
+    """
+    with tempfile.TemporaryDirectory() as scratch:
+        shutil.copytree(GITOPS, Path(scratch) / GITOPS.name)
+        directory = Path(scratch) / path
+        kustomization_file = directory / "kustomization.yaml"
+        kustomization = yaml.safe_load(kustomization_file.read_text())
+        edit(kustomization)
+        kustomization_file.write_text(yaml.safe_dump(kustomization, sort_keys=False))
+        return render(directory)
+
+
 def render_children(root: Manifest, components: list[str]) -> list[Manifest]:
     """What Argo CD renders from `root`'s source with `components` switched on, by sync wave.
 
     The child Applications, and the cluster-scoped RBAC only the root's project may create
     (Prometheus' read-only ClusterRole and binding); `applications` keeps the former.
 
-    Like Argo CD (`kustomize edit add component`, then its patches appended), on a scratch copy
-    of gitops/ so the repository is never touched.
+    Like Argo CD: `kustomize edit add component`, then its patches appended.
     """
-    kustomize = root["spec"]["source"].get("kustomize", {})
-    with tempfile.TemporaryDirectory() as scratch:
-        copy = Path(scratch) / GITOPS.name
-        shutil.copytree(GITOPS, copy)
-        source_dir = copy.parent / root["spec"]["source"]["path"].removeprefix("./")
-        kustomization_file = source_dir / "kustomization.yaml"
-        kustomization = yaml.safe_load(kustomization_file.read_text())
+    patches = root["spec"]["source"].get("kustomize", {}).get("patches", [])
+
+    def edit(kustomization: Manifest) -> None:
         kustomization["components"] = [*kustomization.get("components", []), *components]
-        kustomization["patches"] = [*kustomization.get("patches", []), *kustomize.get("patches", [])]
-        kustomization_file.write_text(yaml.safe_dump(kustomization, sort_keys=False))
-        children = render(source_dir)
+        kustomization["patches"] = [*kustomization.get("patches", []), *patches]
+
+    children = _render_edited(root["spec"]["source"]["path"], edit)
     return sorted(children, key=lambda child: int(child["metadata"].get("annotations", {}).get(SYNC_WAVE, 0)))
 
 
@@ -183,33 +176,16 @@ def applications(children: list[Manifest]) -> list[Manifest]:
 def render_application(application: Manifest) -> list[Manifest]:
     """What Argo CD deploys for a child `application`: its path with its kustomize images and patches.
 
-    As Argo CD does it (`kustomize edit set image`, the patches appended), on a scratch copy.
+    As Argo CD does it: `kustomize edit set image`, the patches appended.
     """
     kustomize = application["spec"]["source"].get("kustomize", {})
-    with tempfile.TemporaryDirectory() as scratch:
-        shutil.copytree(GITOPS, Path(scratch) / GITOPS.name)
-        path = Path(scratch) / application["spec"]["source"]["path"]
-        kustomization_file = path / "kustomization.yaml"
-        kustomization = yaml.safe_load(kustomization_file.read_text())
-        images = [
-            {"name": name, "newName": ref.rpartition(":")[0], "newTag": ref.rpartition(":")[2]}
-            for name, _, ref in (image.partition("=") for image in kustomize.get("images", []))
-        ]
+    images = [
+        {"name": name, "newName": ref.rpartition(":")[0], "newTag": ref.rpartition(":")[2]}
+        for name, _, ref in (image.partition("=") for image in kustomize.get("images", []))
+    ]
+
+    def edit(kustomization: Manifest) -> None:
         kustomization["images"] = [*kustomization.get("images", []), *images]
         kustomization["patches"] = [*kustomization.get("patches", []), *kustomize.get("patches", [])]
-        kustomization_file.write_text(yaml.safe_dump(kustomization, sort_keys=False))
-        return render(path)
 
-
-def install_argv(kubectl: tuple[str, ...]) -> tuple[str, ...]:
-    """The install command from Argo CD's docs, for the pinned version (server-side apply)."""
-    return (
-        *kubectl,
-        "apply",
-        "-n",
-        ARGOCD_NAMESPACE,
-        "--server-side",
-        "--force-conflicts",
-        "-f",
-        ARGOCD_INSTALL_URL,
-    )
+    return _render_edited(application["spec"]["source"]["path"], edit)

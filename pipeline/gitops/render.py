@@ -43,13 +43,8 @@ def kubectl() -> str:
 
 def render_text(directory: Path) -> str:
     """What `kubectl kustomize <directory>` prints: the manifests as Argo CD would apply them."""
-    result = subprocess.run(
-        [kubectl(), "kustomize", str(directory)],
-        capture_output=True,
-        text=True,
-        timeout=RENDER_TIMEOUT_SECONDS,
-        check=False,
-    )
+    argv = [kubectl(), "kustomize", str(directory)]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=RENDER_TIMEOUT_SECONDS, check=False)
     if result.returncode != 0:
         raise RenderError(f"kubectl kustomize {directory} failed: {result.stderr.strip()}")
     return result.stdout

@@ -88,26 +88,22 @@ def origin_source(*, dry_run: bool) -> tuple[GitSource, list[str]]:
     return GitSource(url, commit), notes
 
 
+SNAPSHOT_IDENTITY = {
+    "GIT_AUTHOR_NAME": "ml-gitops",
+    "GIT_AUTHOR_EMAIL": "pipeline@ml-gitops.invalid",
+    "GIT_COMMITTER_NAME": "ml-gitops",
+    "GIT_COMMITTER_EMAIL": "pipeline@ml-gitops.invalid",
+}
+
+
 def snapshot_commit() -> str:
     """A commit of the working tree as it is, made through a temporary index (refs and index untouched)."""
     with tempfile.TemporaryDirectory() as scratch:
         index = {"GIT_INDEX_FILE": str(Path(scratch) / "index")}
         git("add", "--all", ".", env=index)
         tree = git("write-tree", env=index)
-    return git(
-        "commit-tree",
-        tree,
-        "-p",
-        "HEAD",
-        "-m",
-        "ml-gitops pipeline snapshot of the working tree",
-        env={
-            "GIT_AUTHOR_NAME": "ml-gitops",
-            "GIT_AUTHOR_EMAIL": "pipeline@ml-gitops.invalid",
-            "GIT_COMMITTER_NAME": "ml-gitops",
-            "GIT_COMMITTER_EMAIL": "pipeline@ml-gitops.invalid",
-        },
-    )
+    message = "ml-gitops pipeline snapshot of the working tree"
+    return git("commit-tree", tree, "-p", "HEAD", "-m", message, env=SNAPSHOT_IDENTITY)
 
 
 def bare_repository(commit: str, directory: Path) -> Path:

@@ -122,7 +122,6 @@ def test_on_kubernetes_the_live_state_is_the_deployments_replicas_ready_pods_and
         application="ml-inference-demo",
         kubectl=("kubectl",),
         context="kind-ml-gitops",
-        drift_commands=[],
         desired=[],
         target="kind",
     )

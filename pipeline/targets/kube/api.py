@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pipeline.gitops.appofapps import ARGOCD_NAMESPACE
+
 ARGOCD_GROUP, ARGOCD_API_VERSION = "argoproj.io", "v1alpha1"
 
 
@@ -30,10 +32,16 @@ def core_v1(context: str) -> Any:
     return kubernetes.client.CoreV1Api(kubernetes.config.new_client_from_config(context=context))
 
 
+def read_application(context: str, name: str) -> dict[str, Any]:
+    """Application `name` in Argo CD's namespace."""
+    api = custom_objects(context)
+    return api.get_namespaced_custom_object(
+        ARGOCD_GROUP, ARGOCD_API_VERSION, ARGOCD_NAMESPACE, "applications", name
+    )
+
+
 def application_events(context: str, name: str) -> Any:
     """A watch stream factory for Application `name`: given a server-side timeout, its events."""
-    from pipeline.gitops.appofapps import ARGOCD_NAMESPACE
-
     api = custom_objects(context)
 
     def events(timeout: int) -> Any:

@@ -69,11 +69,6 @@ class Cluster:
 
         return Call(f"check that `{' '.join(argv)}` reports the pinned {self.pinned_version}", check)
 
-    @property
-    def node_container(self) -> str:
-        """kind's node is a Docker container; `docker port` on it reads the host ports back."""
-        return f"{CLUSTER_NAME}-control-plane"
-
     @cached_property
     def kind_config(self) -> dict[str, Any]:
         """One node; each NodePort mapped to a host port on 127.0.0.1, free when the cluster is created.
@@ -81,29 +76,17 @@ class Cluster:
         The ports live on in the node container's port bindings (`docker port`), where the
         environments read them back, so a kept cluster keeps its ports.
         """
-        return {
-            "kind": "Cluster",
-            "apiVersion": "kind.x-k8s.io/v1alpha4",
-            "nodes": [
-                {
-                    "role": "control-plane",
-                    "extraPortMappings": [
-                        {
-                            "containerPort": port,
-                            "hostPort": free_port(),
-                            "listenAddress": "127.0.0.1",
-                            "protocol": "TCP",
-                        }
-                        for port in NODE_PORTS.values()
-                    ],
-                }
-            ],
-        }
+        mappings = [
+            {"containerPort": port, "hostPort": free_port(), "listenAddress": "127.0.0.1", "protocol": "TCP"}
+            for port in NODE_PORTS.values()
+        ]
+        node = {"role": "control-plane", "extraPortMappings": mappings}
+        return {"kind": "Cluster", "apiVersion": "kind.x-k8s.io/v1alpha4", "nodes": [node]}
 
     def endpoint_argv(self, env_name: str, namespace: str) -> tuple[str, ...]:
         """The command that prints the URL of `env_name`'s service through its NodePort."""
-        if self.tool == "kind":
-            return ("docker", "port", self.node_container, f"{NODE_PORTS[env_name]}/tcp")
+        if self.tool == "kind":  # kind's node is a Docker container, which holds the host ports
+            return ("docker", "port", f"{CLUSTER_NAME}-control-plane", f"{NODE_PORTS[env_name]}/tcp")
         return ("minikube", "service", "ml-inference", "-n", namespace, "--url", "--profile", CLUSTER_NAME)
 
     def exists(self) -> Query:
@@ -112,82 +95,47 @@ class Cluster:
         return Query(("minikube", "status", "--profile", CLUSTER_NAME))
 
     def create(self) -> list[Command]:
-        if self.tool == "kind":
+        if self.tool == "minikube":
+            version = f"--kubernetes-version={KUBERNETES_VERSION}"
             return [
                 Command(
-                    (
-                        "kind",
-                        "create",
-                        "cluster",
-                        "--name",
-                        CLUSTER_NAME,
-                        "--image",
-                        KIND_NODE_IMAGE,
-                        "--config",
-                        "-",
-                        "--wait",
-                        "180s",
-                    ),
-                    f"create kind cluster {CLUSTER_NAME} running Kubernetes {KUBERNETES_VERSION}, its "
-                    "NodePorts mapped to free ports on 127.0.0.1; kind cluster config:",
-                    objects=(self.kind_config,),
+                    ("minikube", "start", "--profile", CLUSTER_NAME, version, "--wait=all"),
+                    f"start the minikube profile {CLUSTER_NAME} (Kubernetes {KUBERNETES_VERSION})",
                     unless=self.exists(),
                 ),
                 Command(
-                    (*self.kubectl, "apply", "--server-side", "-f", METRICS_SERVER_URL),
-                    "install metrics-server (the HPA's metrics API; kind has none)",
-                    unless=Query((*self.kubectl, "get", "deployment", "metrics-server", "-n", "kube-system")),
-                ),
-                Command(
-                    (
-                        *self.kubectl,
-                        "patch",
-                        "deployment",
-                        "metrics-server",
-                        "-n",
-                        "kube-system",
-                        "--type",
-                        "json",
-                        "-p",
-                        json.dumps(INSECURE_KUBELET_TLS_PATCH),
-                    ),
-                    "let metrics-server accept kind's self-signed kubelet certificates",
-                    unless=Query(
-                        (
-                            *self.kubectl,
-                            "get",
-                            "deployment",
-                            "metrics-server",
-                            "-n",
-                            "kube-system",
-                            "-o",
-                            'jsonpath={range .spec.template.spec.containers[0].args[*]}{@}{"\\n"}{end}',
-                        ),
-                        line="--kubelet-insecure-tls",
-                    ),
+                    ("minikube", "addons", "enable", "metrics-server", "--profile", CLUSTER_NAME),
+                    "enable minikube's metrics-server addon (the HPA's metrics API)",
                 ),
             ]
+        metrics_server = ("deployment", "metrics-server", "-n", "kube-system")
+        create = ("kind", "create", "cluster", "--name", CLUSTER_NAME, "--image", KIND_NODE_IMAGE)
+        insecure_tls = json.dumps(INSECURE_KUBELET_TLS_PATCH)
+        first_container_args = 'jsonpath={range .spec.template.spec.containers[0].args[*]}{@}{"\\n"}{end}'
         return [
             Command(
-                (
-                    "minikube",
-                    "start",
-                    "--profile",
-                    CLUSTER_NAME,
-                    f"--kubernetes-version={KUBERNETES_VERSION}",
-                    "--wait=all",
-                ),
-                f"start the minikube profile {CLUSTER_NAME} (Kubernetes {KUBERNETES_VERSION})",
+                (*create, "--config", "-", "--wait", "180s"),
+                f"create kind cluster {CLUSTER_NAME} running Kubernetes {KUBERNETES_VERSION}, its "
+                "NodePorts mapped to free ports on 127.0.0.1; kind cluster config:",
+                objects=(self.kind_config,),
                 unless=self.exists(),
             ),
             Command(
-                ("minikube", "addons", "enable", "metrics-server", "--profile", CLUSTER_NAME),
-                "enable minikube's metrics-server addon (the HPA's metrics API)",
+                (*self.kubectl, "apply", "--server-side", "-f", METRICS_SERVER_URL),
+                "install metrics-server (the HPA's metrics API; kind has none)",
+                unless=Query((*self.kubectl, "get", *metrics_server)),
+            ),
+            Command(
+                (*self.kubectl, "patch", *metrics_server, "--type", "json", "-p", insecure_tls),
+                "let metrics-server accept kind's self-signed kubelet certificates",
+                unless=Query(
+                    (*self.kubectl, "get", *metrics_server, "-o", first_container_args),
+                    line="--kubelet-insecure-tls",
+                ),
             ),
         ]
 
     def load_image(self, image: str) -> Command:
-        """Put the build's image on the nodes, so no registry is needed."""
         if self.tool == "kind":
             argv: tuple[str, ...] = ("kind", "load", "docker-image", image, "--name", CLUSTER_NAME)
         else:
@@ -202,16 +150,9 @@ class Cluster:
         return "kind load docker-image" if self.tool == "kind" else "minikube image load"
 
     def metrics_ready(self) -> Command:
+        available = ("--for=condition=Available", "deployment/metrics-server", "-n", "kube-system")
         return Command(
-            (
-                *self.kubectl,
-                "wait",
-                "--for=condition=Available",
-                "deployment/metrics-server",
-                "-n",
-                "kube-system",
-                "--timeout=300s",
-            ),
+            (*self.kubectl, "wait", *available, "--timeout=300s"),
             "wait until the metrics API serves (the HPA reads it)",
         )
 

@@ -1,8 +1,8 @@
 """One environment on kind/minikube: an Argo CD Application and its namespace.
 
-Reads status from the Application (the GitOps controller's own view), reaches the service and
-Prometheus through `kubectl port-forward`, causes the demo's drifts with kubectl, and saves the
-environment's state through `redact`.
+Reads status from the Application (the GitOps controller's own view), reaches the service through
+its NodePort and the replicas and Prometheus through `kubectl port-forward`, causes the demo's
+drifts with kubectl, and saves the environment's state through `redact`.
 """
 
 from __future__ import annotations
@@ -29,19 +29,13 @@ from pipeline.gitops.appofapps import ARGOCD_NAMESPACE, ROOT_APPLICATION, enviro
 from pipeline.gitops.render import to_yaml
 from pipeline.release import ControllerStatus, Drift, Observation
 from pipeline.targets import summarize_prometheus_targets
-from pipeline.targets.kube.api import (
-    ARGOCD_API_VERSION,
-    ARGOCD_GROUP,
-    application_events,
-    core_v1,
-    custom_objects,
-)
-from pipeline.targets.kube.plan import Call, Command, StepFailed, execute
+from pipeline.targets.kube.api import application_events, core_v1, custom_objects, read_application
+from pipeline.targets.kube.plan import Call, Command, StepFailed, execute, run_process
 from pipeline.targets.kube.redact import redact
 from pipeline.targets.kube.root import set_component
 
 SERVICE = "ml-inference"
-SERVICE_PORT = 80
+SERVICE_SELECTOR = f"app.kubernetes.io/name={SERVICE}"
 MONITORING_NAMESPACE = "monitoring"
 PROMETHEUS_SERVICE, PROMETHEUS_PORT = "prometheus", 9090
 FORWARDING = re.compile(r"Forwarding from 127\.0\.0\.1:(\d+)")
@@ -152,11 +146,6 @@ class StatusWatch:
         return self._last or ControllerStatus(sync="OutOfSync", health="Missing")
 
 
-def ephemeral_runner() -> bool:
-    """GitHub Actions throws the runner, and the cluster on it, away after the job."""
-    return os.environ.get("GITHUB_ACTIONS") == "true"
-
-
 class PortForward:
     """A `kubectl port-forward` child process and the local URL it serves."""
 
@@ -203,7 +192,6 @@ class KubeEnvironment:
     application: str
     kubectl: tuple[str, ...]
     context: str
-    drift_commands: list[tuple[str, Command]]
     desired: list[dict[str, Any]]
     #: "kind" or "minikube".
     target: str
@@ -223,39 +211,43 @@ class KubeEnvironment:
 
     def connect(self) -> None:
         """Find the service's NodePort URL (the load's path), open Prometheus' port-forward, watch status."""
-        if self.endpoint_argv:
-            result = subprocess.run(
-                self.endpoint_argv, capture_output=True, text=True, timeout=60, check=False
-            )
-            if result.returncode != 0 or not result.stdout.strip():
-                raise StepFailed(f"{' '.join(self.endpoint_argv)}: {result.stderr.strip() or 'no output'}")
-            self.endpoint = _url(result.stdout.strip().splitlines()[0])
-        else:
-            service = self._forward(
-                port_forward_argv(self.kubectl, self.namespace, f"service/{SERVICE}", SERVICE_PORT)
-            )
-            self.endpoint = service.url
+        result = run_process(self.endpoint_argv, None, 60)
+        if result.returncode != 0 or not result.stdout.strip():
+            raise StepFailed(f"{' '.join(self.endpoint_argv)}: {result.stderr.strip() or 'no output'}")
+        # `docker port` prints 127.0.0.1:PORT; `minikube service --url` prints a whole URL.
+        address = result.stdout.strip().splitlines()[0]
+        self.endpoint = address if "://" in address else f"http://{address}"
         self._watch = StatusWatch(application_events(self.context, self.application))
         self._watch.start()
         try:
-            prometheus = self._forward(
-                port_forward_argv(
-                    self.kubectl, MONITORING_NAMESPACE, f"service/{PROMETHEUS_SERVICE}", PROMETHEUS_PORT
-                )
+            self.prometheus_url = self._forward(
+                MONITORING_NAMESPACE, f"service/{PROMETHEUS_SERVICE}", PROMETHEUS_PORT
             )
-            self.prometheus_url = prometheus.url
         except StepFailed as error:
             print(f"Prometheus is not reachable ({error}); metrics will be read from the replicas directly")
 
-    def _forward(self, argv: tuple[str, ...]) -> PortForward:
-        forward = PortForward(argv)
+    def _forward(self, namespace: str, resource: str, port: int) -> str:
+        """A port-forward kept open until `down`; its local URL."""
+        forward = PortForward(port_forward_argv(self.kubectl, namespace, resource, port))
         self._forwards.append(forward)
-        return forward
+        return forward.url
+
+    def after_up(self) -> list[Command]:
+        """Printed by the dry run: what `connect` runs, then (demo) the drifts in the demo's order."""
+        prometheus = port_forward_argv(
+            self.kubectl, MONITORING_NAMESPACE, f"service/{PROMETHEUS_SERVICE}", PROMETHEUS_PORT
+        )
+        return [
+            Command(
+                self.endpoint_argv,
+                "then: the service's URL through its NodePort: the load's path (no port-forward)",
+            ),
+            Command(prometheus, "then: reach Prometheus"),
+            *(command for _, command in self.drift_commands()),
+        ]
 
     def _kubectl_json(self, *args: str) -> Any:
-        result = subprocess.run(
-            [*self.kubectl, *args, "-o", "json"], capture_output=True, text=True, timeout=60, check=False
-        )
+        result = run_process([*self.kubectl, *args, "-o", "json"], None, 60)
         if result.returncode != 0:
             raise StepFailed(f"kubectl {' '.join(args)}: {result.stderr.strip()}")
         return json.loads(result.stdout)
@@ -269,19 +261,12 @@ class KubeEnvironment:
             return None
 
     def replica_urls(self) -> list[str]:
-        pods = self._kubectl_json(
-            "get", "pods", "-n", self.namespace, "-l", f"app.kubernetes.io/name={SERVICE}"
-        )
+        pods = self._kubectl_json("get", "pods", "-n", self.namespace, "-l", SERVICE_SELECTOR)
         urls = []
         for pod in pods["items"]:
             conditions = {c["type"]: c["status"] for c in pod.get("status", {}).get("conditions", [])}
             if conditions.get("Ready") == "True":
-                name = pod["metadata"]["name"]
-                urls.append(
-                    self._forward(
-                        port_forward_argv(self.kubectl, self.namespace, f"pod/{name}", CONTAINER_PORT)
-                    ).url
-                )
+                urls.append(self._forward(self.namespace, f"pod/{pod['metadata']['name']}", CONTAINER_PORT))
         return urls
 
     def status(self) -> ControllerStatus:
@@ -290,10 +275,34 @@ class KubeEnvironment:
             return self._watch.status()
         return application_status(self._application())
 
+    def drift_commands(self) -> list[tuple[str, Command]]:
+        """The demo's hand-made changes outside Git; each must be undone by Argo CD's self-heal.
+
+        Scaling is drift only where Git owns spec.replicas (no HPA), so it is left out elsewhere.
+        """
+        deployment = ("-n", self.namespace, f"deployment/{SERVICE}")
+        set_env = Command(
+            (*self.kubectl, "set", "env", *deployment, f"{DRIFTED_SETTING}=debug"),
+            "drift: change a setting on the Deployment by hand (log level info -> debug)",
+        )
+        delete = Command(
+            (*self.kubectl, "delete", "service", SERVICE, "-n", self.namespace, "--wait=false"),
+            "drift: delete the Service by hand",
+        )
+        drifts = [("config-drift", set_env), ("service-deleted", delete)]
+        replicas = next((m["spec"].get("replicas") for m in self.desired if m["kind"] == "Deployment"), None)
+        if replicas is None or any(m["kind"] == "HorizontalPodAutoscaler" for m in self.desired):
+            return drifts
+        scale = Command(
+            (*self.kubectl, "scale", *deployment, f"--replicas={replicas + 2}"),
+            f"drift: scale the Deployment by hand ({replicas + 2} replicas; Git says {replicas})",
+        )
+        return [("replica-count", scale), *drifts]
+
     def drifts(self) -> list[Drift]:
         return [
             Drift(name, command.why, functools.partial(execute, [command], dry_run=False))
-            for name, command in self.drift_commands
+            for name, command in self.drift_commands()
         ]
 
     def observed(self) -> Observation:
@@ -356,18 +365,13 @@ class KubeEnvironment:
         """
         errors: list[str] = []
         try:
-            application = custom_objects(self.context).get_namespaced_custom_object(
-                ARGOCD_GROUP, ARGOCD_API_VERSION, ARGOCD_NAMESPACE, "applications", self.application
-            )
+            application = read_application(self.context, self.application)
         except Exception as error:  # the client raises ApiException or urllib3's errors
             application = None
             errors.append(f"Application {ARGOCD_NAMESPACE}/{self.application}: {error}")
         try:
-            pods = (
-                core_v1(self.context)
-                .list_namespaced_pod(self.namespace, label_selector=f"app.kubernetes.io/name={SERVICE}")
-                .items
-            )
+            api = core_v1(self.context)
+            pods = api.list_namespaced_pod(self.namespace, label_selector=SERVICE_SELECTOR).items
         except Exception as error:
             pods = []
             errors.append(f"pods in {self.namespace}: {error}")
@@ -412,51 +416,25 @@ class KubeEnvironment:
         self._forwards.clear()
         if self._watch is not None:
             self._watch.stop()
-        if ephemeral_runner():
+        if os.environ.get("GITHUB_ACTIONS") == "true":  # the runner is thrown away with its cluster
             print(
                 f"{self.name}: no teardown on an ephemeral runner (GITHUB_ACTIONS): the cluster goes with it"
             )
             return
         component = environment_component(self.name)
-        execute(
-            [
-                Call(
-                    f"remove {component} from Application {ARGOCD_NAMESPACE}/{ROOT_APPLICATION} "
-                    "spec.source.kustomize.components (read, then replace at that resourceVersion)",
-                    lambda: print(set_component(custom_objects(self.context), component, present=False)),
-                ),
-                Command(
-                    (
-                        *self.kubectl,
-                        "wait",
-                        "--for=delete",
-                        f"applications.argoproj.io/{self.application}",
-                        "-n",
-                        ARGOCD_NAMESPACE,
-                        "--timeout=300s",
-                    ),
-                    f"wait until Argo CD has pruned {self.application} (its finalizer deletes its resources)",
-                ),
-                Command(
-                    (
-                        *self.kubectl,
-                        "delete",
-                        "namespace",
-                        self.namespace,
-                        "--ignore-not-found",
-                        "--wait=true",
-                        "--timeout=180s",
-                    ),
-                    f"delete the {self.namespace} namespace",
-                ),
-            ],
-            dry_run=False,
+        prune = ("--for=delete", f"applications.argoproj.io/{self.application}", "-n", ARGOCD_NAMESPACE)
+        leave = Call(
+            f"remove {component} from Application {ARGOCD_NAMESPACE}/{ROOT_APPLICATION} "
+            "spec.source.kustomize.components (read, then replace at that resourceVersion)",
+            lambda: print(set_component(custom_objects(self.context), component, present=False)),
         )
-
-
-def _url(text: str) -> str:
-    """`docker port` prints 127.0.0.1:PORT; `minikube service --url` prints a whole URL."""
-    return text if "://" in text else f"http://{text}"
+        wait = Command(
+            (*self.kubectl, "wait", *prune, "--timeout=300s"),
+            f"wait until Argo CD has pruned {self.application} (its finalizer deletes its resources)",
+        )
+        namespace = ("namespace", self.namespace, "--ignore-not-found", "--wait=true", "--timeout=180s")
+        delete = Command((*self.kubectl, "delete", *namespace), f"delete the {self.namespace} namespace")
+        execute([leave, wait, delete], dry_run=False)
 
 
 def _replica(pod: Any) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from pathlib import Path
 from pipeline.gitops.checks.argocd_rules import RESTRICTED_NAMESPACE_LABELS
 from pipeline.gitops.render import Manifest
 from pipeline.gitops.source import GitSource, bare_repository, snapshot_commit
-from pipeline.targets.kube.plan import Call, Command, Step
+from pipeline.targets.kube.plan import Call, Command, Step, apply
 
 GIT_NAMESPACE = "ml-gitops-git"
 GIT_SERVER = "git-server"
@@ -32,6 +32,29 @@ def git_server_objects(image: str) -> list[Manifest]:
         "capabilities": {"drop": ["ALL"]},
         "seccompProfile": {"type": "RuntimeDefault"},
     }
+    container = {
+        "name": GIT_SERVER,
+        "image": image,
+        "imagePullPolicy": "Never",  # the loaded image, never pulled
+        "command": ["python", "-m", "http.server", "8080", "--directory", SERVED_DIRECTORY],
+        "ports": [{"name": "http", "containerPort": 8080}],
+        "readinessProbe": {"tcpSocket": {"port": "http"}, "periodSeconds": 2},
+        "resources": {
+            "requests": {"cpu": "10m", "memory": "32Mi"},
+            "limits": {"cpu": "200m", "memory": "128Mi"},
+        },
+        "securityContext": security,
+        "volumeMounts": [
+            {"name": "git", "mountPath": SERVED_DIRECTORY},
+            {"name": "tmp", "mountPath": "/tmp"},
+        ],
+    }
+    pod = {
+        "automountServiceAccountToken": False,
+        "containers": [container],
+        "volumes": [{"name": "git", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}],
+    }
+    metadata = {"name": GIT_SERVER, "namespace": GIT_NAMESPACE, "labels": labels}
     return [
         {
             "apiVersion": "v1",
@@ -41,49 +64,17 @@ def git_server_objects(image: str) -> list[Manifest]:
         {
             "apiVersion": "apps/v1",
             "kind": "Deployment",
-            "metadata": {"name": GIT_SERVER, "namespace": GIT_NAMESPACE, "labels": labels},
+            "metadata": metadata,
             "spec": {
                 "replicas": 1,
                 "selector": {"matchLabels": labels},
-                "template": {
-                    "metadata": {"labels": labels},
-                    "spec": {
-                        "automountServiceAccountToken": False,
-                        "containers": [
-                            {
-                                "name": GIT_SERVER,
-                                "image": image,
-                                "imagePullPolicy": "Never",  # the loaded image, never pulled
-                                "command": [
-                                    "python",
-                                    "-m",
-                                    "http.server",
-                                    "8080",
-                                    "--directory",
-                                    SERVED_DIRECTORY,
-                                ],
-                                "ports": [{"name": "http", "containerPort": 8080}],
-                                "readinessProbe": {"tcpSocket": {"port": "http"}, "periodSeconds": 2},
-                                "resources": {
-                                    "requests": {"cpu": "10m", "memory": "32Mi"},
-                                    "limits": {"cpu": "200m", "memory": "128Mi"},
-                                },
-                                "securityContext": security,
-                                "volumeMounts": [
-                                    {"name": "git", "mountPath": SERVED_DIRECTORY},
-                                    {"name": "tmp", "mountPath": "/tmp"},
-                                ],
-                            }
-                        ],
-                        "volumes": [{"name": "git", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}],
-                    },
-                },
+                "template": {"metadata": {"labels": labels}, "spec": pod},
             },
         },
         {
             "apiVersion": "v1",
             "kind": "Service",
-            "metadata": {"name": GIT_SERVER, "namespace": GIT_NAMESPACE, "labels": labels},
+            "metadata": metadata,
             "spec": {"selector": labels, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]},
         },
     ]
@@ -109,10 +100,10 @@ def publish(commit: str, kubectl: tuple[str, ...]) -> None:
 def in_cluster_source(image: str, kubectl: tuple[str, ...]) -> tuple[GitSource, list[Step]]:
     commit = snapshot_commit()
     steps: list[Step] = [
-        Command(
-            (*kubectl, "apply", "--server-side", "--field-manager=ml-gitops-pipeline", "-f", "-"),
+        apply(
+            kubectl,
+            git_server_objects(image),
             "serve this checkout to Argo CD from inside the cluster (git dumb-HTTP server)",
-            objects=tuple(git_server_objects(image)),
         ),
         Command(
             (

@@ -22,10 +22,6 @@ class StepFailed(RuntimeError):
     """A command exited non-zero; the message names it and carries its stderr."""
 
 
-def shell_words(argv: Sequence[str]) -> str:
-    return " ".join(shlex.quote(word) for word in argv)
-
-
 def run_process(
     argv: Sequence[str], stdin: str | None, timeout_seconds: int
 ) -> subprocess.CompletedProcess[str]:
@@ -45,7 +41,7 @@ class Query:
 
     def holds(self) -> bool:
         try:
-            result = subprocess.run(self.argv, capture_output=True, text=True, timeout=60, check=False)
+            result = run_process(self.argv, None, 60)
         except (OSError, subprocess.TimeoutExpired):
             return False
         if result.returncode != 0:
@@ -53,7 +49,7 @@ class Query:
         return self.line is None or self.line in result.stdout.splitlines()
 
     def describe(self) -> str:
-        return f"`{shell_words(self.argv)}`" + (f" lists {self.line}" if self.line else " succeeds")
+        return f"`{shlex.join(self.argv)}`" + (f" lists {self.line}" if self.line else " succeeds")
 
 
 @dataclass(frozen=True)
@@ -67,7 +63,7 @@ class Command:
     timeout_seconds: int = 600
 
     def render(self) -> str:
-        lines = [f"# {self.why}", f"$ {shell_words(self.argv)}"]
+        lines = [f"# {self.why}", f"$ {shlex.join(self.argv)}"]
         if self.unless is not None:
             lines[-1] += f"    # skipped when {self.unless.describe()}"
         if self.objects:
@@ -83,7 +79,7 @@ class Command:
         if result.stdout.strip():
             print(mask_text(result.stdout.rstrip()), flush=True)
         if result.returncode != 0:
-            raise StepFailed(f"{shell_words(self.argv)} exited {result.returncode}: {result.stderr.strip()}")
+            raise StepFailed(f"{shlex.join(self.argv)} exited {result.returncode}: {result.stderr.strip()}")
 
 
 @dataclass(frozen=True)
@@ -101,6 +97,14 @@ class Call:
 
 
 Step = Command | Call
+FIELD_MANAGER = "--field-manager=ml-gitops-pipeline"
+
+
+def apply(kubectl: tuple[str, ...], objects: Sequence[Manifest], why: str) -> Command:
+    """Server-side apply of `objects`, through stdin, as this pipeline's field manager."""
+    return Command(
+        (*kubectl, "apply", "--server-side", FIELD_MANAGER, "-f", "-"), why, objects=tuple(objects)
+    )
 
 
 def execute(steps: Sequence[Step], *, dry_run: bool, out: TextIO | None = None) -> None:

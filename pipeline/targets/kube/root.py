@@ -19,10 +19,6 @@ CONFLICT = 409
 ATTEMPTS = 10
 
 
-def _components(root: dict[str, Any]) -> list[str]:
-    return list(root["spec"]["source"].get("kustomize", {}).get("components", []))
-
-
 def set_component(api: Any, component: str, *, present: bool) -> list[str]:
     """Add (or remove) `component` on the root, race-free; returns the root's components after."""
     from kubernetes.client.exceptions import ApiException
@@ -30,7 +26,7 @@ def set_component(api: Any, component: str, *, present: bool) -> list[str]:
     where = (ARGOCD_GROUP, ARGOCD_API_VERSION, ARGOCD_NAMESPACE, "applications", ROOT_APPLICATION)
     for _ in range(ATTEMPTS):
         root = api.get_namespaced_custom_object(*where)
-        current = _components(root)
+        current = list(root["spec"]["source"].get("kustomize", {}).get("components", []))
         wanted = sorted(set(current) | {component}) if present else [c for c in current if c != component]
         if wanted == current:
             return current

@@ -14,32 +14,22 @@ import io
 import json
 from dataclasses import dataclass
 
-import yaml
-
 from pipeline.context import RunContext
 from pipeline.gitops import appofapps
+from pipeline.gitops.appofapps import ARGOCD_NAMESPACE
 from pipeline.gitops.render import Manifest, to_yaml
 from pipeline.gitops.source import git_source_mode, origin_source
-from pipeline.gitops.versions import ARGOCD_VERSION
+from pipeline.gitops.versions import ARGOCD_INSTALL_URL, ARGOCD_VERSION
 from pipeline.graph import JOBS_BY_NAME
 from pipeline.release import Release
 from pipeline.targets.kube.api import custom_objects
 from pipeline.targets.kube.cluster import CLUSTER_NAME, NODE_PORTS, Cluster
-from pipeline.targets.kube.environment import (
-    DRIFTED_SETTING,
-    MONITORING_NAMESPACE,
-    PROMETHEUS_PORT,
-    PROMETHEUS_SERVICE,
-    SERVICE,
-    KubeEnvironment,
-    port_forward_argv,
-)
+from pipeline.targets.kube.environment import SERVICE, KubeEnvironment
 from pipeline.targets.kube.git_server import in_cluster_source
-from pipeline.targets.kube.plan import Call, Command, Step, execute
+from pipeline.targets.kube.plan import Call, Command, Step, apply, execute
 from pipeline.targets.kube.root import set_component
 from pipeline.targets.kube.wait import wait_for_application
 
-FIELD_MANAGER = "--field-manager=ml-gitops-pipeline"
 SYNC_TIMEOUT_SECONDS = 600
 #: A cold cluster on a fresh runner: node image, Argo CD, metrics-server, Prometheus and Grafana
 #: pulls and rollouts. A job's budget (pipeline/graph.py) covers this plus two Application waits.
@@ -84,31 +74,18 @@ def build_image(release: Release, *, planning: bool = False) -> tuple[str, str]:
     return tag, f"{appofapps.SERVICE_IMAGE}={tag}"
 
 
-def _json_patch(target: dict[str, str], operations: list[dict[str, object]]) -> Manifest:
-    return {"target": target, "patch": yaml.safe_dump(operations, sort_keys=False)}
-
-
 def workload_patches() -> list[Manifest]:
     """Run the loaded image only: a missing one fails fast (ErrImageNeverPull), nothing is pulled."""
-    return [
-        _json_patch(
-            {"kind": "Deployment", "name": SERVICE},
-            [
-                {
-                    "op": "replace",
-                    "path": "/spec/template/spec/containers/0/imagePullPolicy",
-                    "value": PULL_POLICY,
-                }
-            ],
-        )
-    ]
+    path = "/spec/template/spec/containers/0/imagePullPolicy"
+    pull_policy = {"op": "replace", "path": path, "value": PULL_POLICY}
+    return [appofapps.json_patch({"kind": "Deployment", "name": SERVICE}, [pull_policy])]
 
 
 def node_port_patches() -> dict[str, list[Manifest]]:
     """Each environment's Service as a NodePort of its own (the load's path; no port-forward)."""
     return {
         env_name: [
-            _json_patch(
+            appofapps.json_patch(
                 {"kind": "Service", "name": SERVICE},
                 [
                     {"op": "replace", "path": "/spec/type", "value": "NodePort"},
@@ -120,31 +97,9 @@ def node_port_patches() -> dict[str, list[Manifest]]:
     }
 
 
-def cmd_params() -> Manifest:
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {
-            "name": "argocd-cmd-params-cm",
-            "namespace": appofapps.ARGOCD_NAMESPACE,
-            "labels": {
-                "app.kubernetes.io/name": "argocd-cmd-params-cm",
-                "app.kubernetes.io/part-of": "argocd",
-            },
-        },
-        "data": dict(SELF_HEAL_BACKOFF),
-    }
-
-
-def _apply(kubectl: tuple[str, ...], objects: list[Manifest], why: str) -> Command:
-    return Command(
-        (*kubectl, "apply", "--server-side", FIELD_MANAGER, "-f", "-"), why, objects=tuple(objects)
-    )
-
-
 def _wait(cluster: Cluster, name: str, revision: str, namespace: str | None = None) -> Call:
     return Call(
-        f"watch Application {appofapps.ARGOCD_NAMESPACE}/{name} (kubernetes client watch) until it has "
+        f"watch Application {ARGOCD_NAMESPACE}/{name} (kubernetes client watch) until it has "
         f"synced {revision[:12]} and is Healthy (timeout {SYNC_TIMEOUT_SECONDS}s; fails at once on a "
         "ComparisonError, pods in ImagePullBackOff/ErrImagePull/ErrImageNeverPull/CrashLoopBackOff, "
         "or Degraded over 120s, naming the conditions of the Application that blocks)",
@@ -162,20 +117,29 @@ def _wait(cluster: Cluster, name: str, revision: str, namespace: str | None = No
 
 def argocd_install(cluster: Cluster) -> list[Step]:
     """Argo CD's documented install for the pinned version, waited for by condition."""
-    kubectl = cluster.kubectl
-    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": appofapps.ARGOCD_NAMESPACE}}
+    kubectl, argocd = cluster.kubectl, ("-n", ARGOCD_NAMESPACE)
+    controller = "argocd-application-controller"
+    crds = ("crd/applications.argoproj.io", "crd/appprojects.argoproj.io")
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ARGOCD_NAMESPACE}}
+    labels = {"app.kubernetes.io/name": "argocd-cmd-params-cm", "app.kubernetes.io/part-of": "argocd"}
+    cmd_params = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "argocd-cmd-params-cm", "namespace": ARGOCD_NAMESPACE, "labels": labels},
+        "data": dict(SELF_HEAL_BACKOFF),
+    }
     digest = hashlib.sha256(json.dumps(SELF_HEAL_BACKOFF, sort_keys=True).encode()).hexdigest()
     restart = {"spec": {"template": {"metadata": {"annotations": {CMD_PARAMS_ANNOTATION: digest}}}}}
     return [
-        _apply(kubectl, [namespace], f"the {appofapps.ARGOCD_NAMESPACE} namespace"),
-        _apply(
+        apply(kubectl, [namespace], f"the {ARGOCD_NAMESPACE} namespace"),
+        apply(
             kubectl,
-            [cmd_params()],
+            [cmd_params],
             "the self-heal backoff the demo needs (argocd-cmd-params-cm), before the install so a new "
             "controller starts with it",
         ),
         Command(
-            appofapps.install_argv(kubectl),
+            (*kubectl, "apply", *argocd, "--server-side", "--force-conflicts", "-f", ARGOCD_INSTALL_URL),
             f"install Argo CD {ARGOCD_VERSION} from its versioned manifest (server-side apply, per its docs)",
         ),
         Command(
@@ -183,9 +147,8 @@ def argocd_install(cluster: Cluster) -> list[Step]:
                 *kubectl,
                 "patch",
                 "statefulset",
-                "argocd-application-controller",
-                "-n",
-                appofapps.ARGOCD_NAMESPACE,
+                controller,
+                *argocd,
                 "--type",
                 "merge",
                 "-p",
@@ -194,45 +157,21 @@ def argocd_install(cluster: Cluster) -> list[Step]:
             "the controller reads argocd-cmd-params-cm only at start (env from configMapKeyRef): annotate "
             "its pod template with the settings' hash, which restarts it only when they changed",
         ),
-        _apply(
+        apply(
             kubectl,
             [appofapps.application_health()],
             "give Applications a health (argocd-cm), so the root syncs wave by wave on its children's health",
         ),
         Command(
-            (
-                *kubectl,
-                "wait",
-                "--for=condition=Established",
-                "--timeout=120s",
-                "crd/applications.argoproj.io",
-                "crd/appprojects.argoproj.io",
-            ),
+            (*kubectl, "wait", "--for=condition=Established", "--timeout=120s", *crds),
             "wait until Argo CD's CRDs are served",
         ),
         Command(
-            (
-                *kubectl,
-                "wait",
-                "--for=condition=Available",
-                "deployment",
-                "--all",
-                "-n",
-                appofapps.ARGOCD_NAMESPACE,
-                "--timeout=600s",
-            ),
+            (*kubectl, "wait", "--for=condition=Available", "deployment", "--all", *argocd, "--timeout=600s"),
             "wait until every Argo CD deployment is available",
         ),
         Command(
-            (
-                *kubectl,
-                "rollout",
-                "status",
-                "statefulset/argocd-application-controller",
-                "-n",
-                appofapps.ARGOCD_NAMESPACE,
-                "--timeout=600s",
-            ),
+            (*kubectl, "rollout", "status", f"statefulset/{controller}", *argocd, "--timeout=600s"),
             "wait until the application controller runs",
         ),
     ]
@@ -244,78 +183,11 @@ class EnvironmentPlan:
 
     setup: list[Step]
     environment: KubeEnvironment
-    #: What a real run follows, one line each: image and pull policy, Git source, load path, backoff.
+    #: What a real run follows, one line each: image and pull policy, Git source, load path, backoff;
+    #: then what the person should know before it runs (`note:` an unpushed commit, a dirty tree).
     summary: list[str]
-    #: What the person should know before it runs (an unpushed commit, a dirty tree).
-    notes: list[str]
     #: The child Applications Argo CD renders from the root once this environment has joined.
     children: list[Manifest]
-
-    def after_up(self) -> list[Command]:
-        """Printed by the dry run: the port-forwards, then (demo) the drifts in the demo's order."""
-        env = self.environment
-        forwards = [
-            Command(
-                env.endpoint_argv,
-                "then: the service's URL through its NodePort: the load's path (no port-forward)",
-            ),
-            Command(
-                port_forward_argv(
-                    env.kubectl, MONITORING_NAMESPACE, f"service/{PROMETHEUS_SERVICE}", PROMETHEUS_PORT
-                ),
-                "then: reach Prometheus",
-            ),
-        ]
-        return forwards + [command for _, command in env.drift_commands]
-
-
-def drift_commands(
-    kubectl: tuple[str, ...], namespace: str, desired: list[Manifest]
-) -> list[tuple[str, Command]]:
-    """The demo's hand-made changes outside Git; each must be undone by Argo CD's self-heal.
-
-    Scaling is drift only where Git owns spec.replicas (no HPA), so it is left out elsewhere.
-    """
-    deployment = ("-n", namespace, f"deployment/{SERVICE}")
-    drifts = [
-        (
-            "config-drift",
-            Command(
-                (*kubectl, "set", "env", *deployment, f"{DRIFTED_SETTING}=debug"),
-                "drift: change a setting on the Deployment by hand (log level info -> debug)",
-            ),
-        ),
-        (
-            "service-deleted",
-            Command(
-                (*kubectl, "delete", "service", SERVICE, "-n", namespace, "--wait=false"),
-                "drift: delete the Service by hand",
-            ),
-        ),
-    ]
-    replicas = next((m["spec"].get("replicas") for m in desired if m["kind"] == "Deployment"), None)
-    if replicas is not None and not any(m["kind"] == "HorizontalPodAutoscaler" for m in desired):
-        drifts.insert(
-            0,
-            (
-                "replica-count",
-                Command(
-                    (*kubectl, "scale", *deployment, f"--replicas={replicas + 2}"),
-                    f"drift: scale the Deployment by hand ({replicas + 2} replicas; Git says {replicas})",
-                ),
-            ),
-        )
-    return drifts
-
-
-def _join(cluster: Cluster, env_name: str) -> Call:
-    component = appofapps.environment_component(env_name)
-    return Call(
-        f"add {component} to Application {appofapps.ARGOCD_NAMESPACE}/{appofapps.ROOT_APPLICATION} "
-        "spec.source.kustomize.components (kubernetes client: read, then replace at that resourceVersion, "
-        f"again on a 409 Conflict), so Argo CD creates Application {appofapps.application_name(env_name)}",
-        lambda: print(set_component(custom_objects(cluster.context), component, present=True)),
-    )
 
 
 def plan_environment(tool: str, env_name: str, release: Release, *, planning: bool) -> EnvironmentPlan:
@@ -330,16 +202,7 @@ def plan_environment(tool: str, env_name: str, release: Release, *, planning: bo
         cluster.metrics_ready(),
         *argocd_install(cluster),
     ]
-    image_line = (
-        f"image: {image} (loaded with `{cluster.load_method}`, imagePullPolicy {PULL_POLICY}: a missing "
-        "image fails fast with ErrImageNeverPull; nothing is pulled from a registry)"
-    )
-    backoff_line = (
-        "self-heal backoff: "
-        + ", ".join(f"{key}={value}" for key, value in SELF_HEAL_BACKOFF.items())
-        + " (argocd-cmd-params-cm; the controller restarts when it changes)"
-    )
-    warnings: list[str] = []
+    notes: list[str] = []
     if git_source_mode() == "in-cluster":
         source, serve = in_cluster_source(image, kubectl)
         steps += serve
@@ -348,22 +211,23 @@ def plan_environment(tool: str, env_name: str, release: Release, *, planning: bo
             "(a snapshot of this working tree; no credential reaches the cluster)"
         )
     else:
-        source, warnings = origin_source(dry_run=planning)
+        source, notes = origin_source(dry_run=planning)
         git_line = f"git source: {source.repo_url} at {source.revision} (origin)"
     root = appofapps.root_application(source, image_override, workload_patches(), node_port_patches())
     children = appofapps.render_children(root, [component])
     application_name = appofapps.application_name(env_name)
     (application,) = [c for c in children if c["metadata"]["name"] == application_name]
+    namespace = application["spec"]["destination"]["namespace"]
     rendered = appofapps.render_application(application)
     steps += [
-        _apply(
+        apply(
             kubectl,
             appofapps.projects(source),
             "the AppProjects: the root's (Applications in argocd, and Prometheus' read-only cluster "
             "RBAC by name) and its children's (this repository, these namespaces, these kinds; "
             "no cluster-scoped RBAC)",
         ),
-        _apply(
+        apply(
             kubectl,
             [root],
             "the root Application (app of apps): observability (wave 0), then the environments that join",
@@ -371,50 +235,46 @@ def plan_environment(tool: str, env_name: str, release: Release, *, planning: bo
         # The shared observability child, not the root: the root is Healthy only when every
         # environment is, and another job's (a demo mid-drift) must not hold this one up.
         _wait(cluster, appofapps.OBSERVABILITY_APPLICATION, source.revision),
-        _join(cluster, env_name),
-        _wait(cluster, application_name, source.revision, application["spec"]["destination"]["namespace"]),
+        Call(
+            f"add {component} to Application {ARGOCD_NAMESPACE}/{appofapps.ROOT_APPLICATION} "
+            "spec.source.kustomize.components (kubernetes client: read, then replace at that "
+            f"resourceVersion, again on a 409 Conflict), so Argo CD creates Application {application_name}",
+            lambda: print(set_component(custom_objects(cluster.context), component, present=True)),
+        ),
+        _wait(cluster, application_name, source.revision, namespace),
     ]
-    namespace = application["spec"]["destination"]["namespace"]
     endpoint_argv = cluster.endpoint_argv(env_name, namespace)
+    node_port = NODE_PORTS[env_name]
     if tool == "kind":
-        port = next(
-            m["hostPort"]
-            for m in cluster.kind_config["nodes"][0]["extraPortMappings"]
-            if m["containerPort"] == NODE_PORTS[env_name]
-        )
+        mappings = cluster.kind_config["nodes"][0]["extraPortMappings"]
+        port = next(m["hostPort"] for m in mappings if m["containerPort"] == node_port)
         load_line = (
-            f"load path: http://127.0.0.1:{port} (NodePort {NODE_PORTS[env_name]} via kind "
-            "extraPortMappings on 127.0.0.1, a port free when the cluster is created; read back with "
-            f"`{' '.join(endpoint_argv)}`)"
+            f"load path: http://127.0.0.1:{port} (NodePort {node_port} via kind extraPortMappings on "
+            f"127.0.0.1, a port free when the cluster is created; read back with `{' '.join(endpoint_argv)}`)"
         )
     else:
-        load_line = f"load path: the URL `{' '.join(endpoint_argv)}` prints (NodePort {NODE_PORTS[env_name]})"
+        load_line = f"load path: the URL `{' '.join(endpoint_argv)}` prints (NodePort {node_port})"
+    image_line = (
+        f"image: {image} (loaded with `{cluster.load_method}`, imagePullPolicy {PULL_POLICY}: a missing "
+        "image fails fast with ErrImageNeverPull; nothing is pulled from a registry)"
+    )
+    backoff = ", ".join(f"{key}={value}" for key, value in SELF_HEAL_BACKOFF.items())
+    backoff_line = (
+        f"self-heal backoff: {backoff} (argocd-cmd-params-cm; the controller restarts when it changes)"
+    )
     environment = KubeEnvironment(
         name=env_name,
         namespace=namespace,
         application=application_name,
         kubectl=kubectl,
         context=cluster.context,
-        drift_commands=drift_commands(kubectl, namespace, rendered),
         desired=rendered,
         target=tool,
         image={"reference": image, "source": cluster.load_method, "pull_policy": PULL_POLICY},
         endpoint_argv=endpoint_argv,
     )
-    return EnvironmentPlan(
-        steps, environment, [image_line, git_line, load_line, backoff_line], warnings, children
-    )
-
-
-def save_failed_state(environment: KubeEnvironment, env_name: str, context: RunContext) -> None:
-    """Before a failed bring-up fails the job: the environment's state, scrubbed, in its job's artifact."""
-    job = JOBS_BY_NAME.get(env_name)
-    directory = context.artifacts_dir / str(job.artifact if job else "cluster-state") / "failed-bring-up"
-    try:
-        environment.save_state(directory)
-        print(f"state of the failed bring-up saved (scrubbed) in {directory}", flush=True)
-    except Exception as error:  # the bring-up's error is the one to report
-        print(f"saving the state of the failed bring-up failed: {error}", flush=True)
+    summary = [image_line, git_line, load_line, backoff_line, *(f"note: {note}" for note in notes)]
+    return EnvironmentPlan(steps, environment, summary, children)
 
 
 @dataclass(frozen=True)
@@ -426,13 +286,19 @@ class KubeTarget:
         plan = plan_environment(self.name, env_name, release, planning=False)
         for line in plan.summary:
             print(line, flush=True)
-        for note in plan.notes:
-            print(f"note: {note}", flush=True)
         try:
             execute(plan.setup, dry_run=False)
             plan.environment.connect()
         except Exception:
-            save_failed_state(plan.environment, env_name, context)
+            # Before the failure fails the job: the environment's state, scrubbed, in its job's artifact.
+            job = JOBS_BY_NAME.get(env_name)
+            artifact = str(job.artifact) if job else "cluster-state"
+            directory = context.artifacts_dir / artifact / "failed-bring-up"
+            try:
+                plan.environment.save_state(directory)
+                print(f"state of the failed bring-up saved (scrubbed) in {directory}", flush=True)
+            except Exception as error:  # the bring-up's error is the one to report
+                print(f"saving the state of the failed bring-up failed: {error}", flush=True)
             raise
         return plan.environment
 
@@ -440,11 +306,7 @@ class KubeTarget:
         """Every command and object `up` would apply, then what Argo CD renders and the job does."""
         plan = plan_environment(self.name, env_name, release, planning=True)
         text = io.StringIO()
-        print(f"# what a real run follows ({self.name}, {env_name}):", file=text)
-        for line in plan.summary:
-            print(line, file=text)
-        for note in plan.notes:
-            print(f"note: {note}", file=text)
+        print(f"# what a real run follows ({self.name}, {env_name}):", *plan.summary, sep="\n", file=text)
         execute(plan.setup, dry_run=True, out=text)
         print(
             "\n# then Argo CD renders the root's source into these child Applications "
@@ -452,7 +314,7 @@ class KubeTarget:
             f"{to_yaml(plan.children).rstrip()}",
             file=text,
         )
-        execute(plan.after_up(), dry_run=True, out=text)
+        execute(plan.environment.after_up(), dry_run=True, out=text)
         print(f"\ndry run: the plan above was printed, nothing was run ({self.name}, {env_name})", file=text)
         return text.getvalue()
 

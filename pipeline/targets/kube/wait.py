@@ -14,13 +14,7 @@ from typing import Any
 
 from pipeline.gitops.appofapps import ARGOCD_NAMESPACE, ROOT_APPLICATION
 from pipeline.release import ControllerStatus
-from pipeline.targets.kube.api import (
-    ARGOCD_API_VERSION,
-    ARGOCD_GROUP,
-    application_events,
-    core_v1,
-    custom_objects,
-)
+from pipeline.targets.kube.api import application_events, core_v1, read_application
 from pipeline.targets.kube.environment import application_status
 
 #: Given a server-side timeout in seconds, the watch events of one Application until it expires.
@@ -51,11 +45,6 @@ def conditions_text(application: dict[str, Any]) -> str:
     return "; ".join(f"{c.get('type', 'Condition')}: {c.get('message', '')}" for c in conditions)
 
 
-def _converged(application: dict[str, Any], revision: str | None) -> bool:
-    synced_revision = application.get("status", {}).get("sync", {}).get("revision")
-    return application_status(application).converged and (revision is None or synced_revision == revision)
-
-
 def watch_until_converged(
     events: EventStream,
     name: str,
@@ -70,8 +59,7 @@ def watch_until_converged(
     `stuck` names a state that will not fix itself (pods), or None; `blocker` describes what else
     blocks this Application (the root's conditions), for the failure message.
     """
-    started = time.monotonic()
-    deadline = started + timeout_seconds
+    deadline = time.monotonic() + timeout_seconds
     last: dict[str, Any] = {}
     shown = None
     degraded_since: float | None = None
@@ -93,7 +81,8 @@ def watch_until_converged(
             if status != shown:
                 print(f"  {name}: {status.sync}, {status.health}", flush=True)
                 shown = status
-            if _converged(last, revision):
+            synced_revision = last.get("status", {}).get("sync", {}).get("revision")
+            if status.converged and revision in (None, synced_revision):
                 return status
             fatal = [
                 c for c in last.get("status", {}).get("conditions", []) if c.get("type") in FATAL_CONDITIONS
@@ -139,9 +128,7 @@ def stuck_pods(context: str, namespace: str) -> Callable[[], str | None]:
 def root_conditions(context: str) -> str:
     """The root Application's state and conditions, for a child that never appeared."""
     try:
-        root = custom_objects(context).get_namespaced_custom_object(
-            ARGOCD_GROUP, ARGOCD_API_VERSION, ARGOCD_NAMESPACE, "applications", ROOT_APPLICATION
-        )
+        root = read_application(context, ROOT_APPLICATION)
     except Exception as error:
         return f"{ROOT_APPLICATION}: unreadable ({error})"
     conditions = conditions_text(root)

@@ -210,7 +210,7 @@ def test_teardown_on_an_ephemeral_runner_waits_for_nothing(monkeypatch: pytest.M
     )
     env = kube_environment.KubeEnvironment(
         name="deploy", namespace="ml-inference-deploy", application="ml-inference-deploy",
-        kubectl=("kubectl",), context="kind-ml-gitops", drift_commands=[], desired=[], target="kind",
+        kubectl=("kubectl",), context="kind-ml-gitops", desired=[], target="kind",
     )  # fmt: skip
     env.down()
     assert ran == [], "the runner is thrown away with its cluster: no teardown, no waits"
@@ -601,7 +601,6 @@ def test_save_state_saves_the_container_logs(tmp_path: Path, monkeypatch: pytest
         application="ml-inference-test",
         kubectl=("kubectl",),
         context="kind-ml-gitops",
-        drift_commands=[],
         desired=[],
         target="kind",
     )

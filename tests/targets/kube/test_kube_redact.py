@@ -135,7 +135,6 @@ def test_save_state_writes_nothing_secret(tmp_path: Path, monkeypatch: pytest.Mo
         application="ml-inference-demo",
         kubectl=("kubectl", "--context", "kind-ml-gitops"),
         context="kind-ml-gitops",
-        drift_commands=[],
         desired=[DEPLOYMENT, ADMIN_SECRET],
         target="kind",
     )

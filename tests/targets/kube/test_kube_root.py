@@ -126,7 +126,7 @@ def test_down_leaves_the_root_then_waits_for_the_prune(monkeypatch: pytest.Monke
     )
     kubectl = ("kubectl", "--context", "kind-ml-gitops")
     KubeEnvironment(
-        "deploy", "ml-inference-deploy", "ml-inference-deploy", kubectl, "kind-ml-gitops", [], [], "kind"
+        "deploy", "ml-inference-deploy", "ml-inference-deploy", kubectl, "kind-ml-gitops", [], "kind"
     ).down()
     assert ran == [
         "api:kind-ml-gitops environments/deploy present=False",

@@ -86,7 +86,6 @@ def _environment(prometheus_url: str | None = None) -> KubeEnvironment:
         application="ml-inference-deploy",
         kubectl=("kubectl", "--context", "kind-ml-gitops"),
         context="kind-ml-gitops",
-        drift_commands=[],
         desired=[],
         target="kind",
         endpoint="http://127.0.0.1:40123",
