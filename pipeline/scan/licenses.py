@@ -13,9 +13,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pipeline.scan import Finding, Part, judged, skipped
+from pipeline.scan import Check, Finding, Part
 
-NAME, TITLE = "licenses", "License policy (SBOM)"
 _TOKEN = re.compile(r"\(|\)|[^\s()]+")
 
 
@@ -78,15 +77,13 @@ def declared(component: dict[str, Any], classifiers: dict[str, str]) -> tuple[li
 
 
 def check_sbom(sbom_file: Path | None, policy: dict[str, Any]) -> Part:
-    fail_at = policy["fail_at"]
+    check = Check("licenses", "License policy (SBOM)", policy["fail_at"])
     if sbom_file is None or not sbom_file.is_file():
-        return skipped(NAME, TITLE, fail_at, "the build wrote no SBOM (it makes one only with an image)")
+        return check.skipped("the build wrote no SBOM (it makes one only with an image)")
     try:
         components = json.loads(sbom_file.read_text())["components"]
     except (OSError, ValueError, KeyError) as error:
-        return judged(
-            NAME, TITLE, fail_at, [Finding("sbom-unreadable", "critical", f"{sbom_file.name}: {error}")], []
-        )
+        return check.judged([Finding("sbom-unreadable", "critical", f"{sbom_file.name}: {error}")])
     allowed = set(policy["allowed"])
     reviewed = policy.get("reviewed", {})
     findings = []
@@ -110,4 +107,4 @@ def check_sbom(sbom_file: Path | None, policy: dict[str, Any]) -> Part:
             declaration = " AND ".join(expressions)
             message = f"license {', '.join(sorted(blocking))} is not in the allowed list ({declaration})"
             findings.append(Finding("license-disallowed", policy["disallowed_severity"], message, package))
-    return judged(NAME, TITLE, fail_at, findings, [])
+    return check.judged(findings)
