@@ -62,10 +62,6 @@ class Canvas:
     ) -> ET.Element:
         return self.add("text", text, parent, x=x, y=y, **attributes)
 
-    def tooltip(self, element: ET.Element, text: str) -> None:
-        """A native hover tooltip (SVG <title>), which needs no script."""
-        self.add("title", text, parent=element)
-
     def arrow_marker(self, colour: str = "#57606a") -> str:
         """Define (once) an arrowhead marker and return the url() to reference it."""
         marker_id = f"{self.element_id}-arrow"
