@@ -26,7 +26,7 @@ MUTED = "#57606a"
 GRID = "#d8dee4"
 INK = "#1f2328"
 #: Small grey text: ticks, axis labels, notes.
-SMALL = {"fill": MUTED, "font_size": 11}
+SMALL: dict[str, Any] = {"fill": MUTED, "font_size": 11}
 #: A drift's colour until the controller saw it (OutOfSync).
 DETECTING = "#bf8700"
 #: Mermaid's (day.js) spelling of the time format the Markdown Gantt chart uses.
@@ -49,7 +49,7 @@ def environment(cluster: dict[str, Any]) -> Markup:
     height = max(3 * box_height + 2 * gap, group_height + box_height / 2) + 40
     title = f"Deployed environment on the {target} target"
     canvas = Canvas(group_x + box_width + 16, height, element_id="environment-diagram", title=title)
-    arrow_style = {"stroke": MUTED, "stroke_width": 1.5, "marker_end": canvas.arrow_marker()}
+    arrow_style: dict[str, Any] = {"stroke": MUTED, "stroke_width": 1.5, "marker_end": canvas.arrow_marker()}
     top = 20
     endpoint_y = top + box_height + gap
     prometheus_y = endpoint_y + box_height + gap
@@ -223,7 +223,7 @@ def interval_chart(
         canvas.text(left - 10, label_y, lane.label, text_anchor="end", font_weight="600", fill=INK)
         if lane.note:
             canvas.text(left - 10, middle + 13, lane.note, text_anchor="end", **SMALL)
-        group = canvas.add("g", **lane.attributes)
+        group = canvas.add("g", parent=canvas.root, **lane.attributes)
         if lane.tooltip:
             canvas.add("title", lane.tooltip, parent=group)  # a native hover tooltip, which needs no script
         drawn = []
@@ -249,8 +249,9 @@ def interval_chart(
         inside = inside and end_x - start_x > CHAR_WIDTH * len(lane.remark) + 12
         tone = {"ink": INK, "muted": MUTED, "alarm": look(Status.FAILURE).colour}[lane.tone]
         x, anchor, fill = (end_x - 6, "end", "#ffffff") if inside else (end_x + 6, "start", tone)
-        style = {"text_anchor": anchor, "fill": fill, "font_weight": "700" if lane.tone == "alarm" else "400"}
-        canvas.text(x, middle + 4, lane.remark, parent=group, **style, font_size=11)
+        weight = "700" if lane.tone == "alarm" else "400"
+        style: dict[str, Any] = {"text_anchor": anchor, "fill": fill, "font_weight": weight, "font_size": 11}
+        canvas.text(x, middle + 4, lane.remark, parent=group, **style)
     return canvas.markup()
 
 
