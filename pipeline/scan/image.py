@@ -40,14 +40,8 @@ def _secret_findings(image: Any, severity: str) -> list[Finding]:
     for layer in image.history():
         created_by = layer.get("CreatedBy") or ""
         if mask_text(created_by) != created_by:
-            findings.append(
-                Finding(
-                    "secret-history",
-                    severity,
-                    f"a build step holds a secret: {mask_text(created_by)[:200]}",
-                    "history",
-                )
-            )
+            message = f"a build step holds a secret: {mask_text(created_by)[:200]}"
+            findings.append(Finding("secret-history", severity, message, "history"))
     return findings
 
 

@@ -20,38 +20,30 @@ _TOKEN = re.compile(r"\(|\)|[^\s()]+")
 
 def disallowed(expression: str, allowed: set[str]) -> set[str]:
     """The licenses that keep `expression` from being allowed (empty: allowed)."""
-    tokens = _TOKEN.findall(expression)
-    position = 0
-
-    def take() -> str | None:
-        nonlocal position
-        token = tokens[position] if position < len(tokens) else None
-        position += 1
-        return token
+    tokens = _TOKEN.findall(expression)[::-1]  # a stack: the next token is the last
 
     def atom() -> set[str]:
-        token = take()
+        token = tokens.pop() if tokens else None
         if token == "(":
             blocking = any_of()
-            take()  # the closing parenthesis
+            del tokens[-1:]  # the closing parenthesis
             return blocking
         license_id = str(token)
-        if position < len(tokens) and tokens[position] == "WITH":  # an exception narrows, never widens
-            take()
-            take()
+        if tokens and tokens[-1] == "WITH":  # an exception narrows, never widens
+            del tokens[-2:]
         return set() if license_id in allowed else {license_id}
 
     def all_of() -> set[str]:
         blocking = atom()
-        while position < len(tokens) and tokens[position] == "AND":
-            take()
+        while tokens and tokens[-1] == "AND":
+            tokens.pop()
             blocking |= atom()
         return blocking
 
     def any_of() -> set[str]:
         blocking = all_of()
-        while position < len(tokens) and tokens[position] == "OR":
-            take()
+        while tokens and tokens[-1] == "OR":
+            tokens.pop()
             alternative = all_of()
             blocking = set() if not blocking or not alternative else blocking | alternative
         return blocking

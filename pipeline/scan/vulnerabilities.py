@@ -40,14 +40,8 @@ def audit_python(lock_file: Path, policy: dict[str, Any], raw_dir: Path) -> Part
     raw.unlink(missing_ok=True)
     # The lock holds the whole closure with hashes, so nothing is resolved or installed.
     command = [
-        pip_audit,
-        "--requirement",
-        str(lock_file),
-        "--disable-pip",
-        "--no-deps",
-        "--progress-spinner",
-        "off",
-    ]
+        pip_audit, "--requirement", str(lock_file), "--disable-pip", "--no-deps", "--progress-spinner", "off",
+    ]  # fmt: skip
     try:
         done = subprocess.run(
             [*command, "--format", "json", "--output", str(raw)], capture_output=True, text=True, timeout=300
