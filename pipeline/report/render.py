@@ -122,10 +122,7 @@ def draw_charts(report: Report) -> tuple[dict[str, str | None], list[str]]:
             problems, "Gantt chart", charts.gantt, report.jobs, report.timeline_start, report.generated_at
         ),
         "mermaid_gantt": _safely(problems, "Mermaid Gantt chart", charts.mermaid_gantt, report.jobs),
-        "environment": None,
-        "latency": None,
-        "throughput": None,
-        "drift": None,
+        **dict.fromkeys(("environment", "latency", "throughput", "drift")),
     }
     if report.cluster.ok:
         drawn["environment"] = _safely(
