@@ -62,11 +62,8 @@ def new_record() -> dict[str, Any]:
     image = dict.fromkeys(
         ("reason", "tag", "image_id", "digest", "size_bytes", "build_seconds", "base_image")
     )
-    return {
-        "model": None,
-        "image": {**image, "status": "pending", "cache_hit": False, "verified": False},
-        "sbom": None,
-    }
+    image.update(status="pending", cache_hit=False, verified=False)
+    return {"model": None, "image": image, "sbom": None}
 
 
 def _git(*args: str) -> str | None:
