@@ -96,28 +96,22 @@ def _masked_value(match: re.Match[str]) -> str:
 
 def _mask_block_scalars(text: str) -> str:
     """Drop the lines of YAML block scalars under secret names (`key: |` and the lines indented below)."""
-    lines = text.split("\n")
     out: list[str] = []
-    index = 0
-    while index < len(lines):
-        line = lines[index]
-        out.append(line)
-        index += 1
-        head = _BLOCK_SCALAR.match(line)
-        if head is None:
-            continue
-        indent = len(head["indent"])
-        masked = False
-        while index < len(lines):
-            following = lines[index]
-            if following.strip() and len(following) - len(following.lstrip()) <= indent:
-                break
-            if following.strip() and not masked:
-                out.append(following[: len(following) - len(following.lstrip())] + MASK)
+    block_indent = None  # the secret key's indentation, inside its block
+    masked = False
+    for line in text.split("\n"):
+        body = line.lstrip()
+        depth = len(line) - len(body)
+        if block_indent is not None and (not body or depth > block_indent):
+            if not body:
+                out.append(line)
+            elif not masked:
+                out.append(line[:depth] + MASK)
                 masked = True
-            elif not following.strip():
-                out.append(following)
-            index += 1
+            continue
+        out.append(line)
+        head = _BLOCK_SCALAR.match(line)
+        block_indent, masked = (len(head["indent"]), False) if head else (None, False)
     return "\n".join(out)
 
 

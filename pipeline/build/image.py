@@ -104,19 +104,15 @@ def staged_context(service_dir: Path, wheelhouse: Path, model_dir: Path, scratch
             shutil.copy2(service_dir / name, stage / name)
         (stage / "wheels").mkdir()
         for wheel in wheelhouse.glob("*.whl"):
-            _link_or_copy(wheel, stage / "wheels" / wheel.name)
+            try:
+                os.link(wheel, stage / "wheels" / wheel.name)
+            except OSError:  # no hard link possible there
+                shutil.copy2(wheel, stage / "wheels" / wheel.name)
         service_wheel(service_dir, stage / "dist")
         shutil.copytree(model_dir, stage / "model")
         yield stage
     finally:
         shutil.rmtree(stage, ignore_errors=True)
-
-
-def _link_or_copy(source: Path, target: Path) -> None:
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copy2(source, target)
 
 
 def build(

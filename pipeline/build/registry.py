@@ -70,54 +70,63 @@ def _denied(message: str) -> bool:
 
 
 def push(
-    client: docker.DockerClient, image_id: str, repository: str, tag: str, also: tuple[str, ...] = ()
-) -> str | None:
-    """Tag and push `image_id` as `repository:tag` and each of `also`; return `tag`'s digest (sha256:...).
+    client: docker.DockerClient, image_id: str, tag: str, env: Mapping[str, str]
+) -> tuple[str, str] | None:
+    """Push `image_id` as the content `tag` and the extra tags when this run may push.
 
-    None when the registry refuses the token: a token without `packages: write` means "do not push",
-    not a failed build. Any other push error fails the job.
+    Returns the pushed reference and its digest (sha256:...), or None when the image stays local: this
+    run may not push, or the registry refuses the token (a token without `packages: write` means "do
+    not push", not a failed build). Any other push error fails the job.
     """
+    name, _, suffix = tag.rpartition(":")
+    repository = push_repository(env, name)
+    if repository is None:
+        log.info("push: not in GitHub Actions with a token, or a fork's pull request; the image stays local")
+        return None
+    also = extra_tags(env)
     registry = repository.split("/", 1)[0]
     digest = None
     try:
         _login(client, registry)
         image = client.images.get(image_id)
-        for name in (tag, *also):
+        for name in (suffix, *also):
             image.tag(repository, name)
             for line in client.images.push(repository, name, stream=True, decode=True):
                 if "error" in line:
                     raise docker.errors.APIError(line["error"], explanation=line["error"])
-                if name == tag:
+                if name == suffix:
                     digest = line.get("aux", {}).get("Digest", digest)
     except docker.errors.APIError as error:
         message = str(error.explanation or error)
         if _denied(message):
             log.warning("push: %s refused the token (%s); the image stays local", registry, message)
             return None
-        raise BuildError(f"pushing {repository}:{tag} failed: {message}") from error
+        raise BuildError(f"pushing {repository}:{suffix} failed: {message}") from error
     if digest is None:
-        raise BuildError(f"the registry returned no digest for {repository}:{tag}")
-    log.info("push: %s:%s (%s), also tagged %s", repository, tag, digest, ", ".join(also) or "nothing else")
-    return digest
+        raise BuildError(f"the registry returned no digest for {repository}:{suffix}")
+    log.info(
+        "push: %s:%s (%s), also tagged %s", repository, suffix, digest, ", ".join(also) or "nothing else"
+    )
+    return f"{repository}:{suffix}", digest
 
 
-def pull_pushed(client: docker.DockerClient, env: Mapping[str, str], image_name: str, tag: str) -> bool:
+def pull_pushed(client: docker.DockerClient, env: Mapping[str, str], tag: str) -> bool:
     """Pull the image a run pushed for this content and tag it `tag` here; whether there was one.
 
     A fresh runner has no local image, but the content tag names exactly what was built and verified,
     so a rerun of unchanged content reuses the pushed image (every layer) instead of building again.
     """
-    repository = push_repository(env, image_name)
+    name, _, suffix = tag.rpartition(":")
+    repository = push_repository(env, name)
     if repository is None:
         return False
-    suffix = tag.rpartition(":")[2]
     try:
         _login(client, repository.split("/", 1)[0])
         pulled = client.images.pull(repository, tag=suffix)
     except docker.errors.APIError as error:  # not pushed yet (404), or not ours to read
         log.info("pull: %s:%s not reused (%s)", repository, suffix, error.explanation or error)
         return False
-    pulled.tag(tag.rpartition(":")[0], suffix)
+    pulled.tag(name, suffix)
     log.info("pull: %s:%s, pushed when this content was built and verified", repository, suffix)
     return True
 

@@ -22,6 +22,9 @@ import docker
 import docker.errors
 from docker.models.containers import Container
 
+from pipeline.artifacts import write_json_atomic
+from pipeline.build import BuildError
+from pipeline.build.image import image_details
 from pipeline.ports import free_port
 from pipeline.samples import SETOSA, predict_body
 
@@ -82,8 +85,24 @@ def _log(check: Check) -> None:
     log.info("verify: %s %s: %s", "ok  " if check.passed else "FAIL", check.name, check.detail)
 
 
-def verify_image(client: docker.DockerClient, image_id: str, user: str, log_file: Path) -> list[Check]:
-    """Run the checks against a fresh container of `image_id`; the list ends at the first failure."""
+def verify_image(client: docker.DockerClient, image_id: str, out_dir: Path) -> None:
+    """Run the checks against a fresh container of `image_id`; a failed check raises BuildError naming it.
+
+    verification.json in `out_dir` lists the checks that ran, verify-container.log the container's log.
+    """
+    log_file = out_dir / "verify-container.log"
+    checks = _run_checks(client, image_id, image_details(client, image_id)["user"], log_file)
+    write_json_atomic(out_dir / "verification.json", [asdict(check) for check in checks])
+    failed = [check for check in checks if not check.passed]
+    if failed:
+        raise BuildError(
+            f"image {image_id[:19]} failed verification: {failed[0].name}: {failed[0].detail} "
+            f"(container log: {log_file})"
+        )
+
+
+def _run_checks(client: docker.DockerClient, image_id: str, user: str, log_file: Path) -> list[Check]:
+    """The checks against a fresh container of `image_id`; the list ends at the first failure."""
     checks = [_non_root(user)]
     _log(checks[0])
     if not checks[0].passed:
@@ -153,7 +172,3 @@ def _checks(container: Container, base: str) -> Iterator[Check]:
     container.stop(timeout=STOP_TIMEOUT_SECONDS)
     exit_code = container.wait(timeout=STOP_TIMEOUT_SECONDS)["StatusCode"]
     yield Check("clean stop", exit_code == 0, f"exit code {exit_code} after SIGTERM")
-
-
-def checks_as_json(checks: list[Check]) -> list[dict[str, Any]]:
-    return [asdict(check) for check in checks]

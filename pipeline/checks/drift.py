@@ -67,6 +67,12 @@ class DriftResult:
                 return None
             return round((moment - self.drift_at).total_seconds(), 3)
 
+        seen = {"before": self.before, "during": self.during, "after": self.after}
+
+        def moments(figure: Callable[[Observation], Any]) -> dict[str, Any]:
+            return {moment: None if at is None else figure(at) for moment, at in seen.items()}
+
+        settings = sorted({name for at in seen.values() if at is not None for name in at.config})
         return {
             "name": self.name,
             "description": self.description,
@@ -77,24 +83,13 @@ class DriftResult:
             "time_to_heal_seconds": since_drift(self.healed_at),
             "passed": self.passed,
             "error": self.error,
-            "replicas": self._moments(lambda seen: seen.replicas),
-            "ready_replicas": self._moments(lambda seen: seen.ready_replicas),
-            "config": {setting: self._moments(_setting(setting)) for setting in self._settings()},
+            "replicas": moments(lambda at: at.replicas),
+            "ready_replicas": moments(lambda at: at.ready_replicas),
+            "config": {
+                name: {moment: None if at is None else at.config.get(name) for moment, at in seen.items()}
+                for name in settings
+            },
         }
-
-    def _moments(self, figure: Callable[[Observation], Any]) -> dict[str, Any]:
-        return {
-            moment: None if seen is None else figure(seen)
-            for moment, seen in (("before", self.before), ("during", self.during), ("after", self.after))
-        }
-
-    def _settings(self) -> list[str]:
-        observed = (seen for seen in (self.before, self.during, self.after) if seen is not None)
-        return sorted({name for seen in observed for name in seen.config})
-
-
-def _setting(name: str) -> Callable[[Observation], list[str] | None]:
-    return lambda seen: seen.config.get(name)
 
 
 def _status(env: Environment) -> ControllerStatus | None:

@@ -62,11 +62,8 @@ def new_record() -> dict[str, Any]:
     image = dict.fromkeys(
         ("reason", "tag", "image_id", "digest", "size_bytes", "build_seconds", "base_image")
     )
-    return {
-        "model": None,
-        "image": {**image, "status": "pending", "cache_hit": False, "verified": False},
-        "sbom": None,
-    }
+    image.update(status="pending", cache_hit=False, verified=False)
+    return {"model": None, "image": image, "sbom": None}
 
 
 def _git(*args: str) -> str | None:
@@ -163,7 +160,7 @@ class BuildJob:
         self.image["tag"] = tag
         self.save()
         if not self.args.no_cache and not client.images.list(name=tag):  # a fresh runner: pushed before?
-            registry.pull_pushed(client, os.environ, IMAGE_REPOSITORY, tag)
+            registry.pull_pushed(client, os.environ, tag)
         if client.images.list(name=tag) and not self.args.no_cache:
             self.image.update(status="cached", cache_hit=True, verified=True, reason="content unchanged")
             image_id = image.image_details(client, tag)["image_id"]
@@ -184,7 +181,10 @@ class BuildJob:
         )
         self.record["sbom"] = SBOM_FILE
         self.save()
-        self.push(client, image_id, tag)
+        pushed = registry.push(client, image_id, tag, os.environ)
+        if pushed is not None:
+            self.image["tag"], self.image["digest"] = pushed
+            self.save()
 
     def build_and_verify(
         self, client: docker.DockerClient, base: str, model_dir: Path, card: dict[str, Any]
@@ -203,33 +203,9 @@ class BuildJob:
             )
         self.image.update(status="built", image_id=image_id)
         self.save()
-        self.verify(client, image_id)
-        return image_id
-
-    def push(self, client: docker.DockerClient, image_id: str, tag: str) -> None:
-        repository = registry.push_repository(os.environ, IMAGE_REPOSITORY)
-        if repository is None:
-            log.info(
-                "push: not in GitHub Actions with a token, or a fork's pull request; the image stays local"
-            )
-            return
-        suffix = tag.rpartition(":")[2]
-        digest = registry.push(client, image_id, repository, suffix, tuple(registry.extra_tags(os.environ)))
-        if digest is not None:
-            self.image.update(tag=f"{repository}:{suffix}", digest=digest)
-            self.save()
-
-    def verify(self, client: docker.DockerClient, image_id: str) -> None:
-        details = image.image_details(client, image_id)
-        checks = verify.verify_image(client, image_id, details["user"], self.out_dir / "verify-container.log")
-        write_json_atomic(self.out_dir / "verification.json", verify.checks_as_json(checks))
-        failed = [check for check in checks if not check.passed]
-        if failed:
-            raise BuildError(
-                f"image {image_id[:19]} failed verification: {failed[0].name}: {failed[0].detail} "
-                f"(container log: {self.out_dir / 'verify-container.log'})"
-            )
+        verify.verify_image(client, image_id, self.out_dir)
         self.image["verified"] = True
+        return image_id
 
 
 def plan(args: argparse.Namespace, out_dir: Path) -> str:

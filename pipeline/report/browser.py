@@ -129,18 +129,12 @@ def _browser(chromium: str, timeout: float) -> Iterator[_DevTools]:
     # Chromium reads commands on fd 3 and writes replies to fd 4: a shell puts the pipes there.
     wire_pipe = f'exec "$@" 3<&{command_read} 4>&{reply_write}'
     with tempfile.TemporaryDirectory(prefix="report-chromium-") as profile:
+        command = [
+            "/bin/sh", "-c", wire_pipe, "sh",
+            chromium, *FLAGS, f"--user-data-dir={profile}", "--remote-debugging-pipe", "about:blank",
+        ]  # fmt: skip
         process = subprocess.Popen(
-            [
-                "/bin/sh",
-                "-c",
-                wire_pipe,
-                "sh",
-                chromium,
-                *FLAGS,
-                f"--user-data-dir={profile}",
-                "--remote-debugging-pipe",
-                "about:blank",
-            ],
+            command,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             pass_fds=(command_read, reply_write),

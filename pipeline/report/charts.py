@@ -7,7 +7,6 @@ has a stable element id that the browser test looks for.
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, timedelta
@@ -26,6 +25,8 @@ HALF_WIDTH = 540
 MUTED = "#57606a"
 GRID = "#d8dee4"
 INK = "#1f2328"
+#: Small grey text: ticks, axis labels, notes.
+SMALL: dict[str, Any] = {"fill": MUTED, "font_size": 11}
 #: A drift's colour until the controller saw it (OutOfSync).
 DETECTING = "#bf8700"
 #: Mermaid's (day.js) spelling of the time format the Markdown Gantt chart uses.
@@ -40,87 +41,60 @@ def environment(cluster: dict[str, Any]) -> Markup:
     replicas = [replica for replica in cluster.get("replicas") or [] if isinstance(replica, dict)]
     prometheus = cluster.get("prometheus") if isinstance(cluster.get("prometheus"), dict) else None
     box_width, box_height, gap = 230, 58, 34
-    column_x = (16, 16 + box_width + 70, 16 + 2 * box_width + 70 + 90)
+    # Columns: Git and the clients; the controller, the endpoint and Prometheus; the replicas.
+    outer_x, inner_x, group_x = 16, 16 + box_width + 70, 16 + 2 * box_width + 70 + 90
+    outer_right, inner_right, middle = outer_x + box_width, inner_x + box_width, box_height / 2
     replica_height, replica_gap = 44, 10
     group_height = 34 + max(len(replicas), 1) * (replica_height + replica_gap)
     height = max(3 * box_height + 2 * gap, group_height + box_height / 2) + 40
-    canvas = Canvas(
-        column_x[2] + box_width + 16,
-        height,
-        element_id="environment-diagram",
-        title=f"Deployed environment on the {target} target",
-    )
-    arrow = canvas.arrow_marker()
+    title = f"Deployed environment on the {target} target"
+    canvas = Canvas(group_x + box_width + 16, height, element_id="environment-diagram", title=title)
+    arrow_style: dict[str, Any] = {"stroke": MUTED, "stroke_width": 1.5, "marker_end": canvas.arrow_marker()}
     top = 20
+    endpoint_y = top + box_height + gap
+    prometheus_y = endpoint_y + box_height + gap
 
     def labelled_box(
         x: float,
         y: float,
         title: str,
-        detail: str,
+        note: str,
         *,
         fill: str = "#f6f8fa",
         stroke: str = GRID,
-        cls: str = "",
-    ) -> ET.Element:
-        group = canvas.add("g", class_=cls or "box")
+        cls: str = "box",
+    ) -> None:
+        group = canvas.add("g", class_=cls)
         canvas.add(
             "rect", parent=group, x=x, y=y, width=box_width, height=box_height, rx=8, fill=fill, stroke=stroke
         )
-        canvas.add("text", title, parent=group, x=x + 12, y=y + 23, font_weight="600", font_size=14, fill=INK)
-        canvas.add("text", detail, parent=group, x=x + 12, y=y + 43, fill=MUTED)
-        return group
+        canvas.text(x + 12, y + 23, title, parent=group, font_weight="600", font_size=14, fill=INK)
+        canvas.text(x + 12, y + 43, note, parent=group, fill=MUTED)
 
     def connect(x1: float, y1: float, x2: float, y2: float, label: str = "", dashed: bool = False) -> None:
-        canvas.add(
-            "line",
-            x1=x1,
-            y1=y1,
-            x2=x2,
-            y2=y2,
-            stroke=MUTED,
-            stroke_width=1.5,
-            marker_end=arrow,
-            stroke_dasharray="5 4" if dashed else "none",
-        )
+        dash = "5 4" if dashed else "none"
+        canvas.add("line", x1=x1, y1=y1, x2=x2, y2=y2, **arrow_style, stroke_dasharray=dash)
         if label:
-            canvas.text(
-                (x1 + x2) / 2,
-                min(y1, y2) - 6 if y1 == y2 else (y1 + y2) / 2 - 6,
-                label,
-                fill=MUTED,
-                font_size=11,
-                text_anchor="middle",
-            )
+            canvas.text((x1 + x2) / 2, (y1 + y2) / 2 - 6, label, **SMALL, text_anchor="middle")
 
     sync, health = cluster.get("sync") or "?", cluster.get("health") or "?"
     healthy = sync == "Synced" and health == "Healthy"
     controller = "Argo CD" if target in ("kind", "minikube") else "Reconciler (local GitOps)"
-    labelled_box(column_x[0], top, "Git: desired state", f"gitops/overlays/{target}")
+    labelled_box(outer_x, top, "Git: desired state", f"gitops/overlays/{target}")
+    fill, state = ("#dafbe1", Status.SUCCESS) if healthy else ("#ffebe9", Status.FAILURE)
     labelled_box(
-        column_x[1],
-        top,
-        controller,
-        f"{sync} · {health}",
-        fill="#dafbe1" if healthy else "#ffebe9",
-        stroke=look(Status.SUCCESS if healthy else Status.FAILURE).colour,
-        cls="controller",
+        inner_x, top, controller, f"{sync} · {health}", fill=fill, stroke=look(state).colour, cls="controller"
     )
-    connect(column_x[0] + box_width, top + box_height / 2, column_x[1] - 2, top + box_height / 2, "syncs")
-
-    endpoint_y = top + box_height + gap
-    labelled_box(column_x[0], endpoint_y, "Clients", "one address for every replica")
-    labelled_box(column_x[1], endpoint_y, "Endpoint", str(cluster.get("endpoint") or "?"), cls="endpoint")
-    connect(
-        column_x[0] + box_width, endpoint_y + box_height / 2, column_x[1] - 2, endpoint_y + box_height / 2
-    )
+    connect(outer_right, top + middle, inner_x - 2, top + middle, "syncs")
+    labelled_box(outer_x, endpoint_y, "Clients", "one address for every replica")
+    labelled_box(inner_x, endpoint_y, "Endpoint", str(cluster.get("endpoint") or "?"), cls="endpoint")
+    connect(outer_right, endpoint_y + middle, inner_x - 2, endpoint_y + middle)
 
     ready = sum(bool(replica.get("ready")) for replica in replicas)
-    group_x, group_y = column_x[2], top
     canvas.add(
         "rect",
         x=group_x - 8,
-        y=group_y - 8,
+        y=top - 8,
         width=box_width + 16,
         height=group_height,
         rx=10,
@@ -128,11 +102,9 @@ def environment(cluster: dict[str, Any]) -> Markup:
         stroke=GRID,
         stroke_dasharray="6 4",
     )
-    canvas.text(
-        group_x, group_y + 10, f"Replicas: {ready} of {len(replicas)} ready", font_weight="600", fill=INK
-    )
+    canvas.text(group_x, top + 10, f"Replicas: {ready} of {len(replicas)} ready", font_weight="600", fill=INK)
     for index, replica in enumerate(replicas):
-        y = group_y + 24 + index * (replica_height + replica_gap)
+        y = top + 24 + index * (replica_height + replica_gap)
         colour = look(Status.SUCCESS if replica.get("ready") else Status.FAILURE).colour
         group = canvas.add("g", class_="replica")
         canvas.add(
@@ -148,104 +120,51 @@ def environment(cluster: dict[str, Any]) -> Markup:
             stroke_width=1.5,
         )
         canvas.add("circle", parent=group, cx=group_x + 14, cy=y + replica_height / 2, r=5, fill=colour)
-        canvas.add(
-            "text",
-            str(replica.get("name") or f"replica {index}"),
-            parent=group,
-            x=group_x + 28,
-            y=y + 18,
-            font_weight="600",
-            fill=INK,
-        )
-        canvas.add(
-            "text",
-            str(replica.get("url") or ""),
-            parent=group,
-            x=group_x + 28,
-            y=y + 34,
-            fill=MUTED,
-            font_size=11,
-        )
-        connect(column_x[1] + box_width, endpoint_y + box_height / 2, group_x - 2, y + replica_height / 2)
-    connect(
-        column_x[1] + box_width,
-        top + box_height / 2 - 12,
-        group_x - 10,
-        top + box_height / 2 - 12,
-        "reconciles",
-    )
+        name = str(replica.get("name") or f"replica {index}")
+        canvas.text(group_x + 28, y + 18, name, parent=group, font_weight="600", fill=INK)
+        canvas.text(group_x + 28, y + 34, str(replica.get("url") or ""), parent=group, **SMALL)
+        connect(inner_right, endpoint_y + middle, group_x - 2, y + replica_height / 2)
+    connect(inner_right, top + middle - 12, group_x - 10, top + middle - 12, "reconciles")
 
-    prometheus_y = endpoint_y + box_height + gap
     if prometheus:
         targets = [t for t in prometheus.get("targets") or [] if t is not None]
         up = sum(1 for t in targets if not isinstance(t, dict) or str(t.get("health", "up")).lower() == "up")
-        labelled_box(
-            column_x[1],
-            prometheus_y,
-            "Prometheus",
-            f"{up} of {len(targets)} targets up" if targets else "no scrape yet when the state was saved",
-            cls="prometheus",
+        scraped = (
+            f"{up} of {len(targets)} targets up" if targets else "no scrape yet when the state was saved"
         )
+        labelled_box(inner_x, prometheus_y, "Prometheus", scraped, cls="prometheus")
         connect(
-            column_x[1] + box_width,
-            prometheus_y + box_height / 2,
-            group_x + box_width / 2,
-            group_y - 8 + group_height + 2,
-            dashed=True,
+            inner_right, prometheus_y + middle, group_x + box_width / 2, top + group_height - 6, dashed=True
         )
-        canvas.text(
-            column_x[1] + box_width + 12,
-            prometheus_y + box_height / 2 + 16,
-            "scrapes /metrics",
-            fill=MUTED,
-            font_size=11,
-        )
+        canvas.text(inner_right + 12, prometheus_y + middle + 16, "scrapes /metrics", **SMALL)
     else:
-        labelled_box(
-            column_x[1],
-            prometheus_y,
-            "Prometheus",
-            "not running (metrics scraped directly)",
-            fill="#ffffff",
-            cls="prometheus",
-        )
+        not_running = "not running (metrics scraped directly)"
+        labelled_box(inner_x, prometheus_y, "Prometheus", not_running, fill="#ffffff", cls="prometheus")
     return canvas.markup()
 
 
 def _axis(
-    canvas: Canvas,
-    *,
-    left: float,
-    right: float,
-    top: float,
-    bottom: float,
-    ticks: list[float],
-    label: str,
-    vertical: bool,
+    canvas: Canvas, area: tuple[float, float, float, float], ticks: list[float], label: str, *, vertical: bool
 ) -> None:
-    """Grid lines and tick labels for one axis of a chart area."""
+    """Grid lines and tick labels for one axis of a chart area (left, top, right, bottom)."""
+    left, top, right, bottom = area
     span = ticks[-1] or 1
     for tick in ticks:
         if vertical:
             y = bottom - (bottom - top) * tick / span
             canvas.add("line", x1=left, y1=y, x2=right, y2=y, stroke=GRID)
-            canvas.text(left - 6, y + 4, tick_label(tick), text_anchor="end", fill=MUTED, font_size=11)
+            canvas.text(left - 6, y + 4, tick_label(tick), text_anchor="end", **SMALL)
         else:
             x = left + (right - left) * tick / span
             canvas.add("line", x1=x, y1=top, x2=x, y2=bottom, stroke=GRID)
-            canvas.text(x, bottom + 16, tick_label(tick), text_anchor="middle", fill=MUTED, font_size=11)
+            canvas.text(x, bottom + 16, tick_label(tick), text_anchor="middle", **SMALL)
     if vertical:
+        middle = (top + bottom) / 2
         canvas.text(
-            14,
-            (top + bottom) / 2,
-            label,
-            fill=MUTED,
-            font_size=11,
-            text_anchor="middle",
-            transform=f"rotate(-90 14 {(top + bottom) / 2:.1f})",
+            14, middle, label, **SMALL, text_anchor="middle", transform=f"rotate(-90 14 {middle:.1f})"
         )
     else:
-        canvas.text((left + right) / 2, bottom + 34, label, fill=MUTED, font_size=11, text_anchor="middle")
+        canvas.text((left + right) / 2, bottom + 34, label, **SMALL, text_anchor="middle")
 
 
 @dataclass(frozen=True)
@@ -293,9 +212,7 @@ def interval_chart(
     horizon = max((bar.end for lane in lanes for bar in lane.intervals), default=0.0)
     ticks = nice_ticks(horizon or 1.0, 8)
     canvas = Canvas(WIDTH, bottom + 48, element_id=element_id, title=title)
-    _axis(
-        canvas, left=left, right=right, top=top, bottom=bottom, ticks=ticks, label=axis_label, vertical=False
-    )
+    _axis(canvas, (left, top, right, bottom), ticks, axis_label, vertical=False)
     scale = (right - left) / (ticks[-1] or 1)
     for offset, (name, colour) in enumerate(legend):
         canvas.add("rect", x=left + offset * 240, y=6, width=12, height=12, rx=2, fill=colour)
@@ -305,10 +222,10 @@ def interval_chart(
         label_y = middle - 2 if lane.note else middle + 4
         canvas.text(left - 10, label_y, lane.label, text_anchor="end", font_weight="600", fill=INK)
         if lane.note:
-            canvas.text(left - 10, middle + 13, lane.note, text_anchor="end", fill=MUTED, font_size=11)
+            canvas.text(left - 10, middle + 13, lane.note, text_anchor="end", **SMALL)
         group = canvas.add("g", parent=canvas.root, **lane.attributes)
         if lane.tooltip:
-            canvas.tooltip(group, lane.tooltip)
+            canvas.add("title", lane.tooltip, parent=group)  # a native hover tooltip, which needs no script
         drawn = []
         for bar in lane.intervals:
             x, width = left + bar.start * scale, max((max(bar.end, bar.start) - bar.start) * scale, 2)
@@ -331,17 +248,10 @@ def interval_chart(
         inside = bool(drawn) and lane.intervals[-1].opacity == 1
         inside = inside and end_x - start_x > CHAR_WIDTH * len(lane.remark) + 12
         tone = {"ink": INK, "muted": MUTED, "alarm": look(Status.FAILURE).colour}[lane.tone]
-        canvas.add(
-            "text",
-            lane.remark,
-            parent=group,
-            x=end_x - 6 if inside else end_x + 6,
-            y=middle + 4,
-            text_anchor="end" if inside else "start",
-            fill="#ffffff" if inside else tone,
-            font_weight="700" if lane.tone == "alarm" else "400",
-            font_size=11,
-        )
+        x, anchor, fill = (end_x - 6, "end", "#ffffff") if inside else (end_x + 6, "start", tone)
+        weight = "700" if lane.tone == "alarm" else "400"
+        style: dict[str, Any] = {"text_anchor": anchor, "fill": fill, "font_weight": weight, "font_size": 11}
+        canvas.text(x, middle + 4, lane.remark, parent=group, **style)
     return canvas.markup()
 
 
@@ -462,10 +372,8 @@ def line_chart(
     x_ticks, y_ticks = nice_ticks(max(xs, default=1.0), 6), nice_ticks(max(ys, default=1.0), 5)
     canvas = Canvas(width, height, element_id=element_id, title=title)
     canvas.text(left - 40, 18, title, font_weight="600", font_size=13, fill=INK)
-    _axis(canvas, left=left, right=right, top=top, bottom=bottom, ticks=y_ticks, label=y_label, vertical=True)
-    _axis(
-        canvas, left=left, right=right, top=top, bottom=bottom, ticks=x_ticks, label=x_label, vertical=False
-    )
+    _axis(canvas, (left, top, right, bottom), y_ticks, y_label, vertical=True)
+    _axis(canvas, (left, top, right, bottom), x_ticks, x_label, vertical=False)
 
     def place(x: float, y: float) -> str:
         return (

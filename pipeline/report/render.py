@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable
+from html import escape as escape_html
 from typing import Any
 
 import jinja2
@@ -43,10 +44,7 @@ def _one_line(value: Any) -> str:
 
 def _md(value: Any) -> str:
     """A value as literal Markdown text (a table cell too): no HTML, links, emphasis or column breaks."""
-    text = _one_line(value)
-    for raw, escaped in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;")):
-        text = text.replace(raw, escaped)
-    return _MARKDOWN_PUNCTUATION.sub(r"\\\1", text)
+    return _MARKDOWN_PUNCTUATION.sub(r"\\\1", escape_html(_one_line(value), quote=False))
 
 
 def _code(value: Any) -> str:
@@ -91,10 +89,12 @@ def make_environment() -> jinja2.Environment:
     return environment
 
 
-def _safely(problems: list[str], name: str, draw: Callable[..., str], *args: Any) -> str | None:
+def _safely(
+    problems: list[str], name: str, draw: Callable[..., str], *args: Any, **kwargs: Any
+) -> str | None:
     """Draw a chart, or note why it could not be drawn (malformed data) and go on without it."""
     try:
-        return draw(*args)
+        return draw(*args, **kwargs)
     except (TypeError, ValueError, KeyError, AttributeError, ZeroDivisionError) as error:
         problems.append(f"the {name} could not be drawn: {type(error).__name__}: {error}")
         return None
@@ -122,10 +122,7 @@ def draw_charts(report: Report) -> tuple[dict[str, str | None], list[str]]:
             problems, "Gantt chart", charts.gantt, report.jobs, report.timeline_start, report.generated_at
         ),
         "mermaid_gantt": _safely(problems, "Mermaid Gantt chart", charts.mermaid_gantt, report.jobs),
-        "environment": None,
-        "latency": None,
-        "throughput": None,
-        "drift": None,
+        **dict.fromkeys(("environment", "latency", "throughput", "drift")),
     }
     if report.cluster.ok:
         drawn["environment"] = _safely(
@@ -137,29 +134,21 @@ def draw_charts(report: Report) -> tuple[dict[str, str | None], list[str]]:
             history,
             (("p50_ms", "p50", "#0969da"), ("p95_ms", "p95", "#bc4c00"), ("p99_ms", "p99", "#8250df")),
         )
-        drawn["latency"] = _safely(
-            problems,
-            "latency chart",
-            lambda: charts.line_chart(
-                [line for line in latency if line.points],
-                element_id="latency-chart",
-                title="Latency over the load test (ms)",
-                x_label="seconds into the load test",
-                y_label="ms",
-            ),
-        )
         throughput = _history_series(history, (("rps", "requests/s", "#1a7f37"),))
-        drawn["throughput"] = _safely(
-            problems,
-            "throughput chart",
-            lambda: charts.line_chart(
-                throughput,
-                element_id="throughput-chart",
-                title="Requests per second over the load test",
+        for name, series, title, unit in (
+            ("latency", [line for line in latency if line.points], "Latency over the load test (ms)", "ms"),
+            ("throughput", throughput, "Requests per second over the load test", "requests/s"),
+        ):
+            drawn[name] = _safely(
+                problems,
+                f"{name} chart",
+                charts.line_chart,
+                series,
+                element_id=f"{name}-chart",
+                title=title,
                 x_label="seconds into the load test",
-                y_label="requests/s",
-            ),
-        )
+                y_label=unit,
+            )
     if report.timeline.ok and isinstance(report.timeline.data.get("drifts"), list):
         drifts = [drift for drift in report.timeline.data["drifts"] if isinstance(drift, dict)]
         drawn["drift"] = _safely(problems, "drift timeline", charts.drift_timeline, drifts)

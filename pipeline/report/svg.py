@@ -42,7 +42,6 @@ class Canvas:
             },
         )
         ET.SubElement(self.root, "title", id=f"{element_id}-title").text = title
-        self._defs: ET.Element | None = None
 
     def add(
         self, tag: str, text: str | None = None, parent: ET.Element | None = None, **attributes: object
@@ -62,28 +61,23 @@ class Canvas:
     ) -> ET.Element:
         return self.add("text", text, parent, x=x, y=y, **attributes)
 
-    def tooltip(self, element: ET.Element, text: str) -> None:
-        """A native hover tooltip (SVG <title>), which needs no script."""
-        self.add("title", text, parent=element)
-
-    def arrow_marker(self, colour: str = "#57606a") -> str:
-        """Define (once) an arrowhead marker and return the url() to reference it."""
+    def arrow_marker(self) -> str:
+        """Define an arrowhead marker and return the url() to reference it."""
         marker_id = f"{self.element_id}-arrow"
-        if self._defs is None:
-            self._defs = ET.Element("defs")
-            self.root.insert(1, self._defs)
-            marker = self.add(
-                "marker",
-                parent=self._defs,
-                id=marker_id,
-                viewBox="0 0 10 10",
-                refX=9,
-                refY=5,
-                markerWidth=7,
-                markerHeight=7,
-                orient="auto-start-reverse",
-            )
-            self.add("path", parent=marker, d="M 0 0 L 10 5 L 0 10 z", fill=colour)
+        defs = ET.Element("defs")
+        self.root.insert(1, defs)
+        marker = self.add(
+            "marker",
+            parent=defs,
+            id=marker_id,
+            viewBox="0 0 10 10",
+            refX=9,
+            refY=5,
+            markerWidth=7,
+            markerHeight=7,
+            orient="auto-start-reverse",
+        )
+        self.add("path", parent=marker, d="M 0 0 L 10 5 L 0 10 z", fill="#57606a")
         return f"url(#{marker_id})"
 
     def markup(self) -> Markup:

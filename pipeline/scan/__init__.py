@@ -59,23 +59,29 @@ class Part:
         return [f for f in self.findings if not f.waived and rank(f.severity) >= rank(self.fail_at)]
 
 
-def judged(name: str, title: str, fail_at: str, findings: list[Finding], raw: list[str]) -> Part:
-    """A part that ran: failed when a finding reaches `fail_at`, else passed."""
-    part = Part(name, title, fail_at, "passed", findings=sorted(findings, key=lambda f: -rank(f.severity)))
-    part.raw = raw
-    if part.failing:
-        part.status = "failed"
-        part.reason = f"{len(part.failing)} finding(s) at or above {fail_at}"
-    return part
+@dataclass(frozen=True)
+class Check:
+    """A part about to run: its name, its title and the severity that fails it; it ends as one Part."""
 
+    name: str
+    title: str
+    fail_at: str
 
-def skipped(name: str, title: str, fail_at: str, reason: str) -> Part:
-    return Part(name, title, fail_at, "skipped", reason)
+    def judged(self, findings: list[Finding], raw: list[str] | None = None) -> Part:
+        """It ran: failed when a finding reaches `fail_at`, else passed."""
+        ordered = sorted(findings, key=lambda f: -rank(f.severity))
+        part = Part(self.name, self.title, self.fail_at, "passed", findings=ordered, raw=raw or [])
+        if part.failing:
+            part.status = "failed"
+            part.reason = f"{len(part.failing)} finding(s) at or above {self.fail_at}"
+        return part
 
+    def skipped(self, reason: str) -> Part:
+        return Part(self.name, self.title, self.fail_at, "skipped", reason)
 
-def broken(name: str, title: str, fail_at: str, reason: str) -> Part:
-    """A part that had to run and could not: a failure, so the gate is never silently open."""
-    return Part(name, title, fail_at, "failed", reason)
+    def broken(self, reason: str) -> Part:
+        """It had to run and could not: a failure, so the gate is never silently open."""
+        return Part(self.name, self.title, self.fail_at, "failed", reason)
 
 
 def summary(parts: list[Part], *, image: str | None, policy: Path) -> dict[str, Any]:

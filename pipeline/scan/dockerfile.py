@@ -8,17 +8,16 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from pipeline.scan import Finding, Part, broken, judged
+from pipeline.scan import Check, Finding, Part
 
-NAME, TITLE = "dockerfile", "Dockerfile lint (hadolint)"
 RAW_FILE = "hadolint.json"
 
 
 def lint(dockerfile: Path, policy: dict[str, Any], raw_dir: Path) -> Part:
-    fail_at = policy["fail_at"]
+    check = Check("dockerfile", "Dockerfile lint (hadolint)", policy["fail_at"])
     hadolint = shutil.which("hadolint")
     if hadolint is None:
-        return broken(NAME, TITLE, fail_at, "hadolint not found on PATH: install requirements/scan.txt")
+        return check.broken("hadolint not found on PATH: install requirements/scan.txt")
     ignored = [arg for rule in policy.get("ignore", {}) for arg in ("--ignore", rule)]
     done = subprocess.run(
         [hadolint, "--no-fail", "--no-color", "--format", "json", *ignored, str(dockerfile)],
@@ -29,9 +28,7 @@ def lint(dockerfile: Path, policy: dict[str, Any], raw_dir: Path) -> Part:
     try:
         results = json.loads(done.stdout)
     except ValueError:
-        return broken(
-            NAME, TITLE, fail_at, f"hadolint gave no JSON: {(done.stderr or done.stdout).strip()[-300:]}"
-        )
+        return check.broken(f"hadolint gave no JSON: {(done.stderr or done.stdout).strip()[-300:]}")
     raw_dir.mkdir(parents=True, exist_ok=True)
     (raw_dir / RAW_FILE).write_text(json.dumps(results, indent=2) + "\n")
     findings = [
@@ -43,4 +40,4 @@ def lint(dockerfile: Path, policy: dict[str, Any], raw_dir: Path) -> Part:
         )
         for result in results
     ]
-    return judged(NAME, TITLE, fail_at, findings, [f"{raw_dir.name}/{RAW_FILE}"])
+    return check.judged(findings, [f"{raw_dir.name}/{RAW_FILE}"])

@@ -15,10 +15,9 @@ import docker
 import docker.errors
 from docker.models.images import Image
 
-from pipeline.scan import Finding, Part, broken, judged, skipped
+from pipeline.scan import Check, Finding, Part
 from pipeline.scrub import MASK, is_secret_name, mask_text
 
-NAME, TITLE = "image", "Image policy"
 ROOT_USERS = ("", "0", "root")
 #: apt's own bookkeeping in a cache folder, present in an empty cache.
 CACHE_BOOKKEEPING = ("lock", "partial")
@@ -41,14 +40,8 @@ def _secret_findings(image: Any, severity: str) -> list[Finding]:
     for layer in image.history():
         created_by = layer.get("CreatedBy") or ""
         if mask_text(created_by) != created_by:
-            findings.append(
-                Finding(
-                    "secret-history",
-                    severity,
-                    f"a build step holds a secret: {mask_text(created_by)[:200]}",
-                    "history",
-                )
-            )
+            message = f"a build step holds a secret: {mask_text(created_by)[:200]}"
+            findings.append(Finding("secret-history", severity, message, "history"))
     return findings
 
 
@@ -83,23 +76,18 @@ def _cache_findings(
 
 
 def check_image(image_ref: str | None, policy: dict[str, Any]) -> Part:
-    fail_at = policy["fail_at"]
+    check = Check("image", "Image policy", policy["fail_at"])
     if not image_ref:
-        return skipped(
-            NAME,
-            TITLE,
-            fail_at,
-            "the build made no image (no Docker engine there), so there is none to inspect",
-        )
+        return check.skipped("the build made no image (no Docker engine there), so there is none to inspect")
     try:
         client = docker.from_env(timeout=60)
         client.ping()
     except docker.errors.DockerException as error:
-        return skipped(NAME, TITLE, fail_at, f"no Docker engine reachable to inspect {image_ref}: {error}")
+        return check.skipped(f"no Docker engine reachable to inspect {image_ref}: {error}")
     try:
         image = client.images.get(image_ref)
     except docker.errors.ImageNotFound:
-        return broken(NAME, TITLE, fail_at, f"the build's image {image_ref} is not in this engine")
+        return check.broken(f"the build's image {image_ref} is not in this engine")
     config = image.attrs.get("Config") or {}
     findings = []
     user = config.get("User") or ""
@@ -113,4 +101,4 @@ def check_image(image_ref: str | None, policy: dict[str, Any]) -> Part:
         )
     findings += _secret_findings(image, policy["secret_severity"])
     findings += _cache_findings(client, image, policy["cache_paths"], policy["package_cache_severity"])
-    return judged(NAME, TITLE, fail_at, findings, [])
+    return check.judged(findings)

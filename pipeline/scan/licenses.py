@@ -13,46 +13,37 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pipeline.scan import Finding, Part, judged, skipped
+from pipeline.scan import Check, Finding, Part
 
-NAME, TITLE = "licenses", "License policy (SBOM)"
 _TOKEN = re.compile(r"\(|\)|[^\s()]+")
 
 
 def disallowed(expression: str, allowed: set[str]) -> set[str]:
     """The licenses that keep `expression` from being allowed (empty: allowed)."""
-    tokens = _TOKEN.findall(expression)
-    position = 0
-
-    def take() -> str | None:
-        nonlocal position
-        token = tokens[position] if position < len(tokens) else None
-        position += 1
-        return token
+    tokens = _TOKEN.findall(expression)[::-1]  # a stack: the next token is the last
 
     def atom() -> set[str]:
-        token = take()
+        token = tokens.pop() if tokens else None
         if token == "(":
             blocking = any_of()
-            take()  # the closing parenthesis
+            del tokens[-1:]  # the closing parenthesis
             return blocking
         license_id = str(token)
-        if position < len(tokens) and tokens[position] == "WITH":  # an exception narrows, never widens
-            take()
-            take()
+        if tokens and tokens[-1] == "WITH":  # an exception narrows, never widens
+            del tokens[-2:]
         return set() if license_id in allowed else {license_id}
 
     def all_of() -> set[str]:
         blocking = atom()
-        while position < len(tokens) and tokens[position] == "AND":
-            take()
+        while tokens and tokens[-1] == "AND":
+            tokens.pop()
             blocking |= atom()
         return blocking
 
     def any_of() -> set[str]:
         blocking = all_of()
-        while position < len(tokens) and tokens[position] == "OR":
-            take()
+        while tokens and tokens[-1] == "OR":
+            tokens.pop()
             alternative = all_of()
             blocking = set() if not blocking or not alternative else blocking | alternative
         return blocking
@@ -78,15 +69,13 @@ def declared(component: dict[str, Any], classifiers: dict[str, str]) -> tuple[li
 
 
 def check_sbom(sbom_file: Path | None, policy: dict[str, Any]) -> Part:
-    fail_at = policy["fail_at"]
+    check = Check("licenses", "License policy (SBOM)", policy["fail_at"])
     if sbom_file is None or not sbom_file.is_file():
-        return skipped(NAME, TITLE, fail_at, "the build wrote no SBOM (it makes one only with an image)")
+        return check.skipped("the build wrote no SBOM (it makes one only with an image)")
     try:
         components = json.loads(sbom_file.read_text())["components"]
     except (OSError, ValueError, KeyError) as error:
-        return judged(
-            NAME, TITLE, fail_at, [Finding("sbom-unreadable", "critical", f"{sbom_file.name}: {error}")], []
-        )
+        return check.judged([Finding("sbom-unreadable", "critical", f"{sbom_file.name}: {error}")])
     allowed = set(policy["allowed"])
     reviewed = policy.get("reviewed", {})
     findings = []
@@ -110,4 +99,4 @@ def check_sbom(sbom_file: Path | None, policy: dict[str, Any]) -> Part:
             declaration = " AND ".join(expressions)
             message = f"license {', '.join(sorted(blocking))} is not in the allowed list ({declaration})"
             findings.append(Finding("license-disallowed", policy["disallowed_severity"], message, package))
-    return judged(NAME, TITLE, fail_at, findings, [])
+    return check.judged(findings)

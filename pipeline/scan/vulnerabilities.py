@@ -13,10 +13,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from pipeline.scan import Finding, Part, broken, judged, skipped
+from pipeline.scan import Check, Finding, Part
 
-PYTHON, PYTHON_TITLE = "python_vulnerabilities", "Python dependencies' vulnerabilities (pip-audit)"
-OS, OS_TITLE = "os_vulnerabilities", "OS packages' vulnerabilities (Grype)"
 PIP_AUDIT_RAW = "pip-audit.json"
 GRYPE_RAW = "grype.json"
 #: Grype's severities as the policy's.
@@ -31,51 +29,35 @@ GRYPE_SEVERITY = {
 
 
 def audit_python(lock_file: Path, policy: dict[str, Any], raw_dir: Path) -> Part:
-    fail_at = policy["fail_at"]
+    check = Check(
+        "python_vulnerabilities", "Python dependencies' vulnerabilities (pip-audit)", policy["fail_at"]
+    )
     pip_audit = shutil.which("pip-audit")
     if pip_audit is None:
-        return broken(
-            PYTHON, PYTHON_TITLE, fail_at, "pip-audit not found on PATH: install requirements/scan.txt"
-        )
+        return check.broken("pip-audit not found on PATH: install requirements/scan.txt")
     raw_dir.mkdir(parents=True, exist_ok=True)
     raw = raw_dir / PIP_AUDIT_RAW
     raw.unlink(missing_ok=True)
     # The lock holds the whole closure with hashes, so nothing is resolved or installed.
     command = [
-        pip_audit,
-        "--requirement",
-        str(lock_file),
-        "--disable-pip",
-        "--no-deps",
-        "--progress-spinner",
-        "off",
-    ]
+        pip_audit, "--requirement", str(lock_file), "--disable-pip", "--no-deps", "--progress-spinner", "off",
+    ]  # fmt: skip
     try:
         done = subprocess.run(
             [*command, "--format", "json", "--output", str(raw)], capture_output=True, text=True, timeout=300
         )
     except subprocess.TimeoutExpired:
-        return skipped(
-            PYTHON,
-            PYTHON_TITLE,
-            fail_at,
-            "pip-audit did not answer in 300 s: vulnerability service unreachable",
-        )
+        return check.skipped("pip-audit did not answer in 300 s: vulnerability service unreachable")
     try:
         dependencies = json.loads(raw.read_text())["dependencies"]
     except (OSError, ValueError, KeyError):
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        return skipped(
-            PYTHON, PYTHON_TITLE, fail_at, f"pip-audit could not audit (exit {done.returncode}): {last}"
-        )
+        return check.skipped(f"pip-audit could not audit (exit {done.returncode}): {last}")
     unaudited = [dependency for dependency in dependencies if "skip_reason" in dependency]
     if dependencies and len(unaudited) == len(dependencies):
-        return skipped(
-            PYTHON,
-            PYTHON_TITLE,
-            fail_at,
+        return check.skipped(
             f"PyPI's vulnerability service answered for none of the {len(dependencies)} locked dependencies "
-            f"(offline?), e.g. {unaudited[0]['skip_reason']}",
+            f"(offline?), e.g. {unaudited[0]['skip_reason']}"
         )
     findings = [
         Finding("not-audited", policy["unaudited_severity"], dependency["skip_reason"], dependency["name"])
@@ -88,7 +70,7 @@ def audit_python(lock_file: Path, policy: dict[str, Any], raw_dir: Path) -> Part
             message = f"{vulnerability['id']}{f' ({aliases})' if aliases else ''}: fixed in {fixed}"
             where = f"{dependency['name']}=={dependency.get('version', '')}"
             findings.append(Finding(vulnerability["id"], policy["severity"], message, where))
-    return judged(PYTHON, PYTHON_TITLE, fail_at, findings, [f"{raw_dir.name}/{PIP_AUDIT_RAW}"])
+    return check.judged(findings, [f"{raw_dir.name}/{PIP_AUDIT_RAW}"])
 
 
 def _grype_report(image_ref: str, image_id: str, raw: Path) -> dict[str, Any] | str:
@@ -117,12 +99,12 @@ def _grype_report(image_ref: str, image_id: str, raw: Path) -> dict[str, Any] | 
 
 
 def audit_os(image_ref: str | None, image_id: str | None, policy: dict[str, Any], raw_dir: Path) -> Part:
-    fail_at = policy["fail_at"]
+    check = Check("os_vulnerabilities", "OS packages' vulnerabilities (Grype)", policy["fail_at"])
     if not image_ref or not image_id:
-        return skipped(OS, OS_TITLE, fail_at, "the build made no image, so there are no OS packages to audit")
+        return check.skipped("the build made no image, so there are no OS packages to audit")
     report = _grype_report(image_ref, image_id, raw_dir / GRYPE_RAW)
     if isinstance(report, str):
-        return skipped(OS, OS_TITLE, fail_at, report)
+        return check.skipped(report)
     findings = []
     for match in report.get("matches", []):
         vulnerability, artifact = match["vulnerability"], match["artifact"]
@@ -140,4 +122,4 @@ def audit_os(image_ref: str | None, image_id: str | None, policy: dict[str, Any]
                 vulnerability["id"], severity, message, f"{artifact['name']}=={artifact['version']}", waived
             )
         )
-    return judged(OS, OS_TITLE, fail_at, findings, [f"{raw_dir.name}/{GRYPE_RAW}"])
+    return check.judged(findings, [f"{raw_dir.name}/{GRYPE_RAW}"])
