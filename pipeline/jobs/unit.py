@@ -34,9 +34,9 @@ def summarize(junit: Path, exit_code: int) -> dict[str, object]:
     return {**counts, "passed": passed, "duration_seconds": round(duration, 3), "exit_code": exit_code}
 
 
-#: The service's tests mostly wait on sockets, timeouts and child processes, so two pytest-xdist
-#: workers halve the job even on two cores (65 s -> 31 s here; docs/benchmarks.md).
-WORKERS = ("--numprocesses", "2")
+#: Two pytest-xdist workers, one per core here; the idle one steals queued tests, so a worker left
+#: with the slow process tests at the end does not finish alone (docs/benchmarks.md).
+WORKERS = ("--numprocesses", "2", "--dist", "worksteal")
 
 
 def main(argv: list[str] | None = None) -> int:
