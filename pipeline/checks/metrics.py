@@ -1,9 +1,10 @@
 """Metrics verification: do the service's own metrics account for the load the test job sent?
 
-Counts are read before and after the load, each time from a scrape known to be newer than the
-moment of interest, so the request counters must have grown by exactly what Locust sent. Two
-sources answer the same questions: Prometheus' HTTP API when the environment runs a Prometheus,
-else each replica's /metrics read directly (the target has no Prometheus; the artifact says so).
+Counts are read before the load from each replica's /metrics, and after it from a scrape known
+to be newer than its end, so the request counters must have grown by exactly what Locust sent.
+Two sources answer the questions after the load: Prometheus' HTTP API when the environment runs
+a Prometheus, else each replica's /metrics read directly (the target has no Prometheus; the
+artifact says so).
 """
 
 from __future__ import annotations
@@ -154,12 +155,13 @@ class DirectSource:
         return counts
 
 
-def baseline(source: MetricsSource) -> Counts:
-    """Counts that include every request made before now (call it right before the load starts)."""
-    error = source.wait_for_scrape(time.time())
-    if error:
-        raise RuntimeError(f"no baseline: {error}")
-    return source.counts()
+def baseline(replica_urls: Callable[[], list[str]]) -> Counts:
+    """Counts that include every request made before now (call it right before the load starts).
+
+    Read from the replicas themselves: exact at once, where Prometheus would first have to scrape
+    every replica again, and on a fresh environment first apply its new targets (every 5 s).
+    """
+    return DirectSource(replica_urls).counts()
 
 
 def verify(
@@ -171,12 +173,12 @@ def verify(
     def check(name: str, passed: bool, detail: str) -> None:
         checks.append({"name": name, "passed": bool(passed), "detail": detail})
 
-    up, detail = source.replicas_up(replicas)
-    check("every replica is up", up, detail)
     error = source.wait_for_scrape(load_ended)
     check(
         "a scrape after the load ended", error is None, error or "every replica scraped after the load ended"
     )
+    up, detail = source.replicas_up(replicas)
+    check("every replica is up", up, detail)
     after = source.counts()
     for route in ROUTES:
         grew = after.requests[route] - before.requests[route]

@@ -81,7 +81,7 @@ def run_checks(env: Environment, settings: LoadSettings, thresholds: Thresholds,
     api_passed = _guarded("API suite", lambda: run_api_suite(env.endpoint, out / "api-junit.xml"), False)
 
     source = _metrics_source(env)
-    before = _guarded("metrics baseline", lambda: metrics.baseline(source), None)
+    before = _guarded("metrics baseline", lambda: metrics.baseline(env.replica_urls), None)
 
     failed_load: dict[str, Any] = {"passed": False, "requests": 0, "requests_by_route": {}, "history": []}
     summary = _guarded(
@@ -139,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
             f"test (dry run): bring up environment 'test' on target {context.target}; against its endpoint:",
             "  pytest pipeline/checks/api --junitxml test-results/api-junit.xml",
             "  " + " ".join(locust_command("<endpoint>", settings, out / "load")),
-            "  metrics verification via Prometheus' HTTP API (or each replica's /metrics directly)",
+            "  metrics verification: counts before the load from each replica's /metrics, after it via",
+            "  Prometheus' HTTP API (or each replica's /metrics directly when it runs no Prometheus)",
             "  then, passed or not: save the environment's state into test-results/environment/",
             f"  pass/fail thresholds: {thresholds}",
         ]

@@ -171,7 +171,7 @@ def _send(url: str, count: int) -> None:
 @pytest.mark.slow
 def test_direct_metrics_account_for_every_request(service: str) -> None:
     source = metrics.DirectSource(lambda: [service])
-    before = metrics.baseline(source)
+    before = metrics.baseline(lambda: [service])
     _send(service, 7)
     result = metrics.verify(source, before, {"/predict": 7, "/predict/batch": 1}, time.time(), replicas=1)
     assert result["passed"], result["checks"]
@@ -182,7 +182,7 @@ def test_direct_metrics_account_for_every_request(service: str) -> None:
 @pytest.mark.slow
 def test_direct_metrics_catch_requests_the_load_did_not_report(service: str) -> None:
     source = metrics.DirectSource(lambda: [service])
-    before = metrics.baseline(source)
+    before = metrics.baseline(lambda: [service])
     _send(service, 7 + 3)  # three more than the load will claim
     result = metrics.verify(source, before, {"/predict": 7, "/predict/batch": 1}, time.time(), replicas=1)
     assert not result["passed"]
@@ -233,7 +233,7 @@ def test_prometheus_metrics_account_for_every_request_and_catch_a_mismatch(
     service: str, prometheus: str
 ) -> None:
     source = metrics.PrometheusSource(prometheus)
-    before = metrics.baseline(source)
+    before = metrics.baseline(lambda: [service])
     _send(service, 5)
     sent_at = time.time()
     result = metrics.verify(source, before, {"/predict": 5, "/predict/batch": 1}, sent_at, replicas=1)
