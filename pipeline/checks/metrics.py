@@ -155,6 +155,20 @@ class DirectSource:
         return counts
 
 
+def wait_until_scraping(source: PrometheusSource, replicas: int) -> tuple[bool, str]:
+    """Wait until Prometheus scrapes `replicas` replicas, every one up; whether it did, and what it saw.
+
+    A fresh Prometheus applies newly discovered targets at most every 5 s, and the cluster config
+    scrapes every 15 s: this bounds the wait by SCRAPE_WAIT_SECONDS.
+    """
+    deadline = time.monotonic() + SCRAPE_WAIT_SECONDS
+    while True:
+        up, detail = source.replicas_up(replicas)
+        if up or time.monotonic() > deadline:
+            return up, detail
+        time.sleep(0.5)
+
+
 def baseline(replica_urls: Callable[[], list[str]]) -> Counts:
     """Counts that include every request made before now (call it right before the load starts).
 

@@ -14,13 +14,30 @@ import argparse
 import sys
 from pathlib import Path
 
+import httpx
+
 from pipeline.artifacts import job_dir, write_outputs
+from pipeline.checks import metrics
 from pipeline.context import RunContext
 from pipeline.jobs._environment import run_on_environment
 from pipeline.release import Environment
 
 JOB = "deploy"
 ENVIRONMENT = "deploy"
+
+
+def prometheus_scrapes(env: Environment) -> bool:
+    """Whether the environment's Prometheus (when it runs one) scrapes every replica; said either way."""
+    if not env.prometheus_url:
+        return True
+    print("deploy: waiting for Prometheus to scrape every replica (it applies new targets every 5 s)")
+    source = metrics.PrometheusSource(env.prometheus_url, env.prometheus_selector)
+    try:
+        up, detail = metrics.wait_until_scraping(source, len(env.replica_urls()))
+    except httpx.HTTPError as error:
+        up, detail = False, f"its HTTP API failed: {error}"
+    print(f"deploy: Prometheus {'scrapes' if up else 'does NOT scrape'} every replica: {detail}")
+    return up
 
 
 def publish_state(env: Environment, out: Path, context: RunContext) -> bool:
@@ -57,11 +74,15 @@ def main(argv: list[str] | None = None) -> int:
     out = job_dir(JOB, context)
     dry_run = (
         f"deploy (dry run): bring up '{ENVIRONMENT}' on target {context.target} from gitops/, "
-        f"wait until Synced and Healthy, save its state into {out}"
+        f"wait until Synced and Healthy and Prometheus scrapes every replica, save its state into {out}"
         + ("" if context.keep else ", then stop it")
     )
     return run_on_environment(
-        JOB, ENVIRONMENT, context, dry_run=dry_run, body=lambda env: publish_state(env, out, context)
+        JOB,
+        ENVIRONMENT,
+        context,
+        dry_run=dry_run,
+        body=lambda env: all([prometheus_scrapes(env), publish_state(env, out, context)]),
     )
 
 

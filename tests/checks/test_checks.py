@@ -261,6 +261,19 @@ def test_prometheus_up_check_fails_when_fewer_replicas_are_scraped_than_expected
     assert not up, detail
 
 
+@pytest.mark.slow
+def test_waiting_for_prometheus_to_scrape_ends_when_it_does_or_says_what_it_saw_at_the_bound(
+    service: str, prometheus: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = metrics.PrometheusSource(prometheus)
+    assert metrics.wait_until_scraping(source, replicas=1)[0]
+    monkeypatch.setattr(metrics, "SCRAPE_WAIT_SECONDS", 1)
+    started = time.monotonic()
+    up, detail = metrics.wait_until_scraping(source, replicas=2)
+    assert not up and "2 ready replicas expected" in detail
+    assert time.monotonic() - started < 10
+
+
 def test_the_selector_becomes_escaped_label_matchers_after_the_job() -> None:
     assert metrics.PrometheusSource("http://127.0.0.1:9", {}).matchers == f'job="{metrics.SERVICE_JOB}"'
     quoted = metrics.PrometheusSource("http://127.0.0.1:9", {"namespace": 'ml-"x"\\'})

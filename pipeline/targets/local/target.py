@@ -9,13 +9,11 @@ beyond the standard library at the top, because `invoke down` runs with just nox
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -174,7 +172,8 @@ def _wait_converged(state_dir: Path, reconciler: psutil.Popen, env_name: str) ->
         status = read_json(state_dir / layout.STATUS) or {}
         converged = status.get("sync") == "Synced" and status.get("health") == "Healthy"
         elapsed = time.monotonic() - started
-        if status and converged and _scraped(status):
+        prometheus = status.get("prometheus")
+        if status and converged and (prometheus is None or prometheus["ready"]):
             print(f"local/{env_name}: Synced and Healthy after {elapsed:.1f}s", flush=True)
             return
         crash_loop = status.get("crash_loop")
@@ -196,30 +195,14 @@ def _wait_converged(state_dir: Path, reconciler: psutil.Popen, env_name: str) ->
                 f"({status.get('sync')}, {status.get('health')}: {'; '.join(status.get('reasons', []))}); "
                 f"see {state_dir / layout.EVENTS}"
             )
-        line = _progress(status, converged)
+        line = _progress(status)
         if line != last_line or time.monotonic() - last_print > PROGRESS_EVERY_SECONDS:
             print(f"local/{env_name}: [{elapsed:4.1f}s] {line}", flush=True)
             last_line, last_print = line, time.monotonic()
         time.sleep(0.1)
 
 
-def _scraped(status: dict) -> bool:
-    """Whether Prometheus (if any) is ready and scrapes every replica successfully."""
-    prometheus = status.get("prometheus")
-    if prometheus is None:
-        return True
-    if not prometheus["ready"]:
-        return False
-    try:
-        with urllib.request.urlopen(f"{prometheus['url']}/api/v1/targets", timeout=2) as response:
-            active = json.load(response)["data"]["activeTargets"]
-    except (OSError, ValueError, KeyError):
-        return False
-    up = {target["scrapeUrl"].removesuffix("/metrics") for target in active if target["health"] == "up"}
-    return {replica["url"] for replica in status["replicas"]} <= up
-
-
-def _progress(status: dict, converged: bool) -> str:
+def _progress(status: dict) -> str:
     if not status:
         return "waiting for the reconciler's first observation"
     replicas = [r for r in status.get("replicas", []) if not r["terminating"]]
@@ -230,8 +213,6 @@ def _progress(status: dict, converged: bool) -> str:
     )
     if prometheus is not None and not prometheus["ready"]:
         line += ", Prometheus starting"
-    elif prometheus is not None and converged:
-        line += ", waiting for Prometheus to scrape every replica (it applies new targets every 5 s)"
     return line
 
 

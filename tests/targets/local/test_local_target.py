@@ -23,6 +23,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from pipeline.checks import metrics
 from pipeline.context import RunContext
 from pipeline.gitops.render import render_text
 from pipeline.jobs._environment import release_from_build
@@ -217,6 +218,9 @@ def test_prometheus_loads_the_repos_rules_and_reloads_them_when_they_change(
 
 @pytest.mark.slow
 def test_save_state_writes_the_cluster_state_and_no_secret(env: LocalEnvironment, tmp_path: Path) -> None:
+    assert env.prometheus_url is not None
+    prometheus = metrics.PrometheusSource(env.prometheus_url, env.prometheus_selector)
+    assert metrics.wait_until_scraping(prometheus, len(env.replica_urls()))[0]  # as the deploy job does
     env.save_state(tmp_path)
     for name in (
         "status.json",
