@@ -26,6 +26,8 @@ ROUTES = ("/predict", "/predict/batch")
 HTTP_TIMEOUT_SECONDS = 5
 #: Longest wait for a scrape newer than a given moment (the cluster config scrapes every 15 s).
 SCRAPE_WAIT_SECONDS = 40
+#: How often those waits ask Prometheus again: a fifth of the local config's 1 s scrape interval.
+POLL_SECONDS = 0.2
 
 
 @dataclass
@@ -88,7 +90,7 @@ class PrometheusSource:
             ]
             if scraped and min(scraped) > after:
                 return None
-            time.sleep(0.5)
+            time.sleep(POLL_SECONDS)
         return f"Prometheus did not scrape every replica within {SCRAPE_WAIT_SECONDS} s"
 
     def replicas_up(self, expected: int) -> tuple[bool, str]:
@@ -166,7 +168,7 @@ def wait_until_scraping(source: PrometheusSource, replicas: int) -> tuple[bool, 
         up, detail = source.replicas_up(replicas)
         if up or time.monotonic() > deadline:
             return up, detail
-        time.sleep(0.5)
+        time.sleep(POLL_SECONDS)
 
 
 def baseline(replica_urls: Callable[[], list[str]]) -> Counts:
