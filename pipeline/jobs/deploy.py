@@ -1,11 +1,12 @@
 """Deploy job: bring up the "deploy" environment from Git's desired state and save its state.
 
 Target-agnostic: the target (local processes, or kind/minikube with Argo CD) brings the
-environment up and returns once its GitOps controller reports Synced and Healthy. The
-environment's state (rendered manifests, process or pod table, controller status and events,
-Prometheus targets; never a secret) goes to cluster-state/, and the endpoint to the job's
-outputs. The environment is stopped at the end unless the run keeps it (PIPELINE_KEEP=1,
-`invoke pipeline --keep`); test and demo bring up their own, isolated ones.
+environment up and returns once its GitOps controller reports Synced and Healthy; the job then
+waits until the environment's Prometheus scrapes every replica. The environment's state
+(rendered manifests, process or pod table, controller status and events, Prometheus targets;
+never a secret) goes to cluster-state/, and the endpoint to the job's outputs. The environment
+is stopped at the end unless the run keeps it (PIPELINE_KEEP=1, `invoke pipeline --keep`); test
+and demo bring up their own, isolated ones.
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         ENVIRONMENT,
         context,
         dry_run=dry_run,
+        # Both run: the state is saved even when Prometheus does not scrape every replica.
         body=lambda env: all([prometheus_scrapes(env), publish_state(env, out, context)]),
     )
 
