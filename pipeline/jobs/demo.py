@@ -10,14 +10,13 @@ environment's save_state gives (reconciler history, events). The report draws th
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from pipeline import settings
 from pipeline.artifacts import job_dir, write_json_atomic, write_outputs
-from pipeline.checks.drift import HEAL_TIMEOUT_SECONDS, Clock, run_drift, verify_git_state
+from pipeline.checks.drift import Clock, run_drift, verify_git_state
 from pipeline.checks.steady_load import SteadyLoad
 from pipeline.context import RunContext
 from pipeline.contracts import Timeline, encode
@@ -34,7 +33,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--heal-timeout",
         type=float,
-        default=float(os.environ.get("PIPELINE_DEMO_HEAL_TIMEOUT", HEAL_TIMEOUT_SECONDS)),
+        default=float(settings.get("PIPELINE_DEMO_HEAL_TIMEOUT")),
         help="seconds a drift may take to be detected and healed before it fails",
     )
     parser.add_argument(
