@@ -310,7 +310,7 @@ class LoadSummary(Contract, kw_only=True):
     passed: bool = False
 
 
-class Check(msgspec.Struct, kw_only=True):
+class Check(msgspec.Struct):
     name: str
     passed: bool
     detail: str = ""
