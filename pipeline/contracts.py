@@ -310,7 +310,7 @@ class LoadSummary(Contract, kw_only=True):
     passed: bool = False
 
 
-class Check(msgspec.Struct, kw_only=True):
+class Check(msgspec.Struct):
     name: str
     passed: bool
     detail: str = ""
@@ -400,7 +400,7 @@ class Timeline(Contract, kw_only=True):
 # --- security-scan/scan.json -------------------------------------------------------------------
 
 
-class Finding(msgspec.Struct, kw_only=True):
+class Finding(msgspec.Struct):
     rule: str
     severity: str
     message: str

@@ -14,17 +14,18 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, cast
 
 import docker
 import docker.errors
+import msgspec
 from docker.models.containers import Container
 
 from pipeline.artifacts import write_json_atomic
 from pipeline.build import BuildError
 from pipeline.build.image import image_details
+from pipeline.contracts import Check
 from pipeline.ports import free_port
 from pipeline.samples import SETOSA, predict_body
 
@@ -39,13 +40,6 @@ SAMPLE = predict_body(SETOSA)
 EXPECTED_CLASS = "setosa"
 #: Override only the HEALTHCHECK's interval (the engine keeps the image's command), to see it pass soon.
 FAST_HEALTHCHECK = {"interval": 1_000_000_000, "start_period": 30_000_000_000}
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    passed: bool
-    detail: str
 
 
 def _http(method: str, url: str, body: dict | None = None) -> tuple[int, Any]:
@@ -92,7 +86,7 @@ def verify_image(client: docker.DockerClient, image_id: str, out_dir: Path) -> N
     """
     log_file = out_dir / "verify-container.log"
     checks = _run_checks(client, image_id, image_details(client, image_id)["user"], log_file)
-    write_json_atomic(out_dir / "verification.json", [asdict(check) for check in checks])
+    write_json_atomic(out_dir / "verification.json", msgspec.to_builtins(checks))
     failed = [check for check in checks if not check.passed]
     if failed:
         raise BuildError(

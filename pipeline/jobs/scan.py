@@ -21,7 +21,7 @@ from pipeline.artifacts import job_dir, read_json, read_outputs, write_json_atom
 from pipeline.context import RunContext
 from pipeline.contracts import SecurityScan, encode
 from pipeline.graph import JOBS_BY_NAME
-from pipeline.scan import POLICY_FILE, RAW_DIR, SCAN_FILE, ScanError, load_policy, summary
+from pipeline.scan import POLICY_FILE, RAW_DIR, SCAN_FILE, ScanError, counts, load_policy, summary
 from pipeline.scan.dockerfile import lint
 from pipeline.scan.image import check_image
 from pipeline.scan.licenses import check_sbom
@@ -68,11 +68,11 @@ def main(argv: list[str] | None = None) -> int:
     for part in parts:
         print(f"scan: {part.title}: {part.status}{f' ({part.reason})' if part.reason else ''}")
         for finding in part.findings:
-            mark = "FAIL" if finding in part.failing else "    "
+            mark = "FAIL" if counts(finding, part.fail_at) else "    "
             waived = f" [{finding.waived}]" if finding.waived else ""
             print(f"  {mark} {finding.severity:8} {finding.where}: {finding.rule}: {finding.message}{waived}")
-    print(f"scan: {result['status']}; details in {out / SCAN_FILE}")
-    return 0 if result["status"] == "passed" else 1
+    print(f"scan: {result.status}; details in {out / SCAN_FILE}")
+    return 0 if result.status == "passed" else 1
 
 
 if __name__ == "__main__":

@@ -13,16 +13,17 @@ The scan passes when no part failed. Thresholds live in `policy.toml` beside thi
 from __future__ import annotations
 
 import tomllib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
+
+from pipeline.contracts import Finding, ScanPart, SecurityScan
 
 POLICY_FILE = Path(__file__).with_name("policy.toml")
 SCAN_FILE = "scan.json"
 RAW_DIR = "raw"
 
 SEVERITIES = ("low", "medium", "high", "critical")
-Verdict = Literal["passed", "failed", "skipped"]
 
 
 class ScanError(Exception):
@@ -33,65 +34,44 @@ def rank(severity: str) -> int:
     return SEVERITIES.index(severity)
 
 
-@dataclass(frozen=True)
-class Finding:
-    rule: str
-    severity: str
-    message: str
-    where: str = ""
-    #: Why this finding does not count against `fail_at` (empty: it counts).
-    waived: str = ""
-
-
-@dataclass
-class Part:
-    name: str
-    title: str
-    fail_at: str
-    status: Verdict
-    reason: str = ""
-    findings: list[Finding] = field(default_factory=list)
-    #: Raw tool outputs, relative to the scan's folder.
-    raw: list[str] = field(default_factory=list)
-
-    @property
-    def failing(self) -> list[Finding]:
-        return [f for f in self.findings if not f.waived and rank(f.severity) >= rank(self.fail_at)]
+def counts(finding: Finding, fail_at: str) -> bool:
+    """Whether `finding` counts against `fail_at`: not waived, and at least that severe."""
+    return not finding.waived and rank(finding.severity) >= rank(fail_at)
 
 
 @dataclass(frozen=True)
 class Check:
-    """A part about to run: its name, its title and the severity that fails it; it ends as one Part."""
+    """A part about to run: its name, its title and the severity that fails it; it ends as one ScanPart."""
 
     name: str
     title: str
     fail_at: str
 
-    def judged(self, findings: list[Finding], raw: list[str] | None = None) -> Part:
+    def judged(self, findings: list[Finding], raw: list[str] | None = None) -> ScanPart:
         """It ran: failed when a finding reaches `fail_at`, else passed."""
         ordered = sorted(findings, key=lambda f: -rank(f.severity))
-        part = Part(self.name, self.title, self.fail_at, "passed", findings=ordered, raw=raw or [])
-        if part.failing:
-            part.status = "failed"
-            part.reason = f"{len(part.failing)} finding(s) at or above {self.fail_at}"
-        return part
+        failing = sum(counts(finding, self.fail_at) for finding in ordered)
+        reason = f"{failing} finding(s) at or above {self.fail_at}" if failing else ""
+        status = "failed" if failing else "passed"
+        return self._part(status, reason, findings=ordered, raw=raw or [], failing=failing)
 
-    def skipped(self, reason: str) -> Part:
-        return Part(self.name, self.title, self.fail_at, "skipped", reason)
+    def skipped(self, reason: str) -> ScanPart:
+        return self._part("skipped", reason)
 
-    def broken(self, reason: str) -> Part:
+    def broken(self, reason: str) -> ScanPart:
         """It had to run and could not: a failure, so the gate is never silently open."""
-        return Part(self.name, self.title, self.fail_at, "failed", reason)
+        return self._part("failed", reason)
+
+    def _part(self, status: str, reason: str, **judged: Any) -> ScanPart:
+        return ScanPart(
+            name=self.name, title=self.title, fail_at=self.fail_at, status=status, reason=reason, **judged
+        )
 
 
-def summary(parts: list[Part], *, image: str | None, policy: Path) -> dict[str, Any]:
+def summary(parts: list[ScanPart], *, image: str | None, policy: Path) -> SecurityScan:
     """scan.json: the verdict, then every part with its status, reason, findings and raw files."""
-    return {
-        "status": "failed" if any(part.status == "failed" for part in parts) else "passed",
-        "image": image,
-        "policy": str(policy),
-        "parts": [{**asdict(part), "failing": len(part.failing)} for part in parts],
-    }
+    status = "failed" if any(part.status == "failed" for part in parts) else "passed"
+    return SecurityScan(status=status, image=image, policy=str(policy), parts=parts)
 
 
 def load_policy(path: Path = POLICY_FILE) -> dict[str, Any]:

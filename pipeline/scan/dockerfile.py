@@ -8,12 +8,13 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from pipeline.scan import Check, Finding, Part
+from pipeline.contracts import Finding, ScanPart
+from pipeline.scan import Check
 
 RAW_FILE = "hadolint.json"
 
 
-def lint(dockerfile: Path, policy: dict[str, Any], raw_dir: Path) -> Part:
+def lint(dockerfile: Path, policy: dict[str, Any], raw_dir: Path) -> ScanPart:
     check = Check("dockerfile", "Dockerfile lint (hadolint)", policy["fail_at"])
     hadolint = shutil.which("hadolint")
     if hadolint is None:

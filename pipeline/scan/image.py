@@ -15,7 +15,8 @@ import docker
 import docker.errors
 from docker.models.images import Image
 
-from pipeline.scan import Check, Finding, Part
+from pipeline.contracts import Finding, ScanPart
+from pipeline.scan import Check
 from pipeline.scrub import MASK, is_secret_name, mask_text
 
 ROOT_USERS = ("", "0", "root")
@@ -75,7 +76,7 @@ def _cache_findings(
         container.remove(force=True)
 
 
-def check_image(image_ref: str | None, policy: dict[str, Any]) -> Part:
+def check_image(image_ref: str | None, policy: dict[str, Any]) -> ScanPart:
     check = Check("image", "Image policy", policy["fail_at"])
     if not image_ref:
         return check.skipped("the build made no image (no Docker engine there), so there is none to inspect")

@@ -13,7 +13,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pipeline.scan import Check, Finding, Part
+from pipeline.contracts import Finding, ScanPart
+from pipeline.scan import Check
 
 _TOKEN = re.compile(r"\(|\)|[^\s()]+")
 
@@ -68,7 +69,7 @@ def declared(component: dict[str, Any], classifiers: dict[str, str]) -> tuple[li
     return expressions, unknown
 
 
-def check_sbom(sbom_file: Path | None, policy: dict[str, Any]) -> Part:
+def check_sbom(sbom_file: Path | None, policy: dict[str, Any]) -> ScanPart:
     check = Check("licenses", "License policy (SBOM)", policy["fail_at"])
     if sbom_file is None or not sbom_file.is_file():
         return check.skipped("the build wrote no SBOM (it makes one only with an image)")

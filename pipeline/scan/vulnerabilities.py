@@ -13,7 +13,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from pipeline.scan import Check, Finding, Part
+from pipeline.contracts import Finding, ScanPart
+from pipeline.scan import Check
 
 PIP_AUDIT_RAW = "pip-audit.json"
 GRYPE_RAW = "grype.json"
@@ -28,7 +29,7 @@ GRYPE_SEVERITY = {
 }
 
 
-def audit_python(lock_file: Path, policy: dict[str, Any], raw_dir: Path) -> Part:
+def audit_python(lock_file: Path, policy: dict[str, Any], raw_dir: Path) -> ScanPart:
     check = Check(
         "python_vulnerabilities", "Python dependencies' vulnerabilities (pip-audit)", policy["fail_at"]
     )
@@ -98,7 +99,7 @@ def _grype_report(image_ref: str, image_id: str, raw: Path) -> dict[str, Any] | 
     return report
 
 
-def audit_os(image_ref: str | None, image_id: str | None, policy: dict[str, Any], raw_dir: Path) -> Part:
+def audit_os(image_ref: str | None, image_id: str | None, policy: dict[str, Any], raw_dir: Path) -> ScanPart:
     check = Check("os_vulnerabilities", "OS packages' vulnerabilities (Grype)", policy["fail_at"])
     if not image_ref or not image_id:
         return check.skipped("the build made no image, so there are no OS packages to audit")

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from pipeline.gitops.checks import observability
-from pipeline.gitops.checks.observability import exported_metrics, promql
+from pipeline.gitops.checks.observability import promql
 from pipeline.gitops.checks.observability.layout import EXPORTED_METRICS
 from tests.helpers import require_program
 
@@ -209,9 +209,9 @@ def test_metric_names_come_from_the_promql_syntax_tree() -> None:
 
 def test_the_exported_metrics_snapshot_matches_the_real_service() -> None:
     """Regenerate-then-compare: the snapshot is what the service built by its factory exports."""
-    scraped = observability.exported_series_names(exported_metrics.scrape_service())
+    scraped = observability.exported_series_names(promql.scrape_service())
     committed = (REPO_ROOT / EXPORTED_METRICS).read_text()
-    assert exported_metrics.render_exported_snapshot(scraped) == committed, (
+    assert promql.render_exported_snapshot(scraped) == committed, (
         "the service's metrics changed; regenerate the snapshot: "
         "python -m pipeline.gitops.checks.observability --update-exported-metrics"
     )

@@ -17,12 +17,10 @@ def _report(name: str, problems: list[str]) -> None:
 def main(argv: list[str] | None = None) -> int:
     argparse.ArgumentParser(prog="nox -s manifests --", description=__doc__.splitlines()[0]).parse_args(argv)
     results = run(_report)
-    failed = sum(len(problems) for problems in results.values())
-    print(
-        f"\n{len(results) - sum(1 for p in results.values() if p)} passed, "
-        f"{sum(1 for p in results.values() if p)} failed ({failed} problems)"
-    )
-    return 1 if failed else 0
+    failed = sum(1 for problems in results.values() if problems)
+    problems = sum(map(len, results.values()))
+    print(f"\n{len(results) - failed} passed, {failed} failed ({problems} problems)")
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":

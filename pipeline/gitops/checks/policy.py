@@ -16,6 +16,7 @@ from pipeline.gitops.render import REPO_ROOT, Manifest, name_of
 
 MONITORING_NAMESPACE = "monitoring"
 READINESS_PATH = "/ready"
+#: Every kind with a pod template (the hardening rules hold for each pod, whoever runs it).
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Job")
 #: The kinds that pick the service's pods with a selector, and the spec field holding it.
 SELECTOR_FIELDS = {"Service": "selector", "PodDisruptionBudget": "selector", "NetworkPolicy": "podSelector"}
@@ -40,13 +41,8 @@ DEFAULT_GRACE_PERIOD_SECONDS = 30
 Check = Callable[[list[Manifest]], list[str]]
 
 
-def _of_kind(manifests: list[Manifest], kind: str) -> list[Manifest]:
-    return [m for m in manifests if m.get("kind") == kind]
-
-
-def _workloads(manifests: list[Manifest]) -> list[Manifest]:
-    """Every object with a pod template (the hardening rules hold for each pod, whoever runs it)."""
-    return [m for m in manifests if m.get("kind") in WORKLOAD_KINDS]
+def _of_kind(manifests: list[Manifest], *kinds: str) -> list[Manifest]:
+    return [m for m in manifests if m.get("kind") in kinds]
 
 
 def _pod_spec(workload: Manifest) -> dict[str, Any]:
@@ -61,7 +57,7 @@ def _serving_containers(workload: Manifest) -> list[dict[str, Any]]:
 def _every_container(manifests: list[Manifest]) -> Iterator[tuple[Manifest, dict[str, Any], str]]:
     """(workload, container, where) for every container of every workload: init containers too, which
     run with the same privileges."""
-    for workload in _workloads(manifests):
+    for workload in _of_kind(manifests, *WORKLOAD_KINDS):
         pod = _pod_spec(workload)
         for container in [*pod.get("initContainers", []), *pod.get("containers", [])]:
             yield workload, container, f"{name_of(workload)} container {container['name']}"
@@ -106,7 +102,7 @@ def _setting(workload: Manifest, container: dict[str, Any], key: str) -> Any:
 def pod_security_restricted(manifests: list[Manifest]) -> list[str]:
     """The Pod Security Standards "restricted" profile, plus a read-only root filesystem."""
     problems = []
-    for workload in _workloads(manifests):
+    for workload in _of_kind(manifests, *WORKLOAD_KINDS):
         for _, container, where in _every_container([workload]):
             context = container.get("securityContext", {})
             user = _setting(workload, container, "runAsUser")
@@ -326,7 +322,7 @@ def image_pinned(manifests: list[Manifest]) -> list[str]:
 def service_account_token_not_mounted(manifests: list[Manifest]) -> list[str]:
     return [
         f"{name_of(workload)}: set automountServiceAccountToken: false (no API access needed)"
-        for workload in _workloads(manifests)
+        for workload in _of_kind(manifests, *WORKLOAD_KINDS)
         if _pod_spec(workload).get("automountServiceAccountToken") is not False
     ]
 

@@ -20,8 +20,8 @@ scraping the real service (`--update-exported-metrics` builds the app with the t
 rewrites it; the test suite proves it current), or from a /metrics text given with
 `--metrics-file`.
 
-One module per concern: `promtool`, `alerts`, `promql`, `shipped`, `cluster_stack`,
-`exported_metrics`; `layout` holds the paths.
+One module per concern: `promtool`, `alerts`, `promql` (with the exported-metrics snapshot),
+`cluster_stack` (with what is shipped to it); `layout` holds the paths.
 
 Usage: python -m pipeline.gitops.checks.observability [--metrics-file FILE] [--update-exported-metrics]
 """
@@ -32,14 +32,17 @@ import shutil
 from pathlib import Path
 
 from pipeline.gitops.checks.observability.alerts import check_alert_style, check_alert_tests
-from pipeline.gitops.checks.observability.cluster_stack import check_cluster_stack
-from pipeline.gitops.checks.observability.exported_metrics import read_exported_snapshot
+from pipeline.gitops.checks.observability.cluster_stack import (
+    check_cluster_stack,
+    check_generated_dashboard,
+    check_shipped_to_cluster,
+)
 from pipeline.gitops.checks.observability.promql import (
     check_metric_names,
     exported_series_names,
+    read_exported_snapshot,
 )
 from pipeline.gitops.checks.observability.promtool import check_configs, check_rules, run_rule_tests
-from pipeline.gitops.checks.observability.shipped import check_generated_dashboard, check_shipped_to_cluster
 
 
 def check(repo_root: Path, metrics_text: str | None = None) -> list[str]:

@@ -7,9 +7,8 @@ import sys
 from pathlib import Path
 
 from pipeline.gitops.checks import observability
-from pipeline.gitops.checks.observability.exported_metrics import render_exported_snapshot, scrape_service
+from pipeline.gitops.checks.observability import promql
 from pipeline.gitops.checks.observability.layout import EXPORTED_METRICS
-from pipeline.gitops.checks.observability.promql import exported_series_names
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,8 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     repo_root = Path.cwd()
     if args.update_exported_metrics:
-        names = exported_series_names(scrape_service())
-        (repo_root / EXPORTED_METRICS).write_text(render_exported_snapshot(names))
+        names = promql.exported_series_names(promql.scrape_service())
+        (repo_root / EXPORTED_METRICS).write_text(promql.render_exported_snapshot(names))
         print(f"wrote {EXPORTED_METRICS}")
         return 0
     metrics_text = args.metrics_file.read_text() if args.metrics_file else None

@@ -1,13 +1,17 @@
-"""The rendered in-cluster stack: workload policy, the repo's rules loaded, no Grafana password in Git."""
+"""What reaches the cluster: every rule file and dashboard shipped (the dashboard current), and the
+rendered in-cluster stack: workload policy, the repo's rules loaded, no Grafana password in Git.
+"""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import yaml
 
 from pipeline.gitops.checks import policy
-from pipeline.gitops.checks.observability.layout import KUSTOMIZATION, OBSERVABILITY, RULES
+from pipeline.gitops.checks.observability.layout import DASHBOARDS, KUSTOMIZATION, OBSERVABILITY, RULES
 from pipeline.gitops.render import Manifest, RenderError, name_of, render
 
 #: The policies that hold for any workload; the rest are about ml-inference itself (probe paths,
@@ -22,6 +26,35 @@ WORKLOAD_POLICIES = (
 PROMETHEUS_CONFIG_MAP = "prometheus-config"
 PROMETHEUS_RULES_CONFIG_MAP = "prometheus-rules"
 GRAFANA_PASSWORD_FILE_ENV = "GF_SECURITY_ADMIN_PASSWORD__FILE"
+DASHBOARD_GENERATOR = OBSERVABILITY / "grafana" / "dashboard.py"
+
+
+def check_generated_dashboard(repo_root: Path) -> list[str]:
+    result = subprocess.run(
+        [sys.executable, str(repo_root / DASHBOARD_GENERATOR), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return [] if result.returncode == 0 else [(result.stdout + result.stderr).strip()]
+
+
+def check_shipped_to_cluster(repo_root: Path) -> list[str]:
+    """Every rule file and dashboard is in a configMapGenerator (kustomize has no globs)."""
+    kustomization = yaml.safe_load((repo_root / KUSTOMIZATION).read_text())
+    shipped = {
+        (OBSERVABILITY / entry.rpartition("=")[2]).as_posix()
+        for generator in kustomization.get("configMapGenerator", [])
+        for entry in generator.get("files", [])
+    }
+    local = [*sorted((repo_root / RULES).glob("*.yml")), *sorted((repo_root / DASHBOARDS).glob("*.json"))]
+    return [
+        f"{KUSTOMIZATION}: {path.relative_to(repo_root).as_posix()} is not in any configMapGenerator, so "
+        f"the cluster would not load it; list it there"
+        for path in local
+        if path.relative_to(repo_root).as_posix() not in shipped
+    ]
 
 
 def _config_map(objects: list[Manifest], generated_name: str) -> Manifest | None:
