@@ -102,13 +102,19 @@ def fetch(
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{target.name}.") as scratch:
         tarball = Path(scratch) / f"{stem}.tar.gz"
-        digest = _download(
-            url,
-            tarball,
+        sha256 = hashlib.sha256()
+        with (
+            urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_SECONDS) as response,
+            tarball.open("wb") as out,
+        ):
             # Said once the server answers: offline, the one line that says why is enough.
-            started=lambda: say(f"prometheus: not on PATH; fetching the pinned release {version} from {url}"),
-        )
-        if digest != checksum:
+            say(f"prometheus: not on PATH; fetching the pinned release {version} from {url}")
+            while chunk := response.read(1 << 20):
+                sha256.update(chunk)
+                out.write(chunk)
+                if out.tell() > MAX_DOWNLOAD_BYTES:
+                    raise OSError(f"{url} is larger than {MAX_DOWNLOAD_BYTES} bytes; not the release")
+        if (digest := sha256.hexdigest()) != checksum:
             raise ChecksumMismatch(f"{url} has sha256 {digest}, the pinned one is {checksum}; refusing it")
         unpacked = Path(scratch) / "unpacked"
         with tarfile.open(tarball) as archive:
@@ -121,17 +127,3 @@ def fetch(
         (unpacked / stem).rename(target)
     say(f"prometheus: {version} verified (sha256 {checksum[:12]}...) and cached in {target}")
     return target / "prometheus"
-
-
-def _download(url: str, path: Path, started: Callable[[], None]) -> str:
-    digest = hashlib.sha256()
-    size = 0
-    with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_SECONDS) as response, path.open("wb") as out:
-        started()
-        while chunk := response.read(1 << 20):
-            size += len(chunk)
-            if size > MAX_DOWNLOAD_BYTES:
-                raise OSError(f"{url} is larger than {MAX_DOWNLOAD_BYTES} bytes; not the release")
-            digest.update(chunk)
-            out.write(chunk)
-    return digest.hexdigest()
