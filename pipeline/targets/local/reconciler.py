@@ -556,14 +556,12 @@ class Reconciler:
 
 def labelled_processes(environment_id: str) -> dict[int, tuple[psutil.Process, dict[str, str]]]:
     """Every live process labelled with `environment_id`, whoever started it, with its environment."""
-    labelled = {}
-    for process in psutil.process_iter(["ppid", "environ", "status", "create_time"]):
-        environ = process.info["environ"] or {}
-        if environ.get(layout.ENVIRONMENT_LABEL) == environment_id and process.info["status"] != (
-            psutil.STATUS_ZOMBIE
-        ):
-            labelled[process.pid] = (process, environ)
-    return labelled
+    return {
+        process.pid: (process, process.info["environ"])
+        for process in psutil.process_iter(["ppid", "environ", "status", "create_time"])
+        if (process.info["environ"] or {}).get(layout.ENVIRONMENT_LABEL) == environment_id
+        and process.info["status"] != psutil.STATUS_ZOMBIE
+    }
 
 
 def replica_processes(environment_id: str) -> dict[int, tuple[psutil.Process, dict[str, str]]]:
