@@ -112,8 +112,7 @@ class Replica:
         return f"http://127.0.0.1:{self.port}"
 
     def alive(self) -> bool:
-        if isinstance(self.process, psutil.Popen):
-            return self.process.poll() is None
+        """Running and not a zombie (a replica we started is reaped by observe(), which wants its code)."""
         try:
             return self.process.is_running() and self.process.status() != psutil.STATUS_ZOMBIE
         except psutil.NoSuchProcess:
