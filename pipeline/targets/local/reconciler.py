@@ -415,7 +415,20 @@ class Reconciler:
             self.event("prometheus-exited", pid=self.prometheus.pid, returncode=self.prometheus.returncode)
             self.prometheus, self.prometheus_ready = None, False
         if self.prometheus is None and time.monotonic() - self.prometheus_started > PROMETHEUS_RESTART_DELAY:
-            self._start_prometheus(config)
+            self.prometheus_started = time.monotonic()
+            self.prometheus = start_logged(
+                [
+                    config["program"],
+                    f"--config.file={layout.PROMETHEUS_CONFIG}",
+                    f"--storage.tsdb.path={self.state_dir / layout.PROMETHEUS_DATA}",
+                    f"--web.listen-address=127.0.0.1:{config['port']}",
+                    "--log.level=warn",
+                ],
+                self.state_dir / layout.PROMETHEUS_LOG,
+                cwd=self.state_dir / layout.PROMETHEUS,
+                env=_passthrough_environ(),
+            )
+            self.event("prometheus-start", pid=self.prometheus.pid, url=config["url"])
         if self.prometheus is not None and not self.prometheus_ready:
             self.prometheus_ready = _http_ok(config["url"] + "/-/ready")
             if self.prometheus_ready:
@@ -446,22 +459,6 @@ class Reconciler:
             ],
         )
         self.targets_written = targets
-
-    def _start_prometheus(self, config: dict) -> None:
-        self.prometheus_started = time.monotonic()
-        self.prometheus = start_logged(
-            [
-                config["program"],
-                f"--config.file={layout.PROMETHEUS_CONFIG}",
-                f"--storage.tsdb.path={self.state_dir / layout.PROMETHEUS_DATA}",
-                f"--web.listen-address=127.0.0.1:{config['port']}",
-                "--log.level=warn",
-            ],
-            self.state_dir / layout.PROMETHEUS_LOG,
-            cwd=self.state_dir / layout.PROMETHEUS,
-            env=_passthrough_environ(),
-        )
-        self.event("prometheus-start", pid=self.prometheus.pid, url=config["url"])
 
     # -- records -----------------------------------------------------------------------------
 
