@@ -38,8 +38,11 @@ DOWNLOAD_TIMEOUT_SECONDS = 120
 #: The release is about 100 MB; anything much larger is not it.
 MAX_DOWNLOAD_BYTES = 200 * 1024 * 1024
 
-#: What the local target does instead, said at the end of the one line that explains why.
-DIRECT = " (metrics are scraped from the replicas directly; `apt-get install prometheus` adds it)"
+#: The one line said when the local target goes on without Prometheus: why, and what it does instead.
+WITHOUT = (
+    "prometheus: not on PATH, and {reason}; running without it"
+    " (metrics are scraped from the replicas directly; `apt-get install prometheus` adds it)"
+)
 _ARCHES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
 
 
@@ -68,19 +71,13 @@ def find_prometheus(say: Callable[[str], None] = print) -> str | None:
     name = this_platform()
     checksum = CHECKSUMS.get(name)
     if checksum is None:
-        say(
-            f"prometheus: not on PATH, and no verified checksum for {name} in {__name__}; running without it"
-            + DIRECT
-        )
+        say(WITHOUT.format(reason=f"no verified checksum for {name} in {__name__}"))
         return None
     try:
         base_url = os.environ.get(RELEASE_URL_VARIABLE, DEFAULT_RELEASE_URL)
         return str(fetch(base_url, name, checksum, install_dir(), say=say))
     except (OSError, KeyError, tarfile.TarError, ChecksumMismatch) as error:
-        say(
-            f"prometheus: not on PATH, and the pinned release could not be had ({error}); running without it"
-            + DIRECT
-        )
+        say(WITHOUT.format(reason=f"the pinned release could not be had ({error})"))
         return None
 
 
