@@ -348,9 +348,7 @@ class Reconciler:
         return "Degraded"
 
     def converge(self, desired: DesiredState, active: list[Replica], now: float) -> list[str]:
-        actions = []
-        for replica in [r for r in active if r.failed]:
-            actions.append(self.stop(replica, reason=replica.failed or "failed"))
+        actions = [self.stop(r, reason=r.failed) for r in active if r.failed]
         healthy = [r for r in active if not r.failed]
         matching = [r for r in healthy if not r.differences]
         missing = desired.replicas - len(matching)
