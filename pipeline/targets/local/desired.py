@@ -48,7 +48,6 @@ class DesiredState:
 
     #: sha256 of the rendered manifests: changes whenever Git's state does.
     revision: str
-    manifests: str
     replicas: int
     argv: tuple[str, ...]
     #: The replica environment minus its own port.
@@ -95,7 +94,6 @@ def desired_state(manifests: str, *, model_dir: Path, shared_port: int) -> Desir
     container = containers[0]
     return DesiredState(
         revision=hashlib.sha256(manifests.encode()).hexdigest(),
-        manifests=manifests,
         replicas=int(spec.get("replicas", 1)),
         argv=_argv(container),
         env=_env(container, model_dir=model_dir, shared_port=shared_port),

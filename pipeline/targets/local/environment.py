@@ -180,13 +180,13 @@ class LocalEnvironment:
 
     def _process_table(self) -> list[dict]:
         """Every process of the environment: the reconciler's tree plus replicas started by hand."""
+        reconciler_pid, environment_id = self._state["reconciler_pid"], self._state["environment_id"]
         try:
-            reconciler = psutil.Process(self._state["reconciler_pid"])
+            reconciler = psutil.Process(reconciler_pid)
             processes = [reconciler, *reconciler.children(recursive=True)]
         except psutil.Error:
             processes = []
         known = {p.pid for p in processes}
-        environment_id = self._state["environment_id"]
         processes += [p for pid, (p, _) in labelled_processes(environment_id).items() if pid not in known]
         table = []
         for process in processes:
@@ -202,14 +202,17 @@ class LocalEnvironment:
                         "cpu_seconds": round(sum(process.cpu_times()[:2]), 2),
                         "started_at": process.create_time(),
                     }
-                    environ = process.environ() if process.pid != self._state["reconciler_pid"] else {}
+                    environ = process.environ() if process.pid != reconciler_pid else {}
             except psutil.Error:
                 continue
-            labelled = environ.get(layout.ENVIRONMENT_LABEL) == environment_id
-            row["role"] = _role(process.pid == self._state["reconciler_pid"], labelled, cmdline)
-            if labelled:
+            if process.pid == reconciler_pid:
+                row["role"] = "reconciler"
+            elif environ.get(layout.ENVIRONMENT_LABEL) == environment_id:
+                row["role"] = "replica"
                 row["replica"] = environ.get(layout.REPLICA_LABEL)
                 row["environment"] = {k: v for k, v in sorted(environ.items()) if not is_secret_name(k)}
+            else:
+                row["role"] = "prometheus" if cmdline and Path(cmdline[0]).name == "prometheus" else "other"
             table.append(row)
         return table
 
@@ -239,11 +242,3 @@ def _scrubbed_tail(log: Path) -> str:
         text = text.partition("\n")[2]  # the first line read is a piece of one
     lines = mask_text(text).splitlines()
     return "\n".join(lines[-REPLICA_LOG_LINES:]) + ("\n" if lines else "")
-
-
-def _role(is_reconciler: bool, labelled: bool, cmdline: list[str]) -> str:
-    if is_reconciler:
-        return "reconciler"
-    if labelled:
-        return "replica"
-    return "prometheus" if cmdline and Path(cmdline[0]).name == "prometheus" else "other"

@@ -38,8 +38,11 @@ DOWNLOAD_TIMEOUT_SECONDS = 120
 #: The release is about 100 MB; anything much larger is not it.
 MAX_DOWNLOAD_BYTES = 200 * 1024 * 1024
 
-#: What the local target does instead, said at the end of the one line that explains why.
-DIRECT = " (metrics are scraped from the replicas directly; `apt-get install prometheus` adds it)"
+#: The one line said when the local target goes on without Prometheus: why, and what it does instead.
+WITHOUT = (
+    "prometheus: not on PATH, and {reason}; running without it"
+    " (metrics are scraped from the replicas directly; `apt-get install prometheus` adds it)"
+)
 _ARCHES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
 
 
@@ -68,19 +71,13 @@ def find_prometheus(say: Callable[[str], None] = print) -> str | None:
     name = this_platform()
     checksum = CHECKSUMS.get(name)
     if checksum is None:
-        say(
-            f"prometheus: not on PATH, and no verified checksum for {name} in {__name__}; running without it"
-            + DIRECT
-        )
+        say(WITHOUT.format(reason=f"no verified checksum for {name} in {__name__}"))
         return None
     try:
         base_url = os.environ.get(RELEASE_URL_VARIABLE, DEFAULT_RELEASE_URL)
         return str(fetch(base_url, name, checksum, install_dir(), say=say))
     except (OSError, KeyError, tarfile.TarError, ChecksumMismatch) as error:
-        say(
-            f"prometheus: not on PATH, and the pinned release could not be had ({error}); running without it"
-            + DIRECT
-        )
+        say(WITHOUT.format(reason=f"the pinned release could not be had ({error})"))
         return None
 
 
@@ -102,13 +99,19 @@ def fetch(
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{target.name}.") as scratch:
         tarball = Path(scratch) / f"{stem}.tar.gz"
-        digest = _download(
-            url,
-            tarball,
+        sha256 = hashlib.sha256()
+        with (
+            urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_SECONDS) as response,
+            tarball.open("wb") as out,
+        ):
             # Said once the server answers: offline, the one line that says why is enough.
-            started=lambda: say(f"prometheus: not on PATH; fetching the pinned release {version} from {url}"),
-        )
-        if digest != checksum:
+            say(f"prometheus: not on PATH; fetching the pinned release {version} from {url}")
+            while chunk := response.read(1 << 20):
+                sha256.update(chunk)
+                out.write(chunk)
+                if out.tell() > MAX_DOWNLOAD_BYTES:
+                    raise OSError(f"{url} is larger than {MAX_DOWNLOAD_BYTES} bytes; not the release")
+        if (digest := sha256.hexdigest()) != checksum:
             raise ChecksumMismatch(f"{url} has sha256 {digest}, the pinned one is {checksum}; refusing it")
         unpacked = Path(scratch) / "unpacked"
         with tarfile.open(tarball) as archive:
@@ -121,17 +124,3 @@ def fetch(
         (unpacked / stem).rename(target)
     say(f"prometheus: {version} verified (sha256 {checksum[:12]}...) and cached in {target}")
     return target / "prometheus"
-
-
-def _download(url: str, path: Path, started: Callable[[], None]) -> str:
-    digest = hashlib.sha256()
-    size = 0
-    with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_SECONDS) as response, path.open("wb") as out:
-        started()
-        while chunk := response.read(1 << 20):
-            size += len(chunk)
-            if size > MAX_DOWNLOAD_BYTES:
-                raise OSError(f"{url} is larger than {MAX_DOWNLOAD_BYTES} bytes; not the release")
-            digest.update(chunk)
-            out.write(chunk)
-    return digest.hexdigest()

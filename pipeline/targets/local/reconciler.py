@@ -112,8 +112,7 @@ class Replica:
         return f"http://127.0.0.1:{self.port}"
 
     def alive(self) -> bool:
-        if isinstance(self.process, psutil.Popen):
-            return self.process.poll() is None
+        """Running and not a zombie (a replica we started is reaped by observe(), which wants its code)."""
         try:
             return self.process.is_running() and self.process.status() != psutil.STATUS_ZOMBIE
         except psutil.NoSuchProcess:
@@ -349,9 +348,7 @@ class Reconciler:
         return "Degraded"
 
     def converge(self, desired: DesiredState, active: list[Replica], now: float) -> list[str]:
-        actions = []
-        for replica in [r for r in active if r.failed]:
-            actions.append(self.stop(replica, reason=replica.failed or "failed"))
+        actions = [self.stop(r, reason=r.failed) for r in active if r.failed]
         healthy = [r for r in active if not r.failed]
         matching = [r for r in healthy if not r.differences]
         missing = desired.replicas - len(matching)
@@ -416,7 +413,20 @@ class Reconciler:
             self.event("prometheus-exited", pid=self.prometheus.pid, returncode=self.prometheus.returncode)
             self.prometheus, self.prometheus_ready = None, False
         if self.prometheus is None and time.monotonic() - self.prometheus_started > PROMETHEUS_RESTART_DELAY:
-            self._start_prometheus(config)
+            self.prometheus_started = time.monotonic()
+            self.prometheus = start_logged(
+                [
+                    config["program"],
+                    f"--config.file={layout.PROMETHEUS_CONFIG}",
+                    f"--storage.tsdb.path={self.state_dir / layout.PROMETHEUS_DATA}",
+                    f"--web.listen-address=127.0.0.1:{config['port']}",
+                    "--log.level=warn",
+                ],
+                self.state_dir / layout.PROMETHEUS_LOG,
+                cwd=self.state_dir / layout.PROMETHEUS,
+                env=_passthrough_environ(),
+            )
+            self.event("prometheus-start", pid=self.prometheus.pid, url=config["url"])
         if self.prometheus is not None and not self.prometheus_ready:
             self.prometheus_ready = _http_ok(config["url"] + "/-/ready")
             if self.prometheus_ready:
@@ -447,22 +457,6 @@ class Reconciler:
             ],
         )
         self.targets_written = targets
-
-    def _start_prometheus(self, config: dict) -> None:
-        self.prometheus_started = time.monotonic()
-        self.prometheus = start_logged(
-            [
-                config["program"],
-                f"--config.file={layout.PROMETHEUS_CONFIG}",
-                f"--storage.tsdb.path={self.state_dir / layout.PROMETHEUS_DATA}",
-                f"--web.listen-address=127.0.0.1:{config['port']}",
-                "--log.level=warn",
-            ],
-            self.state_dir / layout.PROMETHEUS_LOG,
-            cwd=self.state_dir / layout.PROMETHEUS,
-            env=_passthrough_environ(),
-        )
-        self.event("prometheus-start", pid=self.prometheus.pid, url=config["url"])
 
     # -- records -----------------------------------------------------------------------------
 
@@ -556,14 +550,12 @@ class Reconciler:
 
 def labelled_processes(environment_id: str) -> dict[int, tuple[psutil.Process, dict[str, str]]]:
     """Every live process labelled with `environment_id`, whoever started it, with its environment."""
-    labelled = {}
-    for process in psutil.process_iter(["ppid", "environ", "status", "create_time"]):
-        environ = process.info["environ"] or {}
-        if environ.get(layout.ENVIRONMENT_LABEL) == environment_id and process.info["status"] != (
-            psutil.STATUS_ZOMBIE
-        ):
-            labelled[process.pid] = (process, environ)
-    return labelled
+    return {
+        process.pid: (process, process.info["environ"])
+        for process in psutil.process_iter(["ppid", "environ", "status", "create_time"])
+        if (process.info["environ"] or {}).get(layout.ENVIRONMENT_LABEL) == environment_id
+        and process.info["status"] != psutil.STATUS_ZOMBIE
+    }
 
 
 def replica_processes(environment_id: str) -> dict[int, tuple[psutil.Process, dict[str, str]]]:

@@ -14,6 +14,7 @@ import shutil
 import signal
 import sys
 import time
+from dataclasses import KW_ONLY, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -47,21 +48,15 @@ class LocalTargetError(RuntimeError):
     """The environment could not be brought up; the message says why and what to do."""
 
 
+@dataclass
 class LocalTarget:
     """Environments of processes under `state_root`, desired state from `overlay`."""
 
-    def __init__(
-        self,
-        name: str = "local",
-        *,
-        state_root: Path = STATE_ROOT,
-        overlay: Path = OVERLAY,
-        prometheus_config_dir: Path = PROMETHEUS_CONFIG_DIR,
-    ) -> None:
-        self.name = name
-        self.state_root = state_root
-        self.overlay = overlay
-        self.prometheus_config_dir = prometheus_config_dir
+    name: str = "local"
+    _: KW_ONLY
+    state_root: Path = STATE_ROOT
+    overlay: Path = OVERLAY
+    prometheus_config_dir: Path = PROMETHEUS_CONFIG_DIR
 
     def up(self, env_name: str, release: Release, context: RunContext) -> LocalEnvironment:
         """Start `env_name` running `release`'s model; return once Synced, Healthy and scraped."""
@@ -151,11 +146,8 @@ class LocalTarget:
 
     def down_all(self) -> list[str]:
         """Stop every environment recorded under the state root; return the names that were running."""
-        stopped = []
-        for state_file in sorted(self.state_root.glob(f"*/{layout.STATE}")):
-            if stop_environment(state_file.parent):
-                stopped.append(state_file.parent.name)
-        return stopped
+        states = sorted(self.state_root.glob(f"*/{layout.STATE}"))
+        return [state.parent.name for state in states if stop_environment(state.parent)]
 
 
 def make_target(name: str) -> LocalTarget:
