@@ -42,6 +42,21 @@ P99_RISE_LIMIT = 0.20
 #: A p99 rise smaller than this is scheduling jitter on a shared machine, not a regression.
 P99_RISE_FLOOR_MS = 5.0
 
+#: The load figures compared with the previous run's: label, field, unit, and whether (old, new) regressed.
+COMPARED: tuple[tuple[str, str, str, Callable[[float, float], bool]], ...] = (
+    ("Requests/s", "requests_per_second", "req/s", lambda old, new: new < old * (1 - RPS_DROP_LIMIT)),
+    ("p50", "p50_ms", "ms", lambda old, new: False),
+    ("p95", "p95_ms", "ms", lambda old, new: False),
+    (
+        "p99",
+        "p99_ms",
+        "ms",
+        lambda old, new: new > old * (1 + P99_RISE_LIMIT) and new - old >= P99_RISE_FLOOR_MS,
+    ),
+    ("Failure ratio", "failure_ratio", "", lambda old, new: new > old and new > 0),
+    ("Requests", "requests", "", lambda old, new: False),
+)
+
 #: How much of a failed job's log the report quotes.
 LOG_TAIL_LINES = 25
 
@@ -336,32 +351,16 @@ def compare_load(current: Artifact, previous: Artifact, previous_record: Artifac
     if not (current.ok and previous.ok):
         return None
     now, before = current.data, previous.data
-
-    def change(label: str, key: str, unit: str, regressed: Callable[[float, float], bool]) -> Change:
+    changes = []
+    for label, key, unit, regressed in COMPARED:
         old, new = getattr(before, key), getattr(now, key)
-        hit = old is not None and new is not None and bool(regressed(old, new))
-        return Change(label, key, unit, old, new, hit)
-
-    changes = (
-        change(
-            "Requests/s", "requests_per_second", "req/s", lambda old, new: new < old * (1 - RPS_DROP_LIMIT)
-        ),
-        change("p50", "p50_ms", "ms", lambda old, new: False),
-        change("p95", "p95_ms", "ms", lambda old, new: False),
-        change(
-            "p99",
-            "p99_ms",
-            "ms",
-            lambda old, new: new > old * (1 + P99_RISE_LIMIT) and new - old >= P99_RISE_FLOOR_MS,
-        ),
-        change("Failure ratio", "failure_ratio", "", lambda old, new: new > old and new > 0),
-        change("Requests", "requests", "", lambda old, new: False),
-    )
+        hit = old is not None and new is not None and regressed(old, new)
+        changes.append(Change(label, key, unit, old, new, hit))
     record = previous_record.data if previous_record.ok else NO_RUN
     return LoadComparison(
         previous_run_id=record.run_id,
         previous_commit=record.commit,
-        changes=changes,
+        changes=tuple(changes),
         same_shape=all(getattr(before, key) == getattr(now, key) for key in ("users", "duration_seconds")),
     )
 
