@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from markupsafe import Markup
 
+from pipeline.contracts import ClusterStatus, Drift
 from pipeline.report.collect import JobRow
 from pipeline.report.formats import clock, elapsed, moment, seconds
 from pipeline.report.svg import Canvas, nice_ticks, tick_label
@@ -35,11 +36,9 @@ MERMAID_TIME = "YYYY-MM-DD HH:mm:ss"
 CHAR_WIDTH = 7
 
 
-def environment(cluster: dict[str, Any]) -> Markup:
+def environment(cluster: ClusterStatus) -> Markup:
     """What deploy brought up: Git, the GitOps controller, the endpoint, the replicas and Prometheus."""
-    target = str(cluster.get("target") or "?")
-    replicas = [replica for replica in cluster.get("replicas") or [] if isinstance(replica, dict)]
-    prometheus = cluster.get("prometheus") if isinstance(cluster.get("prometheus"), dict) else None
+    target, replicas, prometheus = cluster.target or "?", cluster.replicas, cluster.prometheus
     box_width, box_height, gap = 230, 58, 34
     # Columns: Git and the clients; the controller, the endpoint and Prometheus; the replicas.
     outer_x, inner_x, group_x = 16, 16 + box_width + 70, 16 + 2 * box_width + 70 + 90
@@ -77,7 +76,7 @@ def environment(cluster: dict[str, Any]) -> Markup:
         if label:
             canvas.text((x1 + x2) / 2, (y1 + y2) / 2 - 6, label, **SMALL, text_anchor="middle")
 
-    sync, health = cluster.get("sync") or "?", cluster.get("health") or "?"
+    sync, health = cluster.sync or "?", cluster.health or "?"
     healthy = sync == "Synced" and health == "Healthy"
     controller = "Argo CD" if target in ("kind", "minikube") else "Reconciler (local GitOps)"
     labelled_box(outer_x, top, "Git: desired state", f"gitops/overlays/{target}")
@@ -87,7 +86,7 @@ def environment(cluster: dict[str, Any]) -> Markup:
     )
     connect(outer_right, top + middle, inner_x - 2, top + middle, "syncs")
     labelled_box(outer_x, endpoint_y, "Clients", "one address for every replica")
-    labelled_box(inner_x, endpoint_y, "Endpoint", str(cluster.get("endpoint") or "?"), cls="endpoint")
+    labelled_box(inner_x, endpoint_y, "Endpoint", cluster.endpoint or "?", cls="endpoint")
     connect(outer_right, endpoint_y + middle, inner_x - 2, endpoint_y + middle)
 
     ready = sum(bool(replica.get("ready")) for replica in replicas)
@@ -127,8 +126,8 @@ def environment(cluster: dict[str, Any]) -> Markup:
     connect(inner_right, top + middle - 12, group_x - 10, top + middle - 12, "reconciles")
 
     if prometheus:
-        targets = [t for t in prometheus.get("targets") or [] if t is not None]
-        up = sum(1 for t in targets if not isinstance(t, dict) or str(t.get("health", "up")).lower() == "up")
+        targets = prometheus.targets
+        up = sum(1 for t in targets if str(t.get("health", "up")).lower() == "up")
         scraped = (
             f"{up} of {len(targets)} targets up" if targets else "no scrape yet when the state was saved"
         )
@@ -285,7 +284,7 @@ def gantt(jobs: Sequence[JobRow], run_start: str | None, now: str) -> Markup:
     )
 
 
-def drift_timeline(drifts: Sequence[dict[str, Any]]) -> Markup:
+def drift_timeline(drifts: Sequence[Drift]) -> Markup:
     """Each drift on its own clock: caused at 0, then detected (OutOfSync), then healed (Synced and Healthy).
 
     Lanes share one axis of seconds since their drift, so detection and healing times compare at a
@@ -294,8 +293,8 @@ def drift_timeline(drifts: Sequence[dict[str, Any]]) -> Markup:
     healing = look(Status.SUCCESS).colour
     lanes = []
     for index, drift in enumerate(drifts):
-        detected = elapsed(drift.get("drift_at"), drift.get("detected_at"))
-        healed = elapsed(drift.get("drift_at"), drift.get("healed_at"))
+        detected = elapsed(drift.drift_at, drift.detected_at)
+        healed = elapsed(drift.drift_at, drift.healed_at)
         intervals = []
         if detected is not None:
             intervals.append(Interval(0.0, detected, DETECTING, attributes={"class": "drift-detecting"}))
@@ -303,22 +302,22 @@ def drift_timeline(drifts: Sequence[dict[str, Any]]) -> Markup:
             intervals.append(
                 Interval(detected or 0.0, healed, healing, attributes={"class": "drift-healing"})
             )
-        ok = healed is not None and drift.get("passed", True)
+        ok = healed is not None and drift.passed
         remark = (
             f"detected {seconds(detected)} · healed {seconds(healed)}"
             if ok
-            else f"NOT healed{': ' + str(drift['error']) if drift.get('error') else ''}"
+            else f"NOT healed{': ' + drift.error if drift.error else ''}"
         )
         lanes.append(
             Lane(
-                str(drift.get("name") or f"drift {index + 1}"),
+                drift.name or f"drift {index + 1}",
                 intervals,
                 remark[:60],
-                f"{drift.get('name')}: caused {drift.get('drift_at')}, detected "
-                f"{drift.get('detected_at')}, healed {drift.get('healed_at')}",
-                note=f"caused {clock(drift.get('drift_at'))}",
+                f"{drift.name}: caused {drift.drift_at}, detected {drift.detected_at}, "
+                f"healed {drift.healed_at}",
+                note=f"caused {clock(drift.drift_at)}",
                 tone="ink" if ok else "alarm",
-                attributes={"class": "drift", "data-drift": str(drift.get("name"))},
+                attributes={"class": "drift", "data-drift": drift.name},
             )
         )
     return interval_chart(

@@ -13,14 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import msgspec
-
 from pipeline import contracts
 from pipeline.contracts import (
     BuildRecord,
     ClusterStatus,
     Contract,
     ContractError,
+    JobEntry,
     LoadSummary,
     MetricsVerification,
     ModelCard,
@@ -33,7 +32,7 @@ from pipeline.graph import JOBS, JOBS_BY_NAME, Job
 from pipeline.record import PREVIOUS_DIR, RECORD_FILE, run_status
 from pipeline.report.formats import elapsed, moment
 from pipeline.scrub import mask_text
-from pipeline.status import FAILED, NOT_RUN, UNKNOWN
+from pipeline.status import FAILED, NOT_RUN, UNKNOWN, Status
 from pipeline.timestamps import utc_now
 
 REPORT_DIR = str(JOBS_BY_NAME["report"].artifact)
@@ -43,10 +42,27 @@ P99_RISE_LIMIT = 0.20
 #: A p99 rise smaller than this is scheduling jitter on a shared machine, not a regression.
 P99_RISE_FLOOR_MS = 5.0
 
+#: The load figures compared with the previous run's: label, field, unit, and whether (old, new) regressed.
+COMPARED: tuple[tuple[str, str, str, Callable[[float, float], bool]], ...] = (
+    ("Requests/s", "requests_per_second", "req/s", lambda old, new: new < old * (1 - RPS_DROP_LIMIT)),
+    ("p50", "p50_ms", "ms", lambda old, new: False),
+    ("p95", "p95_ms", "ms", lambda old, new: False),
+    (
+        "p99",
+        "p99_ms",
+        "ms",
+        lambda old, new: new > old * (1 + P99_RISE_LIMIT) and new - old >= P99_RISE_FLOOR_MS,
+    ),
+    ("Failure ratio", "failure_ratio", "", lambda old, new: new > old and new > 0),
+    ("Requests", "requests", "", lambda old, new: False),
+)
+
 #: How much of a failed job's log the report quotes.
 LOG_TAIL_LINES = 25
 
 State = Literal["ok", "missing", "broken"]
+#: The run of an artifacts directory without a readable record: nothing about it is known.
+NO_RUN = PipelineRun(jobs={})
 
 
 @dataclass(frozen=True)
@@ -55,7 +71,7 @@ class Artifact:
 
     path: str  # relative to the artifacts directory, also the link target from the report
     state: State
-    data: Any = None
+    data: Any = None  # the file's contract (a `TestSuite` for JUnit XML) when the state is ok
     problem: str = ""
 
     @property
@@ -161,8 +177,8 @@ class Report:
     security_scan: Artifact
 
     @property
-    def run(self) -> dict[str, Any]:
-        return self.record.data if self.record.ok else {}
+    def run(self) -> PipelineRun:
+        return self.record.data if self.record.ok else NO_RUN
 
     def files_in(self, folder: str) -> list[RawFile]:
         """The raw files directly inside `folder` (relative to the artifacts directory)."""
@@ -174,7 +190,7 @@ class Report:
         if not self.record.ok:
             return UNKNOWN
         if self.run_finished:
-            return str(self.run.get("status") or UNKNOWN)
+            return self.run.status or UNKNOWN
         jobs = {job.name: {"status": job.status} for job in self.jobs}
         return run_status({"jobs": jobs}, counted=[job.name for job in self.jobs if not job.reused])
 
@@ -186,7 +202,7 @@ class Report:
     @property
     def run_start(self) -> str | None:
         starts = [job.started_at for job in self.jobs if job.started_at and not job.reused]
-        return self.run.get("started_at") or min(starts, default=None)
+        return self.run.started_at or min(starts, default=None)
 
     @property
     def timeline_start(self) -> str | None:
@@ -200,8 +216,8 @@ class Report:
     @property
     def wall_seconds(self) -> float | None:
         """The run's wall time: the record's, or (while the report itself runs) up to the last finish."""
-        if self.run.get("duration_seconds") is not None:
-            return self.run["duration_seconds"]
+        if self.run.duration_seconds is not None:
+            return self.run.duration_seconds
         finishes = {
             f: when for job in self.jobs if (f := job.finished_at) and (when := moment(f)) is not None
         }
@@ -209,26 +225,26 @@ class Report:
 
     @property
     def run_finished(self) -> bool:
-        return self.run.get("finished_at") is not None
+        return self.run.finished_at is not None
 
 
-def _why_missing(relative: str, record: dict[str, Any]) -> str:
+def _why_missing(relative: str, run: PipelineRun) -> str:
     folder = relative.split("/", 1)[0]
     job = next((job for job in JOBS if job.artifact == folder), None)
     if job is None:
         return f"{relative} is missing"
-    entry = record.get("jobs", {}).get(job.name)
-    ran = f"job {job.name} ended {entry['status']}" if entry else f"job {job.name} did not report"
+    entry = run.jobs.get(job.name)
+    ran = f"job {job.name} ended {entry.status}" if entry else f"job {job.name} did not report"
     return f"{relative} is missing ({ran})"
 
 
-def load_json(root: Path, relative: str, record: dict[str, Any], contract: type[Contract]) -> Artifact:
-    """The file at `root/relative` read through its contract, or why it cannot be shown."""
+def load_json(root: Path, relative: str, run: PipelineRun, contract: type[Contract]) -> Artifact:
+    """The file at `root/relative` read through its contract (its data a `contract`), or why not."""
     path = root / relative
     if not path.is_file():
-        return Artifact(relative, "missing", problem=_why_missing(relative, record))
+        return Artifact(relative, "missing", problem=_why_missing(relative, run))
     try:
-        return Artifact(relative, "ok", msgspec.to_builtins(contracts.read(path, contract)))
+        return Artifact(relative, "ok", contracts.read(path, contract))
     except (OSError, ContractError) as error:
         return Artifact(relative, "broken", problem=f"{relative} is {error}")
 
@@ -259,11 +275,11 @@ def _case(suite: str, element: ET.Element) -> TestCase:
     )
 
 
-def load_junit(root: Path, relative: str, record: dict[str, Any]) -> Artifact:
+def load_junit(root: Path, relative: str, run: PipelineRun) -> Artifact:
     """A JUnit XML report (pytest's or any other) summed over its suites."""
     path = root / relative
     if not path.is_file():
-        return Artifact(relative, "missing", problem=_why_missing(relative, record))
+        return Artifact(relative, "missing", problem=_why_missing(relative, run))
     try:
         tree = ET.parse(path)
     except (OSError, ET.ParseError) as error:
@@ -286,13 +302,13 @@ def load_junit(root: Path, relative: str, record: dict[str, Any]) -> Artifact:
     return Artifact(relative, "ok", summary)
 
 
-def _first_junit(root: Path, folder: str, preferred: str, record: dict[str, Any]) -> Artifact:
+def _first_junit(root: Path, folder: str, preferred: str, run: PipelineRun) -> Artifact:
     """The preferred JUnit file of a folder, else the only XML file in it."""
     if not (root / folder / preferred).is_file():
         candidates = sorted((root / folder).glob("*.xml"))
         if len(candidates) == 1:
-            return load_junit(root, candidates[0].relative_to(root).as_posix(), record)
-    return load_junit(root, f"{folder}/{preferred}", record)
+            return load_junit(root, candidates[0].relative_to(root).as_posix(), run)
+    return load_junit(root, f"{folder}/{preferred}", run)
 
 
 def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
@@ -304,30 +320,27 @@ def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join(mask_text(text).rstrip().splitlines()[-lines:])  # mask first: a cut secret hides
 
 
-def job_rows(root: Path, record: dict[str, Any], jobs: Iterable[Job] = JOBS) -> list[JobRow]:
-    """One row per job of the graph, in graph order, with what the run record says about it.
-
-    `record` is a `PipelineRun` as plain data, or {} when there is none.
-    """
+def job_rows(root: Path, record: Artifact, jobs: Iterable[Job] = JOBS) -> list[JobRow]:
+    """One row per job of the graph, in graph order, with what the run record (a `PipelineRun`) says."""
     rows = []
     for job in jobs:
-        entry = record.get("jobs", {}).get(job.name) or {}
-        log = entry.get("log")
-        log = log if log and (root / log).is_file() else None
-        status = entry.get("status") or (NOT_RUN if record else UNKNOWN)
+        entry = record.data.jobs.get(job.name) if record.ok else None
+        status = entry.status if entry else NOT_RUN if record.ok else UNKNOWN
+        entry = entry or JobEntry(status=Status.PENDING)  # no field known but the status above
+        log = entry.log if entry.log and (root / entry.log).is_file() else None
         rows.append(
             JobRow(
                 name=job.name,
                 status=status,
                 needs=job.needs,
-                started_at=entry.get("started_at") or None,
-                finished_at=entry.get("finished_at") or None,
-                duration_seconds=entry.get("duration_seconds"),
-                exit_code=entry.get("exit_code"),
+                started_at=entry.started_at or None,
+                finished_at=entry.finished_at or None,
+                duration_seconds=entry.duration_seconds,
+                exit_code=entry.exit_code,
                 log=log,
                 artifact=job.artifact if job.artifact and (root / job.artifact).is_dir() else None,
                 log_tail=_tail(root / log) if log and status in FAILED else "",
-                reused=entry.get("reused", False),
+                reused=entry.reused,
             )
         )
     return rows
@@ -338,33 +351,17 @@ def compare_load(current: Artifact, previous: Artifact, previous_record: Artifac
     if not (current.ok and previous.ok):
         return None
     now, before = current.data, previous.data
-
-    def change(label: str, key: str, unit: str, regressed: Callable[[float, float], bool]) -> Change:
-        old, new = before[key], now[key]
-        hit = old is not None and new is not None and bool(regressed(old, new))
-        return Change(label, key, unit, old, new, hit)
-
-    changes = (
-        change(
-            "Requests/s", "requests_per_second", "req/s", lambda old, new: new < old * (1 - RPS_DROP_LIMIT)
-        ),
-        change("p50", "p50_ms", "ms", lambda old, new: False),
-        change("p95", "p95_ms", "ms", lambda old, new: False),
-        change(
-            "p99",
-            "p99_ms",
-            "ms",
-            lambda old, new: new > old * (1 + P99_RISE_LIMIT) and new - old >= P99_RISE_FLOOR_MS,
-        ),
-        change("Failure ratio", "failure_ratio", "", lambda old, new: new > old and new > 0),
-        change("Requests", "requests", "", lambda old, new: False),
-    )
-    record = previous_record.data if previous_record.ok else {}
+    changes = []
+    for label, key, unit, regressed in COMPARED:
+        old, new = getattr(before, key), getattr(now, key)
+        hit = old is not None and new is not None and regressed(old, new)
+        changes.append(Change(label, key, unit, old, new, hit))
+    record = previous_record.data if previous_record.ok else NO_RUN
     return LoadComparison(
-        previous_run_id=record.get("run_id"),
-        previous_commit=record.get("commit"),
-        changes=changes,
-        same_shape=all(before[key] == now[key] for key in ("users", "duration_seconds")),
+        previous_run_id=record.run_id,
+        previous_commit=record.commit,
+        changes=tuple(changes),
+        same_shape=all(getattr(before, key) == getattr(now, key) for key in ("users", "duration_seconds")),
     )
 
 
@@ -385,15 +382,15 @@ def collect(root: Path, now: str | None = None) -> Report:
     `now` is the moment the report is made (default: the wall clock). A job still running, the
     report itself included, is drawn up to it.
     """
-    record = load_json(root, RECORD_FILE, {}, PipelineRun)
-    run = record.data if record.ok else {}
+    record = load_json(root, RECORD_FILE, NO_RUN, PipelineRun)
+    run = record.data if record.ok else NO_RUN
     load = load_json(root, "test-results/load-summary.json", run, LoadSummary)
-    previous_load = load_json(root, f"{PREVIOUS_DIR}/test-results/load-summary.json", {}, LoadSummary)
+    previous_load = load_json(root, f"{PREVIOUS_DIR}/test-results/load-summary.json", NO_RUN, LoadSummary)
     return Report(
         artifacts_dir=root,
         generated_at=now or utc_now("seconds"),
         record=record,
-        jobs=job_rows(root, run),
+        jobs=job_rows(root, record),
         build_record=load_json(root, "build-output/build-record.json", run, BuildRecord),
         model_card=load_json(root, "build-output/model/model-card.json", run, ModelCard),
         sbom=load_json(root, "build-output/sbom.cdx.json", run, Sbom),
@@ -405,7 +402,7 @@ def collect(root: Path, now: str | None = None) -> Report:
         timeline=load_json(root, "demo-artifacts/timeline.json", run, Timeline),
         previous_load=previous_load,
         comparison=compare_load(
-            load, previous_load, load_json(root, f"{PREVIOUS_DIR}/{RECORD_FILE}", {}, PipelineRun)
+            load, previous_load, load_json(root, f"{PREVIOUS_DIR}/{RECORD_FILE}", NO_RUN, PipelineRun)
         ),
         raw_files=raw_files(root),
         security_scan=load_json(root, "security-scan/scan.json", run, SecurityScan),

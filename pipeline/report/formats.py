@@ -6,9 +6,10 @@ Each function takes whatever an artifact held and returns text; a value of the w
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
+
+from pipeline.contracts import Drift, SettingValues
 
 #: An en dash: what a value that is not there reads as.
 NO_VALUE = "\u2013"
@@ -93,23 +94,20 @@ def short(value: Any, length: int = 12) -> str:
 DRIFT_MOMENTS = ("before", "during", "after")
 
 
-def replica_counts(drift: Any) -> str:
+def replica_counts(drift: Drift) -> str:
     """A drift's running replicas (ready ones in brackets) before it, when detected and once healed."""
-    running, ready = drift.get("replicas"), drift.get("ready_replicas")
-    if not isinstance(running, Mapping):
+    if drift.replicas is None:
         return NO_VALUE
-    ready = ready if isinstance(ready, Mapping) else {}
     return " → ".join(
-        NO_VALUE if running.get(moment) is None else f"{running[moment]} ({number(ready.get(moment))})"
+        NO_VALUE
+        if (running := getattr(drift.replicas, moment)) is None
+        else f"{running} ({number(getattr(drift.ready_replicas, moment, None))})"
         for moment in DRIFT_MOMENTS
     )
 
 
-def setting_values(values: Any) -> str:
+def setting_values(values: SettingValues) -> str:
     """A setting's values across the replicas at the same moments: `1000 → 10, 1000 → 1000`."""
-    if not isinstance(values, Mapping):
-        return NO_VALUE
     return " → ".join(
-        ", ".join(map(str, values[moment])) if isinstance(values.get(moment), list) else NO_VALUE
-        for moment in DRIFT_MOMENTS
+        NO_VALUE if (seen := getattr(values, moment)) is None else ", ".join(seen) for moment in DRIFT_MOMENTS
     )

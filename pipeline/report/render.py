@@ -18,6 +18,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup, escape
 
+from pipeline.contracts import LoadPoint
 from pipeline.report import charts, formats
 from pipeline.report.collect import Report
 from pipeline.scrub import mask_text
@@ -100,18 +101,9 @@ def _safely(
         return None
 
 
-def _history_series(
-    history: list[dict[str, Any]], keys: tuple[tuple[str, str, str], ...]
-) -> list[charts.Series]:
-    rows = [row for row in history if isinstance(row, dict) and isinstance(row.get("t"), int | float)]
-    return [
-        charts.Series(
-            label,
-            colour,
-            [(float(row["t"]), float(row[key])) for row in rows if isinstance(row.get(key), int | float)],
-        )
-        for key, label, colour in keys
-    ]
+def _history_series(history: list[LoadPoint], key: str, label: str, colour: str) -> charts.Series:
+    points = [(float(row.t), float(value)) for row in history if (value := getattr(row, key)) is not None]
+    return charts.Series(label, colour, points)
 
 
 def draw_charts(report: Report) -> tuple[dict[str, str | None], list[str]]:
@@ -128,13 +120,12 @@ def draw_charts(report: Report) -> tuple[dict[str, str | None], list[str]]:
         drawn["environment"] = _safely(
             problems, "environment diagram", charts.environment, report.cluster.data
         )
-    history = report.load.data.get("history") if report.load.data else None
-    if isinstance(history, list) and history:
-        latency = _history_series(
-            history,
-            (("p50_ms", "p50", "#0969da"), ("p95_ms", "p95", "#bc4c00"), ("p99_ms", "p99", "#8250df")),
-        )
-        throughput = _history_series(history, (("rps", "requests/s", "#1a7f37"),))
+    if report.load.ok and (history := report.load.data.history):
+        latency = [
+            _history_series(history, "p50_ms", "p50", "#0969da"),
+            _history_series(history, "p95_ms", "p95", "#bc4c00"),
+        ]
+        throughput = [_history_series(history, "rps", "requests/s", "#1a7f37")]
         for name, series, title, unit in (
             ("latency", [line for line in latency if line.points], "Latency over the load test (ms)", "ms"),
             ("throughput", throughput, "Requests per second over the load test", "requests/s"),
@@ -149,9 +140,10 @@ def draw_charts(report: Report) -> tuple[dict[str, str | None], list[str]]:
                 x_label="seconds into the load test",
                 y_label=unit,
             )
-    if report.timeline.ok and isinstance(report.timeline.data.get("drifts"), list):
-        drifts = [drift for drift in report.timeline.data["drifts"] if isinstance(drift, dict)]
-        drawn["drift"] = _safely(problems, "drift timeline", charts.drift_timeline, drifts)
+    if report.timeline.ok:
+        drawn["drift"] = _safely(
+            problems, "drift timeline", charts.drift_timeline, report.timeline.data.drifts
+        )
     return drawn, problems
 
 
