@@ -6,9 +6,12 @@ bare repository and served over git's dumb HTTP protocol by a pod hardened like 
 
 from __future__ import annotations
 
+import string
 import subprocess
 import tempfile
 from pathlib import Path
+
+import yaml
 
 from pipeline.gitops.checks.argocd_rules import RESTRICTED_NAMESPACE_LABELS
 from pipeline.gitops.render import Manifest
@@ -22,62 +25,14 @@ SERVED_DIRECTORY = "/srv/git"
 
 
 def git_server_objects(image: str) -> list[Manifest]:
-    """A static file server (the service image's Python) hardened like the service itself."""
-    labels = {"app.kubernetes.io/name": GIT_SERVER, "app.kubernetes.io/part-of": "ml-gitops-pipeline"}
-    security = {
-        "allowPrivilegeEscalation": False,
-        "readOnlyRootFilesystem": True,
-        "runAsNonRoot": True,
-        "runAsUser": 10001,
-        "capabilities": {"drop": ["ALL"]},
-        "seccompProfile": {"type": "RuntimeDefault"},
-    }
-    container = {
-        "name": GIT_SERVER,
-        "image": image,
-        "imagePullPolicy": "Never",  # the loaded image, never pulled
-        "command": ["python", "-m", "http.server", "8080", "--directory", SERVED_DIRECTORY],
-        "ports": [{"name": "http", "containerPort": 8080}],
-        "readinessProbe": {"tcpSocket": {"port": "http"}, "periodSeconds": 2},
-        "resources": {
-            "requests": {"cpu": "10m", "memory": "32Mi"},
-            "limits": {"cpu": "200m", "memory": "128Mi"},
-        },
-        "securityContext": security,
-        "volumeMounts": [
-            {"name": "git", "mountPath": SERVED_DIRECTORY},
-            {"name": "tmp", "mountPath": "/tmp"},
-        ],
-    }
-    pod = {
-        "automountServiceAccountToken": False,
-        "containers": [container],
-        "volumes": [{"name": "git", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}],
-    }
-    metadata = {"name": GIT_SERVER, "namespace": GIT_NAMESPACE, "labels": labels}
-    return [
-        {
-            "apiVersion": "v1",
-            "kind": "Namespace",
-            "metadata": {"name": GIT_NAMESPACE, "labels": dict(RESTRICTED_NAMESPACE_LABELS)},
-        },
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": metadata,
-            "spec": {
-                "replicas": 1,
-                "selector": {"matchLabels": labels},
-                "template": {"metadata": {"labels": labels}, "spec": pod},
-            },
-        },
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": metadata,
-            "spec": {"selector": labels, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]},
-        },
-    ]
+    """The namespace, Deployment and Service of git-server.yaml, serving `image`'s Python."""
+    template = string.Template((Path(__file__).parent / "git-server.yaml").read_text())
+    text = template.substitute(
+        namespace=GIT_NAMESPACE, name=GIT_SERVER, image=image, directory=SERVED_DIRECTORY
+    )
+    namespace, *objects = yaml.safe_load_all(text)
+    namespace["metadata"]["labels"] = dict(RESTRICTED_NAMESPACE_LABELS)
+    return [namespace, *objects]
 
 
 def publish(commit: str, kubectl: tuple[str, ...]) -> None:
