@@ -61,16 +61,20 @@ def json_patch(target: dict[str, str], operations: Sequence[Mapping[str, object]
     return {"target": target, "patch": yaml.safe_dump(operations, sort_keys=False)}
 
 
-def run_time_patches(
+def root_application(
     source: GitSource,
     image_override: str | None,
     workload_patches: list[Manifest] | None = None,
     environment_patches: dict[str, list[Manifest]] | None = None,
-) -> list[Manifest]:
-    """The root's kustomize patches: every child reads `source`; the service's take the image.
+) -> Manifest:
+    """Git's root Application pointed at `source`, carrying the run-time patches for its children.
 
-    `workload_patches` (kustomize patches) reach every service child's spec.source.kustomize;
-    `environment_patches` only the child of that environment (a NodePort of its own).
+    Its kustomize patches make every child read `source` and the service's children take the
+    image: `workload_patches` (kustomize patches) reach every service child's
+    spec.source.kustomize, `environment_patches` only the child of that environment (a NodePort
+    of its own). It holds no `components`: environments join and leave through
+    `pipeline.targets.kube.root` on the cluster, so applying the root again (another job, a later
+    run) never drops another job's environment.
     """
     source_fields = [
         {"op": "replace", "path": "/spec/source/repoURL", "value": source.repo_url},
@@ -95,27 +99,9 @@ def run_time_patches(
                     ],
                 )
             )
-    return patches
-
-
-def root_application(
-    source: GitSource,
-    image_override: str | None,
-    workload_patches: list[Manifest] | None = None,
-    environment_patches: dict[str, list[Manifest]] | None = None,
-) -> Manifest:
-    """Git's root Application pointed at `source`, carrying the run-time patches for its children.
-
-    It holds no `components`: environments join and leave through `pipeline.targets.kube.root` on the cluster,
-    so applying the root again (another job, a later run) never drops another job's environment.
-    """
     root = _from_git("ml-gitops-root-application.yaml")
     root["spec"]["source"].update(
-        repoURL=source.repo_url,
-        targetRevision=source.revision,
-        kustomize={
-            "patches": run_time_patches(source, image_override, workload_patches, environment_patches)
-        },
+        repoURL=source.repo_url, targetRevision=source.revision, kustomize={"patches": patches}
     )
     return root
 
