@@ -22,6 +22,8 @@ GIT_NAMESPACE = "ml-gitops-git"
 GIT_SERVER = "git-server"
 GIT_SERVER_URL = f"http://{GIT_SERVER}.{GIT_NAMESPACE}.svc.cluster.local/repo.git"
 SERVED_DIRECTORY = "/srv/git"
+#: The git server's Deployment, as kubectl's arguments.
+DEPLOYMENT = ("-n", GIT_NAMESPACE, f"deployment/{GIT_SERVER}")
 
 
 def git_server_objects(image: str) -> list[Manifest]:
@@ -42,7 +44,7 @@ def publish(commit: str, kubectl: tuple[str, ...]) -> None:
         tar = subprocess.Popen(["tar", "-C", scratch, "-c", "repo.git"], stdout=subprocess.PIPE)
         copy = subprocess.run(
             [
-                *kubectl, "exec", "-i", "-n", GIT_NAMESPACE, f"deployment/{GIT_SERVER}", "--",
+                *kubectl, "exec", "-i", *DEPLOYMENT, "--",
                 "sh", "-c", f"rm -rf {SERVED_DIRECTORY}/repo.git && tar -x -C {SERVED_DIRECTORY}",
             ],
             stdin=tar.stdout, capture_output=True, text=True, timeout=300, check=False,
@@ -61,15 +63,7 @@ def in_cluster_source(image: str, kubectl: tuple[str, ...]) -> tuple[GitSource, 
             "serve this checkout to Argo CD from inside the cluster (git dumb-HTTP server)",
         ),
         Command(
-            (
-                *kubectl,
-                "rollout",
-                "status",
-                "-n",
-                GIT_NAMESPACE,
-                f"deployment/{GIT_SERVER}",
-                "--timeout=180s",
-            ),
+            (*kubectl, "rollout", "status", *DEPLOYMENT, "--timeout=180s"),
             "wait until the git server is ready",
         ),
         Call(
