@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -121,8 +122,8 @@ def application_health() -> Manifest:
     return _from_git("argocd-cm-application-health.yaml")
 
 
-def _render_edited(path: str, edit: Callable[[Manifest], None]) -> list[Manifest]:
-    """Render `path` (relative to the repository) after `edit` changed its kustomization.yaml.
+def _render_extended(path: str, **additions: list[Any]) -> list[Manifest]:
+    """Render `path` (relative to the repository) with `additions` appended to its kustomization's lists.
 
     On a scratch copy of gitops/, so the repository is never touched.
     """
@@ -131,7 +132,8 @@ def _render_edited(path: str, edit: Callable[[Manifest], None]) -> list[Manifest
         directory = Path(scratch) / path
         kustomization_file = directory / "kustomization.yaml"
         kustomization = yaml.safe_load(kustomization_file.read_text())
-        edit(kustomization)
+        for key, values in additions.items():
+            kustomization[key] = [*kustomization.get(key, []), *values]
         kustomization_file.write_text(yaml.safe_dump(kustomization, sort_keys=False))
         return render(directory)
 
@@ -144,13 +146,9 @@ def render_children(root: Manifest, components: list[str]) -> list[Manifest]:
 
     Like Argo CD: `kustomize edit add component`, then its patches appended.
     """
-    patches = root["spec"]["source"].get("kustomize", {}).get("patches", [])
-
-    def edit(kustomization: Manifest) -> None:
-        kustomization["components"] = [*kustomization.get("components", []), *components]
-        kustomization["patches"] = [*kustomization.get("patches", []), *patches]
-
-    children = _render_edited(root["spec"]["source"]["path"], edit)
+    source = root["spec"]["source"]
+    patches = source.get("kustomize", {}).get("patches", [])
+    children = _render_extended(source["path"], components=components, patches=patches)
     return sorted(children, key=lambda child: int(child["metadata"].get("annotations", {}).get(SYNC_WAVE, 0)))
 
 
@@ -169,9 +167,5 @@ def render_application(application: Manifest) -> list[Manifest]:
         {"name": name, "newName": ref.rpartition(":")[0], "newTag": ref.rpartition(":")[2]}
         for name, _, ref in (image.partition("=") for image in kustomize.get("images", []))
     ]
-
-    def edit(kustomization: Manifest) -> None:
-        kustomization["images"] = [*kustomization.get("images", []), *images]
-        kustomization["patches"] = [*kustomization.get("patches", []), *kustomize.get("patches", [])]
-
-    return _render_edited(application["spec"]["source"]["path"], edit)
+    patches = kustomize.get("patches", [])
+    return _render_extended(application["spec"]["source"]["path"], images=images, patches=patches)
