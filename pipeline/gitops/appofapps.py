@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -61,16 +62,20 @@ def json_patch(target: dict[str, str], operations: Sequence[Mapping[str, object]
     return {"target": target, "patch": yaml.safe_dump(operations, sort_keys=False)}
 
 
-def run_time_patches(
+def root_application(
     source: GitSource,
     image_override: str | None,
     workload_patches: list[Manifest] | None = None,
     environment_patches: dict[str, list[Manifest]] | None = None,
-) -> list[Manifest]:
-    """The root's kustomize patches: every child reads `source`; the service's take the image.
+) -> Manifest:
+    """Git's root Application pointed at `source`, carrying the run-time patches for its children.
 
-    `workload_patches` (kustomize patches) reach every service child's spec.source.kustomize;
-    `environment_patches` only the child of that environment (a NodePort of its own).
+    Its kustomize patches make every child read `source` and the service's children take the
+    image: `workload_patches` (kustomize patches) reach every service child's
+    spec.source.kustomize, `environment_patches` only the child of that environment (a NodePort
+    of its own). It holds no `components`: environments join and leave through
+    `pipeline.targets.kube.root` on the cluster, so applying the root again (another job, a later
+    run) never drops another job's environment.
     """
     source_fields = [
         {"op": "replace", "path": "/spec/source/repoURL", "value": source.repo_url},
@@ -95,27 +100,9 @@ def run_time_patches(
                     ],
                 )
             )
-    return patches
-
-
-def root_application(
-    source: GitSource,
-    image_override: str | None,
-    workload_patches: list[Manifest] | None = None,
-    environment_patches: dict[str, list[Manifest]] | None = None,
-) -> Manifest:
-    """Git's root Application pointed at `source`, carrying the run-time patches for its children.
-
-    It holds no `components`: environments join and leave through `pipeline.targets.kube.root` on the cluster,
-    so applying the root again (another job, a later run) never drops another job's environment.
-    """
     root = _from_git("ml-gitops-root-application.yaml")
     root["spec"]["source"].update(
-        repoURL=source.repo_url,
-        targetRevision=source.revision,
-        kustomize={
-            "patches": run_time_patches(source, image_override, workload_patches, environment_patches)
-        },
+        repoURL=source.repo_url, targetRevision=source.revision, kustomize={"patches": patches}
     )
     return root
 
@@ -135,8 +122,8 @@ def application_health() -> Manifest:
     return _from_git("argocd-cm-application-health.yaml")
 
 
-def _render_edited(path: str, edit: Callable[[Manifest], None]) -> list[Manifest]:
-    """Render `path` (relative to the repository) after `edit` changed its kustomization.yaml.
+def _render_extended(path: str, **additions: list[Any]) -> list[Manifest]:
+    """Render `path` (relative to the repository) with `additions` appended to its kustomization's lists.
 
     On a scratch copy of gitops/, so the repository is never touched.
     """
@@ -145,7 +132,8 @@ def _render_edited(path: str, edit: Callable[[Manifest], None]) -> list[Manifest
         directory = Path(scratch) / path
         kustomization_file = directory / "kustomization.yaml"
         kustomization = yaml.safe_load(kustomization_file.read_text())
-        edit(kustomization)
+        for key, values in additions.items():
+            kustomization[key] = [*kustomization.get(key, []), *values]
         kustomization_file.write_text(yaml.safe_dump(kustomization, sort_keys=False))
         return render(directory)
 
@@ -158,13 +146,9 @@ def render_children(root: Manifest, components: list[str]) -> list[Manifest]:
 
     Like Argo CD: `kustomize edit add component`, then its patches appended.
     """
-    patches = root["spec"]["source"].get("kustomize", {}).get("patches", [])
-
-    def edit(kustomization: Manifest) -> None:
-        kustomization["components"] = [*kustomization.get("components", []), *components]
-        kustomization["patches"] = [*kustomization.get("patches", []), *patches]
-
-    children = _render_edited(root["spec"]["source"]["path"], edit)
+    source = root["spec"]["source"]
+    patches = source.get("kustomize", {}).get("patches", [])
+    children = _render_extended(source["path"], components=components, patches=patches)
     return sorted(children, key=lambda child: int(child["metadata"].get("annotations", {}).get(SYNC_WAVE, 0)))
 
 
@@ -183,9 +167,5 @@ def render_application(application: Manifest) -> list[Manifest]:
         {"name": name, "newName": ref.rpartition(":")[0], "newTag": ref.rpartition(":")[2]}
         for name, _, ref in (image.partition("=") for image in kustomize.get("images", []))
     ]
-
-    def edit(kustomization: Manifest) -> None:
-        kustomization["images"] = [*kustomization.get("images", []), *images]
-        kustomization["patches"] = [*kustomization.get("patches", []), *kustomize.get("patches", [])]
-
-    return _render_edited(application["spec"]["source"]["path"], edit)
+    patches = kustomize.get("patches", [])
+    return _render_extended(application["spec"]["source"]["path"], images=images, patches=patches)

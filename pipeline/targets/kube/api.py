@@ -9,27 +9,25 @@ from pipeline.gitops.appofapps import ARGOCD_NAMESPACE
 ARGOCD_GROUP, ARGOCD_API_VERSION = "argoproj.io", "v1alpha1"
 
 
-def _client() -> Any:
-    """The kubernetes package; a clear error when it is not installed."""
+def _api(context: str, name: str) -> Any:
+    """`kubernetes.client.<name>` bound to `context`; a clear error when the client is not installed."""
     try:
         import kubernetes
     except ImportError:
         raise SystemExit(
             "the kubernetes Python client is missing: `pip install kubernetes` (deploy's requirements)"
         ) from None
-    return kubernetes
+    return getattr(kubernetes.client, name)(kubernetes.config.new_client_from_config(context=context))
 
 
 def custom_objects(context: str) -> Any:
     """A CustomObjectsApi (Argo CD's Applications) bound to `context`."""
-    kubernetes = _client()
-    return kubernetes.client.CustomObjectsApi(kubernetes.config.new_client_from_config(context=context))
+    return _api(context, "CustomObjectsApi")
 
 
 def core_v1(context: str) -> Any:
     """A CoreV1Api (pods) bound to `context`."""
-    kubernetes = _client()
-    return kubernetes.client.CoreV1Api(kubernetes.config.new_client_from_config(context=context))
+    return _api(context, "CoreV1Api")
 
 
 def read_application(context: str, name: str) -> dict[str, Any]:

@@ -36,8 +36,8 @@ from pipeline.targets.kube.root import set_component
 
 SERVICE = "ml-inference"
 SERVICE_SELECTOR = f"app.kubernetes.io/name={SERVICE}"
-MONITORING_NAMESPACE = "monitoring"
-PROMETHEUS_SERVICE, PROMETHEUS_PORT = "prometheus", 9090
+#: The shared Prometheus, port-forwarded: its namespace, resource and port.
+PROMETHEUS = ("monitoring", "service/prometheus", 9090)
 FORWARDING = re.compile(r"Forwarding from 127\.0\.0\.1:(\d+)")
 PORT_FORWARD_TIMEOUT_SECONDS = 30
 CONTAINER_PORT = 8080
@@ -220,9 +220,7 @@ class KubeEnvironment:
         self._watch = StatusWatch(application_events(self.context, self.application))
         self._watch.start()
         try:
-            self.prometheus_url = self._forward(
-                MONITORING_NAMESPACE, f"service/{PROMETHEUS_SERVICE}", PROMETHEUS_PORT
-            )
+            self.prometheus_url = self._forward(*PROMETHEUS)
         except StepFailed as error:
             print(f"Prometheus is not reachable ({error}); metrics will be read from the replicas directly")
 
@@ -234,15 +232,12 @@ class KubeEnvironment:
 
     def after_up(self) -> list[Command]:
         """Printed by the dry run: what `connect` runs, then (demo) the drifts in the demo's order."""
-        prometheus = port_forward_argv(
-            self.kubectl, MONITORING_NAMESPACE, f"service/{PROMETHEUS_SERVICE}", PROMETHEUS_PORT
-        )
         return [
             Command(
                 self.endpoint_argv,
                 "then: the service's URL through its NodePort: the load's path (no port-forward)",
             ),
-            Command(prometheus, "then: reach Prometheus"),
+            Command(port_forward_argv(self.kubectl, *PROMETHEUS), "then: reach Prometheus"),
             *(command for _, command in self.drift_commands()),
         ]
 
@@ -331,7 +326,7 @@ class KubeEnvironment:
         write_json_atomic(directory / "status.json", encode(ClusterStatus, redact(self.status_summary())))
         (directory / "manifests.yaml").write_text(to_yaml(redact(self.desired)))
         collected = {
-            "application.json": lambda: self._application(),
+            "application.json": self._application,
             # The app of apps: which environments this cluster holds, and its sync history.
             "root-application.json": lambda: self._kubectl_json(
                 "get", "applications.argoproj.io", ROOT_APPLICATION, "-n", ARGOCD_NAMESPACE

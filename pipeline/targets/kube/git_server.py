@@ -6,9 +6,12 @@ bare repository and served over git's dumb HTTP protocol by a pod hardened like 
 
 from __future__ import annotations
 
+import string
 import subprocess
 import tempfile
 from pathlib import Path
+
+import yaml
 
 from pipeline.gitops.checks.argocd_rules import RESTRICTED_NAMESPACE_LABELS
 from pipeline.gitops.render import Manifest
@@ -19,65 +22,19 @@ GIT_NAMESPACE = "ml-gitops-git"
 GIT_SERVER = "git-server"
 GIT_SERVER_URL = f"http://{GIT_SERVER}.{GIT_NAMESPACE}.svc.cluster.local/repo.git"
 SERVED_DIRECTORY = "/srv/git"
+#: The git server's Deployment, as kubectl's arguments.
+DEPLOYMENT = ("-n", GIT_NAMESPACE, f"deployment/{GIT_SERVER}")
 
 
 def git_server_objects(image: str) -> list[Manifest]:
-    """A static file server (the service image's Python) hardened like the service itself."""
-    labels = {"app.kubernetes.io/name": GIT_SERVER, "app.kubernetes.io/part-of": "ml-gitops-pipeline"}
-    security = {
-        "allowPrivilegeEscalation": False,
-        "readOnlyRootFilesystem": True,
-        "runAsNonRoot": True,
-        "runAsUser": 10001,
-        "capabilities": {"drop": ["ALL"]},
-        "seccompProfile": {"type": "RuntimeDefault"},
-    }
-    container = {
-        "name": GIT_SERVER,
-        "image": image,
-        "imagePullPolicy": "Never",  # the loaded image, never pulled
-        "command": ["python", "-m", "http.server", "8080", "--directory", SERVED_DIRECTORY],
-        "ports": [{"name": "http", "containerPort": 8080}],
-        "readinessProbe": {"tcpSocket": {"port": "http"}, "periodSeconds": 2},
-        "resources": {
-            "requests": {"cpu": "10m", "memory": "32Mi"},
-            "limits": {"cpu": "200m", "memory": "128Mi"},
-        },
-        "securityContext": security,
-        "volumeMounts": [
-            {"name": "git", "mountPath": SERVED_DIRECTORY},
-            {"name": "tmp", "mountPath": "/tmp"},
-        ],
-    }
-    pod = {
-        "automountServiceAccountToken": False,
-        "containers": [container],
-        "volumes": [{"name": "git", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}],
-    }
-    metadata = {"name": GIT_SERVER, "namespace": GIT_NAMESPACE, "labels": labels}
-    return [
-        {
-            "apiVersion": "v1",
-            "kind": "Namespace",
-            "metadata": {"name": GIT_NAMESPACE, "labels": dict(RESTRICTED_NAMESPACE_LABELS)},
-        },
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": metadata,
-            "spec": {
-                "replicas": 1,
-                "selector": {"matchLabels": labels},
-                "template": {"metadata": {"labels": labels}, "spec": pod},
-            },
-        },
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": metadata,
-            "spec": {"selector": labels, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]},
-        },
-    ]
+    """The namespace, Deployment and Service of git-server.yaml, serving `image`'s Python."""
+    template = string.Template((Path(__file__).parent / "git-server.yaml").read_text())
+    text = template.substitute(
+        namespace=GIT_NAMESPACE, name=GIT_SERVER, image=image, directory=SERVED_DIRECTORY
+    )
+    namespace, *objects = yaml.safe_load_all(text)
+    namespace["metadata"]["labels"] = dict(RESTRICTED_NAMESPACE_LABELS)
+    return [namespace, *objects]
 
 
 def publish(commit: str, kubectl: tuple[str, ...]) -> None:
@@ -87,7 +44,7 @@ def publish(commit: str, kubectl: tuple[str, ...]) -> None:
         tar = subprocess.Popen(["tar", "-C", scratch, "-c", "repo.git"], stdout=subprocess.PIPE)
         copy = subprocess.run(
             [
-                *kubectl, "exec", "-i", "-n", GIT_NAMESPACE, f"deployment/{GIT_SERVER}", "--",
+                *kubectl, "exec", "-i", *DEPLOYMENT, "--",
                 "sh", "-c", f"rm -rf {SERVED_DIRECTORY}/repo.git && tar -x -C {SERVED_DIRECTORY}",
             ],
             stdin=tar.stdout, capture_output=True, text=True, timeout=300, check=False,
@@ -106,15 +63,7 @@ def in_cluster_source(image: str, kubectl: tuple[str, ...]) -> tuple[GitSource, 
             "serve this checkout to Argo CD from inside the cluster (git dumb-HTTP server)",
         ),
         Command(
-            (
-                *kubectl,
-                "rollout",
-                "status",
-                "-n",
-                GIT_NAMESPACE,
-                f"deployment/{GIT_SERVER}",
-                "--timeout=180s",
-            ),
+            (*kubectl, "rollout", "status", *DEPLOYMENT, "--timeout=180s"),
             "wait until the git server is ready",
         ),
         Call(

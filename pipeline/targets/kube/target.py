@@ -129,7 +129,9 @@ def argocd_install(cluster: Cluster) -> list[Step]:
         "data": dict(SELF_HEAL_BACKOFF),
     }
     digest = hashlib.sha256(json.dumps(SELF_HEAL_BACKOFF, sort_keys=True).encode()).hexdigest()
-    restart = {"spec": {"template": {"metadata": {"annotations": {CMD_PARAMS_ANNOTATION: digest}}}}}
+    restart = json.dumps(
+        {"spec": {"template": {"metadata": {"annotations": {CMD_PARAMS_ANNOTATION: digest}}}}}
+    )
     return [
         apply(kubectl, [namespace], f"the {ARGOCD_NAMESPACE} namespace"),
         apply(
@@ -143,17 +145,7 @@ def argocd_install(cluster: Cluster) -> list[Step]:
             f"install Argo CD {ARGOCD_VERSION} from its versioned manifest (server-side apply, per its docs)",
         ),
         Command(
-            (
-                *kubectl,
-                "patch",
-                "statefulset",
-                controller,
-                *argocd,
-                "--type",
-                "merge",
-                "-p",
-                json.dumps(restart),
-            ),
+            (*kubectl, "patch", "statefulset", controller, *argocd, "--type", "merge", "-p", restart),
             "the controller reads argocd-cmd-params-cm only at start (env from configMapKeyRef): annotate "
             "its pod template with the settings' hash, which restarts it only when they changed",
         ),
