@@ -7,10 +7,12 @@ verification when the counters do not match what was sent.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import subprocess
 import sys
+import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -56,10 +58,8 @@ def processes() -> Iterator[list[subprocess.Popen]]:
         yield started
 
 
-@pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Base URL of one real service process serving a freshly trained model."""
-    model = train_model(tmp_path_factory)
+def _serve(model: Path) -> tuple[subprocess.Popen, str]:
+    """A real service process serving `model`, and its base URL, once ready; the caller stops it."""
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "ml_inference", "serve", "--port", str(port), "--model-dir", str(model)],
@@ -68,8 +68,24 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     )
     try:
         _wait_until_answers(f"http://127.0.0.1:{port}/ready", process)
-        _send(f"http://127.0.0.1:{port}", 5)  # warm up, so a 2 s load's p99 is not its first requests
-        yield f"http://127.0.0.1:{port}"
+    except BaseException:
+        stop(process)
+        raise
+    return process, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return train_model(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def service(model: Path) -> Iterator[str]:
+    """Base URL of one real service process serving a freshly trained model."""
+    process, url = _serve(model)
+    try:
+        _send(url, 5)  # warm up, so a 2 s load's p99 is not its first requests
+        yield url
     finally:
         stop(process)
 
@@ -200,17 +216,12 @@ def test_a_replica_whose_metrics_do_not_answer_fails_the_up_check(service: str, 
     assert not up, detail
 
 
-@pytest.fixture(scope="module")
-def prometheus(service: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real Prometheus scraping the service every second, labelled like the cluster config labels pods."""
+@contextlib.contextmanager
+def _prometheus(workdir: Path, targets: dict[str, object]) -> Iterator[str]:
+    """A real Prometheus scraping the replicas `targets` names (a static_configs or file_sd_configs
+    entry) every second; its URL once ready."""
     program = require_program("prometheus")
-    workdir = tmp_path_factory.mktemp("prometheus")
-    scrape = {
-        "job_name": metrics.SERVICE_JOB,
-        "static_configs": [
-            {"targets": [service.removeprefix("http://")], "labels": {"namespace": "ml-test"}}
-        ],
-    }
+    scrape = {"job_name": metrics.SERVICE_JOB, **targets}
     config = workdir / "prometheus.yml"  # JSON is YAML
     config.write_text(json.dumps({"global": {"scrape_interval": "1s"}, "scrape_configs": [scrape]}))
     port = free_port()
@@ -226,6 +237,14 @@ def prometheus(service: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     finally:
         server.terminate()
         server.wait(timeout=15)
+
+
+@pytest.fixture(scope="module")
+def prometheus(service: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Prometheus scraping the service, labelled like the cluster config labels pods."""
+    targets = [{"targets": [service.removeprefix("http://")], "labels": {"namespace": "ml-test"}}]
+    with _prometheus(tmp_path_factory.mktemp("prometheus"), {"static_configs": targets}) as url:
+        yield url
 
 
 @pytest.mark.slow
@@ -248,6 +267,43 @@ def test_prometheus_metrics_account_for_every_request_and_catch_a_mismatch(
     )
     assert not predict_check["passed"]
     assert "grew by 5" in predict_check["detail"]
+
+
+#: When the late replica is listed: well after a check that does not wait for it has ended.
+LATE_DISCOVERY_SECONDS = 3
+
+
+@pytest.mark.slow
+def test_verification_waits_until_prometheus_scrapes_a_replica_it_has_yet_to_discover(
+    service: str, model: Path, processes: list[subprocess.Popen], tmp_path: Path
+) -> None:
+    """A fresh environment's Prometheus applies newly found replicas at most every 5 s, so a short
+    load may end before it knows the last one: the verification waits for that replica's scrape."""
+    late, late_url = _serve(model)
+    processes.append(late)
+    listing = tmp_path / "replicas.json"
+
+    def list_replicas(*urls: str) -> None:
+        written = listing.with_suffix(".tmp")
+        written.write_text(json.dumps([{"targets": [url.removeprefix("http://") for url in urls]}]))
+        written.replace(listing)  # Prometheus never reads half a file
+
+    list_replicas(service)
+    with _prometheus(tmp_path, {"file_sd_configs": [{"files": [str(listing)]}]}) as prometheus:
+        source = metrics.PrometheusSource(prometheus)
+        assert metrics.wait_until_scraping(source, replicas=1)[0]
+        before = metrics.baseline(lambda: [service, late_url])
+        _send(service, 3)
+        load_ended = time.time()
+        found_late = threading.Timer(LATE_DISCOVERY_SECONDS, list_replicas, (service, late_url))
+        found_late.start()
+        try:
+            result = metrics.verify(
+                source, before, {"/predict": 3, "/predict/batch": 1}, load_ended, replicas=2
+            )
+        finally:
+            found_late.cancel()
+    assert result["passed"], result["checks"]
 
 
 @pytest.mark.slow
