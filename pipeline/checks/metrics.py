@@ -48,8 +48,8 @@ class MetricsSource(Protocol):
     #: Every query made and what it returned, for the artifact.
     log: list[dict[str, Any]]
 
-    def wait_for_scrape(self, after: float) -> str | None:
-        """Block until every replica was scraped after `after` (epoch s); an error sentence on timeout."""
+    def wait_for_scrape(self, after: float, replicas: int) -> str | None:
+        """Block until `replicas` replicas were scraped after `after` (epoch s); else say why, at a bound."""
 
     def replicas_up(self, expected: int) -> tuple[bool, str]:
         """Whether every replica is up and there are at least `expected` of them, and what was seen."""
@@ -82,16 +82,17 @@ class PrometheusSource:
         result = self.query(f'sum({metric}{{{self.matchers},route="{route}"}})')
         return float(result[0]["value"][1]) if result else 0.0
 
-    def wait_for_scrape(self, after: float) -> str | None:
+    def wait_for_scrape(self, after: float, replicas: int) -> str | None:
+        # Counted, not "every replica it knows": a fresh Prometheus may not know the last one yet.
         deadline = time.monotonic() + SCRAPE_WAIT_SECONDS
         while time.monotonic() < deadline:
             scraped = [
                 float(sample["value"][1]) for sample in self.query(f"timestamp(up{{{self.matchers}}})")
             ]
-            if scraped and min(scraped) > after:
+            if scraped and len(scraped) >= replicas and min(scraped) > after:
                 return None
             time.sleep(POLL_SECONDS)
-        return f"Prometheus did not scrape every replica within {SCRAPE_WAIT_SECONDS} s"
+        return f"Prometheus did not scrape every replica ({replicas}) within {SCRAPE_WAIT_SECONDS} s"
 
     def replicas_up(self, expected: int) -> tuple[bool, str]:
         result = self.query(f"up{{{self.matchers}}}")
@@ -126,7 +127,7 @@ class DirectSource:
                 texts[url] = None
         return texts
 
-    def wait_for_scrape(self, after: float) -> str | None:
+    def wait_for_scrape(self, after: float, replicas: int) -> str | None:
         return None  # every read is a fresh scrape
 
     def replicas_up(self, expected: int) -> tuple[bool, str]:
@@ -189,7 +190,7 @@ def verify(
     def check(name: str, passed: bool, detail: str) -> None:
         checks.append({"name": name, "passed": bool(passed), "detail": detail})
 
-    error = source.wait_for_scrape(load_ended)
+    error = source.wait_for_scrape(load_ended, replicas)
     check(
         "a scrape after the load ended", error is None, error or "every replica scraped after the load ended"
     )

@@ -311,7 +311,7 @@ def test_prometheus_up_check_fails_when_fewer_replicas_are_scraped_than_expected
     service: str, prometheus: str
 ) -> None:
     source = metrics.PrometheusSource(prometheus)
-    assert source.wait_for_scrape(time.time()) is None
+    assert source.wait_for_scrape(time.time(), replicas=1) is None
     assert source.replicas_up(expected=1)[0]
     up, detail = source.replicas_up(expected=2)
     assert not up, detail
@@ -338,7 +338,12 @@ def test_the_selector_becomes_escaped_label_matchers_after_the_job() -> None:
 
 @pytest.mark.slow
 def test_prometheus_queries_see_only_the_selected_environment(service: str, prometheus: str) -> None:
-    assert metrics.PrometheusSource(prometheus, {"namespace": "ml-test"}).wait_for_scrape(time.time()) is None
+    assert (
+        metrics.PrometheusSource(prometheus, {"namespace": "ml-test"}).wait_for_scrape(
+            time.time(), replicas=1
+        )
+        is None
+    )
     assert metrics.PrometheusSource(prometheus, {"namespace": "ml-test"}).replicas_up(expected=1)[0]
     other = metrics.PrometheusSource(prometheus, {"namespace": "ml-demo"})
     up, detail = other.replicas_up(expected=1)
