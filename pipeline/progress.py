@@ -8,11 +8,10 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
 from pipeline.status import Status, look
-from pipeline.timestamps import parse
+from pipeline.timestamps import elapsed, utc_now
 
 if TYPE_CHECKING:  # rich is imported only when a live table is drawn
     from rich.table import Table
@@ -24,8 +23,8 @@ def elapsed_seconds(entry: dict[str, Any]) -> float | None:
     """A finished job's duration, or how long a running one has run so far."""
     if entry.get("duration_seconds") is not None:
         return entry["duration_seconds"]
-    if entry.get("started_at") and entry.get("status") == Status.RUNNING:
-        return (datetime.now(UTC) - parse(entry["started_at"])).total_seconds()
+    if entry.get("status") == Status.RUNNING:
+        return elapsed(entry.get("started_at"), utc_now())
     return None
 
 

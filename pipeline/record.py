@@ -32,7 +32,7 @@ from pipeline.artifacts import OUTPUTS_FILE, read_json, write_json_atomic
 from pipeline.contracts import ContractError, JobEntry, LoadSummary, PipelineRun
 from pipeline.graph import JOBS, Job
 from pipeline.status import FAILED, FINISHED, Status
-from pipeline.timestamps import parse, utc_now
+from pipeline.timestamps import elapsed, utc_now
 
 RECORD_FILE = "pipeline-run.json"
 PREVIOUS_DIR = "previous"
@@ -40,12 +40,6 @@ PREVIOUS_DIR = "previous"
 KEPT_FROM_PREVIOUS_RUN = (RECORD_FILE, "test-results/load-summary.json")
 
 Record = dict[str, Any]
-
-
-def seconds_between(started_at: str | None, finished_at: str | None) -> float | None:
-    if not started_at or not finished_at:
-        return None
-    return round((parse(finished_at) - parse(started_at)).total_seconds(), 3)
 
 
 def current_commit(cwd: Path | None = None) -> str:
@@ -99,7 +93,7 @@ def run_status(record: Record, *, cancelled: bool = False, counted: Iterable[str
 
 def finish(record: Record, *, cancelled: bool = False, counted: Iterable[str] | None = None) -> None:
     record["finished_at"] = utc_now()
-    record["duration_seconds"] = seconds_between(record["started_at"], record["finished_at"])
+    record["duration_seconds"] = elapsed(record["started_at"], record["finished_at"])
     record["status"] = run_status(record, cancelled=cancelled, counted=counted)
 
 
@@ -311,7 +305,7 @@ def record_from_github(
         if timing.get("started_at") and status != Status.SKIPPED:
             entry["started_at"] = timing["started_at"]
             entry["finished_at"] = timing.get("completed_at")
-            entry["duration_seconds"] = seconds_between(entry["started_at"], entry["finished_at"])
+            entry["duration_seconds"] = elapsed(entry["started_at"], entry["finished_at"])
         entry["outputs"] = {**job_outputs(artifacts_dir, job), **needs[job.name].get("outputs", {})}
     started = [entry["started_at"] for entry in record["jobs"].values() if entry["started_at"]]
     record["started_at"] = min(started, default=record["started_at"])

@@ -52,7 +52,7 @@ from pipeline.graph import JOBS, Job, check_graph, dependents
 from pipeline.progress import Progress, make_progress
 from pipeline.scrub import scrub_tree
 from pipeline.status import Status
-from pipeline.timestamps import utc_now
+from pipeline.timestamps import elapsed, utc_now
 
 #: Statuses `--rerun-failed` keeps; every other job and all its dependents run again.
 KEPT_ON_RERUN = frozenset({Status.SUCCESS})
@@ -318,7 +318,7 @@ class Runner:
                 name,
                 status=status,
                 finished_at=finished_at,
-                duration_seconds=records.seconds_between(entry["started_at"], finished_at),
+                duration_seconds=elapsed(entry["started_at"], finished_at),
                 exit_code=exit_code,
                 outputs=records.job_outputs(self.artifacts_dir, running.job),
             )

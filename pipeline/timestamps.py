@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 
 def iso(moment: datetime | float, timespec: str = "milliseconds") -> str:
@@ -17,6 +18,20 @@ def utc_now(timespec: str = "milliseconds") -> str:
     return iso(datetime.now(UTC), timespec)
 
 
-def parse(value: str) -> datetime:
-    """The aware datetime of an ISO 8601 string, `Z` included (Python 3.11 reads it too, kept explicit)."""
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+def moment(value: Any) -> datetime | None:
+    """An ISO 8601 time (with Z or an offset; naive ones are taken as UTC), or None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def elapsed(start: Any, end: Any) -> float | None:
+    """Seconds from one ISO time to another; None unless both are times."""
+    begin, finish = moment(start), moment(end)
+    if begin is None or finish is None:
+        return None
+    return round((finish - begin).total_seconds(), 3)

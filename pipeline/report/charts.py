@@ -16,9 +16,10 @@ from markupsafe import Markup
 
 from pipeline.contracts import ClusterStatus, Drift
 from pipeline.report.collect import JobRow
-from pipeline.report.formats import clock, elapsed, moment, seconds
+from pipeline.report.formats import clock, seconds
 from pipeline.report.svg import Canvas, nice_ticks, tick_label
 from pipeline.status import Status, look
+from pipeline.timestamps import elapsed, moment
 
 WIDTH = 1100
 #: Line charts come in pairs, side by side.

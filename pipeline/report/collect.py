@@ -30,10 +30,9 @@ from pipeline.contracts import (
 )
 from pipeline.graph import JOBS, JOBS_BY_NAME, Job
 from pipeline.record import PREVIOUS_DIR, RECORD_FILE, run_status
-from pipeline.report.formats import elapsed, moment
 from pipeline.scrub import mask_text
 from pipeline.status import FAILED, NOT_RUN, UNKNOWN, Status
-from pipeline.timestamps import utc_now
+from pipeline.timestamps import elapsed, moment, utc_now
 
 REPORT_DIR = str(JOBS_BY_NAME["report"].artifact)
 #: Regression rule for the load figures against the previous run (see README, "Report").

@@ -6,32 +6,14 @@ Each function takes whatever an artifact held and returns text; a value of the w
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any
 
 from pipeline.contracts import Drift, SettingValues
+from pipeline.timestamps import moment
 
 #: An en dash: what a value that is not there reads as.
 NO_VALUE = "\u2013"
-
-
-def moment(value: Any) -> datetime | None:
-    """An ISO 8601 time (with Z or an offset; naive ones are taken as UTC), or None."""
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def elapsed(start: Any, end: Any) -> float | None:
-    """Seconds from one ISO time to another; None unless both are times."""
-    begin, finish = moment(start), moment(end)
-    if begin is None or finish is None:
-        return None
-    return round((finish - begin).total_seconds(), 3)
 
 
 def number(value: Any, digits: int = 2) -> str:
