@@ -1,4 +1,4 @@
-"""Time stamps as every record of the pipeline writes them: ISO 8601, UTC, a trailing Z."""
+"""Time stamps as every record of the pipeline writes them (ISO 8601, UTC, a trailing Z), and read back."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 
-def iso(moment: datetime | float, timespec: str = "milliseconds") -> str:
-    """`moment` (an aware datetime or a Unix time) as `2026-01-01T10:00:00.000Z`."""
-    if not isinstance(moment, datetime):
-        moment = datetime.fromtimestamp(moment, UTC)
-    return moment.astimezone(UTC).isoformat(timespec=timespec).replace("+00:00", "Z")
+def iso(when: datetime | float, timespec: str = "milliseconds") -> str:
+    """`when` (an aware datetime or a Unix time) as `2026-01-01T10:00:00.000Z`."""
+    if not isinstance(when, datetime):
+        when = datetime.fromtimestamp(when, UTC)
+    return when.astimezone(UTC).isoformat(timespec=timespec).replace("+00:00", "Z")
 
 
 def utc_now(timespec: str = "milliseconds") -> str:
