@@ -19,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline.gitops.checks.observability.alerts import rules
 from pipeline.gitops.checks.observability.layout import DASHBOARDS, EXPORTED_METRICS
+from pipeline.samples import VIRGINICA, batch_body, predict_body
 
 #: Series Prometheus writes itself for every target and alert; no exporter provides them.
 PROMETHEUS_SERIES = frozenset(
@@ -83,8 +84,8 @@ def scrape_service() -> str:
                 if client.get("/ready").status_code == 200:
                     break
                 time.sleep(0.02)
-            client.post("/predict", json={"features": [5.1, 3.5, 1.4, 0.2]})
-            client.post("/predict/batch", json={"instances": [[6.7, 3.0, 5.2, 2.3]]})
+            client.post("/predict", json=predict_body())
+            client.post("/predict/batch", json=batch_body([VIRGINICA]))
             client.post("/predict", json={"features": "bad"})
             return client.get("/metrics").text
 
