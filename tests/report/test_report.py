@@ -371,6 +371,18 @@ def test_build_deploy_tests_and_demo_figures_equal_the_artifacts(artifacts: Path
     assert "request counter grew by 3917" in page
 
 
+def test_a_build_without_an_image_says_why_there_is_no_sbom(artifacts: Path) -> None:
+    """No Docker engine: the build skips the image and, with it, the SBOM; that is not a missing file."""
+    build = json.loads((artifacts / "build-output/build-record.json").read_text())
+    build.update(image={"status": "skipped", "reason": "no engine", "verified": False}, sbom=None)
+    write(artifacts, "build-output/build-record.json", build)
+    (artifacts / "build-output/sbom.cdx.json").unlink()
+    html, _ = report_of(artifacts)
+    image_facts = text_of(re.search(r'<dl class="facts" id="image-facts">(.*?)</dl>', html, re.S)[1])
+    assert "SBOM none: made only with an image" in image_facts
+    assert "missing" not in image_facts
+
+
 def test_gantt_chart_shows_the_parallel_jobs_side_by_side(artifacts: Path) -> None:
     html, _ = report_of(artifacts)
     drawn = bars(html)
