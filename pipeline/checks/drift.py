@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 
 from pipeline import settings
+from pipeline.checks import tally
 from pipeline.release import ControllerStatus, Drift, Environment, Observation
 from pipeline.samples import predict_body
 
@@ -185,7 +186,7 @@ def verify_git_state(
     )
     replicas = env.replica_urls()
     ready = {url: _answers(f"{url}/ready") for url in replicas}
-    check("every replica is ready", bool(ready) and all(ready.values()), f"{ready}")
+    check("every replica is ready", bool(ready) and all(ready.values()), tally(ready, "ready"))
     check("the endpoint answers /predict", _answers(f"{env.endpoint}/predict", predict=True), env.endpoint)
     return {"passed": all(item["passed"] for item in checks), "checks": checks}
 

@@ -18,6 +18,8 @@ from typing import Any, Protocol
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from pipeline.checks import tally
+
 #: The scrape job of the service in observability/prometheus/ (both the local and the cluster config).
 SERVICE_JOB = "ml-inference"
 REQUESTS = "ml_inference_requests_total"
@@ -98,7 +100,7 @@ class PrometheusSource:
         result = self.query(f"up{{{self.matchers}}}")
         states = {sample["metric"].get("instance", "?"): sample["value"][1] == "1" for sample in result}
         passed = len(states) >= expected and all(states.values())
-        return passed, f"up per instance {states}; {expected} ready replicas expected"
+        return passed, f"{tally(states, 'up')}; {expected} ready replicas expected"
 
     def counts(self) -> Counts:
         return Counts(
@@ -134,7 +136,7 @@ class DirectSource:
         states = {url: text is not None for url, text in self._scrape().items()}
         self.log.append({"query": "GET <replica>/metrics", "at": time.time(), "result": states})
         passed = len(states) >= expected and all(states.values())
-        return passed, f"/metrics answered per replica {states}; {expected} ready replicas expected"
+        return passed, f"{tally(states, 'answering /metrics')}; {expected} ready replicas expected"
 
     def counts(self) -> Counts:
         counts = Counts({route: 0.0 for route in ROUTES}, {route: 0.0 for route in ROUTES})

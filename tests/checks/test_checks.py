@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pipeline.checks import metrics
+from pipeline.checks import metrics, tally
 from pipeline.checks.api import run_api_suite
 from pipeline.checks.load import DEFAULT_THRESHOLDS, LoadSettings, Thresholds, run_load
 from pipeline.ports import free_port
@@ -213,7 +213,14 @@ def test_direct_metrics_catch_requests_the_load_did_not_report(service: str) -> 
 def test_a_replica_whose_metrics_do_not_answer_fails_the_up_check(service: str, not_the_service: str) -> None:
     source = metrics.DirectSource(lambda: [service, not_the_service])
     up, detail = source.replicas_up(expected=2)
-    assert not up, detail
+    assert not up
+    assert detail.startswith(f"1 of 2 answering /metrics; not answering /metrics: {not_the_service};")
+
+
+def test_a_per_replica_detail_counts_and_names_the_failing_ones() -> None:
+    assert tally({"a": True, "b": True}, "up") == "2 of 2 up"
+    assert tally({"a": True, "b": False, "c": False}, "ready") == "1 of 3 ready; not ready: b, c"
+    assert tally({}, "up") == "0 of 0 up"
 
 
 @contextlib.contextmanager
