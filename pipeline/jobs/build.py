@@ -232,7 +232,7 @@ def _interrupt(signum: int, _frame: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.jobs.build", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="nox -s build --", description=__doc__.splitlines()[0])
     parser.add_argument(
         "--base-image",
         default=os.environ.get("BASE_IMAGE") or None,

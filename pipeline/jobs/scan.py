@@ -35,7 +35,7 @@ BUILD_RECORD = "build-record.json"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.jobs.scan", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="nox -s scan --", description=__doc__.splitlines()[0])
     parser.add_argument(
         "--policy", type=Path, default=POLICY_FILE, help=f"the scan policy (default: {POLICY_FILE})"
     )
