@@ -675,7 +675,7 @@ def test_the_gates_show_the_models_comparison_and_each_scan_part_with_its_findin
     assert "Image policy failed" in scan and "high · USER: root-user: runs as root" in scan
     assert "skipped PyPI&#39;s vulnerability service answered for none" in scan
     assert "Model quality gate: **passed**: held-out accuracy **96.7" in markdown
-    assert "Image policy: **failed**" in markdown and "high USER root-user" in markdown
+    assert "Image policy: **failed**: 1 finding(s) at or above medium; high USER root-user" in markdown
 
 
 EVIL_LINK = "[click](http://evil.invalid)"
