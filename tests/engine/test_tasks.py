@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 FLAGS = (
     "--parallel", "--target", "--demo-mode", "--only", "--rerun-failed", "--max-parallel",
@@ -71,3 +73,29 @@ def test_the_target_flag_wins_over_the_variable_and_the_variable_over_the_config
     assert tasks.chosen_target(None, "local", {"PIPELINE_TARGET": "kind"}) == "kind"
     assert tasks.chosen_target("minikube", "local", {"PIPELINE_TARGET": "kind"}) == "minikube"
     assert tasks.chosen_target(None, "local", {}) == "local"
+
+
+@pytest.mark.slow
+def test_a_dry_run_leaves_the_last_real_runs_artifacts_alone(tmp_path: Path) -> None:
+    """A dry run writes its plans beside the artifacts, never over them (nor over previous/)."""
+    artifacts = tmp_path / "artifacts"
+    kept = {
+        "pipeline-run.json": '{"run_id": "real"}',
+        "final-demo-report/report.html": "<p>the real run</p>",
+        "test-results/load-summary.json": "{}",
+    }
+    for relative, text in kept.items():
+        (artifacts / relative).parent.mkdir(parents=True, exist_ok=True)
+        (artifacts / relative).write_text(text)
+    environ = {**os.environ, "INVOKE_PIPELINE_ARTIFACTS_DIR": str(artifacts)}
+    done = subprocess.run(
+        [sys.executable, "-m", "invoke", "pipeline", "--only", "report", "--dry-run"],
+        cwd=REPO, capture_output=True, text=True, timeout=600, env=environ,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    left = sorted(str(path.relative_to(artifacts)) for path in artifacts.rglob("*") if path.is_file())
+    assert left == sorted(kept)
+    assert all((artifacts / relative).read_text() == text for relative, text in kept.items())
+    dry_run = tmp_path / "artifacts-dry-run"
+    assert (dry_run / "pipeline-run.json").is_file() and (dry_run / "final-demo-report/report.html").is_file()
+    assert f"run record: {dry_run / 'pipeline-run.json'}" in done.stdout
