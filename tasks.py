@@ -44,6 +44,15 @@ def chosen_target(flag: str | None, configured: str, environ: Mapping[str, str] 
     return _choice(configured, TARGETS, "target")
 
 
+def chosen_artifacts_dir(flag: str | None, configured: str, dry_run: bool) -> Path:
+    """--artifacts-dir, else the configured folder; a dry run's sits beside that one, so that the last
+    real run's artifacts (and its load figures in previous/) stay whole."""
+    if flag:
+        return Path(flag).resolve()
+    folder = REPO / configured
+    return folder.with_name(f"{folder.name}-dry-run") if dry_run else folder
+
+
 def _down(target: str) -> None:
     stopped = get_target(target).down_all()
     print(f"stopped on {target}: {', '.join(stopped)}" if stopped else f"nothing left running on {target}")
@@ -59,7 +68,8 @@ def _down(target: str) -> None:
         "only": f"run only this job (repeat or comma-separate; others' artifacts are reused): {JOB_NAMES}",
         "rerun-failed": "re-run the jobs that did not succeed last time, and their dependents",
         "max-parallel": "with --parallel, at most this many jobs at once (default 0: no limit)",
-        "artifacts-dir": "where jobs write artifacts, logs and pipeline-run.json (default: <repo>/artifacts)",
+        "artifacts-dir": "where jobs write artifacts, logs and pipeline-run.json (default: <repo>/artifacts; "
+        "a dry run's: <repo>/artifacts-dry-run)",
         "keep": "leave the deployed environments up after the run (stop them with `invoke down`)",
         "dry-run": "ask every job to plan without changing anything (PIPELINE_DRY_RUN=1)",
     },
@@ -86,7 +96,7 @@ def run_pipeline(
         max_parallel=max_parallel or config.max_parallel or None,
         only=tuple(name for value in only or () for name in value.split(",") if name),
         rerun_failed=rerun_failed,
-        artifacts_dir=Path(artifacts_dir).resolve() if artifacts_dir else REPO / config.artifacts_dir,
+        artifacts_dir=chosen_artifacts_dir(artifacts_dir, config.artifacts_dir, dry_run),
         keep=keep or config.keep,
         dry_run=dry_run,
     )
