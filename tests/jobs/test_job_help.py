@@ -1,4 +1,5 @@
-"""`nox -s <job> -- --help` prints that job's options and does nothing else, for every entry point.
+"""`nox -s <job> -- --help` prints that job's options and does nothing else, for every entry point;
+a setting a job cannot use is refused before it starts, in one line that names it.
 
 The sessions pass their arguments straight to these modules (noxfile.py), so each module is run
 with `--help` here: it must exit 0 with a usage line and leave no artifact, state or process.
@@ -45,3 +46,31 @@ def test_help_prints_the_options_and_does_nothing_else(module: str, tmp_path: Pa
     assert "--help" in done.stdout
     left = [str(path.relative_to(tmp_path)) for path in tmp_path.rglob("*")]
     assert left == [], f"--help did something: {left}"
+
+
+@pytest.mark.parametrize(
+    ("job", "setting", "named"),
+    [
+        ("test", {"PIPELINE_LOAD_USERS": "abc"}, "PIPELINE_LOAD_USERS='abc' is not a whole number"),
+        ("test", {"PIPELINE_LOAD_USER_RPS": "fast"}, "PIPELINE_LOAD_USER_RPS='fast' is not a number"),
+        ("test", {"PIPELINE_LOAD_DURATION": "0"}, "duration_seconds=0"),
+        ("test", {"PIPELINE_LOAD_THRESHOLDS": "no-such.toml"}, "no-such.toml"),
+        ("demo", {"PIPELINE_DEMO_HEAL_TIMEOUT": "soon"}, "PIPELINE_DEMO_HEAL_TIMEOUT='soon' is not a number"),
+        ("demo", {"PIPELINE_DEMO_LOAD_RATE": "0"}, "--load-rate must be above 0"),
+    ],
+)
+def test_a_bad_setting_is_refused_in_one_line_that_names_it(
+    job: str, setting: dict[str, str], named: str, tmp_path: Path
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", f"pipeline.jobs.{job}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **setting, "PIPELINE_ARTIFACTS_DIR": str(tmp_path / "artifacts")},
+    )
+    assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+    assert named in done.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "artifacts").exists()  # refused before anything ran
