@@ -1,15 +1,18 @@
 """Every PIPELINE_* environment variable, declared once: its default and, above it, what it does.
 
-The code reads a variable through `get`, or keeps its own default where it is computed there (and
-tests/engine/test_docs.py checks that it agrees). `python -m pipeline.docgen` renders this table in
-docs/configuration.md; the same test fails when the code names a variable missing here, or when
-nothing outside this file names one declared here any more.
+The code reads a variable through `get` (`number` for a number), or keeps its own default where it
+is computed there (and tests/engine/test_docs.py checks that it agrees). `python -m pipeline.docgen`
+renders this table in docs/configuration.md; the same test fails when the code names a variable
+missing here, or when nothing outside this file names one declared here any more.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import TypeVar
+
+Number = TypeVar("Number", int, float)
 
 #: Each variable's default: a string, as it would be set, or None when it has none.
 DEFAULTS: dict[str, str | None] = {
@@ -75,3 +78,13 @@ DEFAULTS: dict[str, str | None] = {
 def get(name: str, environ: Mapping[str, str] = os.environ) -> str:
     """The variable's value, else its default ("" when it has none)."""
     return environ.get(name, DEFAULTS[name] or "")
+
+
+def number(name: str, kind: Callable[[str], Number], environ: Mapping[str, str] = os.environ) -> Number:
+    """The variable read as an int or a float; a value that is neither raises a ValueError naming it."""
+    value = get(name, environ)
+    try:
+        return kind(value)
+    except ValueError:
+        what = "a whole number" if kind is int else "a number"
+        raise ValueError(f"{name}={value!r} is not {what} (default: {DEFAULTS[name]})") from None

@@ -50,16 +50,18 @@ class LoadSettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> LoadSettings:
         return cls(
-            users=int(settings.get("PIPELINE_LOAD_USERS", environ)),
-            spawn_rate=float(settings.get("PIPELINE_LOAD_SPAWN_RATE", environ)),
-            duration_seconds=int(settings.get("PIPELINE_LOAD_DURATION", environ)),
-            user_rps=float(settings.get("PIPELINE_LOAD_USER_RPS", environ)),
-            max_requests=int(settings.get("PIPELINE_LOAD_MAX_REQUESTS", environ)),
+            users=settings.number("PIPELINE_LOAD_USERS", int, environ),
+            spawn_rate=settings.number("PIPELINE_LOAD_SPAWN_RATE", float, environ),
+            duration_seconds=settings.number("PIPELINE_LOAD_DURATION", int, environ),
+            user_rps=settings.number("PIPELINE_LOAD_USER_RPS", float, environ),
+            max_requests=settings.number("PIPELINE_LOAD_MAX_REQUESTS", int, environ),
         )
 
     def __post_init__(self) -> None:
-        if self.users < 1 or self.spawn_rate <= 0 or self.duration_seconds < 1 or self.max_requests < 1:
-            raise ValueError(f"load settings must be positive: {self}")
+        positive = ("users", "spawn_rate", "duration_seconds", "max_requests")
+        wrong = [f"{name}={getattr(self, name)}" for name in positive if getattr(self, name) <= 0]
+        if wrong:
+            raise ValueError(f"the load settings must be above 0: {', '.join(wrong)}")
         if self.user_rps < 0:
             raise ValueError(f"user_rps must be >= 0 (0: no pacing), got {self.user_rps}")
 

@@ -29,20 +29,28 @@ LOAD_MARGIN_SECONDS = 120
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The flags over the PIPELINE_DEMO_* variables; a value the demo cannot use is refused."""
     parser = argparse.ArgumentParser(prog="nox -s demo --", description=__doc__.splitlines()[0])
+    try:
+        heal_timeout = settings.number("PIPELINE_DEMO_HEAL_TIMEOUT", float)
+        load_rate = settings.number("PIPELINE_DEMO_LOAD_RATE", float)
+    except ValueError as error:
+        parser.error(str(error))
     parser.add_argument(
         "--heal-timeout",
         type=float,
-        default=float(settings.get("PIPELINE_DEMO_HEAL_TIMEOUT")),
+        default=heal_timeout,
         help="seconds a drift may take to be detected and healed before it fails",
     )
     parser.add_argument(
-        "--load-rate",
-        type=float,
-        default=float(settings.get("PIPELINE_DEMO_LOAD_RATE")),
-        help="requests per second of the background load",
+        "--load-rate", type=float, default=load_rate, help="requests per second of the background load"
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    for flag, value in (("--heal-timeout", args.heal_timeout), ("--load-rate", args.load_rate)):
+        if value <= 0:
+            variable = "PIPELINE_DEMO_" + flag[2:].replace("-", "_").upper()
+            parser.error(f"{flag} (or {variable}) must be above 0, got {value:g}")
+    return args
 
 
 def run_demo(env: Environment, target: str, out: Path, heal_timeout: float, load_rate: float) -> bool:

@@ -32,9 +32,13 @@ JOB = "test"
 Result = TypeVar("Result")
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    defaults = LoadSettings.from_env()
+def parse_args(argv: list[str] | None) -> tuple[LoadSettings, Thresholds]:
+    """The load and its thresholds, from the flags over the PIPELINE_LOAD_* variables; refused if unusable."""
     parser = argparse.ArgumentParser(prog="nox -s test --", description=__doc__.splitlines()[0])
+    try:
+        defaults = LoadSettings.from_env()
+    except ValueError as error:
+        parser.error(str(error))
     parser.add_argument("--users", type=int, default=defaults.users, help="concurrent Locust users")
     parser.add_argument(
         "--spawn-rate", type=float, default=defaults.spawn_rate, help="users started per second"
@@ -54,7 +58,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=Path(os.environ.get("PIPELINE_LOAD_THRESHOLDS", DEFAULT_THRESHOLDS)),
         help="TOML file of pass/fail thresholds",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    try:
+        load = LoadSettings(args.users, args.spawn_rate, args.duration, args.user_rps, args.max_requests)
+        return load, Thresholds.load(args.thresholds)
+    except (OSError, ValueError) as error:  # a broken TOML file is a ValueError too
+        parser.error(str(error))
 
 
 def _guarded(part: str, run: Callable[[], Result], fallback: Result) -> Result:
@@ -129,9 +138,7 @@ def run_checks(env: Environment, settings: LoadSettings, thresholds: Thresholds,
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    settings = LoadSettings(args.users, args.spawn_rate, args.duration, args.user_rps, args.max_requests)
-    thresholds = Thresholds.load(args.thresholds)
+    settings, thresholds = parse_args(argv)
     context = RunContext.from_env()
     out = job_dir(JOB, context)
     dry_run = "\n".join(

@@ -56,7 +56,11 @@ def test_help_prints_the_options_and_does_nothing_else(module: str, tmp_path: Pa
         ("test", {"PIPELINE_LOAD_DURATION": "0"}, "duration_seconds=0"),
         ("test", {"PIPELINE_LOAD_THRESHOLDS": "no-such.toml"}, "no-such.toml"),
         ("demo", {"PIPELINE_DEMO_HEAL_TIMEOUT": "soon"}, "PIPELINE_DEMO_HEAL_TIMEOUT='soon' is not a number"),
-        ("demo", {"PIPELINE_DEMO_LOAD_RATE": "0"}, "--load-rate must be above 0"),
+        (
+            "demo",
+            {"PIPELINE_DEMO_LOAD_RATE": "0"},
+            "--load-rate (or PIPELINE_DEMO_LOAD_RATE) must be above 0",
+        ),
     ],
 )
 def test_a_bad_setting_is_refused_in_one_line_that_names_it(
