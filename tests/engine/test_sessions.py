@@ -7,6 +7,7 @@ import importlib.util
 import shutil
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
+from typing import NoReturn
 
 import pytest
 
@@ -26,13 +27,21 @@ def load_noxfile(repo: Path) -> ModuleType:
 class RecordingSession:
     """Stands in for a nox session: records what it was asked to install (nothing is installed)."""
 
-    def __init__(self, venv: Path) -> None:
+    def __init__(self, venv: Path, posargs: tuple[str, ...] = ()) -> None:
         self.virtualenv = SimpleNamespace(location=str(venv))
+        self.posargs = list(posargs)
         self.env: dict[str, str] = {}
         self.installs: list[tuple[str, ...]] = []
 
     def install(self, *args: str) -> None:
         self.installs.append(args)
+
+    def error(self, message: str) -> NoReturn:
+        raise SessionError(message)
+
+
+class SessionError(Exception):
+    """What nox's session.error() raises, as a RecordingSession's."""
 
 
 @pytest.fixture
@@ -70,3 +79,10 @@ def test_packages_are_installed_with_their_bytecode(project: Path) -> None:
     session = RecordingSession(project / "venv")
     load_noxfile(REPO)._install(session, "report")
     assert session.env["UV_COMPILE_BYTECODE"] == "1"
+
+
+def test_an_unknown_benchmark_is_refused_before_anything_is_installed(project: Path) -> None:
+    session = RecordingSession(project / "venv", posargs=("nosuch",))
+    with pytest.raises(SessionError, match=r"Usage: nox -s bench -- build\|heal\|pipeline\|service"):
+        load_noxfile(REPO).bench(session)
+    assert session.installs == []
