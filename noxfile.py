@@ -20,6 +20,8 @@ nox.options.sessions = ["lint", "tests"]
 SERVICE = "services/ml-inference"
 REQUIREMENTS = "requirements"
 SERVICE_PORT = "8080"
+#: The benchmark scripts, scripts/bench_<name>.py.
+BENCHMARKS = Path(__file__).resolve().parent / "scripts"
 #: Where `nox -s serve` trains a model on first use (git-ignored, reused afterwards).
 DEV_MODEL_DIR = ".pipeline/model"
 
@@ -143,7 +145,8 @@ def serve(session: nox.Session) -> None:
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
     """Run a benchmark (not a test): nox -s bench -- service|pipeline|build|heal."""
-    if len(session.posargs) != 1:
-        session.error("Usage: nox -s bench -- service|pipeline|build|heal")
+    names = sorted(path.stem.removeprefix("bench_") for path in BENCHMARKS.glob("bench_*.py"))
+    if len(session.posargs) != 1 or session.posargs[0] not in names:
+        session.error(f"Usage: nox -s bench -- {'|'.join(names)}")
     _install(session, "bench", service_extras="train")
     session.run("python", f"scripts/bench_{session.posargs[0]}.py")
