@@ -18,9 +18,9 @@ class Release:
     """What to run, as the build made it: the trained model and the service's image."""
 
     model_dir: Path
-    #: The image reference the build tagged ("" when it built none), and its registry digest.
+    #: The image reference the build tagged ("" when it built none). A target runs the image by this
+    #: tag: a registry digest does not survive `docker save` and load onto a node.
     image_tag: str = ""
-    image_digest: str = ""
     #: Why there is no image, when there is none (the build's image_status).
     image_status: str = ""
 

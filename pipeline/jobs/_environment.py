@@ -26,7 +26,6 @@ def release_from_build(context: RunContext) -> Release:
     return Release(
         model_dir=context.artifacts_dir / str(JOBS_BY_NAME["build"].artifact) / "model",
         image_tag=outputs.get("image_tag", ""),
-        image_digest=outputs.get("image_digest", ""),
         image_status=outputs.get("image_status", ""),
     )
 
