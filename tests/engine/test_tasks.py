@@ -64,6 +64,29 @@ def test_the_jobs_target_variable_is_honoured_or_refused_clearly(tmp_path: Path)
     assert not (tmp_path / "artifacts").exists()  # refused before anything ran
 
 
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        ({"flag": "-1"}, "--max-parallel '-1' is not a whole number of 0 or more"),
+        ({"flag": "two"}, "--max-parallel 'two' is not a whole number of 0 or more"),
+        ({"INVOKE_PIPELINE_MAX_PARALLEL": "abc"}, "INVOKE_PIPELINE_MAX_PARALLEL 'abc' is not a whole number"),
+    ],
+)
+def test_a_bad_max_parallel_is_refused_before_anything_runs(
+    tmp_path: Path, given: dict[str, str], said: str
+) -> None:
+    """Not a traceback from invoke's casts, nor a run that waits forever for a free slot (-1)."""
+    flag = [f"--max-parallel={given.pop('flag')}"] if "flag" in given else []
+    done = subprocess.run(
+        [sys.executable, "-m", "invoke", "pipeline", "--parallel", *flag, "--only", "report", "--dry-run",
+         "--artifacts-dir", str(tmp_path / "artifacts")],
+        cwd=REPO, capture_output=True, text=True, timeout=60, env={**os.environ, **given},
+    )  # fmt: skip
+    assert done.returncode == 2, done.stdout[-1000:] + done.stderr[-1000:]
+    assert said in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "artifacts").exists()
+
+
 def test_the_target_flag_wins_over_the_variable_and_the_variable_over_the_configuration() -> None:
     sys.path.insert(0, str(REPO))
     try:
