@@ -53,6 +53,23 @@ def chosen_artifacts_dir(flag: str | None, configured: str, dry_run: bool) -> Pa
     return folder.with_name(f"{folder.name}-dry-run") if dry_run else folder
 
 
+def chosen_max_parallel(flag: str | None, configured: str | int) -> int | None:
+    """--max-parallel, else the configured limit; None for 0 (no limit).
+
+    Both arrive as text (the task's and the configuration's defaults are strings), because invoke's
+    own int casts give a traceback for a word; a negative limit would leave no slot to start a job in.
+    """
+    value: str | int = configured if flag is None else flag
+    name = "INVOKE_PIPELINE_MAX_PARALLEL" if flag is None else "--max-parallel"
+    try:
+        limit = int(value)
+    except ValueError:
+        limit = -1
+    if limit < 0:
+        raise Exit(f"{name} {value!r} is not a whole number of 0 or more", code=2)
+    return limit or None
+
+
 def _down(target: str) -> None:
     stopped = get_target(target).down_all()
     print(f"stopped on {target}: {', '.join(stopped)}" if stopped else f"nothing left running on {target}")
@@ -81,7 +98,7 @@ def run_pipeline(
     demo_mode: str | None = None,
     only: list[str] | None = None,
     rerun_failed: bool = False,
-    max_parallel: int = 0,
+    max_parallel: str | None = None,
     artifacts_dir: str | None = None,
     keep: bool = False,
     dry_run: bool = False,
@@ -93,7 +110,7 @@ def run_pipeline(
         target=target,
         demo_mode=_choice(demo_mode or config.demo_mode, DEMO_MODES, "demo-mode"),
         parallel=parallel or config.parallel,
-        max_parallel=max_parallel or config.max_parallel or None,
+        max_parallel=chosen_max_parallel(max_parallel, config.max_parallel),
         only=tuple(name for value in only or () for name in value.split(",") if name),
         rerun_failed=rerun_failed,
         artifacts_dir=chosen_artifacts_dir(artifacts_dir, config.artifacts_dir, dry_run),
@@ -120,7 +137,7 @@ ns.configure(
             "target": "local",
             "demo_mode": "full",
             "parallel": False,
-            "max_parallel": 0,
+            "max_parallel": "0",
             "artifacts_dir": "artifacts",
             "keep": False,
         }
