@@ -65,6 +65,22 @@ def test_the_jobs_target_variable_is_honoured_or_refused_clearly(tmp_path: Path)
 
 
 @pytest.mark.parametrize(
+    ("variable", "said"),
+    [
+        ("INVOKE_PIPELINE_TARGET", "INVOKE_PIPELINE_TARGET 'moon' is not one of local, kind, minikube"),
+        ("INVOKE_PIPELINE_DEMO_MODE", "INVOKE_PIPELINE_DEMO_MODE 'moon' is not one of full, quick"),
+    ],
+)
+def test_a_bad_configured_choice_names_the_variable_not_a_flag(variable: str, said: str) -> None:
+    environ = {name: value for name, value in os.environ.items() if name != "PIPELINE_TARGET"}
+    done = subprocess.run(
+        [sys.executable, "-m", "invoke", "pipeline"],
+        cwd=REPO, capture_output=True, text=True, timeout=60, env={**environ, variable: "moon"},
+    )  # fmt: skip
+    assert done.returncode == 2 and said in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize(
     ("given", "said"),
     [
         ({"flag": "-1"}, "--max-parallel '-1' is not a whole number of 0 or more"),
