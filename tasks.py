@@ -26,22 +26,20 @@ JOB_NAMES = ", ".join(job.name for job in JOBS)
 REPO = Path(__file__).resolve().parent
 
 
-def _choice(value: str, choices: tuple[str, ...], flag: str) -> str:
+def _choice(value: str, choices: tuple[str, ...], source: str) -> str:
+    """`value` if it is one of `choices`, else exit 2 naming where it came from: a flag or a variable."""
     if value not in choices:
-        raise Exit(f"--{flag} {value!r} is not one of {', '.join(choices)}", code=2)
+        raise Exit(f"{source} {value!r} is not one of {', '.join(choices)}", code=2)
     return value
 
 
 def chosen_target(flag: str | None, configured: str, environ: Mapping[str, str] = os.environ) -> str:
     """The target: --target, else the jobs' PIPELINE_TARGET, else the configuration; refused if unknown."""
     if flag:
-        return _choice(flag, TARGETS, "target")
-    variable = environ.get("PIPELINE_TARGET")
-    if variable:
-        if variable not in TARGETS:
-            raise Exit(f"PIPELINE_TARGET {variable!r} is not one of {', '.join(TARGETS)}", code=2)
-        return variable
-    return _choice(configured, TARGETS, "target")
+        return _choice(flag, TARGETS, "--target")
+    if environ.get("PIPELINE_TARGET"):
+        return _choice(environ["PIPELINE_TARGET"], TARGETS, "PIPELINE_TARGET")
+    return _choice(configured, TARGETS, "INVOKE_PIPELINE_TARGET")
 
 
 def chosen_artifacts_dir(flag: str | None, configured: str, dry_run: bool) -> Path:
@@ -106,9 +104,13 @@ def run_pipeline(
     """Run the job graph (unit ∥ build → deploy → test ∥ demo → report) with GitHub Actions' semantics."""
     config = c.pipeline
     target = chosen_target(target, config.target)
+    if demo_mode:
+        demo_mode = _choice(demo_mode, DEMO_MODES, "--demo-mode")
+    else:
+        demo_mode = _choice(config.demo_mode, DEMO_MODES, "INVOKE_PIPELINE_DEMO_MODE")
     options = RunOptions(
         target=target,
-        demo_mode=_choice(demo_mode or config.demo_mode, DEMO_MODES, "demo-mode"),
+        demo_mode=demo_mode,
         parallel=parallel or config.parallel,
         max_parallel=chosen_max_parallel(max_parallel, config.max_parallel),
         only=tuple(name for value in only or () for name in value.split(",") if name),
