@@ -39,6 +39,8 @@ def test_bad_choices_are_refused_before_anything_runs() -> None:
     assert done.returncode == 2 and "--target 'moon' is not one of local, kind, minikube" in done.stderr
     done = invoke("pipeline", "--only", "nosuchjob")
     assert done.returncode != 0 and "unknown job(s) nosuchjob" in done.stderr
+    done = invoke("pipeline", "--only", "report, nosuchjob")  # a space after the comma is no part of a name
+    assert done.returncode != 0 and "unknown job(s) nosuchjob;" in done.stderr
 
 
 def test_defaults_live_in_the_collection_configuration() -> None:
