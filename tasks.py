@@ -113,7 +113,7 @@ def run_pipeline(
         demo_mode=demo_mode,
         parallel=parallel or config.parallel,
         max_parallel=chosen_max_parallel(max_parallel, config.max_parallel),
-        only=tuple(name for value in only or () for name in value.split(",") if name),
+        only=tuple(name.strip() for value in only or () for name in value.split(",") if name.strip()),
         rerun_failed=rerun_failed,
         artifacts_dir=chosen_artifacts_dir(artifacts_dir, config.artifacts_dir, dry_run),
         keep=keep or config.keep,
