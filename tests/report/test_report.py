@@ -331,6 +331,15 @@ def test_load_figures_in_html_and_markdown_equal_the_summary(artifacts: Path) ->
     assert f"| {formats.number(LOAD['requests_per_second'])} req/s |" in markdown
 
 
+def test_the_load_thresholds_read_as_written_not_as_floats(artifacts: Path) -> None:
+    """The contract holds them as floats: 100 requests must not read "100.0", nor 0.005 "0.01"."""
+    summary = json.loads((artifacts / "test-results/load-summary.json").read_text())
+    summary["thresholds"]["max_failure_ratio"] = 0.005
+    write(artifacts, "test-results/load-summary.json", summary)
+    html, _ = report_of(artifacts)
+    assert "max_failure_ratio 0.005 · min_requests 100 · max_p99_ms 300" in text_of(html)
+
+
 def test_job_table_and_overview_equal_the_run_record(artifacts: Path) -> None:
     record = json.loads((artifacts / "pipeline-run.json").read_text())
     html, markdown = report_of(artifacts)
