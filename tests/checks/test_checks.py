@@ -23,7 +23,14 @@ import pytest
 
 from pipeline.checks import metrics, tally
 from pipeline.checks.api import run_api_suite
-from pipeline.checks.load import DEFAULT_THRESHOLDS, LoadSettings, Thresholds, run_load
+from pipeline.checks.load import (
+    CSV_PREFIX,
+    DEFAULT_THRESHOLDS,
+    LoadSettings,
+    Thresholds,
+    read_history,
+    run_load,
+)
 from pipeline.ports import free_port
 from pipeline.samples import SAMPLE_ROW, batch_body, predict_body
 from tests.helpers import require_program, stop, stopped_at_exit, train_model
@@ -142,6 +149,25 @@ def test_load_within_thresholds_passes_and_keeps_locust_reports(service: str, tm
     assert summary["history"] and {"t", "rps", "p50_ms", "p95_ms"} <= summary["history"][-1].keys()
     for name in ("locust_stats.csv", "locust_stats_history.csv", "report.html", "locust.json"):
         assert (tmp_path / name).stat().st_size > 0, name
+
+
+#: The head of a stats history Locust wrote for a paced load of 200 requests a second (trimmed to the
+#: columns read): its own Requests/s column, a 10 s average that ends 2 s back, still says 0 and 40.
+LOCUST_HISTORY = """\
+Timestamp,User Count,Type,Name,Requests/s,Failures/s,50%,95%,Total Request Count
+1796032362,0,,Aggregated,0.000000,0.000000,N/A,N/A,0
+1796032363,20,,Aggregated,0.000000,0.000000,6,11,200
+1796032364,20,,Aggregated,0.000000,0.000000,5,19,400
+1796032365,20,,Aggregated,40.000000,0.000000,5,12,600
+1796032367,20,,Aggregated,100.000000,0.000000,5,11,1000
+"""
+
+
+def test_the_drawn_request_rate_is_what_was_sent_each_second(tmp_path: Path) -> None:
+    (tmp_path / f"{CSV_PREFIX}_stats_history.csv").write_text(LOCUST_HISTORY)
+    history = read_history(tmp_path)
+    assert [point["t"] for point in history] == [0, 1, 2, 3, 5]
+    assert [point["rps"] for point in history] == [0.0, 200.0, 200.0, 200.0, 200.0]
 
 
 @pytest.mark.slow
