@@ -278,6 +278,7 @@ class LoadPoint(msgspec.Struct, kw_only=True):
     #: Seconds since the first row.
     t: int
     users: int
+    #: Requests sent since the row before, per second (from Locust's running total).
     rps: float
     p50_ms: float | None = None
     p95_ms: float | None = None

@@ -180,24 +180,35 @@ def _rows(path: Path) -> list[dict[str, str]]:
 
 
 def read_history(out_dir: Path) -> list[dict[str, Any]]:
-    """Locust's stats history as the report's latency-over-time series (t in seconds from the first row)."""
+    """Locust's stats history as the report's series over time (t in seconds from the first row).
+
+    The rate is the running total's growth since the row before: Locust's own Requests/s column
+    averages the 10 s that end 2 s back, which draws a short load as a ramp that lags its real rate.
+    """
     rows = [
-        row for row in _rows(out_dir / f"{CSV_PREFIX}_stats_history.csv") if row.get("Name") == "Aggregated"
+        row
+        for row in _rows(out_dir / f"{CSV_PREFIX}_stats_history.csv")
+        # The last line may be half written while Locust runs: it has no running total yet.
+        if row.get("Name") == "Aggregated" and row.get("Total Request Count") is not None
     ]
-    if not rows:
-        return []
-    start = int(rows[0]["Timestamp"])
-    return [
-        {
-            "t": int(row["Timestamp"]) - start,
-            "users": int(row["User Count"]),
-            "rps": _number(row["Requests/s"]) or 0.0,
-            "p50_ms": _number(row["50%"]),
-            "p95_ms": _number(row["95%"]),
-        }
-        for row in rows
-        if row.get("95%") is not None  # the last line may be half written while Locust runs
-    ]
+    history: list[dict[str, Any]] = []
+    for index, row in enumerate(rows):
+        at, total = int(row["Timestamp"]), int(row["Total Request Count"])
+        rate = 0.0
+        if index:
+            elapsed = at - int(rows[index - 1]["Timestamp"])
+            sent = total - int(rows[index - 1]["Total Request Count"])
+            rate = sent / elapsed if elapsed > 0 else history[-1]["rps"]
+        history.append(
+            {
+                "t": at - int(rows[0]["Timestamp"]),
+                "users": int(row["User Count"]),
+                "rps": rate,
+                "p50_ms": _number(row["50%"]),
+                "p95_ms": _number(row["95%"]),
+            }
+        )
+    return history
 
 
 def percentile(histogram: Counter[float], fraction: float) -> float | None:
