@@ -606,6 +606,13 @@ def test_report_job_saves_a_full_page_screenshot(artifacts: Path) -> None:
     assert f"screenshot {png} ({width}x{height})" in done.stdout
 
 
+def test_any_spelling_of_no_turns_the_screenshot_off(artifacts: Path) -> None:
+    require_program("chromium")  # without it no screenshot is taken anyway
+    done = run_report_job(artifacts, PIPELINE_REPORT_SCREENSHOT="false")
+    assert done.returncode == 0, done.stderr
+    assert not (artifacts / "final-demo-report/report.png").exists()
+
+
 def write_report_files(artifacts_dir: Path) -> tuple[Path, Path]:
     from pipeline.jobs.report import write_report
 

@@ -1,0 +1,45 @@
+"""PIPELINE_* yes/no variables: every common spelling means what it says, anything else is refused."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.build.registry import PUSH_VARIABLE, push_repository
+from pipeline.context import RunContext
+
+YES = ("1", "true", "True", "yes", "on", "YES")
+NO = ("0", "false", "False", "no", "off", "")
+
+
+@pytest.mark.parametrize("value", YES)
+def test_a_dry_run_or_keep_is_asked_for_in_any_spelling_of_yes(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    """`PIPELINE_DRY_RUN=true` must never run for real."""
+    monkeypatch.setenv("PIPELINE_DRY_RUN", value)
+    monkeypatch.setenv("PIPELINE_KEEP", value)
+    context = RunContext.from_env()
+    assert context.dry_run and context.keep
+
+
+@pytest.mark.parametrize("value", NO)
+def test_any_spelling_of_no_is_no(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("PIPELINE_DRY_RUN", value)
+    monkeypatch.setenv("PIPELINE_KEEP", value)
+    context = RunContext.from_env()
+    assert not context.dry_run and not context.keep
+
+
+@pytest.mark.parametrize("variable", ["PIPELINE_DRY_RUN", "PIPELINE_KEEP"])
+def test_a_yes_no_variable_that_is_neither_is_refused_naming_it(
+    monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    monkeypatch.setenv(variable, "maybe")
+    with pytest.raises(SystemExit, match=f"{variable}='maybe' is neither yes"):
+        RunContext.from_env()
+
+
+@pytest.mark.parametrize("value", [value for value in NO if value])
+def test_any_spelling_of_no_stops_the_push(value: str) -> None:
+    github = {"GITHUB_ACTIONS": "true", "GITHUB_TOKEN": "t", "GITHUB_REPOSITORY": "Owner/Repo"}
+    assert push_repository({**github, PUSH_VARIABLE: value}, "ml-inference") is None
