@@ -32,11 +32,15 @@ class RunContext:
             raise SystemExit(f"PIPELINE_TARGET={target!r} is not one of {', '.join(TARGETS)}")
         if demo_mode not in DEMO_MODES:
             raise SystemExit(f"PIPELINE_DEMO_MODE={demo_mode!r} is not one of {', '.join(DEMO_MODES)}")
+        try:
+            dry_run, keep = settings.flag("PIPELINE_DRY_RUN"), settings.flag("PIPELINE_KEEP")
+        except ValueError as error:
+            raise SystemExit(str(error)) from None
         return cls(
             target=target,
             demo_mode=demo_mode,
             artifacts_dir=Path(settings.get("PIPELINE_ARTIFACTS_DIR")).resolve(),
             run_id=settings.get("PIPELINE_RUN_ID"),
-            dry_run=settings.get("PIPELINE_DRY_RUN") == "1",
-            keep=settings.get("PIPELINE_KEEP") == "1",
+            dry_run=dry_run,
+            keep=keep,
         )

@@ -143,8 +143,9 @@ Every environment variable the pipeline, its invoke tasks and the service read: 
 > field, a `help=` text) and regenerate; `python -m pipeline.docgen --check` and
 > `tests/engine/test_docs.py` fail when it is stale.
 
-Command-line flags override these variables. `INVOKE_PIPELINE_*` variables override an
-`invoke.yaml`, which overrides the defaults in `tasks.py`.
+A yes/no variable takes 1, true, yes or on for yes and 0, false, no or off for no, in any case;
+any other value is refused. Command-line flags override these variables. `INVOKE_PIPELINE_*`
+variables override an `invoke.yaml`, which overrides the defaults in `tasks.py`.
 
 | variable | default | what it does | owner |
 | --- | --- | --- | --- |

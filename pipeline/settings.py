@@ -1,9 +1,10 @@
 """Every PIPELINE_* environment variable, declared once: its default and, above it, what it does.
 
-The code reads a variable through `get` (`number` for a number), or keeps its own default where it
-is computed there (and tests/engine/test_docs.py checks that it agrees). `python -m pipeline.docgen`
-renders this table in docs/configuration.md; the same test fails when the code names a variable
-missing here, or when nothing outside this file names one declared here any more.
+The code reads a variable through `get` (`number` for a number, `flag` for yes or no), or keeps
+its own default where it is computed there (and tests/engine/test_docs.py checks that it agrees).
+`python -m pipeline.docgen` renders this table in docs/configuration.md; the same test fails when
+the code names a variable missing here, or when nothing outside this file names one declared here
+any more.
 """
 
 from __future__ import annotations
@@ -61,8 +62,8 @@ DEFAULTS: dict[str, str | None] = {
     #: Where `prometheus-<version>.<os>-<arch>.tar.gz` is downloaded from when `prometheus` is not on PATH
     #: (a mirror, or a test's server).
     "PIPELINE_PROMETHEUS_RELEASE_URL": "https://github.com/prometheus/prometheus/releases/download/v2.54.1",
-    #: "false" when the run must not push (the workflow sets it for a pull request from a fork, which builds
-    #: and verifies its image only).
+    #: No when the run must not push (the workflow sets "false" for a pull request from a fork, which
+    #: builds and verifies its image only).
     "PIPELINE_PUSH_IMAGE": "true",
     #: Set to 0 in up()'s environment to watch drift without healing it.
     "PIPELINE_RECONCILER_HEAL": "1",
@@ -88,3 +89,15 @@ def number(name: str, kind: Callable[[str], Number], environ: Mapping[str, str] 
     except ValueError:
         what = "a whole number" if kind is int else "a number"
         raise ValueError(f"{name}={value!r} is not {what} (default: {DEFAULTS[name]})") from None
+
+
+YES = ("1", "true", "yes", "on")
+NO = ("0", "false", "no", "off")
+
+
+def flag(name: str, environ: Mapping[str, str] = os.environ) -> bool:
+    """The variable read as yes or no, in any case; empty is its default, anything else a ValueError."""
+    value = environ.get(name) or DEFAULTS[name] or "0"
+    if value.lower() not in YES + NO:
+        raise ValueError(f"{name}={value!r} is neither yes ({', '.join(YES)}) nor no ({', '.join(NO)})")
+    return value.lower() in YES

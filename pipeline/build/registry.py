@@ -31,7 +31,7 @@ def push_repository(env: Mapping[str, str], image_name: str) -> str | None:
     """
     if env.get("GITHUB_ACTIONS") != "true" or not env.get("GITHUB_TOKEN") or not env.get("GITHUB_REPOSITORY"):
         return None
-    if settings.get(PUSH_VARIABLE, env) == "false":
+    if not settings.flag(PUSH_VARIABLE, env):
         return None
     registry = env.get("IMAGE_REGISTRY") or DEFAULT_REGISTRY
     return f"{registry}/{env['GITHUB_REPOSITORY'].lower()}/{image_name}"

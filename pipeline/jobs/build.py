@@ -35,6 +35,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import docker
 
+from pipeline import settings
 from pipeline.artifacts import job_dir, write_json_atomic, write_outputs
 from pipeline.build import BuildError, image, quality, registry, sbom, verify
 from pipeline.build.content import content_digest, content_tag
@@ -249,6 +250,10 @@ def main(argv: list[str] | None = None) -> int:
         help="build from scratch: train again, no layer cache, no skip when the content tag exists",
     )
     args = parser.parse_args(argv)
+    try:
+        settings.flag(registry.PUSH_VARIABLE)  # read only after the build: a bad value stops it now
+    except ValueError as error:
+        parser.error(str(error))
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stdout
     )

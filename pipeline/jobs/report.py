@@ -55,11 +55,16 @@ def publish(markdown: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argparse.ArgumentParser(
+    parser = argparse.ArgumentParser(
         prog="nox -s report --",
         description=__doc__.splitlines()[0],
         epilog="Settings come from the PIPELINE_* variables (docs/configuration.md).",
-    ).parse_args(argv)
+    )
+    parser.parse_args(argv)
+    try:
+        screenshot = settings.flag("PIPELINE_REPORT_SCREENSHOT")
+    except ValueError as error:
+        parser.error(str(error))
     context = RunContext.from_env()
     out = job_dir(JOB, context)
     try:
@@ -68,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"report: could not write the report: {type(error).__name__}: {error}", file=sys.stderr)
         return 1
     print(f"report: {html}\nreport: {markdown}")
-    if settings.get("PIPELINE_REPORT_SCREENSHOT") != "0":
+    if screenshot:
         take_screenshot(html)
     publish(markdown.read_text(encoding="utf-8"))
     return 0

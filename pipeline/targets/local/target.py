@@ -93,7 +93,7 @@ class LocalTarget:
             "model_dir": str(model_dir),
             "endpoint_port": endpoint_port,
             "endpoint": f"http://127.0.0.1:{endpoint_port}",
-            "heal": settings.get(HEAL_VARIABLE) != "0",
+            "heal": settings.flag(HEAL_VARIABLE),
             "prometheus": self._prometheus(env_name),
         }
         write_json_atomic(state_dir / layout.STATE, state)
