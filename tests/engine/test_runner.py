@@ -175,6 +175,17 @@ def test_rerun_failed_reruns_only_what_failed_and_its_dependents(fake_project: F
     assert (fake_project.artifacts / "build-output" / "outputs.json").exists()
 
 
+def test_rerun_failed_after_a_run_that_succeeded_changes_nothing(fake_project: FakeProject) -> None:
+    first = fake_project.run(parallel=True)
+    assert first["status"] == "success"
+    record = fake_project.artifacts / "pipeline-run.json"
+    written = record.read_bytes()
+    again = fake_project.run(parallel=True, rerun_failed=True)
+    assert again == first
+    assert record.read_bytes() == written  # its times stay the run's, not a second's of no work
+    assert all(len(fake_project.runs_of(job.name)) == 1 for job in fake_project.jobs)
+
+
 def test_rerun_failed_reruns_jobs_skipped_by_a_failure(fake_project: FakeProject) -> None:
     flag = fake_project.root / "make-build-fail"
     flag.touch()
