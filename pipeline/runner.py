@@ -186,6 +186,9 @@ class Runner:
 
     def run(self) -> records.Record:
         self.to_run, previous = self._plan()
+        if previous is not None and not self.to_run:  # --rerun-failed after a run that succeeded
+            self.progress.note(f"--rerun-failed: every job of run {previous['run_id']} succeeded")
+            return previous
         fresh = previous is None
         self._prepare_artifacts(fresh)
         options = self.options
