@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -54,13 +55,16 @@ def test_defaults_live_in_the_collection_configuration() -> None:
     assert defaults["artifacts_dir"] == "artifacts" and defaults["parallel"] is False
 
 
-def test_the_jobs_target_variable_is_honoured_or_refused_clearly(tmp_path: Path) -> None:
-    environ = {**os.environ, "PIPELINE_TARGET": "moon"}
-    done = subprocess.run(
+def dry_run_report(tmp_path: Path, **variables: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [sys.executable, "-m", "invoke", "pipeline", "--only", "report", "--dry-run",
          "--artifacts-dir", str(tmp_path / "artifacts")],
-        cwd=REPO, capture_output=True, text=True, timeout=120, env=environ,
+        cwd=REPO, capture_output=True, text=True, timeout=120, env={**os.environ, **variables},
     )  # fmt: skip
+
+
+def test_the_jobs_target_variable_is_honoured_or_refused_clearly(tmp_path: Path) -> None:
+    done = dry_run_report(tmp_path, PIPELINE_TARGET="moon")
     assert done.returncode == 2, done.stdout[-1000:] + done.stderr[-1000:]
     assert "PIPELINE_TARGET 'moon' is not one of local, kind, minikube" in done.stderr
     assert not (tmp_path / "artifacts").exists()  # refused before anything ran
@@ -102,6 +106,19 @@ def test_a_bad_max_parallel_is_refused_before_anything_runs(
     )  # fmt: skip
     assert done.returncode == 2, done.stdout[-1000:] + done.stderr[-1000:]
     assert said in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "artifacts").exists()
+
+
+def test_a_configured_no_in_words_is_no(tmp_path: Path) -> None:
+    """invoke's own cast takes every value but "0" and "" for true: PARALLEL=false ran in parallel."""
+    done = dry_run_report(tmp_path, INVOKE_PIPELINE_PARALLEL="false", INVOKE_PIPELINE_KEEP="no")
+    assert done.returncode == 0, done.stdout[-1000:] + done.stderr[-1000:]
+    assert json.loads((tmp_path / "artifacts/pipeline-run.json").read_text())["parallel"] is False
+
+
+def test_a_configured_yes_or_no_that_is_neither_is_refused(tmp_path: Path) -> None:
+    done = dry_run_report(tmp_path, INVOKE_PIPELINE_KEEP="maybe")
+    assert done.returncode == 2 and "INVOKE_PIPELINE_KEEP='maybe' is neither yes" in done.stderr, done.stderr
     assert not (tmp_path / "artifacts").exists()
 
 
