@@ -14,6 +14,7 @@ from pathlib import Path
 
 from invoke import Collection, Context, Exit, task
 
+from pipeline import settings
 from pipeline.context import DEMO_MODES, TARGETS
 from pipeline.graph import JOBS
 from pipeline.record import RECORD_FILE
@@ -68,6 +69,20 @@ def chosen_max_parallel(flag: str | None, configured: str | int) -> int | None:
     return limit or None
 
 
+def chosen_switch(flag: bool, configured: str | bool, key: str) -> bool:
+    """--<key>, else the configured value: an invoke.yaml's bool, or INVOKE_PIPELINE_<KEY> as yes or no.
+
+    The defaults are text so that invoke passes the variable on as written: its own cast takes every
+    value but "0" and "" for true, "false" included.
+    """
+    if isinstance(configured, bool):
+        return flag or configured
+    try:
+        return flag or settings.yes_or_no(f"INVOKE_PIPELINE_{key.upper()}", configured)
+    except ValueError as error:
+        raise Exit(str(error), code=2) from None
+
+
 def _down(target: str) -> None:
     stopped = get_target(target).down_all()
     print(f"stopped on {target}: {', '.join(stopped)}" if stopped else f"nothing left running on {target}")
@@ -111,12 +126,12 @@ def run_pipeline(
     options = RunOptions(
         target=target,
         demo_mode=demo_mode,
-        parallel=parallel or config.parallel,
+        parallel=chosen_switch(parallel, config.parallel, "parallel"),
         max_parallel=chosen_max_parallel(max_parallel, config.max_parallel),
         only=tuple(name.strip() for value in only or () for name in value.split(",") if name.strip()),
         rerun_failed=rerun_failed,
         artifacts_dir=chosen_artifacts_dir(artifacts_dir, config.artifacts_dir, dry_run),
-        keep=keep or config.keep,
+        keep=chosen_switch(keep, config.keep, "keep"),
         dry_run=dry_run,
     )
     record = Runner(options, cwd=REPO, teardown=lambda: _down(target)).run()
@@ -138,10 +153,10 @@ ns.configure(
         "pipeline": {
             "target": "local",
             "demo_mode": "full",
-            "parallel": False,
+            "parallel": "false",
             "max_parallel": "0",
             "artifacts_dir": "artifacts",
-            "keep": False,
+            "keep": "false",
         }
     }
 )

@@ -96,8 +96,12 @@ NO = ("0", "false", "no", "off")
 
 
 def flag(name: str, environ: Mapping[str, str] = os.environ) -> bool:
-    """The variable read as yes or no, in any case; empty is its default, anything else a ValueError."""
-    value = environ.get(name) or DEFAULTS[name] or "0"
+    """The variable read as yes or no; empty is its default."""
+    return yes_or_no(name, environ.get(name) or DEFAULTS[name] or "0")
+
+
+def yes_or_no(name: str, value: str) -> bool:
+    """`value`, variable `name`'s, as yes or no in any case; anything else is a ValueError naming it."""
     if value.lower() not in YES + NO:
         raise ValueError(f"{name}={value!r} is neither yes ({', '.join(YES)}) nor no ({', '.join(NO)})")
     return value.lower() in YES

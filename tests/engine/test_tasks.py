@@ -52,7 +52,7 @@ def test_defaults_live_in_the_collection_configuration() -> None:
         sys.path.remove(str(REPO))
     defaults = tasks.ns.configuration()["pipeline"]
     assert defaults["target"] == "local" and defaults["demo_mode"] == "full"
-    assert defaults["artifacts_dir"] == "artifacts" and defaults["parallel"] is False
+    assert defaults["artifacts_dir"] == "artifacts" and defaults["parallel"] == "false"
 
 
 def dry_run_report(tmp_path: Path, **variables: str) -> subprocess.CompletedProcess[str]:
