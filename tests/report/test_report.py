@@ -534,6 +534,12 @@ def test_empty_artifacts_directory_still_gives_a_report(tmp_path: Path) -> None:
     )
 
 
+def test_a_run_whose_jobs_never_started_draws_no_empty_timeline(tmp_path: Path) -> None:
+    html, _ = report_of(tmp_path / "artifacts")
+    assert 'id="gantt-chart"' not in html
+    assert "No job of this run has started: there is no timeline to draw." in text_of(html)
+
+
 def test_html_is_self_contained_and_escapes_artifact_text(artifacts: Path) -> None:
     html, markdown = report_of(artifacts)
     assert not re.search(r"<script|<link|<img|<iframe|@import|\bsrc=|href=\"(https?:)?//|url\((?!#)", html)
