@@ -155,6 +155,35 @@ def test_sigint_cancels_the_run_runs_the_report_and_leaves_no_process(
     assert processes_of_run(record["run_id"]) == []
 
 
+def test_a_second_run_on_the_same_artifacts_is_refused_while_the_first_runs(
+    fake_project: FakeProject, driver_command: Callable[..., list[str]]
+) -> None:
+    """Else the second would empty the first's folders and move its record away as it ran."""
+    fake_project.plan(unit={"seconds": 600})
+    first = subprocess.Popen(
+        driver_command(), cwd=fake_project.root, start_new_session=True, stdout=subprocess.DEVNULL
+    )
+    try:
+        record_path = fake_project.artifacts / "pipeline-run.json"
+        deadline = time.monotonic() + 30
+        while not (
+            record_path.exists() and statuses(json.loads(record_path.read_text()))["unit"] == "running"
+        ):
+            assert time.monotonic() < deadline, "the first run never started unit"
+            time.sleep(0.1)
+        running = json.loads(record_path.read_text())
+        fake_project.plan()  # were the second run let through, its jobs would end at once
+        with pytest.raises(
+            SystemExit, match=f"run {running['run_id']} is still running on {fake_project.artifacts}"
+        ):
+            fake_project.run()
+        assert json.loads(record_path.read_text())["run_id"] == running["run_id"]
+        assert (fake_project.artifacts / "unit-results" / "partial.txt").exists()
+    finally:
+        os.killpg(first.pid, signal.SIGINT)
+        first.wait(timeout=30)
+
+
 def test_rerun_failed_reruns_only_what_failed_and_its_dependents(fake_project: FakeProject) -> None:
     flag = fake_project.root / "make-test-fail"
     flag.touch()
