@@ -30,6 +30,7 @@ terminal (EPIPE, EIO) costs the display, never the record or the report.
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import graphlib
 import os
@@ -189,6 +190,32 @@ class Runner:
         if previous is not None and not self.to_run:  # --rerun-failed after a run that succeeded
             self.progress.note(f"--rerun-failed: every job of run {previous['run_id']} succeeded")
             return previous
+        with self._holding_artifacts():
+            return self._run(previous)
+
+    @contextmanager
+    def _holding_artifacts(self) -> Iterator[None]:
+        """One run at a time on an artifacts folder: a second would empty the first's folders as it ran.
+
+        The lock is the kernel's, on the folder itself, so it ends with the process however it ends
+        and leaves no file behind; jobs do not inherit it.
+        """
+        self.artifacts_dir.mkdir(parents=True, exist_ok=True)
+        folder = os.open(self.artifacts_dir, os.O_RDONLY)
+        try:
+            try:
+                fcntl.flock(folder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                running = records.read_record(self.artifacts_dir)
+                who = f"run {running['run_id']}" if running else "another run"
+                raise SystemExit(
+                    f"{who} is still running on {self.artifacts_dir}: wait for it to end, or stop it"
+                ) from None
+            yield
+        finally:
+            os.close(folder)
+
+    def _run(self, previous: records.Record | None) -> records.Record:
         fresh = previous is None
         self._prepare_artifacts(fresh)
         options = self.options
