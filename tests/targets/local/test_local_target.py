@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -35,6 +36,7 @@ from pipeline.targets.local.target import OVERLAY, PROMETHEUS_CONFIG_DIR, LocalT
 from tests.helpers import require_program
 from tests.targets.local.reconciler_with_taken_ports import TAKEN_CHOICES, TAKEN_PORT_VARIABLE
 
+REPO = Path(__file__).resolve().parents[3]
 PREDICT_BODY = predict_body()
 #: Bounds, not benchmarks: healing takes about a second here (see the README for measured times).
 DETECT_TIMEOUT = 10.0
@@ -354,6 +356,46 @@ def test_up_replaces_a_stale_environment_of_the_same_name(
         assert second.status().converged
     finally:
         second.down()
+
+
+#: Brings up an environment from a process of its own, as a job of another run would, and stays.
+HOLDER = """\
+import sys, time
+from pathlib import Path
+from pipeline.context import RunContext
+from pipeline.jobs._environment import release_from_build
+from pipeline.targets.local.target import LocalTarget
+artifacts, state_root, no_prometheus = map(Path, sys.argv[1:])
+context = RunContext("local", "full", artifacts, "other-run", dry_run=False, keep=False)
+target = LocalTarget(state_root=state_root, prometheus_config_dir=no_prometheus)
+target.up("in-use", release_from_build(context), context)
+print("up", flush=True)
+time.sleep(600)
+"""
+
+
+def test_an_environment_a_running_job_holds_is_neither_replaced_nor_stopped(
+    small_target: LocalTarget, context: RunContext, tmp_path: Path
+) -> None:
+    """Another run's job brought it up and still runs: only once that job has ended is it stale."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(context.artifacts_dir), str(small_target.state_root),
+         str(tmp_path / "no-prometheus")],
+        cwd=REPO, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None
+        assert "up\n" in iter(holder.stdout.readline, ""), "the holder never brought its environment up"
+        with pytest.raises(LocalTargetError, match=f"in use by a job that still runs \\(pid {holder.pid}\\)"):
+            small_target.up("in-use", release_from_build(context), context)
+        assert small_target.down_all() == []
+        status = json.loads((small_target.state_root / "in-use" / layout.STATUS).read_text())
+        assert (status["sync"], status["health"]) == ("Synced", "Healthy")
+    finally:
+        holder.kill()
+        holder.wait()
+        stopped = small_target.down_all()  # now stale: its job has ended
+    assert stopped == ["in-use"]
 
 
 def test_up_without_a_model_says_to_run_the_build(small_target: LocalTarget, tmp_path: Path) -> None:
