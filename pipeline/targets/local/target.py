@@ -73,6 +73,12 @@ class LocalTarget:
 
         state_dir = self.state_root / env_name
         if (state_dir / layout.STATE).exists():
+            holder = _holder(read_json(state_dir / layout.STATE) or {})
+            if holder is not None:
+                raise LocalTargetError(
+                    f"environment '{env_name}' is in use by a job that still runs (pid {holder}): "
+                    "wait for its run to end, or stop that run"
+                )
             if stop_environment(state_dir):
                 print(f"local/{env_name}: stopped the stale environment of the same name", flush=True)
             shutil.rmtree(state_dir)
@@ -88,6 +94,8 @@ class LocalTarget:
             "name": env_name,
             "environment_id": f"{env_name}-{os.urandom(4).hex()}",
             "run_id": context.run_id,
+            # The job bringing it up: while that process runs, the environment is not stale.
+            "owner": {"pid": os.getpid(), "started": _started(os.getpid())},
             "created_at": utc_now("seconds"),
             "overlay": str(self.overlay),
             "model_dir": str(model_dir),
@@ -145,9 +153,16 @@ class LocalTarget:
         }
 
     def down_all(self) -> list[str]:
-        """Stop every environment recorded under the state root; return the names that were running."""
-        states = sorted(self.state_root.glob(f"*/{layout.STATE}"))
-        return [state.parent.name for state in states if stop_environment(state.parent)]
+        """Stop every environment under the state root that no running job holds (another run's are
+        left up, said in one line); return the names that were running."""
+        stopped = []
+        for state in sorted(self.state_root.glob(f"*/{layout.STATE}")):
+            holder = _holder(read_json(state) or {})
+            if holder is not None:
+                print(f"local/{state.parent.name}: left up, in use by a job that still runs (pid {holder})")
+            elif stop_environment(state.parent):
+                stopped.append(state.parent.name)
+        return stopped
 
 
 def make_target(name: str) -> LocalTarget:
@@ -234,6 +249,24 @@ def stop_environment(state_dir: Path) -> bool:
     return is_ours or leftovers
 
 
+def _started(pid: int) -> str | None:
+    """When `pid` started (clock ticks after boot, from /proc), which tells a reused pid apart."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return None if fields[0] == "Z" else fields[19]
+
+
+def _holder(state: dict) -> int | None:
+    """The job that brought the environment up, while it still runs and is another process."""
+    owner = state.get("owner") or {}
+    pid, started = owner.get("pid"), owner.get("started")
+    if pid is None or started is None or pid == os.getpid() or _started(pid) != started:
+        return None
+    return pid
+
+
 def _exists(pid: int) -> bool:
     """Whether `pid` runs (a zombie child of ours is reaped, and does not count)."""
     try:
@@ -241,11 +274,7 @@ def _exists(pid: int) -> bool:
             return False
     except ChildProcessError:
         pass
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[0] != "Z"
+    return _started(pid) is not None
 
 
 def is_reconciler(pid: int, state_dir: Path) -> bool:
