@@ -25,16 +25,20 @@ def load_noxfile(repo: Path) -> ModuleType:
 
 
 class RecordingSession:
-    """Stands in for a nox session: records what it was asked to install (nothing is installed)."""
+    """Stands in for a nox session: records what it was asked to install or run (nothing is)."""
 
     def __init__(self, venv: Path, posargs: tuple[str, ...] = ()) -> None:
         self.virtualenv = SimpleNamespace(location=str(venv))
         self.posargs = list(posargs)
         self.env: dict[str, str] = {}
         self.installs: list[tuple[str, ...]] = []
+        self.runs: list[tuple[str, ...]] = []
 
     def install(self, *args: str) -> None:
         self.installs.append(args)
+
+    def run(self, *args: str) -> None:
+        self.runs.append(args)
 
     def error(self, message: str) -> NoReturn:
         raise SessionError(message)
@@ -86,3 +90,10 @@ def test_an_unknown_benchmark_is_refused_before_anything_is_installed(project: P
     with pytest.raises(SessionError, match=r"Usage: nox -s bench -- build\|heal\|pipeline\|service"):
         load_noxfile(REPO).bench(session)
     assert session.installs == []
+
+
+def test_serve_answers_help_without_training_a_model_first(project: Path) -> None:
+    session = RecordingSession(project / "venv", posargs=("--help",))
+    load_noxfile(REPO).serve(session)
+    assert [run for run in session.runs if "train" in run] == []
+    assert session.runs[-1][-1] == "--help"
