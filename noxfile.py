@@ -134,7 +134,8 @@ def tests(session: nox.Session) -> None:
 def serve(session: nox.Session) -> None:
     """Serve the model on 127.0.0.1 for development: nox -s serve -- --port N."""
     _install(session, "serve", service_extras="train")
-    if not Path(DEV_MODEL_DIR, "model.onnx").exists():
+    asks_help = {"-h", "--help"} & set(session.posargs)
+    if not asks_help and not Path(DEV_MODEL_DIR, "model.onnx").exists():
         session.run("python", "-m", "ml_inference", "train", "--out", DEV_MODEL_DIR)
     serve_args = ["--host", "127.0.0.1", "--model-dir", DEV_MODEL_DIR]
     session.run(
