@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -120,6 +122,51 @@ def test_a_configured_yes_or_no_that_is_neither_is_refused(tmp_path: Path) -> No
     done = dry_run_report(tmp_path, INVOKE_PIPELINE_KEEP="maybe")
     assert done.returncode == 2 and "INVOKE_PIPELINE_KEEP='maybe' is neither yes" in done.stderr, done.stderr
     assert not (tmp_path / "artifacts").exists()
+
+
+#: `invoke down` (and the runner's end-of-run teardown) with only the given packages importable.
+DOWN_WITH_ONLY = """\
+import importlib.abc, sys
+allowed = set(sys.argv[1].split(","))
+class OnlyThese(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        top = name.partition(".")[0]
+        if top in sys.stdlib_module_names or top in allowed or top == "pipeline":
+            return None
+        raise ModuleNotFoundError(f"No module named {top!r} where invoke runs", name=top)
+sys.meta_path.insert(0, OnlyThese())
+from pipeline.targets import get_target
+print(get_target(sys.argv[2]).down_all())
+"""
+
+
+def task_runner_modules() -> set[str]:
+    """The modules requirements/tools.txt (what the README's first command installs) provides."""
+    wanted, files = set(), [REPO / "requirements" / "tools.txt"]
+    while files:
+        for line in files.pop().read_text().splitlines():
+            if line.startswith("-r "):
+                files.append(REPO / "requirements" / line.split()[1])
+            elif line.strip() and not line.startswith("#"):
+                wanted.add(re.split(r"[\[=<>]", line)[0].lower().replace("_", "-"))
+    return {
+        module
+        for module, distributions in importlib.metadata.packages_distributions().items()
+        if any(distribution.lower().replace("_", "-") in wanted for distribution in distributions)
+    }
+
+
+@pytest.mark.parametrize("target", ["local", "kind", "minikube"])
+def test_invoke_down_needs_only_what_the_task_runners_have(tmp_path: Path, target: str) -> None:
+    """Else the teardown after a kind run fails, and `invoke down` with it: the cluster stays up."""
+    done = subprocess.run(
+        [sys.executable, "-c", DOWN_WITH_ONLY, ",".join(sorted(task_runner_modules())), target],
+        cwd=REPO, capture_output=True, text=True, timeout=60,
+        # No kind or minikube on PATH (nothing of anyone's is deleted) and a state root of its own.
+        env={**os.environ, "PATH": str(tmp_path), "PIPELINE_LOCAL_STATE_DIR": str(tmp_path / "state")},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout == "[]\n"
 
 
 def test_the_target_flag_wins_over_the_variable_and_the_variable_over_the_configuration() -> None:
