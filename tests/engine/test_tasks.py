@@ -124,19 +124,19 @@ def test_a_configured_yes_or_no_that_is_neither_is_refused(tmp_path: Path) -> No
     assert not (tmp_path / "artifacts").exists()
 
 
-#: `invoke down` (and the runner's end-of-run teardown) with only the given packages importable.
+#: The tasks, then `invoke down` (the runner's end-of-run teardown), with only these packages to import.
 DOWN_WITH_ONLY = """\
 import importlib.abc, sys
 allowed = set(sys.argv[1].split(","))
 class OnlyThese(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path, target=None):
         top = name.partition(".")[0]
-        if top in sys.stdlib_module_names or top in allowed or top == "pipeline":
+        if top in sys.stdlib_module_names or top in allowed or top in ("pipeline", "tasks"):
             return None
         raise ModuleNotFoundError(f"No module named {top!r} where invoke runs", name=top)
 sys.meta_path.insert(0, OnlyThese())
-from pipeline.targets import get_target
-print(get_target(sys.argv[2]).down_all())
+import tasks
+print(tasks.get_target(sys.argv[2]).down_all())
 """
 
 
