@@ -124,7 +124,8 @@ def test_a_configured_yes_or_no_that_is_neither_is_refused(tmp_path: Path) -> No
     assert not (tmp_path / "artifacts").exists()
 
 
-#: The tasks, then `invoke down` (the runner's end-of-run teardown), with only these packages to import.
+#: What runs outside nox with only these packages to import: the tasks, the workflow's own steps
+#: (`python -m pipeline.record`, `python -m pipeline.scrub`), then `invoke down` (the runner's teardown).
 DOWN_WITH_ONLY = """\
 import importlib.abc, sys
 allowed = set(sys.argv[1].split(","))
@@ -135,7 +136,7 @@ class OnlyThese(importlib.abc.MetaPathFinder):
             return None
         raise ModuleNotFoundError(f"No module named {top!r} where invoke runs", name=top)
 sys.meta_path.insert(0, OnlyThese())
-import tasks
+import pipeline.record, pipeline.scrub, tasks
 print(tasks.get_target(sys.argv[2]).down_all())
 """
 
@@ -157,7 +158,7 @@ def task_runner_modules() -> set[str]:
 
 
 @pytest.mark.parametrize("target", ["local", "kind", "minikube"])
-def test_invoke_down_needs_only_what_the_task_runners_have(tmp_path: Path, target: str) -> None:
+def test_what_runs_outside_nox_needs_only_what_the_task_runners_have(tmp_path: Path, target: str) -> None:
     """Else the teardown after a kind run fails, and `invoke down` with it: the cluster stays up."""
     done = subprocess.run(
         [sys.executable, "-c", DOWN_WITH_ONLY, ",".join(sorted(task_runner_modules())), target],
