@@ -374,6 +374,7 @@ time.sleep(600)
 """
 
 
+@pytest.mark.slow
 def test_an_environment_a_running_job_holds_is_neither_replaced_nor_stopped(
     small_target: LocalTarget, context: RunContext, tmp_path: Path
 ) -> None:
