@@ -111,6 +111,14 @@ def test_a_bad_max_parallel_is_refused_before_anything_runs(
     assert not (tmp_path / "artifacts").exists()
 
 
+def test_an_artifacts_dir_that_cannot_be_a_folder_is_refused_in_one_line(tmp_path: Path) -> None:
+    taken = tmp_path / "a-file"
+    taken.write_text("not a folder\n")
+    done = invoke("pipeline", "--only", "report", "--artifacts-dir", str(taken))
+    assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert f"cannot keep the artifacts in {taken}: File exists" in done.stderr
+
+
 def test_a_configured_no_in_words_is_no(tmp_path: Path) -> None:
     """invoke's own cast takes every value but "0" and "" for true: PARALLEL=false ran in parallel."""
     done = dry_run_report(tmp_path, INVOKE_PIPELINE_PARALLEL="false", INVOKE_PIPELINE_KEEP="no")
