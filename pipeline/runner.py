@@ -200,8 +200,11 @@ class Runner:
         The lock is the kernel's, on the folder itself, so it ends with the process however it ends
         and leaves no file behind; jobs do not inherit it.
         """
-        self.artifacts_dir.mkdir(parents=True, exist_ok=True)
-        folder = os.open(self.artifacts_dir, os.O_RDONLY)
+        try:
+            self.artifacts_dir.mkdir(parents=True, exist_ok=True)
+            folder = os.open(self.artifacts_dir, os.O_RDONLY)
+        except OSError as error:
+            raise SystemExit(f"cannot keep the artifacts in {self.artifacts_dir}: {error.strerror}") from None
         try:
             try:
                 fcntl.flock(folder, fcntl.LOCK_EX | fcntl.LOCK_NB)
