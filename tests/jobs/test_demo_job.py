@@ -61,16 +61,21 @@ def test_demo_passes_when_every_drift_is_detected_and_healed(artifacts: Path) ->
     assert outputs["passed"] == "true" and outputs["drifts"] == "3"
 
 
-def test_demo_fails_when_healing_is_disabled(artifacts: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_demo_fails_when_healing_is_disabled(
+    artifacts: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("PIPELINE_RECONCILER_HEAL", "0")
     assert demo.main(["--heal-timeout", "3"]) == 1
+    said = capsys.readouterr().out
+    assert "None" not in said and "ControllerStatus(" not in said, "a verdict reads as words, not reprs"
+    assert "not healed" in said
 
     timeline = _timeline(artifacts)
     assert not timeline["passed"]
     first = timeline["drifts"][0]
     assert first["detected_at"] is not None, "the reconciler still reports drift without healing it"
     assert first["healed_at"] is None and not first["passed"]
-    assert "not healed" in first["error"]
+    assert "not healed" in first["error"] and "ControllerStatus(" not in first["error"]
     assert not timeline["verification"]["passed"]
     assert (artifacts / "demo-artifacts" / "events.jsonl").exists(), "a failed demo keeps its artifacts"
 
