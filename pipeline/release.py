@@ -34,6 +34,9 @@ class ControllerStatus:
     def converged(self) -> bool:
         return self.sync == "Synced" and self.health == "Healthy"
 
+    def __str__(self) -> str:
+        return f"{self.sync}, {self.health}"
+
 
 @dataclass(frozen=True)
 class Drift:
