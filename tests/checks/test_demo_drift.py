@@ -81,6 +81,27 @@ def test_detection_and_healing_are_timed_from_the_drift() -> None:
     assert 0 <= timeline["time_to_detect_seconds"] < timeline["time_to_heal_seconds"] < 1
 
 
+class HealsJustTooLate(FakeController):
+    """A fake controller that reports the drift until the driver has stopped waiting for the heal."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0  # of the live state: before the drift, just after it, once the wait is over
+
+    def status(self) -> ControllerStatus:
+        return ControllerStatus("OutOfSync", "Healthy") if self.reads in (1, 2) else SYNCED
+
+    def observed(self) -> Observation:
+        self.reads += 1
+        raise RuntimeError("nothing to observe")
+
+
+def test_a_heal_that_comes_too_late_is_reported_with_the_status_seen_while_waiting() -> None:
+    result = run_drift(HealsJustTooLate(), Drift("late", "healed too late", lambda: None), Clock(), 0.3)
+    assert not result.passed
+    assert result.error == "detected but not healed within 0.3 s (still OutOfSync, Healthy)"
+
+
 def test_the_live_replicas_and_the_checked_setting_are_recorded_before_during_and_after() -> None:
     env = FakeController(
         [SYNCED, ControllerStatus("OutOfSync", "Progressing")],
