@@ -141,11 +141,13 @@ def run_drift(
     # At once: a controller may heal in the very observation that detects the drift.
     result.during = _observed(env)
     deadline = time.monotonic() + heal_timeout
+    seen: ControllerStatus | None = None
     while time.monotonic() < deadline:
         status = _status(env)
+        seen = status or seen
         if status is not None and result.detected_at is None and not status.converged:
             result.detected_at = clock.now()
-            clock.say(f"{drift.name}: detected ({status.sync}, {status.health})")
+            clock.say(f"{drift.name}: detected ({status})")
         elif status is not None and result.detected_at is not None and status.converged:
             result.healed_at = clock.now()
             result.after = _observed(env)
@@ -156,7 +158,7 @@ def run_drift(
     result.error = (
         f"not detected within {heal_timeout:g} s"
         if result.detected_at is None
-        else f"detected but not healed within {heal_timeout:g} s (last status {_status(env)})"
+        else f"detected but not healed within {heal_timeout:g} s (still {seen})"
     )
     clock.say(f"{drift.name}: FAILED, {result.error}")
     return result
