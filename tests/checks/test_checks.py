@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pipeline.checks import metrics, tally
+from pipeline.checks import load, metrics, tally
 from pipeline.checks.api import run_api_suite
 from pipeline.checks.load import (
     CSV_PREFIX,
@@ -168,6 +168,27 @@ def test_the_drawn_request_rate_is_what_was_sent_each_second(tmp_path: Path) -> 
     history = read_history(tmp_path)
     assert [point["t"] for point in history] == [0, 1, 2, 3, 5]
     assert [point["rps"] for point in history] == [0.0, 200.0, 200.0, 200.0, 200.0]
+
+
+class EndsAfterOneWait:
+    """A fake Locust process, named as such: still running at the first progress tick, then done."""
+
+    def __init__(self) -> None:
+        self.waits = 0
+
+    def wait(self, timeout: float) -> int:
+        self.waits += 1
+        if self.waits == 1:
+            raise subprocess.TimeoutExpired("locust", timeout)
+        return 0
+
+
+def test_load_progress_before_the_first_answer_says_so_instead_of_none(tmp_path: Path) -> None:
+    header, before_any_answer = LOCUST_HISTORY.splitlines()[:2]
+    (tmp_path / f"{CSV_PREFIX}_stats_history.csv").write_text(f"{header}\n{before_any_answer}\n")
+    said: list[str] = []
+    assert load._wait_with_progress(EndsAfterOneWait(), 60, tmp_path, SHORT_LOAD, said.append) == 0  # type: ignore[arg-type]
+    assert said == [f"load: 0/{SHORT_LOAD.duration_seconds} s, 0 req/s, no answer yet"]
 
 
 @pytest.mark.slow
