@@ -157,10 +157,13 @@ def _wait_with_progress(
             history = read_history(out_dir)
             if history:
                 last = history[-1]
-                progress(
-                    f"load: {last['t']:.0f}/{settings.duration_seconds} s, {last['rps']:.0f} req/s, "
-                    f"p50 {last['p50_ms']} ms, p95 {last['p95_ms']} ms"
+                latency = (
+                    "no answer yet"
+                    if last["p50_ms"] is None
+                    else f"p50 {last['p50_ms']:g} ms, p95 {last['p95_ms']:g} ms"
                 )
+                elapsed = f"{last['t']:.0f}/{settings.duration_seconds} s"
+                progress(f"load: {elapsed}, {last['rps']:.0f} req/s, {latency}")
     return None
 
 
