@@ -159,7 +159,8 @@ class LocalTarget:
         for state in sorted(self.state_root.glob(f"*/{layout.STATE}")):
             holder = _holder(read_json(state) or {})
             if holder is not None:
-                print(f"local/{state.parent.name}: left up, in use by a job that still runs (pid {holder})")
+                name = state.parent.name
+                print(f"local/{name}: left up, in use by a job that still runs (pid {holder})", flush=True)
             elif stop_environment(state.parent):
                 stopped.append(state.parent.name)
         return stopped
