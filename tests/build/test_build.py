@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -89,6 +90,25 @@ def require_base_image() -> str:
     """BASE_IMAGE as .ci/run exports it; skip on a developer's machine without it, fail in CI."""
     require_program("docker", probe=["docker", "info"])
     return require_env("BASE_IMAGE", "run: export BASE_IMAGE=$(scripts/make-base-image.sh)")
+
+
+@pytest.mark.parametrize("no", ["0", "false", "no"])
+def test_make_base_image_keeps_an_existing_image_unless_force_says_yes(no: str) -> None:
+    """FORCE=0 is no: it must not spend a minute remaking the image (only FORCE=1 remakes it)."""
+    base = require_base_image()
+    script = subprocess.Popen(
+        [str(REPO / "scripts/make-base-image.sh")],
+        env={**os.environ, "BASE_IMAGE_REF": base, "FORCE": no},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        out, err = script.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(script.pid, signal.SIGTERM)  # the script's exit trap unmounts and removes its tree
+        script.communicate(timeout=60)
+        pytest.fail(f"FORCE={no} remade the image instead of keeping it")
+    assert script.returncode == 0 and out == f"{base}\n", err[-2000:]
+    assert "already exists; not remaking it" in err
 
 
 @pytest.fixture(scope="session")
