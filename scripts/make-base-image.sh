@@ -11,7 +11,7 @@
 #          a PATH, a UTF-8 locale and `python3` as the default command. The result is about 120 MB,
 #          close to the official python:3.11-slim that users get by default.
 # Prints:  ONLY the image reference on stdout (progress goes to stderr), so callers can capture it.
-# Idempotent: when the image already exists it is not made again (FORCE=1 remakes it).
+# Idempotent: when the image already exists it is not made again (FORCE=1, true, yes or on remakes it).
 #
 # Settings (environment): BASE_IMAGE_REF (default python-base:3.11-bookworm-minbase),
 #   DEBIAN_SUITE (bookworm), DEBIAN_MIRROR (http://deb.debian.org/debian), FORCE (unset).
@@ -27,7 +27,13 @@ die() { log "error: $*"; exit 1; }
 command -v docker >/dev/null || die "docker not found on PATH; install docker.io and start dockerd"
 docker info >/dev/null 2>&1 || die "no Docker engine reachable (is dockerd running? DOCKER_HOST=${DOCKER_HOST:-unset})"
 
-if [[ -z ${FORCE:-} ]] && docker image inspect "$ref" >/dev/null 2>&1; then
+force=${FORCE:-}
+case ${force,,} in
+  "" | 0 | false | no | off) force= ;;
+  1 | true | yes | on) ;;
+  *) die "FORCE=$force is neither yes (1, true, yes, on) nor no (0, false, no, off)" ;;
+esac
+if [[ -z $force ]] && docker image inspect "$ref" >/dev/null 2>&1; then
   log "$ref already exists; not remaking it (FORCE=1 remakes it)"
   echo "$ref"
   exit 0
@@ -38,7 +44,11 @@ command -v debootstrap >/dev/null || die "debootstrap not found on PATH; apt-get
 
 # /var/tmp rather than /tmp: the rootfs needs a filesystem without noexec/nodev.
 rootfs=$(mktemp -d /var/tmp/make-base-image.XXXXXX)
-trap 'rm -rf "$rootfs"' EXIT
+# debootstrap mounts proc inside the tree: unmount it before removing, and never cross a mount.
+# A signal becomes an exit, so the clean-up runs on Ctrl-C or a timeout's SIGTERM too.
+trap 'umount "$rootfs/proc" 2>/dev/null || true; rm -rf --one-file-system "$rootfs"' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 log "debootstrap $suite (minbase + python3, python3-venv) from $mirror; this takes a few minutes"
 debootstrap --variant=minbase --include=python3,python3-venv "$suite" "$rootfs" "$mirror" \
