@@ -251,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
-        settings.flag(registry.PUSH_VARIABLE)  # read only after the build: a bad value stops it now
+        settings.flag(registry.PUSH_VARIABLE)  # read again at the push; a bad value is refused up front
     except ValueError as error:
         parser.error(str(error))
     logging.basicConfig(
