@@ -744,3 +744,16 @@ def test_a_log_is_masked_before_its_tail_is_cut(artifacts: Path) -> None:
     html, markdown = report_of(artifacts)
     assert "secret-line" not in html + markdown
     assert "done" in markdown
+
+
+def test_enormous_log_lines_leave_the_markdown_whole(artifacts: Path) -> None:
+    record = json.loads((artifacts / "pipeline-run.json").read_text())
+    for job in ("test", "demo"):
+        record["jobs"][job].update(status="failure", exit_code=1, log=f"logs/{job}.log")
+        write(artifacts, f"logs/{job}.log", "".join(f"{job} {'x' * 4000} end {i}\n" for i in range(25)))
+    write(artifacts, "pipeline-run.json", record)
+    _, markdown = report_of(artifacts)
+    assert markdown.count("\n```") % 2 == 0, "every code block is closed"
+    assert markdown.count("<details>") == markdown.count("</details>") == 2
+    assert "### Drift demo" in markdown and "Made " in markdown
+    assert max(len(line) for line in markdown.splitlines()) < 1000

@@ -25,6 +25,8 @@ REPOSITORY = "octo-org/ml-gitops-pipeline"
 PR = 42
 #: GitHub Enterprise serves the API under /api/v3: the client must keep GITHUB_API_URL's path.
 API_PREFIX = "/api/v3"
+#: GitHub refuses a longer comment body with 422 "Body is too long (maximum is 65536 characters)".
+GITHUB_MAX_COMMENT = 65536
 
 
 class FakeGitHub(ThreadingHTTPServer):
@@ -92,8 +94,14 @@ class _Handler(BaseHTTPRequestHandler):
         comments = self.server.comments.get(int(match[1]), [])
         self._reply(200, comments[(page - 1) * per_page : page * per_page])
 
-    def _body(self) -> dict:
-        return json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+    def _body(self) -> dict | None:
+        """The request's JSON, or None after a 422 for a body GitHub would not take."""
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        if len(body["body"]) > GITHUB_MAX_COMMENT:
+            message = f"Body is too long (maximum is {GITHUB_MAX_COMMENT} characters)"
+            self._reply(422, {"message": "Validation Failed", "errors": [{"message": message}]})
+            return None
+        return body
 
     def do_POST(self) -> None:
         path, _ = self._route()
@@ -104,8 +112,9 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         if self.server.forbid_writes:
             return self._reply(403, {"message": "Resource not accessible by integration"})
-        comment = self.server.add_comment(int(match[1]), self._body()["body"], user="github-actions[bot]")
-        self._reply(201, comment)
+        if (body := self._body()) is not None:
+            comment = self.server.add_comment(int(match[1]), body["body"], user="github-actions[bot]")
+            self._reply(201, comment)
 
     def do_PATCH(self) -> None:
         path, _ = self._route()
@@ -115,8 +124,9 @@ class _Handler(BaseHTTPRequestHandler):
             return self._reply(404, {"message": "Not Found"})
         if not self._authorized():
             return None
-        found[0]["body"] = self._body()["body"]
-        self._reply(200, found[0])
+        if (body := self._body()) is not None:
+            found[0]["body"] = body["body"]
+            self._reply(200, found[0])
 
 
 @pytest.fixture
@@ -284,3 +294,32 @@ def test_a_marker_posted_by_someone_else_is_never_edited(fake_github: FakeGitHub
     assert [method for method, _, _ in fake_github.requests] == ["GET", "POST"]
     again, edited = github.upsert_comment(api_environ(fake_github), PR, "the next report")
     assert (again, edited["id"]) == ("updated", comment["id"])
+
+
+def failing_unit_suite(artifacts: Path, cases: int) -> None:
+    """A unit job whose every test failed with a long message, as when a dependency breaks them all."""
+    message = "AssertionError: " + "the replica answered something else entirely; " * 10
+    rows = "".join(
+        f'<testcase classname="tests.test_api" name="test_case_{index}" time="0.01">'
+        f'<failure message="{message} (case {index})">trace</failure></testcase>'
+        for index in range(cases)
+    )
+    counts = f'tests="{cases}" failures="{cases}" errors="0" skipped="0"'
+    (artifacts / "unit-results").mkdir()
+    (artifacts / "unit-results/junit.xml").write_text(f'<testsuite name="pytest" {counts}>{rows}</testsuite>')
+
+
+def test_a_report_longer_than_a_comment_takes_still_reaches_the_pull_request(
+    artifacts: Path, tmp_path: Path, fake_github: FakeGitHub
+) -> None:
+    failing_unit_suite(artifacts, 400)
+    done = run_report_job(artifacts, **actions_environ(fake_github, tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert f"created the report comment on PR #{PR}" in done.stdout
+    (comment,) = fake_github.comments[PR]
+    assert len(comment["body"]) <= GITHUB_MAX_COMMENT
+    assert "Pipeline report" in comment["body"]
+    assert "### Drift demo" in comment["body"]  # the sections after the long list are all there
+    assert "and 390 more" in comment["body"]
+    report_md = (artifacts / "final-demo-report/report.md").read_text()
+    assert "test_case_0" in report_md
