@@ -56,8 +56,9 @@ COMPARED: tuple[tuple[str, str, str, Callable[[float, float], bool]], ...] = (
     ("Requests", "requests", "", lambda old, new: False),
 )
 
-#: How much of a failed job's log the report quotes.
+#: How much of a failed job's log the report quotes: its last lines, each cut to a screen's width.
 LOG_TAIL_LINES = 25
+LOG_LINE_CHARS = 300
 
 State = Literal["ok", "missing", "broken"]
 #: The run of an artifacts directory without a readable record: nothing about it is known.
@@ -316,7 +317,8 @@ def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
         text = path.read_text(errors="replace")
     except OSError:
         return ""
-    return "\n".join(mask_text(text).rstrip().splitlines()[-lines:])  # mask first: a cut secret hides
+    tail = mask_text(text).rstrip().splitlines()[-lines:]  # mask first: a cut secret hides
+    return "\n".join(line if len(line) <= LOG_LINE_CHARS else line[:LOG_LINE_CHARS] + " …" for line in tail)
 
 
 def job_rows(root: Path, record: Artifact, jobs: Iterable[Job] = JOBS) -> list[JobRow]:

@@ -24,6 +24,9 @@ MARKER = "<!-- ml-gitops-pipeline:report -->"
 BOT_LOGIN = "github-actions[bot]"
 BOT_TYPE = "Bot"
 PAGE_SIZE = 100
+#: GitHub refuses a longer comment body: 422 "Body is too long (maximum is 65536 characters)".
+COMMENT_LIMIT = 65_536
+CUT_NOTE = "\n\n… cut to fit a GitHub comment: the final-demo-report artifact has the whole report.\n"
 
 
 def with_run_link(markdown: str, environ: Mapping[str, str]) -> str:
@@ -84,9 +87,22 @@ def find_comment(environ: Mapping[str, str], number: int) -> dict[str, Any] | No
         page += 1
 
 
+def fit(markdown: str, limit: int = COMMENT_LIMIT) -> str:
+    """`markdown` within `limit` characters: cut after a whole line, an open code block and <details> closed.
+
+    The report bounds its lists and log lines, so only an unforeseen long value ends up here.
+    """
+    if len(markdown) <= limit:
+        return markdown
+    kept = markdown[: limit - len(CUT_NOTE) - 100].rpartition("\n")[0]  # 100: room for the closing tags
+    closing = "\n```" * (sum(line.startswith("```") for line in kept.splitlines()) % 2)
+    closing += "\n</details>" * (kept.count("<details>") - kept.count("</details>"))
+    return kept + closing + CUT_NOTE
+
+
 def upsert_comment(environ: Mapping[str, str], number: int, markdown: str) -> tuple[str, dict[str, Any]]:
     """Create the report comment, or edit ours in place; returns ("created"|"updated", comment)."""
-    body = {"body": f"{MARKER}\n{mask_text(markdown)}"}  # the last check before it leaves the run
+    body = {"body": fit(f"{MARKER}\n{mask_text(markdown)}")}  # the last check before it leaves the run
     repository = environ["GITHUB_REPOSITORY"]
     existing = find_comment(environ, number)
     if existing is None:

@@ -24,7 +24,8 @@ from pipeline.report.collect import Report
 from pipeline.scrub import mask_text
 from pipeline.status import look
 
-MARKDOWN_LIMIT = 60_000  # a GitHub comment holds 65,536 characters
+#: How many failed tests or scan findings the Markdown names in one list; report.html has them all.
+MARKDOWN_LIST_LIMIT = 10
 
 
 def _finalize(value: Any) -> Any:
@@ -153,9 +154,5 @@ def render(report: Report) -> tuple[str, str]:
     drawn, problems = draw_charts(report)
     context = {"report": report, "run": report.run, "charts": drawn, "chart_problems": problems}
     html = environment.get_template("report.html.j2").render(context)
-    markdown = environment.get_template("report.md.j2").render(context)
-    if len(markdown) > MARKDOWN_LIMIT:
-        markdown = (
-            markdown[:MARKDOWN_LIMIT] + "\n\n… (cut to fit a GitHub comment; the HTML report has it all)\n"
-        )
+    markdown = environment.get_template("report.md.j2").render(context, list_limit=MARKDOWN_LIST_LIMIT)
     return html, markdown

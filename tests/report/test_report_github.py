@@ -323,3 +323,15 @@ def test_a_report_longer_than_a_comment_takes_still_reaches_the_pull_request(
     assert "and 390 more" in comment["body"]
     report_md = (artifacts / "final-demo-report/report.md").read_text()
     assert "test_case_0" in report_md
+
+
+def test_a_body_over_the_limit_is_cut_at_a_line_with_its_blocks_closed() -> None:
+    log = "\n".join(f"line {index} " + "x" * 200 for index in range(400))
+    markdown = f"## Pipeline report\n\n<details><summary>log</summary>\n\n```text\n{log}\n```\n</details>\n"
+    body = github.fit(markdown, limit=20_000)
+    assert len(body) <= 20_000
+    assert body.endswith(github.CUT_NOTE)
+    kept = body.removesuffix(github.CUT_NOTE)
+    assert kept.endswith("\n```\n</details>")
+    assert re.search(r"\nline \d+ x{200}\n```", kept), "the cut falls after a whole line"
+    assert github.fit("short", limit=20_000) == "short"
