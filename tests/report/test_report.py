@@ -757,3 +757,35 @@ def test_enormous_log_lines_leave_the_markdown_whole(artifacts: Path) -> None:
     assert markdown.count("<details>") == markdown.count("</details>") == 2
     assert "### Drift demo" in markdown and "Made " in markdown
     assert max(len(line) for line in markdown.splitlines()) < 1000
+
+
+@pytest.mark.parametrize(
+    ("change", "verdict"),
+    [
+        ({"verification": None}, "the demo stopped after 2 drifts, before its final check of Git's state"),
+        (
+            {"verification": {"passed": False, "checks": []}},
+            "every drift healed, but the final check found the live state differs from Git's",
+        ),
+        ({"drifts": []}, "no drift was caused"),
+    ],
+)
+def test_the_demo_verdict_says_why_it_failed(artifacts: Path, change: dict, verdict: str) -> None:
+    timeline = json.loads((artifacts / "demo-artifacts/timeline.json").read_text())
+    assert all(drift["passed"] for drift in timeline["drifts"]) and len(timeline["drifts"]) == 2
+    timeline.update(passed=False, **change)
+    write(artifacts, "demo-artifacts/timeline.json", timeline)
+    html, markdown = report_of(artifacts)
+    assert f"❌ {verdict}" in markdown
+    assert verdict in text_of(html).replace("&#39;", "'")
+    assert "not every drift was healed" not in text_of(html) + markdown
+
+
+def test_a_drift_that_failed_is_counted_in_the_verdict(artifacts: Path) -> None:
+    timeline = json.loads((artifacts / "demo-artifacts/timeline.json").read_text())
+    timeline["drifts"][1].update(passed=False, healed_at=None, time_to_heal_seconds=None)
+    timeline.update(passed=False)
+    write(artifacts, "demo-artifacts/timeline.json", timeline)
+    html, markdown = report_of(artifacts)
+    assert "❌ 1 of 2 drifts not healed" in markdown
+    assert "1 of 2 drifts not healed" in text_of(html)
