@@ -9,7 +9,7 @@ import math
 from datetime import UTC
 from typing import Any
 
-from pipeline.contracts import Drift, SettingValues
+from pipeline.contracts import Drift, SettingValues, Timeline
 from pipeline.timestamps import moment
 
 #: An en dash: what a value that is not there reads as.
@@ -93,3 +93,18 @@ def setting_values(values: SettingValues) -> str:
     return " → ".join(
         NO_VALUE if (seen := getattr(values, moment)) is None else ", ".join(seen) for moment in DRIFT_MOMENTS
     )
+
+
+def demo_verdict(timeline: Timeline) -> str:
+    """The drift demo's outcome in words: what passed, or the first reason it did not."""
+    drifts, verification = timeline.drifts, timeline.verification
+    not_healed = sum(not drift.passed for drift in drifts)
+    if timeline.passed:
+        return "every drift detected and healed"
+    if not drifts:
+        return "no drift was caused"
+    if not_healed:
+        return f"{not_healed} of {len(drifts)} drifts not healed"
+    if verification is None:
+        return f"the demo stopped after {len(drifts)} drifts, before its final check of Git's state"
+    return "every drift healed, but the final check found the live state differs from Git's"

@@ -83,6 +83,7 @@ def make_environment() -> jinja2.Environment:
         short=formats.short,
         replica_counts=formats.replica_counts,
         setting_values=formats.setting_values,
+        demo_verdict=formats.demo_verdict,
         md=_md,
         code=_code,
         html=_html,

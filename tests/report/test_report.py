@@ -762,7 +762,7 @@ def test_enormous_log_lines_leave_the_markdown_whole(artifacts: Path) -> None:
 @pytest.mark.parametrize(
     ("change", "verdict"),
     [
-        ({"verification": None}, "the demo stopped after 2 drifts, before its final check of Git's state"),
+        ({"verification": None}, "the demo stopped after 3 drifts, before its final check of Git's state"),
         (
             {"verification": {"passed": False, "checks": []}},
             "every drift healed, but the final check found the live state differs from Git's",
@@ -772,7 +772,7 @@ def test_enormous_log_lines_leave_the_markdown_whole(artifacts: Path) -> None:
 )
 def test_the_demo_verdict_says_why_it_failed(artifacts: Path, change: dict, verdict: str) -> None:
     timeline = json.loads((artifacts / "demo-artifacts/timeline.json").read_text())
-    assert all(drift["passed"] for drift in timeline["drifts"]) and len(timeline["drifts"]) == 2
+    assert all(drift["passed"] for drift in timeline["drifts"]) and len(timeline["drifts"]) == 3
     timeline.update(passed=False, **change)
     write(artifacts, "demo-artifacts/timeline.json", timeline)
     html, markdown = report_of(artifacts)
@@ -787,5 +787,5 @@ def test_a_drift_that_failed_is_counted_in_the_verdict(artifacts: Path) -> None:
     timeline.update(passed=False)
     write(artifacts, "demo-artifacts/timeline.json", timeline)
     html, markdown = report_of(artifacts)
-    assert "❌ 1 of 2 drifts not healed" in markdown
-    assert "1 of 2 drifts not healed" in text_of(html)
+    assert "❌ 1 of 3 drifts not healed" in markdown
+    assert "1 of 3 drifts not healed" in text_of(html)
