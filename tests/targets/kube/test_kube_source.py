@@ -84,7 +84,9 @@ def test_bare_repository_clones_over_dumb_http(checkout: Path, tmp_path: Path) -
 def test_origin_must_be_pushed(checkout: Path) -> None:
     remote = checkout.parent / "remote.git"
     subprocess.run(["git", "init", "--quiet", "--bare", str(remote)], check=True)
-    _git(checkout, "remote", "add", "origin", str(remote))
+    # Argo CD would clone the https URL; `git push` goes to the local bare repository.
+    _git(checkout, "remote", "add", "origin", "https://git.example/o/r.git")
+    _git(checkout, "remote", "set-url", "--push", "origin", str(remote))
     with pytest.raises(SystemExit, match="not pushed to origin"):
         source.origin_source(dry_run=False)
     _src, notes = source.origin_source(dry_run=True)
@@ -93,6 +95,18 @@ def test_origin_must_be_pushed(checkout: Path) -> None:
     pushed, notes = source.origin_source(dry_run=False)
     assert pushed.revision == _git(checkout, "rev-parse", "HEAD")
     assert any("uncommitted changes" in note for note in notes)
+
+
+@pytest.mark.parametrize("form", ["path", "file URL"])
+def test_an_origin_on_this_machine_is_refused_before_any_cluster_step(checkout: Path, form: str) -> None:
+    remote = checkout.parent / "remote.git"
+    subprocess.run(["git", "init", "--quiet", "--bare", str(remote)], check=True)
+    _git(checkout, "remote", "add", "origin", str(remote) if form == "path" else remote.as_uri())
+    _git(checkout, "push", "--quiet", "origin", "main")
+    with pytest.raises(SystemExit, match=r"on this machine.*PIPELINE_GIT_SOURCE=in-cluster"):
+        source.origin_source(dry_run=False)
+    _src, notes = source.origin_source(dry_run=True)
+    assert any("Argo CD inside the cluster cannot read" in note for note in notes)
 
 
 def test_in_cluster_plan_serves_the_snapshot(checkout: Path) -> None:
