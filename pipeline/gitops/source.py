@@ -75,6 +75,14 @@ def origin_source(*, dry_run: bool) -> tuple[GitSource, list[str]]:
             raise SystemExit(message)
         return GitSource("https://git.invalid/no-origin-remote.git", commit), [message]
     url = https_url(git("remote", "get-url", "origin"))
+    if urlsplit(url).scheme in ("", "file"):
+        message = (
+            f"origin ({url}) is on this machine, and Argo CD inside the cluster cannot read it: push to "
+            f"a remote it can reach and set origin to that, or set {GIT_SOURCE_ENV}=in-cluster"
+        )
+        if not dry_run:
+            raise SystemExit(message)
+        notes.append(message)
     if git("status", "--porcelain"):
         notes.append("the working tree has uncommitted changes: Argo CD deploys the commit, not them")
     if not git("branch", "-r", "--contains", commit):
