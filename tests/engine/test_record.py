@@ -110,6 +110,14 @@ def test_without_a_token_the_record_has_statuses_only(tmp_path: Path) -> None:
     assert record["jobs"]["unit"]["started_at"] is None
 
 
+def test_a_cancelled_workflow_is_a_cancelled_run_not_a_failed_one(tmp_path: Path) -> None:
+    needs = {**NEEDS, "deploy": {"result": "success"}, "test": {"result": "cancelled"}}
+    needs["demo"] = {"result": "failure"}
+    record = record_from_github(needs, current_job="report", artifacts_dir=tmp_path, environ={}, timings={})
+    assert record["jobs"]["test"]["status"] == "cancelled"
+    assert record["status"] == "cancelled"
+
+
 def test_cli_writes_pipeline_run_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     passing = {name: {"result": "success", "outputs": {}} for name in NEEDS}
     monkeypatch.setenv("NEEDS_JSON", json.dumps(passing))

@@ -789,3 +789,13 @@ def test_a_drift_that_failed_is_counted_in_the_verdict(artifacts: Path) -> None:
     html, markdown = report_of(artifacts)
     assert "❌ 1 of 3 drifts not healed" in markdown
     assert "1 of 3 drifts not healed" in text_of(html)
+
+
+def test_a_report_made_after_ctrl_c_calls_the_run_cancelled(artifacts: Path) -> None:
+    record = json.loads((artifacts / "pipeline-run.json").read_text())
+    assert record["finished_at"] is None and record["jobs"]["report"]["status"] == "running"
+    record["jobs"]["demo"].update(status="cancelled", exit_code=130)
+    write(artifacts, "pipeline-run.json", record)
+    html, markdown = report_of(artifacts)
+    assert "Pipeline report: cancelled" in markdown
+    assert re.search(r'id="run-status">cancelled<', html)
