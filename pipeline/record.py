@@ -81,14 +81,15 @@ def new_record(
 def run_status(record: Record, *, cancelled: bool = False, counted: Iterable[str] | None = None) -> Status:
     """How the run ended: "cancelled", or "success" only when no job that should have run failed.
 
-    `counted` names the jobs this run was asked to run (all by default): with `--only`, a job
-    outside it keeps its earlier entry but does not decide this run's status.
+    A job is cancelled only when its run is (Ctrl-C, or a cancelled workflow), so one cancelled job
+    makes the run cancelled. `counted` names the jobs this run was asked to run (all by default):
+    with `--only`, a job outside it keeps its earlier entry but does not decide this run's status.
     """
-    if cancelled:
-        return Status.CANCELLED
     names = record["jobs"] if counted is None else counted
-    failed = any(record["jobs"][name]["status"] in FAILED for name in names)
-    return Status.FAILURE if failed else Status.SUCCESS
+    statuses = {record["jobs"][name]["status"] for name in names}
+    if cancelled or Status.CANCELLED in statuses:
+        return Status.CANCELLED
+    return Status.FAILURE if statuses & FAILED else Status.SUCCESS
 
 
 def finish(record: Record, *, cancelled: bool = False, counted: Iterable[str] | None = None) -> None:
