@@ -92,6 +92,12 @@ def test_an_unknown_benchmark_is_refused_before_anything_is_installed(project: P
     assert session.installs == []
 
 
+def test_a_benchmarks_options_are_handed_to_its_script(project: Path) -> None:
+    session = RecordingSession(project / "venv", posargs=("heal", "--runs", "2"))
+    load_noxfile(REPO).bench(session)
+    assert session.runs == [("python", "scripts/bench_heal.py", "--runs", "2")]
+
+
 def test_serve_answers_help_without_training_a_model_first(project: Path) -> None:
     session = RecordingSession(project / "venv", posargs=("--help",))
     load_noxfile(REPO).serve(session)
