@@ -145,9 +145,9 @@ def serve(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
-    """Run a benchmark (not a test): nox -s bench -- service|pipeline|build|heal."""
+    """Run a benchmark (not a test): nox -s bench -- service|pipeline|build|heal [its options]."""
     names = sorted(path.stem.removeprefix("bench_") for path in BENCHMARKS.glob("bench_*.py"))
-    if len(session.posargs) != 1 or session.posargs[0] not in names:
-        session.error(f"Usage: nox -s bench -- {'|'.join(names)}")
+    if not session.posargs or session.posargs[0] not in names:
+        session.error(f"Usage: nox -s bench -- {'|'.join(names)} [the benchmark's options, e.g. --help]")
     _install(session, "bench", service_extras="train")
-    session.run("python", f"scripts/bench_{session.posargs[0]}.py")
+    session.run("python", f"scripts/bench_{session.posargs[0]}.py", *session.posargs[1:])
