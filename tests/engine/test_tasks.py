@@ -30,6 +30,15 @@ def test_pipeline_and_down_are_listed() -> None:
     assert "pipeline" in listed and "down" in listed
 
 
+def test_the_pipeline_tasks_summary_names_every_job_of_the_graph() -> None:
+    from pipeline.graph import JOBS
+
+    summary = invoke("--help", "pipeline").stdout.split("Docstring:", 1)[1].strip().splitlines()[0]
+    assert [name for name in re.findall(r"\w+", summary) if name in {job.name for job in JOBS}] == [
+        job.name for job in JOBS
+    ], summary
+
+
 def test_every_pipeline_flag_is_documented() -> None:
     help_text = invoke("--help", "pipeline").stdout
     for flag in FLAGS:
