@@ -116,7 +116,7 @@ def run_pipeline(
     keep: bool = False,
     dry_run: bool = False,
 ) -> None:
-    """Run the job graph (unit ∥ build → deploy → test ∥ demo → report) with GitHub Actions' semantics."""
+    """Run the job graph (unit ∥ build → deploy ∥ scan → test ∥ demo → report) as GitHub Actions would."""
     config = c.pipeline
     target = chosen_target(target, config.target)
     if demo_mode:
