@@ -1,9 +1,10 @@
-"""PIPELINE_* yes/no variables: every common spelling means what it says, anything else is refused."""
+"""PIPELINE_* variables: any common spelling of yes or no, finite numbers; anything else is refused."""
 
 from __future__ import annotations
 
 import pytest
 
+from pipeline import settings
 from pipeline.build.registry import PUSH_VARIABLE, push_repository
 from pipeline.context import RunContext
 
@@ -43,3 +44,11 @@ def test_a_yes_no_variable_that_is_neither_is_refused_naming_it(
 def test_any_spelling_of_no_stops_the_push(value: str) -> None:
     github = {"GITHUB_ACTIONS": "true", "GITHUB_TOKEN": "t", "GITHUB_REPOSITORY": "Owner/Repo"}
     assert push_repository({**github, PUSH_VARIABLE: value}, "ml-inference") is None
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-Infinity", "1e999"])
+def test_a_number_that_is_not_finite_is_refused_naming_the_variable(value: str) -> None:
+    environ = {"PIPELINE_DEMO_HEAL_TIMEOUT": value}
+    with pytest.raises(ValueError, match=rf"PIPELINE_DEMO_HEAL_TIMEOUT='{value}' is not a finite number"):
+        settings.number("PIPELINE_DEMO_HEAL_TIMEOUT", float, environ)
+    assert settings.number("PIPELINE_DEMO_HEAL_TIMEOUT", float, {"PIPELINE_DEMO_HEAL_TIMEOUT": "2.5"}) == 2.5
