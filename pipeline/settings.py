@@ -9,6 +9,7 @@ any more.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Mapping
 from typing import TypeVar
@@ -82,13 +83,16 @@ def get(name: str, environ: Mapping[str, str] = os.environ) -> str:
 
 
 def number(name: str, kind: Callable[[str], Number], environ: Mapping[str, str] = os.environ) -> Number:
-    """The variable read as an int or a float; a value that is neither raises a ValueError naming it."""
+    """The variable read as an int or a finite float; anything else raises a ValueError naming it."""
     value = get(name, environ)
     try:
-        return kind(value)
+        number = kind(value)
+        what = "a finite number"  # int() never makes nan or infinity
     except ValueError:
-        what = "a whole number" if kind is int else "a number"
-        raise ValueError(f"{name}={value!r} is not {what} (default: {DEFAULTS[name]})") from None
+        number, what = math.nan, "a whole number" if kind is int else "a number"
+    if not math.isfinite(number):
+        raise ValueError(f"{name}={value!r} is not {what} (default: {DEFAULTS[name]})")
+    return number
 
 
 YES = ("1", "true", "yes", "on")
