@@ -78,3 +78,32 @@ def test_a_bad_setting_is_refused_in_one_line_that_names_it(
     assert "Traceback" not in done.stderr
     assert named in done.stderr.strip().splitlines()[-1]
     assert not (tmp_path / "artifacts").exists()  # refused before anything ran
+
+
+@pytest.mark.parametrize(
+    ("job", "flags", "named"),
+    [
+        (
+            "demo",
+            ["--heal-timeout", "inf"],
+            "(or PIPELINE_DEMO_HEAL_TIMEOUT) must be a finite",
+        ),
+        ("demo", ["--load-rate", "nan"], "--load-rate (or PIPELINE_DEMO_LOAD_RATE) must be a finite"),
+        ("test", ["--spawn-rate", "nan"], "spawn_rate=nan"),
+        ("test", ["--user-rps", "inf"], "user_rps must be a finite number"),
+    ],
+)
+def test_a_flag_that_is_not_a_finite_number_is_refused(
+    job: str, flags: list[str], named: str, tmp_path: Path
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", f"pipeline.jobs.{job}", *flags],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PIPELINE_ARTIFACTS_DIR": str(tmp_path / "artifacts")},
+    )
+    assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]
+    assert named in done.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "artifacts").exists()
