@@ -59,11 +59,12 @@ class LoadSettings:
 
     def __post_init__(self) -> None:
         positive = ("users", "spawn_rate", "duration_seconds", "max_requests")
-        wrong = [f"{name}={getattr(self, name)}" for name in positive if getattr(self, name) <= 0]
+        values = {name: getattr(self, name) for name in positive}
+        wrong = [f"{name}={value}" for name, value in values.items() if not 0 < value < math.inf]
         if wrong:
-            raise ValueError(f"the load settings must be above 0: {', '.join(wrong)}")
-        if self.user_rps < 0:
-            raise ValueError(f"user_rps must be >= 0 (0: no pacing), got {self.user_rps}")
+            raise ValueError(f"the load settings must be above 0 and finite: {', '.join(wrong)}")
+        if not 0 <= self.user_rps < math.inf:
+            raise ValueError(f"user_rps must be >= 0 and finite (0: no pacing), got {self.user_rps}")
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ environment's save_state gives (reconciler history, events). The report draws th
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -47,9 +48,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     args = parser.parse_args(argv)
     for flag, value in (("--heal-timeout", args.heal_timeout), ("--load-rate", args.load_rate)):
-        if value <= 0:
+        if not 0 < value < math.inf:
             variable = "PIPELINE_DEMO_" + flag[2:].replace("-", "_").upper()
-            parser.error(f"{flag} (or {variable}) must be above 0, got {value:g}")
+            parser.error(f"{flag} (or {variable}) must be above 0 and finite, got {value:g}")
     return args
 
 

@@ -86,11 +86,11 @@ def test_a_bad_setting_is_refused_in_one_line_that_names_it(
         (
             "demo",
             ["--heal-timeout", "inf"],
-            "(or PIPELINE_DEMO_HEAL_TIMEOUT) must be a finite",
+            "(or PIPELINE_DEMO_HEAL_TIMEOUT) must be above 0 and finite",
         ),
-        ("demo", ["--load-rate", "nan"], "--load-rate (or PIPELINE_DEMO_LOAD_RATE) must be a finite"),
+        ("demo", ["--load-rate", "nan"], "(or PIPELINE_DEMO_LOAD_RATE) must be above 0 and finite"),
         ("test", ["--spawn-rate", "nan"], "spawn_rate=nan"),
-        ("test", ["--user-rps", "inf"], "user_rps must be a finite number"),
+        ("test", ["--user-rps", "inf"], "user_rps must be >= 0 and finite"),
     ],
 )
 def test_a_flag_that_is_not_a_finite_number_is_refused(
