@@ -87,10 +87,10 @@ def number(name: str, kind: Callable[[str], Number], environ: Mapping[str, str] 
     value = get(name, environ)
     try:
         number = kind(value)
-        what = "a finite number"  # int() never makes nan or infinity
+        what = "" if math.isfinite(number) else "a finite number"  # int() never makes nan or infinity
     except ValueError:
-        number, what = math.nan, "a whole number" if kind is int else "a number"
-    if not math.isfinite(number):
+        what = "a whole number" if kind is int else "a number"
+    if what:
         raise ValueError(f"{name}={value!r} is not {what} (default: {DEFAULTS[name]})")
     return number
 
