@@ -26,8 +26,8 @@ from pipeline.graph import JOBS
 from pipeline.progress import Progress
 from pipeline.runner import Runner, RunOptions
 
-#: Seconds each job sleeps: unit ∥ build → deploy → test ∥ demo → report.
-SLEEPS = {"unit": 3.0, "build": 3.0, "deploy": 2.0, "test": 4.0, "demo": 4.0, "report": 1.0}
+#: Seconds each job sleeps: unit ∥ build → deploy ∥ scan → test ∥ demo → report.
+SLEEPS = {"unit": 3.0, "build": 3.0, "deploy": 2.0, "scan": 1.0, "test": 4.0, "demo": 4.0, "report": 1.0}
 GRAPH = JOBS
 
 NOXFILE = """\
@@ -66,8 +66,10 @@ def timed_run(project: Path, *, parallel: bool) -> tuple[float, dict[str, float]
     started = time.monotonic()
     record = runner.run()
     wall = time.monotonic() - started
-    if record["status"] != "success":
-        raise SystemExit(f"benchmark run failed: see {options.artifacts_dir}/logs")
+    if record["status"] != "success":  # the logs go with the temporary folder: show their ends now
+        logs = [options.artifacts_dir / entry["log"] for entry in record["jobs"].values() if entry["log"]]
+        ends = "".join(f"\n--- {log.name}\n{log.read_text()[-800:]}" for log in logs if log.is_file())
+        raise SystemExit(f"benchmark run failed ({record['status']}):{ends}")
     return wall, {name: entry["duration_seconds"] for name, entry in record["jobs"].items()}
 
 
@@ -75,6 +77,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every job's sleep (default 1)")
     scale = parser.parse_args().scale
+    if missing := [job.name for job in GRAPH if job.name not in SLEEPS]:
+        raise SystemExit(f"give every job of the graph a sleep in SLEEPS: {', '.join(missing)} has none")
     sleeps = {name: seconds * scale for name, seconds in SLEEPS.items()}
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as directory:
         project = Path(directory)
@@ -84,7 +88,7 @@ def main() -> None:
     measured_path = critical_path(parallel_jobs)
     nominal_path = critical_path(sleeps)
     overhead = (sequential_wall - sum(sequential_jobs.values())) / len(GRAPH)
-    shape = "{unit} ∥ {build} → {deploy} → {test} ∥ {demo} → {report}".format(
+    shape = "{unit} ∥ {build} → {deploy} ∥ {scan} → {test} ∥ {demo} → {report}".format(
         **{name: f"{name} {seconds:g} s" for name, seconds in sleeps.items()}
     )
     rows = [
