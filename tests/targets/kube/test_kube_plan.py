@@ -170,7 +170,14 @@ def test_real_run_executes_exactly_the_printed_plan(built: Path, monkeypatch: py
     monkeypatch.setattr(Query, "holds", lambda self: False)
     monkeypatch.setattr("pipeline.targets.kube.plan.run_process", fake_run)
     joined: list[tuple[str, str, bool]] = []
-    monkeypatch.setattr(kube, "wait_for_application", lambda context, name, **kw: waited.append(name) or "ok")
+    pods_watched: dict[str, str | None] = {}  # each Application's namespace whose stuck pods fail it at once
+
+    def fake_wait(context: str, name: str, **kw: Any) -> str:
+        waited.append(name)
+        pods_watched[name] = kw.get("namespace")
+        return "ok"
+
+    monkeypatch.setattr(kube, "wait_for_application", fake_wait)
     monkeypatch.setattr(kube, "custom_objects", lambda context: context)
     monkeypatch.setattr(
         kube,
@@ -185,6 +192,7 @@ def test_real_run_executes_exactly_the_printed_plan(built: Path, monkeypatch: py
     setup_and_drifts = [line for line in printed if "port-forward" not in line and "docker port" not in line]
     assert [re.sub(r"'", "", c) for c in executed] == [re.sub(r"'", "", c) for c in setup_and_drifts]
     assert waited == ["observability", "ml-inference-demo"]
+    assert pods_watched == {"observability": "monitoring", "ml-inference-demo": "ml-inference-demo"}
     assert joined == [("kind-ml-gitops", "environments/demo", True)]
     assert [d.name for d in environment.drifts()] == ["replica-count", "config-drift", "service-deleted"]
 
