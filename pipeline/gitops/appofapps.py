@@ -57,6 +57,11 @@ def _from_git(relative: str) -> Manifest:
     return yaml.safe_load((ARGOCD / relative).read_text())
 
 
+def observability_namespace() -> str:
+    """Where Git puts the observability stack (Prometheus, Grafana): its Application's destination."""
+    return _from_git("apps/observability-application.yaml")["spec"]["destination"]["namespace"]
+
+
 def json_patch(target: dict[str, str], operations: Sequence[Mapping[str, object]]) -> Manifest:
     """A kustomize patch of `target`: JSON patch `operations`, inline as YAML."""
     return {"target": target, "patch": yaml.safe_dump(operations, sort_keys=False)}

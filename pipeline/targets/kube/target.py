@@ -226,7 +226,9 @@ def plan_environment(tool: str, env_name: str, release: Release, *, planning: bo
         ),
         # The shared observability child, not the root: the root is Healthy only when every
         # environment is, and another job's (a demo mid-drift) must not hold this one up.
-        _wait(cluster, appofapps.OBSERVABILITY_APPLICATION, source.revision),
+        _wait(
+            cluster, appofapps.OBSERVABILITY_APPLICATION, source.revision, appofapps.observability_namespace()
+        ),
         Call(
             f"add {component} to Application {ARGOCD_NAMESPACE}/{appofapps.ROOT_APPLICATION} "
             "spec.source.kustomize.components (kubernetes client: read, then replace at that "
