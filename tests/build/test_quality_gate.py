@@ -7,6 +7,7 @@ another plants a better previous model in the build's folder.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -19,7 +20,10 @@ import pytest
 
 from pipeline.build import BuildError, quality
 from pipeline.build.training import CARD_FILE
+from pipeline.graph import JOBS_BY_NAME
 from pipeline.jobs import build as build_job
+from pipeline.progress import Progress
+from pipeline.runner import Runner, RunOptions
 
 REPO = Path(__file__).resolve().parents[2]
 DEAD_ENGINE = "unix:///nonexistent/docker.sock"
@@ -160,3 +164,26 @@ def test_a_rebuild_of_the_same_model_passes_against_itself(tmp_path: Path) -> No
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     gate = json.loads((tmp_path / "build-output" / RECORD).read_text())["quality_gate"]
     assert gate["verdict"] == "passed" and gate["previous"]["test_accuracy"] == gate["test_accuracy"]
+
+
+@pytest.mark.slow
+def test_a_pipeline_run_gates_its_model_against_the_last_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """invoke pipeline empties the build's folder before the build runs: the baseline must outlive that."""
+    artifacts = tmp_path / "artifacts"
+    plant_previous(artifacts / "build-output", 1.0, "0.1.0+better")
+    (artifacts / "pipeline-run.json").write_text(json.dumps({"run_id": "the-last-run", "jobs": {}}))
+    monkeypatch.setenv("DOCKER_HOST", DEAD_ENGINE)
+    runner = Runner(
+        RunOptions(artifacts_dir=artifacts),
+        jobs=(JOBS_BY_NAME["build"],),
+        cwd=REPO,
+        progress=Progress(io.StringIO()),
+    )
+    record = runner.run()
+    log = (artifacts / "logs/build.log").read_text()
+    assert record["jobs"]["build"]["status"] == "failure", log[-3000:]
+    gate = json.loads((artifacts / "build-output" / RECORD).read_text())["quality_gate"]
+    assert gate["verdict"] == "failed"
+    assert gate["previous"]["version"] == "0.1.0+better" and gate["previous"]["test_accuracy"] == 1.0
