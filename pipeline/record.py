@@ -36,8 +36,14 @@ from pipeline.timestamps import elapsed, utc_now
 
 RECORD_FILE = "pipeline-run.json"
 PREVIOUS_DIR = "previous"
-#: Files of the last run the report compares against (load figures), kept before a fresh run.
-KEPT_FROM_PREVIOUS_RUN = (RECORD_FILE, "test-results/load-summary.json")
+#: Files of the last run, kept before a fresh run empties the jobs' folders: what the report compares
+#: against (load figures), and the build's record and model card, the model quality gate's baseline.
+KEPT_FROM_PREVIOUS_RUN = (
+    RECORD_FILE,
+    "test-results/load-summary.json",
+    "build-output/build-record.json",
+    "build-output/model/model-card.json",
+)
 
 Record = dict[str, Any]
 

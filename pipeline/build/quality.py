@@ -7,11 +7,11 @@ is built.
 
 Where the previous model comes from: the build's own folder as the last build in this artifacts
 directory left it, read before this build overwrites it (build-output/model/model-card.json, and
-build-record.json's `quality_gate`). A model that failed the gate is never a baseline: a failed
-build's record carries its own baseline forward, so retrying a bad model compares it with the last
-good one. `previous/` is not the source: the runner keeps only the run record and the load summary
-there, and in GitHub Actions only the report job fills it, after the build has run. A GitHub build
-starts on a fresh runner, so it has no previous model and only the floor applies there.
+build-record.json's `quality_gate`); when `invoke pipeline` has emptied that folder, the copies it
+kept in `previous/build-output/` at the start of the run. A model that failed the gate is never a
+baseline: a failed build's record carries its own baseline forward, so retrying a bad model compares
+it with the last good one. A GitHub build starts on a fresh runner, where only the report job fills
+`previous/`, after the build: it has no previous model and only the floor applies there.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from typing import Any
 from pipeline.artifacts import read_json
 from pipeline.build import BuildError
 from pipeline.build.training import CARD_FILE
+from pipeline.record import PREVIOUS_DIR
 
 CONFIG_FILE = Path(__file__).with_name("quality-gate.toml")
 RECORD_KEY = "quality_gate"
@@ -39,6 +40,8 @@ def load_config(path: Path = CONFIG_FILE) -> dict[str, float]:
 
 def previous_model(build_dir: Path, record_file: str) -> dict[str, Any] | None:
     """The last accepted model of this artifacts directory (version, accuracy, where it was read), or None."""
+    if not any((build_dir / name).is_file() for name in (record_file, f"model/{CARD_FILE}")):
+        build_dir = build_dir.parent / PREVIOUS_DIR / build_dir.name  # kept by the runner
     gate = (read_json(build_dir / record_file) or {}).get(RECORD_KEY) or {}
     if gate.get("verdict") == "failed":
         return gate.get("previous")
