@@ -799,3 +799,13 @@ def test_a_report_made_after_ctrl_c_calls_the_run_cancelled(artifacts: Path) -> 
     html, markdown = report_of(artifacts)
     assert "Pipeline report: cancelled" in markdown
     assert re.search(r'id="run-status">cancelled<', html)
+
+
+def test_an_image_found_in_the_cache_is_not_said_to_be_built(artifacts: Path) -> None:
+    record = json.loads((artifacts / "build-output/build-record.json").read_text())
+    record["image"].update(status="cached", cache_hit=True, build_seconds=0.09)
+    write(artifacts, "build-output/build-record.json", record)
+    html, markdown = report_of(artifacts)
+    line = next(line for line in markdown.splitlines() if line.startswith("- Image:"))
+    assert line.startswith("- Image: **cached** `ml-inference:3f2a9c0d`") and "built in" not in line, line
+    assert "0.09 s (cache hit)" in text_of(html)
