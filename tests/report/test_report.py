@@ -809,3 +809,19 @@ def test_an_image_found_in_the_cache_is_not_said_to_be_built(artifacts: Path) ->
     line = next(line for line in markdown.splitlines() if line.startswith("- Image:"))
     assert line.startswith("- Image: **cached** `ml-inference:3f2a9c0d`") and "built in" not in line, line
     assert "0.09 s (cache hit)" in text_of(html)
+
+
+@pytest.mark.parametrize("where", ["load summary", "run record"])
+def test_a_load_on_another_target_is_compared_but_never_flagged(tmp_path: Path, where: str) -> None:
+    root = make_artifacts(tmp_path / "artifacts")
+    previous = {**LOAD, "p99_ms": 20.0}  # a regression by the rule, were the loads alike
+    if where == "load summary":
+        previous["target"] = "kind"
+    else:
+        record = json.loads((root / "previous/pipeline-run.json").read_text())
+        write(root, "previous/pipeline-run.json", {**record, "target": "kind"})
+    write(root, "previous/test-results/load-summary.json", previous)
+    html, markdown = report_of(root)
+    assert 'id="regression-flag"' not in html and "Regression" not in markdown
+    note = "The previous run loaded another target (kind, now local): the change is only indicative."
+    assert note in text_of(html) and note in markdown
