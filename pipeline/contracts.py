@@ -287,6 +287,8 @@ class LoadPoint(msgspec.Struct, kw_only=True):
 class LoadSummary(Contract, kw_only=True):
     """test-results/load-summary.json: the Locust load, its figures and its verdict."""
 
+    #: The target the load ran against: local, kind or minikube (null in a file written before it was kept).
+    target: str | None = None
     users: int | None = None
     spawn_rate: float | None = None
     duration_seconds: float | None = None

@@ -84,8 +84,10 @@ def _metrics_source(env: Environment) -> metrics.MetricsSource:
     return metrics.DirectSource(env.replica_urls)
 
 
-def run_checks(env: Environment, settings: LoadSettings, thresholds: Thresholds, out: Path) -> bool:
-    """The three parts against `env`, artifacts into `out`; True when all passed."""
+def run_checks(
+    env: Environment, settings: LoadSettings, thresholds: Thresholds, out: Path, target: str
+) -> bool:
+    """The three parts against `env` (on `target`), artifacts into `out`; True when all passed."""
     print(f"test: API suite against {env.endpoint}")
     api_passed = _guarded("API suite", lambda: run_api_suite(env.endpoint, out / "api-junit.xml"), False)
 
@@ -97,7 +99,7 @@ def run_checks(env: Environment, settings: LoadSettings, thresholds: Thresholds,
         "load", lambda: run_load(env.endpoint, settings, thresholds, out / "load"), failed_load
     )
     load_ended = time.time()
-    write_json_atomic(out / "load-summary.json", encode(LoadSummary, summary))
+    write_json_atomic(out / "load-summary.json", encode(LoadSummary, {**summary, "target": target}))
     print(
         f"test: load {'passed' if summary['passed'] else 'FAILED'}: {summary['requests']} requests, "
         f"p99 {summary.get('p99_ms')} ms, failure ratio {summary.get('failure_ratio')}"
@@ -155,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def checks(env: Environment) -> bool:
         try:
-            passed = run_checks(env, settings, thresholds, out)
+            passed = run_checks(env, settings, thresholds, out, context.target)
         finally:
             # What the environment looked like when the checks ended, passed or not.
             _guarded("saving the environment's state", lambda: env.save_state(out / "environment"), None)

@@ -141,7 +141,9 @@ class LoadComparison:
     previous_run_id: str | None
     previous_commit: str | None
     changes: tuple[Change, ...]
-    same_shape: bool  # same users and duration: otherwise the comparison is only indicative
+    #: Why the two loads are not alike (another target, users or duration), or "" when they are:
+    #: then the changes are shown as only indicative and none is flagged.
+    unlike: str
 
     @property
     def regressed(self) -> bool:
@@ -347,22 +349,30 @@ def job_rows(root: Path, record: Artifact, jobs: Iterable[Job] = JOBS) -> list[J
     return rows
 
 
-def compare_load(current: Artifact, previous: Artifact, previous_record: Artifact) -> LoadComparison | None:
-    """The load figures against the previous run's, with the regression rule applied."""
+def compare_load(
+    current: Artifact, previous: Artifact, previous_record: Artifact, run: PipelineRun
+) -> LoadComparison | None:
+    """The load figures against the previous run's, with the regression rule applied to alike loads."""
     if not (current.ok and previous.ok):
         return None
     now, before = current.data, previous.data
+    record = previous_record.data if previous_record.ok else NO_RUN
+    targets = (before.target or record.target, now.target or run.target)
+    unlike = ""
+    if None not in targets and targets[0] != targets[1]:
+        unlike = f"The previous run loaded another target ({targets[0]}, now {targets[1]})"
+    elif any(getattr(before, key) != getattr(now, key) for key in ("users", "duration_seconds")):
+        unlike = "The previous run used a different load (users or duration)"
     changes = []
     for label, key, unit, regressed in COMPARED:
         old, new = getattr(before, key), getattr(now, key)
-        hit = old is not None and new is not None and regressed(old, new)
+        hit = not unlike and old is not None and new is not None and regressed(old, new)
         changes.append(Change(label, key, unit, old, new, hit))
-    record = previous_record.data if previous_record.ok else NO_RUN
     return LoadComparison(
         previous_run_id=record.run_id,
         previous_commit=record.commit,
         changes=tuple(changes),
-        same_shape=all(getattr(before, key) == getattr(now, key) for key in ("users", "duration_seconds")),
+        unlike=unlike,
     )
 
 
@@ -403,7 +413,7 @@ def collect(root: Path, now: str | None = None) -> Report:
         timeline=load_json(root, "demo-artifacts/timeline.json", run, Timeline),
         previous_load=previous_load,
         comparison=compare_load(
-            load, previous_load, load_json(root, f"{PREVIOUS_DIR}/{RECORD_FILE}", NO_RUN, PipelineRun)
+            load, previous_load, load_json(root, f"{PREVIOUS_DIR}/{RECORD_FILE}", NO_RUN, PipelineRun), run
         ),
         raw_files=raw_files(root),
         security_scan=load_json(root, "security-scan/scan.json", run, SecurityScan),
