@@ -358,6 +358,21 @@ def test_up_replaces_a_stale_environment_of_the_same_name(
         second.down()
 
 
+@pytest.mark.slow
+def test_a_folder_left_by_an_interrupted_up_does_not_block_the_name(
+    small_target: LocalTarget, context: RunContext
+) -> None:
+    """Ctrl-C while up() fetched Prometheus left the environment's folder without its state file."""
+    leftover = small_target.state_root / "interrupted"
+    leftover.mkdir(parents=True)
+    (leftover / "reconciler.log").write_text("")
+    environment = small_target.up("interrupted", release_from_build(context), context)
+    try:
+        assert environment.status().converged
+    finally:
+        environment.down()
+
+
 #: Brings up an environment from a process of its own, as a job of another run would, and stays.
 HOLDER = """\
 import sys, time

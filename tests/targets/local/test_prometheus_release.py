@@ -158,3 +158,37 @@ def test_the_pinned_table_holds_only_full_sha256_sums_for_named_platforms() -> N
         assert re.fullmatch(r"(linux|darwin)-(amd64|arm64)", name) and re.fullmatch(
             r"[0-9a-f]{64}", checksum
         ), name
+
+
+class _CutShort(SimpleHTTPRequestHandler):
+    """Sends the release in chunks and stops inside one, as a dropped connection through a proxy does."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        self.wfile.write(b"%x\r\n" % (1 << 16) + b"\x1f\x8b" + b"\0" * 4096)
+        self.close_connection = True
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_download_cut_short_says_why_in_one_line_and_goes_on_without(
+    no_prometheus_on_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _CutShort)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        monkeypatch.setenv(prometheus_release.RELEASE_URL_VARIABLE, f"http://127.0.0.1:{server.server_port}")
+        said: list[str] = []
+        assert find_prometheus(say=said.append) is None
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+    assert "could not be had" in said[-1] and "running without it" in said[-1]
+    assert not (no_prometheus_on_path / f"prometheus-{prometheus_release.PROMETHEUS_VERSION}").exists()
