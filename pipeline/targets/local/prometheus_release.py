@@ -16,6 +16,7 @@ two of them agree on are listed. Bumping the version means replacing every line 
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import platform
 import shutil
@@ -76,7 +77,7 @@ def find_prometheus(say: Callable[[str], None] = print) -> str | None:
     try:
         base_url = os.environ.get(RELEASE_URL_VARIABLE, DEFAULT_RELEASE_URL)
         return str(fetch(base_url, name, checksum, install_dir(), say=say))
-    except (OSError, KeyError, tarfile.TarError, ChecksumMismatch) as error:
+    except (OSError, http.client.HTTPException, KeyError, tarfile.TarError, ChecksumMismatch) as error:
         say(WITHOUT.format(reason=f"the pinned release could not be had ({error})"))
         return None
 

@@ -72,7 +72,7 @@ class LocalTarget:
             ) from error
 
         state_dir = self.state_root / env_name
-        if (state_dir / layout.STATE).exists():
+        if state_dir.exists():  # an environment of the same name, or what an interrupted up() left
             holder = _holder(read_json(state_dir / layout.STATE) or {})
             if holder is not None:
                 raise LocalTargetError(
@@ -89,6 +89,7 @@ class LocalTarget:
         # Fail here, with kustomize's own message, rather than in the detached reconciler.
         desired_state(render_text(self.overlay), model_dir=model_dir, shared_port=endpoint_port)
 
+        prometheus = self._prometheus(env_name)  # may fetch it first: before the folder exists
         state_dir.mkdir(parents=True)
         state = {
             "name": env_name,
@@ -102,7 +103,7 @@ class LocalTarget:
             "endpoint_port": endpoint_port,
             "endpoint": f"http://127.0.0.1:{endpoint_port}",
             "heal": settings.flag(HEAL_VARIABLE),
-            "prometheus": self._prometheus(env_name),
+            "prometheus": prometheus,
         }
         write_json_atomic(state_dir / layout.STATE, state)
         reconciler = start_logged(
