@@ -155,3 +155,47 @@ def test_verdicts_and_counts_under_ordinary_keys_are_kept() -> None:
     verdicts = {"passed": True, "bypassed": False, "sessions": 3, "compass": "north", "retries": 0}
     assert mask(verdicts) == verdicts
     assert mask({"password": 1234, "session": "s3cr3t-value"}) == {"password": MASK, "session": MASK}
+
+
+def test_a_log_that_is_not_utf8_is_masked_and_keeps_its_other_bytes(tmp_path: Path) -> None:
+    log = tmp_path / "unit.log"
+    log.write_bytes(b"caf\xe9 PASSWORD=hunter2\n")
+    later = tmp_path / "zz-later.log"
+    later.write_text("DB_PASSWORD=hunter3\n")
+    assert scrub_tree(tmp_path) == [log, later]
+    assert log.read_bytes() == b"caf\xe9 PASSWORD=" + MASK.encode() + b"\n"
+    assert "hunter3" not in later.read_text()
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["unit.log", "zz-later.log"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "stringData:\r\n  password: |\r\n    hunter2xyz\r\n",
+        'stringData:\n  "db_password": |\n    hunter2xyz\n',
+        "stringData:\n  password: | # the database's\n    hunter2xyz\n",
+    ],
+)
+def test_a_block_scalar_under_a_secret_key_is_masked_in_every_yaml_spelling(text: str) -> None:
+    assert "hunter2xyz" not in mask_text(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ("Authorization: ApiKey 9f8e7d6c5b4a", "9f8e7d6c5b4a"),
+        ("authorization=9f8e7d6c5b4a3210", "9f8e7d6c5b4a3210"),
+        ("DB_PASS=hunter2", "hunter2"),
+        ("Cookie: session=0a1b2c3d4e5f", "0a1b2c3d4e5f"),
+        ('{"password": ["hunter2", "hunter3"]}', "hunter"),
+    ],
+)
+def test_text_under_every_secret_name_is_masked(text: str, secret: str) -> None:
+    assert secret not in mask_text(text)
+    assert mask_text("author=Jane Doe") == "author=Jane Doe"
+
+
+def test_list_values_under_secret_keys_are_masked() -> None:
+    masked = mask({"password": ["hunter2"], "api_keys": ["k-123", {"name": "deploy"}]})
+    assert masked == {"password": [MASK], "api_keys": [MASK, {"name": "deploy"}]}
+    assert mask({"Authorization": "ApiKey 9f8e7d6c5b4a"}) == {"Authorization": MASK}
