@@ -24,21 +24,21 @@ from typing import Any
 
 MASK = "***"
 
-#: Names whose values are credentials (case-insensitive).
-SECRET_NAME = re.compile(
-    r"(pass(word|wd|phrase)|(?<![a-z])pass(?![a-z])|secret|token|api[-_]?key|private[-_]?key|client[-_]key|"
-    r"credential|auth(?!or)|certificate-authority-data|client-certificate-data|cookie|session(?![a-z]))",
-    re.IGNORECASE,
+#: The words that make a name a credential's, in keys and in text (case-insensitive): `auth` but not
+#: `author` or `authority`, `pass` alone but not `bypass`, `session` but not `sessions`.
+_NAME_WORDS = (
+    r"pass(word|wd|phrase)|(?<![a-z])pass(?![a-z])|secret|token|api[-_]?key|private[-_]?key|client[-_]key"
+    r"|credential|access[-_]?key|auth(?!or(?!iz))|certificate-authority-data|client-certificate-data"
+    r"|cookie|session(?![a-z])"
 )
+#: Names whose values are credentials.
+SECRET_NAME = re.compile(f"({_NAME_WORDS})", re.IGNORECASE)
 #: Keys that name or point at a secret rather than hold one (`secretName`, `tokenPath`, `authType`).
 REFERENCE_KEY = re.compile(r"(name|ref|refs|path|file|mountpath|type|kind)$", re.IGNORECASE)
 
-_NAME_WORDS = (
-    r"passw(or)?d|passphrase|secret|token|api[-_]?key|private[-_]?key|client-key-data|credentials?"
-    r"|access[-_]?key|auth(?!or)"
-)
-#: A quoted value, also JSON-escaped inside another JSON string (`\"hunter2\"`), else a bare word.
-_VALUE = r"""(\\"(?:[^"\\]|\\[^"])*?\\"|"(?:[^"\\]|\\.)*"|'[^']*'|[^\s"',;}\]\\]+)"""
+#: A quoted value, also JSON-escaped inside another JSON string (`\"hunter2\"`), a flat JSON list,
+#: else a bare word.
+_VALUE = r"""(\\"(?:[^"\\]|\\[^"])*?\\"|"(?:[^"\\]|\\.)*"|'[^']*'|\[[^\[\]\n]*\]|[^\s"',;}\]\\]+)"""
 #: `NAME=value` / `"name": "value"` / `name: value` where the name says credential: the name stays.
 _ASSIGNMENT = re.compile(
     rf"""(?P<name>\b[\w.-]*({_NAME_WORDS})[\w.-]*(?<!name)(?<!ref)(?<!path)(?<!file)(?<!type)(?<!kind)"""
@@ -51,10 +51,18 @@ _FLAG = re.compile(
     re.IGNORECASE,
 )
 _SECRET_FLAG = re.compile(rf"--?[\w-]*({_NAME_WORDS})[\w-]*", re.IGNORECASE)
-#: A YAML key whose name says credential, holding a block scalar (`password: |` then indented lines).
+#: An HTTP Authorization header or field: its whole value (`ApiKey 9f8e...`, not just its first word).
+_AUTHORIZATION = re.compile(
+    r"""(?P<name>\bauthorization(\\?["'])?)(?P<separator>[ \t]*[=:][ \t]*)"""
+    r"""(?P<value>\\"(?:[^"\\]|\\[^"])*?\\"|"(?:[^"\\]|\\.)*"|'[^']*'|[^\r\n]+)""",
+    re.IGNORECASE,
+)
+#: A YAML key whose name says credential, quoted or not, holding a block scalar (`password: |`, then
+#: the lines indented below it), with a comment or a CRLF ending or not.
 _BLOCK_SCALAR = re.compile(
-    rf"^(?P<head>(?P<indent>[ \t]*)(- )?[\w.-]*({_NAME_WORDS})[\w.-]*[ \t]*:[ \t]*[|>][-+0-9]*[ \t]*)$",
-    re.IGNORECASE | re.MULTILINE,
+    rf"""^(?P<head>(?P<indent>[ \t]*)(- )?["']?[\w.-]*({_NAME_WORDS})[\w.-]*["']?[ \t]*:[ \t]*"""
+    r"[|>][-+0-9]*[ \t]*(#.*)?)\r?$",
+    re.IGNORECASE,
 )
 #: Text that is a credential whatever surrounds it.
 _CREDENTIAL = re.compile(
@@ -120,6 +128,7 @@ def mask_text(text: str) -> str:
     text = _CREDENTIAL.sub(MASK, text)  # first: a PEM body must go whole, before other rules split it
     text = _mask_block_scalars(text)
     text = _FLAG.sub(_masked_value, text)
+    text = _AUTHORIZATION.sub(_masked_value, text)
     return _ASSIGNMENT.sub(_masked_value, text)
 
 
@@ -137,7 +146,16 @@ def mask(value: Any, rewrite: Callable[[dict[str, Any]], dict[str, Any]] | None 
     if not isinstance(value, Mapping):
         return value
     mapping = rewrite(dict(value)) if rewrite else value
-    return {key: MASK if _holds_secret(key, item) else mask(item, rewrite) for key, item in mapping.items()}
+    return {key: _masked_under(key, item, rewrite) for key, item in mapping.items()}
+
+
+def _masked_under(key: object, item: Any, rewrite: Callable[[dict[str, Any]], dict[str, Any]] | None) -> Any:
+    """`item`, the value of `key`: under a secret key a credential, or a list of them, is masked."""
+    if not is_secret_key(key):
+        return mask(item, rewrite)
+    if isinstance(item, (list, tuple)):
+        return [MASK if _is_credential(element) else mask(element, rewrite) for element in item]
+    return MASK if _is_credential(item) else mask(item, rewrite)
 
 
 def _mask_items(
@@ -151,10 +169,10 @@ def _mask_items(
     return masked
 
 
-def _holds_secret(key: object, value: Any) -> bool:
-    # A yes/no is never a credential, whatever its key says.
+def _is_credential(value: Any) -> bool:
+    """A value that may be a credential: a non-empty scalar (a yes/no never is, whatever its key)."""
     is_scalar = isinstance(value, (str, bytes, int, float)) and not isinstance(value, bool)
-    return is_scalar and value not in ("", b"") and is_secret_key(key)
+    return is_scalar and value not in ("", b"")
 
 
 # --- files --------------------------------------------------------------------------------------
@@ -186,7 +204,9 @@ def _scrubbed_json(text: str, indent: int | None) -> str:
 def write_text_atomic(path: Path, text: str) -> None:
     """Write `text` so that a reader never sees half a file, even if the writer is killed."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False) as tmp:
+    # surrogateescape: bytes read that are not UTF-8 (scrub_file) go back out as they came.
+    options: dict[str, Any] = {"encoding": "utf-8", "errors": "surrogateescape", "delete": False}
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", **options) as tmp:
         tmp.write(text)
     os.replace(tmp.name, path)
 
