@@ -825,3 +825,17 @@ def test_a_load_on_another_target_is_compared_but_never_flagged(tmp_path: Path, 
     assert 'id="regression-flag"' not in html and "Regression" not in markdown
     note = "The previous run loaded another target (kind, now local): the change is only indicative."
     assert note in text_of(html) and note in markdown
+
+
+def test_an_only_report_run_has_no_negative_wall_time(artifacts: Path) -> None:
+    record = json.loads((artifacts / "pipeline-run.json").read_text())
+    record["started_at"] = _at(150.0)  # `--only report`: every other job is kept from the run before
+    for name, entry in record["jobs"].items():
+        if name != "report":
+            entry["reused"] = True
+    record["jobs"]["report"].update(started_at=_at(150.5))
+    write(artifacts, "pipeline-run.json", record)
+    report = collect(artifacts)
+    assert report.wall_seconds is None or report.wall_seconds >= 0, report.wall_seconds
+    html, markdown = report_of(artifacts)
+    assert "wall time **-" not in markdown and "× parallel)" not in markdown.split("\n")[2], markdown[:600]
