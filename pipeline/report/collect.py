@@ -220,8 +220,10 @@ class Report:
         """The run's wall time: the record's, or (while the report itself runs) up to the last finish."""
         if self.run.duration_seconds is not None:
             return self.run.duration_seconds
-        finishes = {
-            f: when for job in self.jobs if (f := job.finished_at) and (when := moment(f)) is not None
+        finishes = {  # this run's jobs only: a reused one finished before this run began
+            f: when
+            for job in self.jobs
+            if not job.reused and (f := job.finished_at) and (when := moment(f)) is not None
         }
         return elapsed(self.run_start, max(finishes, key=finishes.__getitem__, default=None))
 
