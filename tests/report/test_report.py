@@ -839,3 +839,15 @@ def test_an_only_report_run_has_no_negative_wall_time(artifacts: Path) -> None:
     assert report.wall_seconds is None or report.wall_seconds >= 0, report.wall_seconds
     _, markdown = report_of(artifacts)
     assert "wall time **-" not in markdown and " parallel)" not in markdown.split("\n")[2], markdown[:600]
+
+
+def test_a_load_paced_otherwise_is_compared_but_never_flagged(tmp_path: Path) -> None:
+    root = make_artifacts(tmp_path / "artifacts")
+    write(root, "test-results/load-summary.json", {**LOAD, "user_rps": 5.0})
+    previous = {**LOAD, "user_rps": 10.0, "requests_per_second": 390.0}  # twice the pace, twice the rate
+    write(root, "previous/test-results/load-summary.json", previous)
+    html, markdown = report_of(root)
+    assert 'id="regression-flag"' not in html and "Regression" not in markdown
+    note = "The previous run used a different load (users, pacing or duration)"
+    assert f"{note}: the change is only indicative." in text_of(html)
+    assert f"{note}: the change is only indicative." in markdown
