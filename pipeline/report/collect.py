@@ -141,7 +141,7 @@ class LoadComparison:
     previous_run_id: str | None
     previous_commit: str | None
     changes: tuple[Change, ...]
-    #: Why the two loads are not alike (another target, users or duration), or "" when they are:
+    #: Why the two loads are not alike (another target, users, pacing or duration), or "" when they are:
     #: then the changes are shown as only indicative and none is flagged.
     unlike: str
 
@@ -363,8 +363,11 @@ def compare_load(
     unlike = ""
     if None not in targets and targets[0] != targets[1]:
         unlike = f"The previous run loaded another target ({targets[0]}, now {targets[1]})"
-    elif any(getattr(before, key) != getattr(now, key) for key in ("users", "duration_seconds")):
-        unlike = "The previous run used a different load (users or duration)"
+    elif any(
+        getattr(before, key) != getattr(now, key) and None not in (getattr(before, key), getattr(now, key))
+        for key in ("users", "user_rps", "spawn_rate", "duration_seconds")
+    ):
+        unlike = "The previous run used a different load (users, pacing or duration)"
     changes = []
     for label, key, unit, regressed in COMPARED:
         old, new = getattr(before, key), getattr(now, key)
