@@ -851,3 +851,20 @@ def test_a_load_paced_otherwise_is_compared_but_never_flagged(tmp_path: Path) ->
     note = "The previous run used a different load (users, pacing or duration)"
     assert f"{note}: the change is only indicative." in text_of(html)
     assert f"{note}: the change is only indicative." in markdown
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"unit": {"started_at": "0001-01-01T00:00:00+01:00"}},  # before the first moment a datetime holds
+        {"unit": {"log": "logs/" + "x" * 3000 + ".log"}},  # longer than a file name may be
+        {"unit": {"duration_seconds": 1.7e308}, "deploy": {"duration_seconds": 1.7e308}},  # a sum past floats
+    ],
+)
+def test_extreme_values_in_the_run_record_still_give_a_report(artifacts: Path, changes: dict) -> None:
+    record = json.loads((artifacts / "pipeline-run.json").read_text())
+    for job, change in changes.items():
+        record["jobs"][job].update(change)
+    write(artifacts, "pipeline-run.json", record)
+    html, markdown = report_of(artifacts)
+    assert 'id="job-table"' in html and "Pipeline report" in markdown
