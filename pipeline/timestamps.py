@@ -19,14 +19,17 @@ def utc_now(timespec: str = "milliseconds") -> str:
 
 
 def moment(value: Any) -> datetime | None:
-    """An ISO 8601 time (with Z or an offset; naive ones are taken as UTC), or None."""
+    """An ISO 8601 time (with Z or an offset; naive ones are taken as UTC) in UTC, or None.
+
+    None too for a time UTC cannot hold (year 1 at +01:00 falls before the first moment a datetime has).
+    """
     if not isinstance(value, str):
         return None
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    except (ValueError, OverflowError):
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def elapsed(start: Any, end: Any) -> float | None:

@@ -325,6 +325,14 @@ def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join(line if len(line) <= LOG_LINE_CHARS else line[:LOG_LINE_CHARS] + " …" for line in tail)
 
 
+def _is_file(path: Path) -> bool:
+    """Whether `path` is a file; False also for a path the system refuses (a name too long)."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
+
+
 def job_rows(root: Path, record: Artifact, jobs: Iterable[Job] = JOBS) -> list[JobRow]:
     """One row per job of the graph, in graph order, with what the run record (a `PipelineRun`) says."""
     rows = []
@@ -332,7 +340,7 @@ def job_rows(root: Path, record: Artifact, jobs: Iterable[Job] = JOBS) -> list[J
         entry = record.data.jobs.get(job.name) if record.ok else None
         status = entry.status if entry else NOT_RUN if record.ok else UNKNOWN
         entry = entry or JobEntry(status=Status.PENDING)  # no field known but the status above
-        log = entry.log if entry.log and (root / entry.log).is_file() else None
+        log = entry.log if entry.log and _is_file(root / entry.log) else None
         rows.append(
             JobRow(
                 name=job.name,

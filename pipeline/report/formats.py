@@ -25,7 +25,7 @@ def number(value: Any, digits: int = 2) -> str:
 
 
 def seconds(value: Any) -> str:
-    if not isinstance(value, int | float) or isinstance(value, bool):
+    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
         return NO_VALUE
     if value < 10:  # drifts heal in about a second: keep the hundredths there
         return f"{value:.2f} s"
