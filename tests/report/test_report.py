@@ -868,3 +868,32 @@ def test_extreme_values_in_the_run_record_still_give_a_report(artifacts: Path, c
     write(artifacts, "pipeline-run.json", record)
     html, markdown = report_of(artifacts)
     assert 'id="job-table"' in html and "Pipeline report" in markdown
+
+
+def _chart_coordinates(html: str, chart_id: str) -> list[tuple[float, float]]:
+    chart = re.search(rf'<svg [^>]*id="{chart_id}".*?</svg>', html, re.S)[0]
+    points = " ".join(re.findall(r'<polyline points="([^"]*)"', chart))
+    circles = re.findall(r'<circle cx="([^"]*)" cy="([^"]*)"', chart)
+    return [tuple(map(float, pair.split(","))) for pair in points.split()] + [
+        (float(x), float(y)) for x, y in circles
+    ]
+
+
+def test_a_load_history_of_one_row_is_drawn_as_a_point(artifacts: Path) -> None:
+    """A line through one point draws nothing: a lone point is a dot."""
+    write(artifacts, "test-results/load-summary.json", {**LOAD, "history": LOAD["history"][:1]})
+    html, _ = report_of(artifacts)
+    for chart, lines in (("throughput-chart", 1), ("latency-chart", 2)):  # requests/s; p50 and p95
+        svg = re.search(rf'<svg [^>]*id="{chart}".*?</svg>', html, re.S)[0]
+        assert len(re.findall(r'<circle [^>]*class="series"', svg)) == lines, chart
+
+
+def test_values_a_chart_cannot_hold_stay_inside_it(artifacts: Path) -> None:
+    history = [{"t": 0, "users": 20, "rps": -50.0}, {"t": 1, "users": 20, "rps": 1.7e308, "p50_ms": 1e308}]
+    write(artifacts, "test-results/load-summary.json", {**LOAD, "history": [*history, *LOAD["history"][2:]]})
+    html, _ = report_of(artifacts)
+    for chart in ("throughput-chart", "latency-chart"):
+        box = re.search(rf'id="{chart}"[^>]*viewBox="0 0 ([\d.]+) ([\d.]+)"', html)
+        width, height = float(box[1]), float(box[2])
+        for x, y in _chart_coordinates(html, chart):
+            assert 0 <= x <= width and 0 <= y <= height, (chart, x, y)
