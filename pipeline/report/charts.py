@@ -7,6 +7,7 @@ has a stable element id that the browser test looks for.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, timedelta
@@ -375,18 +376,32 @@ def line_chart(
     _axis(canvas, (left, top, right, bottom), y_ticks, y_label, vertical=True)
     _axis(canvas, (left, top, right, bottom), x_ticks, x_label, vertical=False)
 
-    def place(x: float, y: float) -> str:
-        return (
-            f"{left + (right - left) * x / (x_ticks[-1] or 1):.1f},"
-            f"{bottom - (bottom - top) * y / (y_ticks[-1] or 1):.1f}"
-        )
+    def share(value: float, ticks: list[float]) -> float:
+        """Where `value` sits along an axis, 0 to 1: a value the axis cannot hold sits at its end."""
+        fraction = value / ticks[-1] if ticks[-1] else 0.0
+        return min(max(fraction, 0.0), 1.0) if math.isfinite(fraction) else 0.0
+
+    def place(x: float, y: float) -> tuple[float, float]:
+        return left + (right - left) * share(x, x_ticks), bottom - (bottom - top) * share(y, y_ticks)
 
     legend_x = left
     for line in series:
-        if line.points:
+        placed = [place(x, y) for x, y in line.points]
+        if len(placed) == 1:  # a line through one point draws nothing
+            (cx, cy), label = placed[0], line.label
+            canvas.add(
+                "circle",
+                cx=f"{cx:.1f}",
+                cy=f"{cy:.1f}",
+                r=3,
+                fill=line.colour,
+                class_="series",
+                data_series=label,
+            )
+        elif placed:
             canvas.add(
                 "polyline",
-                points=" ".join(place(x, y) for x, y in line.points),
+                points=" ".join(f"{x:.1f},{y:.1f}" for x, y in placed),
                 fill="none",
                 stroke=line.colour,
                 stroke_width=2,
