@@ -388,7 +388,7 @@ def line_chart(
     for line in series:
         placed = [place(x, y) for x, y in line.points]
         if len(placed) == 1:  # a line through one point draws nothing
-            (cx, cy), label = placed[0], line.label
+            cx, cy = placed[0]
             canvas.add(
                 "circle",
                 cx=f"{cx:.1f}",
@@ -396,7 +396,7 @@ def line_chart(
                 r=3,
                 fill=line.colour,
                 class_="series",
-                data_series=label,
+                data_series=line.label,
             )
         elif placed:
             canvas.add(
