@@ -219,6 +219,22 @@ def test_prometheus_loads_the_repos_rules_and_reloads_them_when_they_change(
 
 
 @pytest.mark.slow
+def test_a_rule_file_removed_from_the_repo_is_unloaded(env: LocalEnvironment, observability: Path) -> None:
+    def rule_groups() -> set[str]:
+        response = httpx.get(f"{env.prometheus_url}/api/v1/rules")
+        return {group["name"] for group in response.json()["data"]["groups"]}
+
+    removed = observability / "rules" / "pytest-removed.yml"
+    removed.write_text(
+        "groups:\n  - name: pytest-removed\n    rules:\n      - record: pytest:gone:sum\n"
+        "        expr: sum(up)\n"
+    )
+    wait_for(lambda: "pytest-removed" in rule_groups(), 15, "Prometheus to load the new rule file")
+    removed.unlink()
+    wait_for(lambda: "pytest-removed" not in rule_groups(), 15, "Prometheus to drop the removed rule file")
+
+
+@pytest.mark.slow
 def test_save_state_writes_the_cluster_state_and_no_secret(env: LocalEnvironment, tmp_path: Path) -> None:
     assert env.prometheus_url is not None
     prometheus = metrics.PrometheusSource(env.prometheus_url, env.prometheus_selector)
