@@ -433,11 +433,19 @@ class Reconciler:
                 self.event("prometheus-ready", pid=self.prometheus.pid, url=config["url"])
 
     def _sync_prometheus_config(self, source: Path) -> None:
-        """Copy observability/prometheus/ when it changes, and have a running Prometheus reload it."""
+        """Copy observability/prometheus/ when it changes, and have a running Prometheus reload it.
+
+        The copy also holds what the reconciler writes (the scrape targets), so it is not replaced
+        whole: a file gone from the source since the last copy is removed from it.
+        """
         fingerprint = _tree_fingerprint(source)
         if fingerprint == self.prometheus_config_fingerprint:
             return
-        shutil.copytree(source, self.state_dir / layout.PROMETHEUS, dirs_exist_ok=True)
+        copy = self.state_dir / layout.PROMETHEUS
+        copied = {Path(path) for path, *_ in self.prometheus_config_fingerprint or ()}
+        for gone in copied - {Path(path) for path, *_ in fingerprint}:
+            (copy / gone.relative_to(source)).unlink(missing_ok=True)
+        shutil.copytree(source, copy, dirs_exist_ok=True)
         if self.prometheus_config_fingerprint is not None and self.prometheus is not None:
             self.prometheus.send_signal(signal.SIGHUP)
             self.event("prometheus-config-reloaded", source=str(source))
