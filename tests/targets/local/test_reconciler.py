@@ -81,6 +81,12 @@ def test_a_setting_that_differs_from_git_is_named(git, change: dict, expected: s
     assert git.differences(list(git.argv), git.env | change) == [expected]
 
 
+def test_a_variable_git_no_longer_sets_is_drift_whatever_its_name(git) -> None:
+    """A Deployment once set PYTHONOPTIMIZE=1 and a commit removed it: the live replicas still have it."""
+    environ = git.env | {"PYTHONOPTIMIZE": "1", "TZ": "UTC", "PIPELINE_LOCAL_ENVIRONMENT": "demo-1a2b"}
+    assert git.differences(list(git.argv), environ) == ["PYTHONOPTIMIZE=1, Git says <unset>"]
+
+
 def test_a_removed_setting_and_a_changed_command_are_named(git) -> None:
     environ = {k: v for k, v in git.env.items() if k != "ML_INFERENCE_LOG_LEVEL"}
     found = git.differences([sys.executable, "-m", "ml_inference", "serve", "--port", "1"], environ)
