@@ -19,6 +19,7 @@ from pathlib import Path
 import yaml
 
 from pipeline.gitops.render import RenderError
+from pipeline.targets.local import layout
 
 DEPLOYMENT = "ml-inference"
 CONTAINER = "ml-inference"
@@ -68,8 +69,10 @@ class DesiredState:
         found = []
         if tuple(argv) != self.argv:
             found.append(f"command {' '.join(argv)!r}, Git says {' '.join(self.argv)!r}")
-        compared = {key for key in environ if key.startswith("ML_INFERENCE_")} | set(self.env)
-        for key in sorted(compared - {PORT_VARIABLE}):
+        # What the reconciler gives every replica itself is not Git's to judge, unless Git sets it.
+        own = {PORT_VARIABLE, layout.ENVIRONMENT_LABEL, layout.REPLICA_LABEL, *layout.PASSTHROUGH_VARIABLES}
+        compared = (set(environ) - own) | (set(self.env) - {PORT_VARIABLE})
+        for key in sorted(compared):
             live, wanted = environ.get(key), self.env.get(key)
             if live != wanted:
                 found.append(

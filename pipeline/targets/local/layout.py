@@ -22,3 +22,5 @@ PROMETHEUS_LOG = "prometheus.log"
 
 ENVIRONMENT_LABEL = "PIPELINE_LOCAL_ENVIRONMENT"
 REPLICA_LABEL = "PIPELINE_LOCAL_REPLICA"
+#: Variables a replica inherits from the reconciler; everything else comes from Git, like a container.
+PASSTHROUGH_VARIABLES = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")

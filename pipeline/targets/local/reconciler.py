@@ -74,8 +74,6 @@ from pipeline.timestamps import iso
 STEADY_INTERVAL = 1.0
 CONVERGING_INTERVAL = 0.2
 PROBE_TIMEOUT = 0.5
-#: Variables a replica inherits from the reconciler; everything else comes from Git, like a container.
-PASSTHROUGH_VARIABLES = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
 #: A failed render of gitops/ is retried after 1, 2, 4 ... up to this many seconds.
 MAX_RENDER_BACKOFF = 30.0
 #: A replica that crashes before it is ready is restarted after 0.5, 1, 2 ... up to 10 s (CrashLoopBackOff).
@@ -581,7 +579,7 @@ def start_logged(argv: list[str], log: Path, **options: Any) -> psutil.Popen:
 
 
 def _passthrough_environ() -> dict[str, str]:
-    return {key: os.environ[key] for key in PASSTHROUGH_VARIABLES if key in os.environ}
+    return {key: os.environ[key] for key in layout.PASSTHROUGH_VARIABLES if key in os.environ}
 
 
 def _http_ok(url: str) -> bool:
