@@ -60,6 +60,7 @@ import psutil
 from pipeline.artifacts import write_json_atomic
 from pipeline.gitops.render import RenderError, render_text
 from pipeline.ports import free_port
+from pipeline.scrub import write_text_atomic
 from pipeline.targets.local import layout
 from pipeline.targets.local.desired import (
     DEPLOYMENT,
@@ -248,7 +249,7 @@ class Reconciler:
         self.desired_error = None
         self.render_failures = 0
         if self.desired is None or desired.revision != self.desired.revision:
-            (self.state_dir / layout.MANIFESTS).write_text(manifests)
+            write_text_atomic(self.state_dir / layout.MANIFESTS, manifests)  # save_state may copy it now
             self.event(
                 "desired-state",
                 revision=desired.revision[:12],
