@@ -375,6 +375,21 @@ def test_up_replaces_a_stale_environment_of_the_same_name(
 
 
 @pytest.mark.slow
+def test_a_prometheus_that_never_gets_ready_is_named_with_its_own_error(
+    context: RunContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    require_program("prometheus")
+    broken = tmp_path / "prometheus"
+    shutil.copytree(PROMETHEUS_CONFIG_DIR, broken)
+    (broken / layout.PROMETHEUS_CONFIG).write_text("scrape_configs: [{job_name: x, scrape_interval: soon}]\n")
+    monkeypatch.setattr(target, "UP_TIMEOUT_SECONDS", 15.0)
+    local = LocalTarget(state_root=tmp_path / "state", prometheus_config_dir=broken)
+    with pytest.raises(LocalTargetError, match=r"Prometheus is not ready after 15s: .*soon") as refused:
+        local.up("no-prometheus", release_from_build(context), context)
+    assert "(Synced, Healthy" not in str(refused.value)
+
+
+@pytest.mark.slow
 def test_a_folder_left_by_an_interrupted_up_does_not_block_the_name(
     small_target: LocalTarget, context: RunContext
 ) -> None:
