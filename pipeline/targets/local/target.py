@@ -198,6 +198,12 @@ def _wait_converged(state_dir: Path, reconciler: psutil.Popen, env_name: str) ->
                 f"local/{env_name}: the reconciler exited with code {reconciler.returncode}: "
                 + " | ".join(log_tail(state_dir / layout.RECONCILER_LOG))
             )
+        if elapsed > UP_TIMEOUT_SECONDS and converged:  # the replicas are fine: Prometheus is not
+            prometheus_log = state_dir / layout.PROMETHEUS_LOG
+            raise LocalTargetError(
+                f"local/{env_name}: Prometheus is not ready after {UP_TIMEOUT_SECONDS:g}s: "
+                f"{''.join(log_tail(prometheus_log, 1))}; see {prometheus_log}"
+            )
         if elapsed > UP_TIMEOUT_SECONDS:
             raise LocalTargetError(
                 f"local/{env_name}: not Synced and Healthy after {UP_TIMEOUT_SECONDS:g}s "
