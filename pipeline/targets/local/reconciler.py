@@ -7,7 +7,9 @@ its own session). About once a second it
 2. observes live state: every process labelled with this environment's id in its environment
    (found by a scan of all processes, so a replica started by hand is seen too), its real command
    line and environment, and its probes (startup, then readiness and liveness, on the manifest's
-   paths; a probe that keeps failing past failureThreshold x periodSeconds fails the replica),
+   paths; a startup or liveness probe that keeps failing past failureThreshold x periodSeconds
+   fails the replica; a replica is not ready from its first failed /ready, as a terminating pod
+   leaves its Service at once: a replica draining after SIGTERM answers /ready with 503),
 3. reports Synced/OutOfSync and Healthy/Progressing/Degraded with the reasons,
 4. heals drift like a Deployment with maxUnavailable 0 (but no maxSurge limit, to heal fast):
    starts every missing replica at once, stops extra ones, replaces failed ones, and stops a
