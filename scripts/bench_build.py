@@ -1,7 +1,7 @@
 """Benchmark (not a test): the build job's cold build, warm rebuild, no-change skip and image size.
 
 Usage:  python scripts/bench_build.py [--base-image REF] [--json FILE]     (or: nox -s bench -- build)
-Needs:  a running Docker engine, BASE_IMAGE or --base-image (BASE_IMAGE=$(scripts/make-base-image.sh)),
+Needs:  a running Docker engine, BASE_IMAGE or --base-image (BASE_IMAGE=$(sudo scripts/make-base-image.sh)),
         and the build job's requirements (requirements/build.txt, the service with [train]).
 Takes:  about two minutes on 2 cores, most of it the cold build.
 
@@ -74,7 +74,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=REPO / "artifacts" / "bench" / "build.json")
     args = parser.parse_args()
     if not args.base_image:
-        parser.error("set BASE_IMAGE (BASE_IMAGE=$(scripts/make-base-image.sh)) or pass --base-image")
+        parser.error("set BASE_IMAGE (BASE_IMAGE=$(sudo scripts/make-base-image.sh)) or pass --base-image")
     client = docker.from_env()
 
     runs: dict[str, dict] = {}

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Make a local Python base image without any container registry, for CI and air-gapped users.
 #
-# Usage:   BASE_IMAGE=$(scripts/make-base-image.sh)
+# Usage:   BASE_IMAGE=$(sudo scripts/make-base-image.sh)   (debootstrap needs root)
 #          docker build --build-arg BASE_IMAGE="$BASE_IMAGE" ...   (or: nox -s build -- --base-image "$BASE_IMAGE")
 #
 # Needs:   root, debootstrap, a running Docker engine, and a reachable Debian mirror (DEBIAN_MIRROR).

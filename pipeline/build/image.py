@@ -76,7 +76,7 @@ def ensure_base_image(client: docker.DockerClient, reference: str) -> str:
     except docker.errors.DockerException as error:
         raise BuildError(
             f"base image {reference!r} is not present and cannot be pulled ({_explain(error)}); "
-            "make a local one with `BASE_IMAGE=$(scripts/make-base-image.sh)` or pass --base-image"
+            "make a local one with `BASE_IMAGE=$(sudo scripts/make-base-image.sh)` or pass --base-image"
         ) from error
 
 

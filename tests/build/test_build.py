@@ -89,7 +89,7 @@ def copy_repo(destination: Path) -> Path:
 def require_base_image() -> str:
     """BASE_IMAGE as .ci/run exports it; skip on a developer's machine without it, fail in CI."""
     require_program("docker", probe=["docker", "info"])
-    return require_env("BASE_IMAGE", "run: export BASE_IMAGE=$(scripts/make-base-image.sh)")
+    return require_env("BASE_IMAGE", "run: export BASE_IMAGE=$(sudo scripts/make-base-image.sh)")
 
 
 @pytest.mark.parametrize("no", ["0", "false", "no"])

@@ -206,7 +206,7 @@ IMAGES = {
 @pytest.fixture(scope="module")
 def policy_images():
     require_program("docker", probe=["docker", "info"])
-    base = require_env("BASE_IMAGE", "run: export BASE_IMAGE=$(scripts/make-base-image.sh)")
+    base = require_env("BASE_IMAGE", "run: export BASE_IMAGE=$(sudo scripts/make-base-image.sh)")
     import docker
 
     client = docker.from_env()
