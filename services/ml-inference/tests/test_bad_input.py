@@ -37,6 +37,25 @@ CASES = [
     ("empty body", "/predict", b"", JSON, 400, "$"),
     ("not utf-8", "/predict", b'\xff{"features": [5.1, 3.5, 1.4, 0.2]}', JSON, 400, "$"),
     ("nested too deep", "/predict", b'{"x": ' + b"[" * 100_000, JSON, 400, "$"),
+    ("not utf-8 in a string", "/predict", b'{"features": [5.1, 3.5, 1.4, 0.2], "z": "\xff"}', JSON, 400, "$"),
+    ("utf-16", "/predict", '{"features": [5.1, 3.5, 1.4, 0.2]}'.encode("utf-16"), JSON, 400, "$"),
+    (
+        "two content types",
+        "/predict",
+        b'{"features": [5.1, 3.5, 1.4, 0.2]}',
+        [("content-type", "text/plain"), ("content-type", "application/json")],
+        415,
+        "headers.content-type",
+    ),
+    ("beyond the model", "/predict", b'{"features": [1e38, 1e38, 1e38, 1e38]}', JSON, 422, "$.features"),
+    (
+        "batch row beyond what the model scores",
+        "/predict/batch",
+        b'{"instances": [[5.1, 3.5, 1.4, 0.2], [3e38, -3e38, 3e38, -3e38]]}',
+        JSON,
+        422,
+        "$.instances[1]",
+    ),
     (
         "form content type",
         "/predict",
@@ -143,6 +162,22 @@ CASES = [
         "$.inputs[0].data[0][1]",
     ),
     (
+        "oip not utf-8 inside a string",
+        INFER,
+        b'{"inputs": [{"name": "\xff", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}',
+        JSON,
+        400,
+        "$",
+    ),
+    (
+        "oip row beyond what the model scores",
+        INFER,
+        tensor([GOOD, [1e38, 1e38, 1e38, 1e38]], shape=(2, 4)),
+        JSON,
+        422,
+        "$.inputs[0].data[1]",
+    ),
+    (
         "oip unknown output",
         INFER,
         {**tensor(GOOD), "outputs": [{"name": "logits"}]},
@@ -153,7 +188,7 @@ CASES = [
 ]
 
 
-def _send(client: TestClient, path: str, body: Any, headers: dict[str, str]):
+def _send(client: TestClient, path: str, body: Any, headers: dict[str, str] | list[tuple[str, str]]):
     if body is None:
         return client.get(path, headers=headers)
     if isinstance(body, dict):
@@ -231,6 +266,31 @@ def test_an_unexpected_error_on_a_hot_route_is_a_json_500_with_the_request_id(
     assert response.headers["x-request-id"] == "bug-1"
     assert "X-Request-ID" in response.json()["error"]
     assert "a bug" not in response.text
+
+
+def test_an_unexpected_error_on_a_fastapi_route_is_a_json_500_with_the_request_id(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(client.app.state.service.predictor, "probabilities", broken)
+    response = client.post(INFER, json=tensor(GOOD), headers={"X-Request-ID": "bug-2"})
+    assert response.status_code == 500
+    assert response.headers["x-request-id"] == "bug-2"
+    assert "a bug" not in response.text
+
+
+def test_a_body_refused_by_its_length_is_counted_under_its_route(client: TestClient) -> None:
+    series = 'ml_inference_requests_total{method="POST",route="/v2/models/{model_name}/infer",status="413"} '
+
+    def counted() -> float:
+        return float(client.get("/metrics").text.split(series, 1)[1].split("\n", 1)[0])
+
+    before = counted()
+    too_large = b"x" * (client.app.state.settings.max_body_bytes + 1)
+    assert client.post(INFER, content=too_large, headers=JSON).status_code == 413
+    assert counted() == before + 1
 
 
 def test_a_client_gone_before_its_body_arrived_gets_no_answer_and_is_counted_as_499(

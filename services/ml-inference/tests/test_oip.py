@@ -29,6 +29,13 @@ def test_health_and_server_metadata(client: TestClient) -> None:
     assert client.get("/v2/models/sklearn-iris/ready").json() == {"name": "sklearn-iris", "ready": True}
 
 
+def test_a_model_version_answers_its_readiness(client: TestClient, card: ModelCard) -> None:
+    ready = client.get(f"/v2/models/sklearn-iris/versions/{card.version}/ready")
+    assert ready.status_code == 200 and ready.json() == {"name": "sklearn-iris", "ready": True}
+    unknown = client.get("/v2/models/sklearn-iris/versions/9/ready")
+    assert unknown.status_code == 404 and unknown.json()["field"] == "model_version"
+
+
 def test_model_metadata(client: TestClient, card: ModelCard) -> None:
     body = client.get("/v2/models/sklearn-iris").json()
     assert body["name"] == "sklearn-iris"
