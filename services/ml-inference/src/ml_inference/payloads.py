@@ -74,6 +74,11 @@ _MISSING_FIELD = re.compile(r"missing required field `(?P<name>[^`]+)`")
 def decode(body: bytes, kind: type[Body]) -> Body:
     """`body` as a `kind`, or ApiError: 400 for JSON that does not parse, 422 for wrong types."""
     try:
+        # JSON between systems is UTF-8 (RFC 8259); msgspec does not check the strings it skips.
+        body.decode()
+    except UnicodeDecodeError as error:
+        raise ApiError(400, f"The request body is not valid UTF-8 (byte {error.start}).", "$") from None
+    try:
         return _DECODERS[kind].decode(body)
     except msgspec.ValidationError as error:
         raise _validation_error(error, "$") from None
