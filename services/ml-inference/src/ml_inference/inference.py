@@ -8,6 +8,7 @@ made big batches slow, and msgspec encodes structs faster than dicts.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from time import perf_counter
 from typing import Any
 
@@ -16,6 +17,7 @@ import numpy as np
 
 from ml_inference.metrics import Metrics
 from ml_inference.model import IrisModel
+from ml_inference.payloads import ApiError
 
 DECIMALS = 6
 
@@ -40,12 +42,23 @@ class Predictor:
             "Prediction", [("prediction", str), ("probabilities", self._probabilities)]
         )
 
-    def probabilities(self, instances: np.ndarray) -> tuple[list[list[float]], list[int]]:
-        """(probabilities rounded to 6 places, predicted class index) for each row of `instances`."""
+    def probabilities(
+        self, instances: np.ndarray, field_of_row: Callable[[int], str]
+    ) -> tuple[list[list[float]], list[int]]:
+        """(probabilities rounded to 6 places, predicted class index) for each row of `instances`.
+
+        A row whose probabilities the model's float32 arithmetic cannot hold (features within
+        float32 that overflow inside it) is refused: an ApiError naming `field_of_row(row)`.
+        """
         started = perf_counter()
         raw = self.model.predict_proba(instances)
         self._inference_duration.observe(perf_counter() - started)
         self._batch_size.observe(len(instances))
+        if not np.isfinite(raw).all():
+            field = field_of_row(int(np.flatnonzero(~np.isfinite(raw).all(axis=1))[0]))
+            raise ApiError(
+                422, f"{field} is beyond what the model can score: send measurements in cm.", field
+            )
         predicted = raw.argmax(axis=1)
         if len(raw) == 1:
             # numpy's fixed cost per call outweighs its speed on three numbers.
@@ -58,7 +71,7 @@ class Predictor:
         return raw.astype(np.float64).round(DECIMALS).tolist(), predicted.tolist()
 
     def predict_one(self, instance: np.ndarray, started: float) -> dict[str, Any]:
-        probabilities, predicted = self.probabilities(instance)
+        probabilities, predicted = self.probabilities(instance, lambda _: "$.features")
         return {
             "prediction": self.class_names[predicted[0]],
             "probabilities": self._probabilities(*probabilities[0]),
@@ -67,7 +80,7 @@ class Predictor:
         }
 
     def predict_batch(self, instances: np.ndarray, started: float) -> dict[str, Any]:
-        probabilities, predicted = self.probabilities(instances)
+        probabilities, predicted = self.probabilities(instances, lambda row: f"$.instances[{row}]")
         names, prediction, by_class = self.class_names, self._prediction, self._probabilities
         predictions = [
             prediction(names[index], by_class(*row))

@@ -114,7 +114,7 @@ async def infer(model_name: str, request: Request, model_version: str | None = N
         raise ApiError(400, f"$.inputs must hold exactly one tensor, got {len(body.inputs)}.", "$.inputs")
     instances = payloads.tensor_array(body.inputs[0], "$.inputs[0]", request.app.state.settings.max_batch)
     wanted = _requested_outputs(body)
-    probabilities, predicted = predictor.probabilities(instances)
+    probabilities, predicted = predictor.probabilities(instances, lambda row: f"$.inputs[0].data[{row}]")
     count = len(instances)
     tensors = {
         OUTPUT_CLASS: {
