@@ -269,13 +269,16 @@ def test_an_unexpected_error_on_a_hot_route_is_a_json_500_with_the_request_id(
 
 
 def test_an_unexpected_error_on_a_fastapi_route_is_a_json_500_with_the_request_id(
-    client: TestClient, monkeypatch: pytest.MonkeyPatch
+    model_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def broken(*args: object) -> None:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(client.app.state.service.predictor, "probabilities", broken)
-    response = client.post(INFER, json=tensor(GOOD), headers={"X-Request-ID": "bug-2"})
+    # As a client sees it: the 500 Starlette sends, not the exception TestClient re-raises by default.
+    with TestClient(create_app(Settings(model_dir=model_dir)), raise_server_exceptions=False) as client:
+        wait_until_ready(client)
+        monkeypatch.setattr(client.app.state.service.predictor, "probabilities", broken)
+        response = client.post(INFER, json=tensor(GOOD), headers={"X-Request-ID": "bug-2"})
     assert response.status_code == 500
     assert response.headers["x-request-id"] == "bug-2"
     assert "a bug" not in response.text

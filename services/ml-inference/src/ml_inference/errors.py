@@ -68,4 +68,5 @@ async def _client_gone(request: Request, error: ClientDisconnect) -> Response:
 
 async def _unexpected_error(request: Request, error: Exception) -> Response:
     logger.exception("unhandled error", extra={"request_id": request.state.request_id})
-    return error_response(500, INTERNAL_ERROR, None)
+    # Starlette answers this outside the middleware that adds the header: the body points at it.
+    return error_response(500, INTERNAL_ERROR, None, headers={"X-Request-ID": request.state.request_id})
