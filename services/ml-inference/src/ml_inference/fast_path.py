@@ -70,7 +70,7 @@ class HotPath:
         declared = b""
         for name, value in scope["headers"]:
             if name == b"content-type":
-                declared = value
+                declared = declared or value  # the first, as FastAPI's handlers read it
             elif name == b"content-length":
                 content_length = value
             elif name == REQUEST_ID_HEADER:
