@@ -63,10 +63,9 @@ def create_app(settings: Settings) -> ServiceApp:
     for router in routers:
         app.include_router(router)
     install_error_handlers(app)
-    app_metrics.declare_routes(
-        route for router in routers for route in router.routes if isinstance(route, APIRoute)
-    )
-    app.add_middleware(RequestObserver, recorder=recorder)
+    api_routes = [route for router in routers for route in router.routes if isinstance(route, APIRoute)]
+    app_metrics.declare_routes(api_routes)
+    app.add_middleware(RequestObserver, recorder=recorder, routes=api_routes)
     app.hot_path = HotPath(predict.HOT_ROUTES, recorder=recorder, max_batch=settings.max_batch)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

@@ -12,9 +12,11 @@ from __future__ import annotations
 import itertools
 import os
 import re
+from collections.abc import Sequence
 from time import perf_counter
 from typing import Any
 
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ml_inference.errors import error_body
@@ -79,9 +81,11 @@ class RequestRecorder:
 class RequestObserver:
     """The recorder around FastAPI's own handling of a request (every path but the hot ones)."""
 
-    def __init__(self, app: ASGIApp, *, recorder: RequestRecorder) -> None:
+    def __init__(self, app: ASGIApp, *, recorder: RequestRecorder, routes: Sequence[BaseRoute]) -> None:
         self.app = app
         self.recorder = recorder
+        #: The API's routes, to name the route of a request answered before routing.
+        self.routes = routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -129,8 +133,13 @@ class RequestObserver:
         finally:
             service.in_flight -= 1
             status = scope.get(CUT_STATUS, status)
-            route = getattr(scope.get("route"), "path", UNMATCHED_ROUTE)
+            route = getattr(scope.get("route"), "path", None) or self._route_template(scope)
             recorder.record(scope, route, status, perf_counter() - started, request_id)
+
+    def _route_template(self, scope: Scope) -> str:
+        """The route of a request answered before routing (a body too large by its Content-Length)."""
+        match = next((route for route in self.routes if route.matches(scope)[0] is Match.FULL), None)
+        return getattr(match, "path", UNMATCHED_ROUTE)
 
     async def _refuse_body(self, send: Send) -> None:
         body = self.recorder.too_large_body
