@@ -63,10 +63,17 @@ async def server_ready(request: Request) -> JSONResponse:
 
 
 @router.get("/models/{model_name}/ready", response_model=ModelReadiness, responses=error_responses(404, 503))
-async def model_ready(model_name: str, request: Request) -> JSONResponse:
-    """Whether this model can serve inference now."""
+@router.get(
+    "/models/{model_name}/versions/{model_version}/ready",
+    response_model=ModelReadiness,
+    responses=error_responses(404, 503),
+)
+async def model_ready(model_name: str, request: Request, model_version: str | None = None) -> JSONResponse:
+    """Whether this model (this version of it) can serve inference now."""
     _check_name(model_name)
     service: ServiceState = request.app.state.service
+    if model_version is not None and service.predictor is not None:
+        _served_model(request, model_name, model_version)  # 404 for a version not served here
     return JSONResponse(
         {"name": model_name, "ready": service.ready}, status_code=200 if service.ready else 503
     )
