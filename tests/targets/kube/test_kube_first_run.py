@@ -245,6 +245,30 @@ def test_kind_maps_each_environments_node_port_to_loopback(pushed: Path) -> None
     assert "port-forward --address 127.0.0.1 -n ml-inference-test service/ml-inference" not in plan
 
 
+@pytest.mark.parametrize("env_name", sorted(kube.NODE_PORTS))
+def test_the_network_policy_admits_the_node_port_load(env_name: str) -> None:
+    """kind (v0.24+) and minikube's kindnet enforce NetworkPolicy: traffic through a NodePort comes
+    from outside the pod network, which a policy of pod and namespace peers alone drops."""
+    require_program("kubectl")
+    root = appofapps.root_application(
+        SOURCE, f"ml-inference={TAG}", kube.workload_patches(), kube.node_port_patches()
+    )
+    children = appofapps.render_children(root, [appofapps.environment_component(env_name)])
+    (child,) = [c for c in appofapps.applications(children) if c["metadata"]["name"].endswith(env_name)]
+    deployed = appofapps.render_application(child)
+    (service,) = [m for m in deployed if m["kind"] == "Service"]
+    (policy,) = [m for m in deployed if m["kind"] == "NetworkPolicy"]
+    assert service["spec"]["type"] == "NodePort"
+    target_port = service["spec"]["ports"][0]["targetPort"]
+    admitted = [
+        rule
+        for rule in policy["spec"]["ingress"]
+        if any("ipBlock" in peer for peer in rule.get("from", []))
+        and any(port.get("port") == target_port for port in rule.get("ports", []))
+    ]
+    assert admitted, f"{env_name}: nothing from outside the cluster may reach port {target_port}"
+
+
 def test_minikube_loads_through_its_service_url(pushed: Path) -> None:
     plan = _plan("minikube", "test", pushed)
     assert "minikube service ml-inference -n ml-inference-test --url --profile ml-gitops" in plan
