@@ -81,8 +81,18 @@ def workload_patches() -> list[Manifest]:
     return [appofapps.json_patch({"kind": "Deployment", "name": SERVICE}, [pull_policy])]
 
 
+NETWORK_POLICY = "ml-inference"
+#: What a NodePort brings in comes from outside the pod network (the host, through kind's port
+#: mapping), which kind's and minikube's kindnet judge by address: admitted on the service port only.
+NODE_PORT_INGRESS = {
+    "from": [{"ipBlock": {"cidr": "0.0.0.0/0"}}],
+    "ports": [{"port": "http", "protocol": "TCP"}],
+}
+
+
 def node_port_patches() -> dict[str, list[Manifest]]:
-    """Each environment's Service as a NodePort of its own (the load's path; no port-forward)."""
+    """Each environment's Service as a NodePort of its own (the load's path; no port-forward), and
+    its NetworkPolicy admitting what comes through it."""
     return {
         env_name: [
             appofapps.json_patch(
@@ -91,7 +101,11 @@ def node_port_patches() -> dict[str, list[Manifest]]:
                     {"op": "replace", "path": "/spec/type", "value": "NodePort"},
                     {"op": "add", "path": "/spec/ports/0/nodePort", "value": port},
                 ],
-            )
+            ),
+            appofapps.json_patch(
+                {"kind": "NetworkPolicy", "name": NETWORK_POLICY},
+                [{"op": "add", "path": "/spec/ingress/-", "value": NODE_PORT_INGRESS}],
+            ),
         ]
         for env_name, port in NODE_PORTS.items()
     }

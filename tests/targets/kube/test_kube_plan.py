@@ -283,7 +283,7 @@ def test_the_planned_application_is_the_one_argo_cd_renders(built: Path) -> None
     assert application["spec"]["source"]["targetRevision"] == SOURCE.revision
     kustomize = application["spec"]["source"]["kustomize"]
     assert kustomize["images"] == [f"ml-inference={IMAGE}"]
-    assert [p["target"]["kind"] for p in kustomize["patches"]] == ["Deployment", "Service"]
+    assert [p["target"]["kind"] for p in kustomize["patches"]] == ["Deployment", "Service", "NetworkPolicy"]
 
 
 def test_saved_desired_state_carries_the_deployed_image(built: Path) -> None:
