@@ -10,6 +10,7 @@ import functools
 import http.server
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,14 @@ def test_snapshot_holds_the_working_tree_and_touches_nothing(checkout: Path) -> 
     assert _git(checkout, "rev-parse", f"{commit}^") == head_before
     assert _git(checkout, "status", "--porcelain") == status_before
     assert _git(checkout, "rev-parse", "HEAD") == head_before
+
+
+def test_two_snapshots_of_one_tree_are_one_commit_whenever_they_are_made(checkout: Path) -> None:
+    """Test and demo snapshot the checkout at once, each replacing the git server's repository: a
+    commit that depended on the clock (a second apart) would remove the other job's commit."""
+    first = source.snapshot_commit()
+    time.sleep(1.1)  # git stamps commits to the second
+    assert source.snapshot_commit() == first
 
 
 def test_bare_repository_clones_over_dumb_http(checkout: Path, tmp_path: Path) -> None:
