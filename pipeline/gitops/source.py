@@ -105,13 +105,19 @@ SNAPSHOT_IDENTITY = {
 
 
 def snapshot_commit() -> str:
-    """A commit of the working tree as it is, made through a temporary index (refs and index untouched)."""
+    """A commit of the working tree as it is, made through a temporary index (refs and index untouched).
+
+    Dated as HEAD, not by the clock: jobs that snapshot one tree (test and demo, in parallel) make one
+    commit, so neither's upload to the in-cluster git server removes the other's.
+    """
     with tempfile.TemporaryDirectory() as scratch:
         index = {"GIT_INDEX_FILE": str(Path(scratch) / "index")}
         git("add", "--all", ".", env=index)
         tree = git("write-tree", env=index)
     message = "ml-gitops pipeline snapshot of the working tree"
-    return git("commit-tree", tree, "-p", "HEAD", "-m", message, env=SNAPSHOT_IDENTITY)
+    date = git("show", "-s", "--format=%cI", "HEAD")
+    dated = {**SNAPSHOT_IDENTITY, "GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date}
+    return git("commit-tree", tree, "-p", "HEAD", "-m", message, env=dated)
 
 
 def bare_repository(commit: str, directory: Path) -> Path:
