@@ -36,9 +36,10 @@ SECRET_NAME = re.compile(f"({_NAME_WORDS})", re.IGNORECASE)
 #: Keys that name or point at a secret rather than hold one (`secretName`, `tokenPath`, `authType`).
 REFERENCE_KEY = re.compile(r"(name|ref|refs|path|file|mountpath|type|kind)$", re.IGNORECASE)
 
-#: A quoted value, also JSON-escaped inside another JSON string (`\"hunter2\"`), a flat JSON list,
-#: else a bare word.
-_VALUE = r"""(\\"(?:[^"\\]|\\[^"])*?\\"|"(?:[^"\\]|\\.)*"|'[^']*'|\[[^\[\]\n]*\]|[^\s"',;}\]\\]+)"""
+#: A quoted value, also JSON-escaped inside another JSON string (`\"hunter2\"`).
+_QUOTED = r"""\\"(?:[^"\\]|\\[^"])*?\\"|"(?:[^"\\]|\\.)*"|'[^']*'"""
+#: A quoted value, a flat JSON list, else a bare word.
+_VALUE = rf"""({_QUOTED}|\[[^\[\]\n]*\]|[^\s"',;}}\]\\]+)"""
 #: `NAME=value` / `"name": "value"` / `name: value` where the name says credential: the name stays.
 _ASSIGNMENT = re.compile(
     rf"""(?P<name>\b[\w.-]*({_NAME_WORDS})[\w.-]*(?<!name)(?<!ref)(?<!path)(?<!file)(?<!type)(?<!kind)"""
@@ -54,7 +55,7 @@ _SECRET_FLAG = re.compile(rf"--?[\w-]*({_NAME_WORDS})[\w-]*", re.IGNORECASE)
 #: An HTTP Authorization header or field: its whole value (`ApiKey 9f8e...`, not just its first word).
 _AUTHORIZATION = re.compile(
     r"""(?P<name>\bauthorization(\\?["'])?)(?P<separator>[ \t]*[=:][ \t]*)"""
-    r"""(?P<value>\\"(?:[^"\\]|\\[^"])*?\\"|"(?:[^"\\]|\\.)*"|'[^']*'|[^\r\n]+)""",
+    rf"""(?P<value>{_QUOTED}|[^\r\n]+)""",
     re.IGNORECASE,
 )
 #: A YAML key whose name says credential, quoted or not, holding a block scalar (`password: |`, then
