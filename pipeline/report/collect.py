@@ -56,6 +56,8 @@ COMPARED: tuple[tuple[str, str, str, Callable[[float, float], bool]], ...] = (
     ("Requests", "requests", "", lambda old, new: False),
 )
 
+#: What makes two loads alike, with the target they ran against.
+LOAD_SHAPE = ("users", "user_rps", "spawn_rate", "duration_seconds")
 #: How much of a failed job's log the report quotes: its last lines, each cut to a screen's width.
 LOG_TAIL_LINES = 25
 LOG_LINE_CHARS = 300
@@ -372,8 +374,8 @@ def compare_load(
     if None not in targets and targets[0] != targets[1]:
         unlike = f"The previous run loaded another target ({targets[0]}, now {targets[1]})"
     elif any(
-        getattr(before, key) != getattr(now, key) and None not in (getattr(before, key), getattr(now, key))
-        for key in ("users", "user_rps", "spawn_rate", "duration_seconds")
+        None not in pair and pair[0] != pair[1]  # a field an older summary lacks is not held against it
+        for pair in ((getattr(before, key), getattr(now, key)) for key in LOAD_SHAPE)
     ):
         unlike = "The previous run used a different load (users, pacing or duration)"
     changes = []
