@@ -1,6 +1,7 @@
-"""Port-forwards: the URL comes from kubectl's own output, failures are named, nothing is left running.
+"""Port-forwards and the service's URL: read from the tool's own output, failures named, nothing left running.
 
-A stand-in process prints what `kubectl port-forward` prints; the reading and cleanup are real.
+Stand-in processes print what `kubectl port-forward` and `minikube service --url` print; the
+reading and cleanup are real.
 """
 
 from __future__ import annotations
@@ -9,10 +10,18 @@ import sys
 
 import pytest
 
-from pipeline.targets.kube.environment import PortForward, port_forward_argv
+from pipeline.targets.kube import environment
+from pipeline.targets.kube.environment import KubeEnvironment, PortForward, port_forward_argv
 from pipeline.targets.kube.plan import StepFailed
 
 FORWARDING = "print('Forwarding from 127.0.0.1:45678 -> 8080', flush=True); import time; time.sleep(120)"
+#: `minikube service --url` with the Docker driver on macOS or Windows: the URL, a warning, and the
+#: command stays in the foreground, as the tunnel the URL goes through lives only while it runs.
+TUNNEL = (
+    "import sys, time; print('http://127.0.0.1:51082', flush=True); "
+    "print('! Because you are using a Docker driver on darwin, the terminal needs to be open to run it.',"
+    " file=sys.stderr, flush=True); time.sleep(120)"
+)
 REFUSED = "import sys; print('error: services \"ml-inference\" not found', flush=True); sys.exit(1)"
 
 
@@ -37,3 +46,23 @@ def test_forwards_bind_loopback_and_let_kubectl_pick_the_port() -> None:
     )
     assert argv[-4:] == ("-n", "ml-inference-test", "service/ml-inference", ":80")
     assert argv[4:6] == ("--address", "127.0.0.1")
+
+
+def test_a_service_url_command_that_stays_in_the_foreground_keeps_its_tunnel_until_down(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")  # down() closes what connect() opened, no teardown
+    monkeypatch.setattr(environment, "application_events", lambda context, name: lambda timeout: iter(()))
+    env = KubeEnvironment(
+        name="test", namespace="ml-inference-test", application="ml-inference-test",
+        kubectl=(sys.executable, "-c", REFUSED), context="minikube", desired=[], target="minikube",
+        endpoint_argv=(sys.executable, "-c", TUNNEL),
+    )  # fmt: skip
+    env.connect()
+    try:
+        assert env.endpoint == "http://127.0.0.1:51082"
+        tunnels = [forward.process for forward in env._forwards if forward.process.poll() is None]
+        assert len(tunnels) == 1, "the command the URL came from must keep running: it is the tunnel"
+    finally:
+        env.down()
+    assert all(forward.process.poll() is not None for forward in env._forwards) and not env._forwards
