@@ -38,8 +38,11 @@ SERVICE = "ml-inference"
 SERVICE_SELECTOR = f"app.kubernetes.io/name={SERVICE}"
 #: The shared Prometheus, port-forwarded: its namespace, resource and port.
 PROMETHEUS = ("monitoring", "service/prometheus", 9090)
-FORWARDING = re.compile(r"Forwarding from 127\.0\.0\.1:(\d+)")
-PORT_FORWARD_TIMEOUT_SECONDS = 30
+#: What `kubectl port-forward` prints once it listens.
+FORWARDING = re.compile(r"Forwarding from (127\.0\.0\.1:\d+)")
+#: The first address `docker port` (127.0.0.1:PORT) or `minikube service --url` (a URL) prints.
+ADDRESS = re.compile(r"(https?://\S+|\d{1,3}(?:\.\d{1,3}){3}:\d+)")
+ADDRESS_TIMEOUT_SECONDS = 30
 CONTAINER_PORT = 8080
 #: How many of each container's last log lines a saved state keeps.
 LOG_TAIL_LINES = 200
@@ -146,14 +149,19 @@ class StatusWatch:
         return self._last or ControllerStatus(sync="OutOfSync", health="Missing")
 
 
-class PortForward:
-    """A `kubectl port-forward` child process and the local URL it serves."""
+class KeptProcess:
+    """A child process that prints the address it serves, kept running until `stop`.
 
-    def __init__(self, argv: tuple[str, ...]) -> None:
+    `kubectl port-forward` serves its address while it runs; so does `minikube service --url`
+    with the Docker driver on macOS and Windows, where it holds a tunnel in the foreground. A
+    command that prints and exits (`docker port`, minikube elsewhere) is read the same way.
+    """
+
+    def __init__(self, argv: tuple[str, ...], address: re.Pattern[str] = ADDRESS) -> None:
         self.process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         lines: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=self._pump, args=(lines,), daemon=True).start()
-        deadline = time.monotonic() + PORT_FORWARD_TIMEOUT_SECONDS
+        deadline = time.monotonic() + ADDRESS_TIMEOUT_SECONDS
         seen = []
         while (remaining := deadline - time.monotonic()) > 0:
             try:
@@ -163,11 +171,12 @@ class PortForward:
             if line is None:  # kubectl exited
                 break
             seen.append(line.strip())
-            if match := FORWARDING.search(line):
-                self.url = f"http://127.0.0.1:{match.group(1)}"
+            if match := address.search(line):
+                found = match.group(1)
+                self.url = found if "://" in found else f"http://{found}"
                 return
         self.stop()
-        raise StepFailed(f"{' '.join(argv)} did not start forwarding: {' '.join(seen) or 'no output'}")
+        raise StepFailed(f"{' '.join(argv)} printed no address: {' '.join(seen) or 'no output'}")
 
     def _pump(self, lines: queue.Queue[str | None]) -> None:
         assert self.process.stdout is not None
@@ -201,7 +210,7 @@ class KubeEnvironment:
     image: dict[str, str] = field(default_factory=dict)
     #: The command that prints the service's URL through the path a real client uses (NodePort).
     endpoint_argv: tuple[str, ...] = ()
-    _forwards: list[PortForward] = field(default_factory=list)
+    _forwards: list[KeptProcess] = field(default_factory=list)
     _watch: StatusWatch | None = None
 
     @property
@@ -211,12 +220,7 @@ class KubeEnvironment:
 
     def connect(self) -> None:
         """Find the service's NodePort URL (the load's path), open Prometheus' port-forward, watch status."""
-        result = run_process(self.endpoint_argv, None, 60)
-        if result.returncode != 0 or not result.stdout.strip():
-            raise StepFailed(f"{' '.join(self.endpoint_argv)}: {result.stderr.strip() or 'no output'}")
-        # `docker port` prints 127.0.0.1:PORT; `minikube service --url` prints a whole URL.
-        address = result.stdout.strip().splitlines()[0]
-        self.endpoint = address if "://" in address else f"http://{address}"
+        self.endpoint = self._keep(KeptProcess(self.endpoint_argv))
         self._watch = StatusWatch(application_events(self.context, self.application))
         self._watch.start()
         try:
@@ -226,9 +230,11 @@ class KubeEnvironment:
 
     def _forward(self, namespace: str, resource: str, port: int) -> str:
         """A port-forward kept open until `down`; its local URL."""
-        forward = PortForward(port_forward_argv(self.kubectl, namespace, resource, port))
-        self._forwards.append(forward)
-        return forward.url
+        return self._keep(KeptProcess(port_forward_argv(self.kubectl, namespace, resource, port), FORWARDING))
+
+    def _keep(self, process: KeptProcess) -> str:
+        self._forwards.append(process)
+        return process.url
 
     def after_up(self) -> list[Command]:
         """Printed by the dry run: what `connect` runs, then (demo) the drifts in the demo's order."""

@@ -11,7 +11,8 @@ import sys
 import pytest
 
 from pipeline.targets.kube import environment
-from pipeline.targets.kube.environment import KubeEnvironment, PortForward, port_forward_argv
+from pipeline.targets.kube.environment import FORWARDING as KUBECTL_FORWARDING
+from pipeline.targets.kube.environment import KeptProcess, KubeEnvironment, port_forward_argv
 from pipeline.targets.kube.plan import StepFailed
 
 FORWARDING = "print('Forwarding from 127.0.0.1:45678 -> 8080', flush=True); import time; time.sleep(120)"
@@ -26,7 +27,7 @@ REFUSED = "import sys; print('error: services \"ml-inference\" not found', flush
 
 
 def test_reads_the_port_kubectl_chose_and_stops_the_process() -> None:
-    forward = PortForward((sys.executable, "-c", FORWARDING))
+    forward = KeptProcess((sys.executable, "-c", FORWARDING), KUBECTL_FORWARDING)
     try:
         assert forward.url == "http://127.0.0.1:45678"
         assert forward.process.poll() is None
@@ -37,7 +38,7 @@ def test_reads_the_port_kubectl_chose_and_stops_the_process() -> None:
 
 def test_a_failed_forward_is_named() -> None:
     with pytest.raises(StepFailed, match="not found"):
-        PortForward((sys.executable, "-c", REFUSED))
+        KeptProcess((sys.executable, "-c", REFUSED), KUBECTL_FORWARDING)
 
 
 def test_forwards_bind_loopback_and_let_kubectl_pick_the_port() -> None:
@@ -66,3 +67,10 @@ def test_a_service_url_command_that_stays_in_the_foreground_keeps_its_tunnel_unt
     finally:
         env.down()
     assert all(forward.process.poll() is not None for forward in env._forwards) and not env._forwards
+
+
+def test_an_address_from_a_command_that_exits_is_read() -> None:
+    """`docker port` (kind) and minikube on Linux print the address and exit."""
+    printed = KeptProcess((sys.executable, "-c", "print('127.0.0.1:40317')"))
+    printed.stop()
+    assert printed.url == "http://127.0.0.1:40317"
