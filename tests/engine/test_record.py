@@ -281,3 +281,33 @@ def test_cli_previous_never_fails_the_step(
     monkeypatch.delenv("GITHUB_TOKEN", raising=False)
     main(["github-previous", "--artifacts-dir", str(tmp_path)])
     assert capsys.readouterr().out.startswith("previous run: not looked up")
+
+
+@pytest.fixture
+def truncated_api() -> Iterator[str]:
+    """An API whose answers promise 100 bytes, send 10 and hang up: a dropped connection mid-answer."""
+
+    class Handler(QuietHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "100")
+            self.end_headers()
+            self.wfile.write(b'{"jobs": [')
+            self.close_connection = True
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_dropped_connection_leaves_the_record_with_statuses_only(tmp_path: Path, truncated_api: str) -> None:
+    assert github_job_timings(github_env(truncated_api)) == {}
+
+
+def test_a_dropped_connection_is_one_line_about_the_previous_run(tmp_path: Path, truncated_api: str) -> None:
+    line = fetch_previous_load(tmp_path, {**github_env(truncated_api), "GITHUB_REF_NAME": "main"})
+    assert line.startswith("previous run: not compared (IncompleteRead")
+    assert not (tmp_path / "previous").exists()
