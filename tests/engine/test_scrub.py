@@ -6,12 +6,15 @@ Kubernetes-specific rules are tested in test_kube_redact.py, the report's use in
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from pipeline.artifacts import write_json_atomic
-from pipeline.scrub import MASK, is_secret_key, is_secret_name, mask, mask_text, scrub_tree
+from pipeline.scrub import MASK, is_secret_key, is_secret_name, mask, mask_stream, mask_text, scrub_tree
 
 GITHUB_TOKEN = "ghp_abcdefghijklmnopqrstuvwxyz0123456789"
 
@@ -199,3 +202,41 @@ def test_list_values_under_secret_keys_are_masked() -> None:
     masked = mask({"password": ["hunter2"], "api_keys": ["k-123", {"name": "deploy"}]})
     assert masked == {"password": [MASK], "api_keys": [MASK, {"name": "deploy"}]}
     assert mask({"Authorization": "ApiKey 9f8e7d6c5b4a"}) == {"Authorization": MASK}
+
+
+def test_a_stream_is_masked_line_by_line_as_it_arrives() -> None:
+    read: list[str] = []
+
+    def lines() -> Iterator[str]:
+        for line in ["step 1\n", "PASSWORD=hunter2\n", "step 3\n"]:
+            read.append(line)
+            yield line
+
+    masked = mask_stream(lines())
+    assert next(masked) == "step 1\n" and len(read) == 1, "a plain line is passed on before the next is read"
+    assert next(masked) == f"PASSWORD={MASK}\n" and len(read) == 2
+    assert list(masked) == ["step 3\n"]
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        (f"-----BEGIN PRIVATE KEY-----\n{PEM_BODY}\n-----END PRIVATE KEY-----\ndone\n", "q7Zx"),
+        (f"log line\n{PEM_BODY}\nnext line\n", "q7Zx"),
+        ("stringData:\n  password: |\n    hunter2xyz\n    more\nkind: Secret\n", "hunter2xyz"),
+    ],
+)
+def test_a_secret_over_several_lines_of_a_stream_is_masked_whole(text: str, secret: str) -> None:
+    streamed = "".join(mask_stream(text.splitlines(keepends=True)))
+    assert secret not in streamed
+    assert streamed == mask_text(text), "line by line, the stream masks what the whole text would"
+
+
+def test_the_cli_masks_standard_input_to_standard_output_and_keeps_other_bytes() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline.scrub", "-"],
+        input=b"caf\xe9 token=0a1b2c3d\r\nprogress 10%\rprogress 20%\n",
+        capture_output=True,
+        check=True,
+    )
+    assert done.stdout == b"caf\xe9 token=" + MASK.encode() + b"\r\nprogress 10%\rprogress 20%\n"
