@@ -67,6 +67,28 @@ class QuietHandler(BaseHTTPRequestHandler):
         pass
 
 
+@contextmanager
+def cut_short_server() -> Iterator[str]:
+    """A server on 127.0.0.1 whose every answer promises 100 bytes, sends 10 and hangs up: its URL."""
+
+    class Handler(QuietHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "100")
+            self.end_headers()
+            self.wfile.write(b'{"jobs": [')
+            self.close_connection = True
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def stop(process: subprocess.Popen) -> None:
     """Terminate `process`, killing it when it does not exit within ten seconds."""
     if process.poll() is None:

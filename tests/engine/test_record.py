@@ -16,7 +16,7 @@ import pytest
 
 from pipeline.record import fetch_previous_load, github_job_timings, main, record_from_github
 from pipeline.report.collect import collect
-from tests.helpers import QuietHandler
+from tests.helpers import QuietHandler, cut_short_server
 
 NEEDS = {
     "unit": {"result": "success", "outputs": {}},
@@ -285,22 +285,8 @@ def test_cli_previous_never_fails_the_step(
 
 @pytest.fixture
 def truncated_api() -> Iterator[str]:
-    """An API whose answers promise 100 bytes, send 10 and hang up: a dropped connection mid-answer."""
-
-    class Handler(QuietHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", "100")
-            self.end_headers()
-            self.wfile.write(b'{"jobs": [')
-            self.close_connection = True
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
+    with cut_short_server() as url:
+        yield url
 
 
 def test_a_dropped_connection_leaves_the_record_with_statuses_only(tmp_path: Path, truncated_api: str) -> None:

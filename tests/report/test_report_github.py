@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from pipeline.report import github
-from tests.helpers import run_report_job
+from tests.helpers import cut_short_server, run_report_job
 
 TOKEN = "ghs_" + "FakeInstallationToken0123456789"
 REPOSITORY = "octo-org/ml-gitops-pipeline"
@@ -268,6 +268,19 @@ def test_a_read_only_token_does_not_fail_the_report(
     assert done.returncode == 0, done.stderr
     assert f"could not comment on PR #{PR}: HTTP 403" in done.stdout
     assert (artifacts / "final-demo-report/report.html").is_file()
+
+
+def test_a_dropped_connection_is_one_line_not_a_crash(tmp_path: Path) -> None:
+    with cut_short_server() as url:
+        environ = {
+            "GITHUB_EVENT_NAME": "pull_request",
+            "GITHUB_EVENT_PATH": str(pull_request_event(tmp_path)),
+            "GITHUB_REPOSITORY": REPOSITORY,
+            "GITHUB_API_URL": url,
+            "GITHUB_TOKEN": TOKEN,
+        }
+        line = github.comment_on_pull_request("# report", environ)
+    assert line.startswith(f"could not comment on PR #{PR}: IncompleteRead")
 
 
 def test_pull_request_number_comes_only_from_pull_request_events(tmp_path: Path) -> None:
