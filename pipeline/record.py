@@ -14,6 +14,7 @@ downloads the `test-results` artifact of this workflow's last successful run on 
 from __future__ import annotations
 
 import argparse
+import http.client
 import io
 import json
 import os
@@ -152,6 +153,10 @@ def _has_github_api(environ: Mapping[str, str]) -> bool:
     return bool(environ.get("GITHUB_TOKEN")) and all(environ.get(key) for key in GITHUB_API_ENV)
 
 
+#: What a call of the GitHub API may raise, a dropped connection included (not an OSError).
+API_ERRORS = (OSError, ValueError, http.client.HTTPException)
+
+
 def github_api(
     environ: Mapping[str, str],
     path: str,
@@ -162,7 +167,8 @@ def github_api(
 ) -> Any:
     """`method` `path` of the REST API at GITHUB_API_URL with the job's token (GITHUB_TOKEN).
 
-    Raises OSError (urllib.error.HTTPError for an answer that is not 2xx) or ValueError on failure.
+    Raises OSError (urllib.error.HTTPError for an answer that is not 2xx), http.client.HTTPException
+    (a connection dropped mid-answer) or ValueError on failure: API_ERRORS.
     """
     api_url = (environ.get("GITHUB_API_URL") or DEFAULT_API_URL).rstrip("/")
     request = urllib.request.Request(
@@ -191,7 +197,7 @@ def github_job_timings(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
     )
     try:
         payload = github_api(environ, path, per_page=100)
-    except (OSError, ValueError) as error:
+    except API_ERRORS as error:
         print(f"job timings unavailable ({error}); the record has statuses only")
         return {}
     return {entry["name"]: entry for entry in payload.get("jobs", [])}
@@ -273,7 +279,7 @@ def fetch_previous_load(artifacts_dir: Path, environ: Mapping[str, str]) -> str:
                 },
             )
             return f"previous run: {run.get('html_url') or run['id']} on {branch}: load figures in {previous}"
-    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as error:
+    except (*API_ERRORS, KeyError, TypeError, zipfile.BadZipFile) as error:
         return f"previous run: not compared ({type(error).__name__}: {error})"
     return f"previous run: no successful run of this workflow with a {LOAD_SUMMARY} yet; nothing to compare"
 

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pipeline.record import github_api
+from pipeline.record import API_ERRORS, github_api
 from pipeline.scrub import mask_text
 
 MARKER = "<!-- ml-gitops-pipeline:report -->"
@@ -129,6 +129,6 @@ def comment_on_pull_request(markdown: str, environ: Mapping[str, str]) -> str:
             else ""
         )
         return f"could not comment on PR #{number}: HTTP {error.code} {error.reason}{hint}"
-    except (OSError, ValueError) as error:
-        return f"could not comment on PR #{number}: {error}"
+    except API_ERRORS as error:
+        return f"could not comment on PR #{number}: {type(error).__name__}: {error}"
     return f"{action} the report comment on PR #{number}: {comment.get('html_url', '')}".rstrip(": ")
