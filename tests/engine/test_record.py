@@ -289,7 +289,7 @@ def truncated_api() -> Iterator[str]:
         yield url
 
 
-def test_a_dropped_connection_leaves_the_record_with_statuses_only(tmp_path: Path, truncated_api: str) -> None:
+def test_a_dropped_connection_leaves_the_record_with_statuses_only(truncated_api: str) -> None:
     assert github_job_timings(github_env(truncated_api)) == {}
 
 

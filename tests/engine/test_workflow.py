@@ -430,9 +430,7 @@ def test_a_re_run_job_replaces_the_artifacts_of_its_earlier_attempt(workflow: di
 
 def test_a_failed_base_image_build_fails_its_step(tmp_path: Path) -> None:
     checks = yaml.safe_load(render_checks())
-    step = next(
-        step for step in checks["jobs"]["tests"]["steps"] if "make-base-image" in step.get("run", "")
-    )
+    step = next(step for step in checks["jobs"]["tests"]["steps"] if "make-base-image" in step.get("run", ""))
     (tmp_path / "sudo").write_text("#!/bin/sh\nexit 1\n")
     (tmp_path / "sudo").chmod(0o755)
     env = {"PATH": f"{tmp_path}:/usr/bin:/bin", "GITHUB_ENV": str(tmp_path / "github-env")}
