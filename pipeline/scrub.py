@@ -8,17 +8,19 @@ appears, whatever its name: URL userinfo, `--password X`, PEM bodies, GitHub, AW
 shapes. Over-masking a harmless value is acceptable; leaking a secret is not. Mask before cutting:
 a tail or a prefix of a masked text is safe, a cut piece of a secret may not be recognised any more.
 Standard library only, so any layer can import it; `python -m pipeline.scrub PATH...` scrubs files
-and folders in place (the workflow runs it before each upload).
+and folders in place (the workflow runs it before each upload), and `python -m pipeline.scrub -`
+masks its standard input to its standard output as it arrives (the workflow's live job logs).
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
 import sys
 import tempfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +133,39 @@ def mask_text(text: str) -> str:
     text = _FLAG.sub(_masked_value, text)
     text = _AUTHORIZATION.sub(_masked_value, text)
     return _ASSIGNMENT.sub(_masked_value, text)
+
+
+#: A line that may be one of a PEM body's or of full-width base64 (see _CREDENTIAL).
+_BASE64_LINE = re.compile(r"[ \t]*[A-Za-z0-9+/=]{16,}[ \t]*\r?\n?")
+#: How many lines a stream holds back at most, waiting to see whether a secret spans them.
+STREAM_HOLD_LINES = 200
+
+
+def _may_go_on(held: list[str]) -> bool:
+    """Whether the line after `held` could still belong to a secret over several lines they begin."""
+    text = "".join(held)
+    begin = text.rfind("-----BEGIN ")
+    if (begin != -1 and "-----END " not in text[begin:]) or _BASE64_LINE.fullmatch(held[-1]):
+        return True
+    for index in range(len(held) - 1, -1, -1):  # inside a block scalar under a secret key
+        if head := _BLOCK_SCALAR.match(held[index].rstrip("\n")):
+            deeper = len(head["indent"]) + 1
+            return all(not line.strip() or line[:deeper].isspace() for line in held[index + 1 :])
+    return False
+
+
+def mask_stream(lines: Iterable[str]) -> Iterator[str]:
+    """`lines` masked as they arrive: each passed on at once, unless it may begin a secret over several
+    lines (a PEM key, full-width base64, a YAML block scalar); those wait for the lines that settle it."""
+    held: list[str] = []
+    for line in lines:
+        held.append(line)
+        if len(held) < STREAM_HOLD_LINES and _may_go_on(held):
+            continue
+        yield mask_text("".join(held))
+        held = []
+    if held:
+        yield mask_text("".join(held))
 
 
 def mask(value: Any, rewrite: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> Any:
@@ -246,9 +281,19 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if not args or args[0] in ("-h", "--help"):
         print(
-            "usage: python -m pipeline.scrub PATH...\nMask credentials in these files and folders in place."
+            "usage: python -m pipeline.scrub PATH... | -\nMask credentials in these files and folders in"
+            " place, or (-) in standard input, written to standard output as it arrives."
         )
         return 0 if args else 2
+    if args == ["-"]:
+        # Every byte kept (surrogateescape), and \r ends a line too: a progress bar streams as it moves.
+        text: dict[str, Any] = {"encoding": "utf-8", "errors": "surrogateescape", "newline": ""}
+        source = io.TextIOWrapper(sys.stdin.buffer, **text)
+        sink = io.TextIOWrapper(sys.stdout.buffer, **text)
+        for chunk in mask_stream(source):
+            sink.write(chunk)
+            sink.flush()
+        return 0
     changed = scrub_tree(*map(Path, args))
     print(f"scrubbed {len(changed)} file(s)" + "".join(f"\n  {path}" for path in changed))
     return 0

@@ -6,6 +6,7 @@ Kubernetes-specific rules are tested in test_kube_redact.py, the report's use in
 from __future__ import annotations
 
 import json
+import select
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -208,13 +209,13 @@ def test_a_stream_is_masked_line_by_line_as_it_arrives() -> None:
     read: list[str] = []
 
     def lines() -> Iterator[str]:
-        for line in ["step 1\n", "PASSWORD=hunter2\n", "step 3\n"]:
+        for line in ["step 1\n", "DB_PASSWORD=hunter2\n", "step 3\n"]:
             read.append(line)
             yield line
 
     masked = mask_stream(lines())
     assert next(masked) == "step 1\n" and len(read) == 1, "a plain line is passed on before the next is read"
-    assert next(masked) == f"PASSWORD={MASK}\n" and len(read) == 2
+    assert next(masked) == f"DB_PASSWORD={MASK}\n" and len(read) == 2
     assert list(masked) == ["step 3\n"]
 
 
@@ -240,3 +241,20 @@ def test_the_cli_masks_standard_input_to_standard_output_and_keeps_other_bytes()
         check=True,
     )
     assert done.stdout == b"caf\xe9 token=" + MASK.encode() + b"\r\nprogress 10%\rprogress 20%\n"
+
+
+def test_the_cli_passes_each_line_on_before_its_input_ends() -> None:
+    """What the live job log relies on: a line shows while the job still runs."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.scrub", "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    assert process.stdin is not None and process.stdout is not None
+    try:
+        process.stdin.write(b"DB_PASSWORD=hunter2\n")
+        process.stdin.flush()
+        ready, _, _ = select.select([process.stdout], [], [], 30)
+        assert ready, "nothing came out while the input stayed open"
+        assert process.stdout.readline() == f"DB_PASSWORD={MASK}\n".encode()
+    finally:
+        process.stdin.close()
+        process.wait(timeout=30)
