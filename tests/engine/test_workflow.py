@@ -383,7 +383,12 @@ def test_every_upload_comes_after_a_scrub_of_what_it_uploads(workflow: dict) -> 
         steps = job["steps"]
         run_step = next(i for i, step in enumerate(steps) if step.get("name") == f"nox -s {name}")
         scrub = next(
-            (i for i, step in enumerate(steps) if "python -m pipeline.scrub" in step.get("run", "")), None
+            (
+                i
+                for i, step in enumerate(steps)
+                if step.get("run", "").startswith("python -m pipeline.scrub ")
+            ),
+            None,
         )
         assert scrub is not None and scrub > run_step, f"{name}: no scrub step after the job"
         assert steps[scrub].get("if") == "always()", f"{name}: the scrub must run when the job failed too"
