@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -113,6 +114,23 @@ def test_deploy_without_a_model_fails_with_one_clear_line(tmp_path: Path) -> Non
     assert "run `nox -s build` first" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "state" / "deploy" / layout.RECONCILER_LOG).exists()
+
+
+@pytest.mark.parametrize("dry_run", ["0", "1"])
+def test_a_model_the_quality_gate_rejected_is_never_deployed(
+    artifacts: Path, tmp_path: Path, dry_run: str
+) -> None:
+    """`invoke pipeline --only deploy` or `nox -s deploy` after a build whose gate failed."""
+    rejected = tmp_path / "artifacts"
+    shutil.copytree(artifacts / "build-output" / "model", rejected / "build-output" / "model")
+    gate = {"verdict": "failed", "model_version": "v9", "test_accuracy": 0.5, "min_test_accuracy": 0.9,
+            "max_drop": 0.02, "reasons": ["held-out accuracy 0.500 is below the floor 0.900"]}  # fmt: skip
+    (rejected / "build-output" / "build-record.json").write_text(json.dumps({"quality_gate": gate}))
+    result = run_deploy(rejected, tmp_path / "state", PIPELINE_DRY_RUN=dry_run)
+    assert result.returncode == 1
+    assert "failed the quality gate: held-out accuracy 0.500 is below the floor 0.900" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "state").exists()
 
 
 def test_deploy_dry_run_starts_nothing(artifacts: Path, tmp_path: Path) -> None:
