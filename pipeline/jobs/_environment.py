@@ -9,8 +9,10 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from pipeline import contracts
 from pipeline.artifacts import read_outputs
 from pipeline.context import RunContext
+from pipeline.contracts import BuildRecord
 from pipeline.graph import JOBS_BY_NAME
 from pipeline.release import Environment, Release
 from pipeline.targets import Target, get_target
@@ -21,10 +23,25 @@ class BringUpFailed(Exception):
 
 
 def release_from_build(context: RunContext) -> Release:
-    """What the build made, from its artifact: the model and the image (empty when none was built)."""
+    """What the build made, from its artifact: the model and the image (empty when none was built).
+
+    A model the quality gate rejected is refused here, whatever ran the job: its build failed, but
+    `--only deploy` or `nox -s deploy` would otherwise still find it in the build's folder.
+    """
+    build_dir = context.artifacts_dir / str(JOBS_BY_NAME["build"].artifact)
+    try:
+        gate = contracts.read(build_dir / "build-record.json", BuildRecord).quality_gate
+    except (OSError, contracts.ContractError):
+        gate = None  # no record: nothing says the model was rejected (the target checks it is there)
+    if gate is not None and gate.verdict != "passed":
+        reasons = "; and ".join(gate.reasons) or gate.verdict
+        raise SystemExit(
+            f"the build's model {gate.model_version} failed the quality gate: {reasons}. "
+            "It is never deployed: run `nox -s build` with a model that passes"
+        )
     outputs = read_outputs("build", context)
     return Release(
-        model_dir=context.artifacts_dir / str(JOBS_BY_NAME["build"].artifact) / "model",
+        model_dir=build_dir / "model",
         image_tag=outputs.get("image_tag", ""),
         image_status=outputs.get("image_status", ""),
     )
