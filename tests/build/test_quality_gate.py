@@ -167,16 +167,26 @@ def test_a_rebuild_of_the_same_model_passes_against_itself(tmp_path: Path) -> No
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    ("options", "last_run_recorded"),
+    [({}, True), ({"only": ("build",)}, True), ({"rerun_failed": True}, True), ({}, False)],
+    ids=["fresh-run", "only-build", "rerun-failed", "after-nox-s-build"],
+)
 def test_a_pipeline_run_gates_its_model_against_the_last_runs(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, options: dict, last_run_recorded: bool
 ) -> None:
-    """invoke pipeline empties the build's folder before the build runs: the baseline must outlive that."""
+    """invoke pipeline empties the build's folder before the build runs: the baseline must outlive that,
+    whichever way the run was started and whether or not the last build ran in a recorded run."""
     artifacts = tmp_path / "artifacts"
     plant_previous(artifacts / "build-output", 1.0, "0.1.0+better")
-    (artifacts / "pipeline-run.json").write_text(json.dumps({"run_id": "the-last-run", "jobs": {}}))
+    if last_run_recorded:
+        build = {"status": "failure", "needs": []}
+        (artifacts / "pipeline-run.json").write_text(
+            json.dumps({"run_id": "the-last-run", "jobs": {"build": build}})
+        )
     monkeypatch.setenv("DOCKER_HOST", DEAD_ENGINE)
     runner = Runner(
-        RunOptions(artifacts_dir=artifacts),
+        RunOptions(artifacts_dir=artifacts, **options),
         jobs=(JOBS_BY_NAME["build"],),
         cwd=REPO,
         progress=Progress(io.StringIO()),
