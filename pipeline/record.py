@@ -39,12 +39,9 @@ RECORD_FILE = "pipeline-run.json"
 PREVIOUS_DIR = "previous"
 #: Files of the last run, kept before a fresh run empties the jobs' folders: what the report compares
 #: against (load figures), and the build's record and model card, the model quality gate's baseline.
-KEPT_FROM_PREVIOUS_RUN = (
-    RECORD_FILE,
-    "test-results/load-summary.json",
-    "build-output/build-record.json",
-    "build-output/model/model-card.json",
-)
+#: The model quality gate's baseline: kept whenever a run empties the build's folder, fresh run or not.
+GATE_BASELINE = ("build-output/build-record.json", "build-output/model/model-card.json")
+KEPT_FROM_PREVIOUS_RUN = (RECORD_FILE, "test-results/load-summary.json", *GATE_BASELINE)
 
 Record = dict[str, Any]
 
@@ -128,11 +125,20 @@ def write_record(artifacts_dir: Path, record: Record) -> None:
 
 def keep_previous_run(artifacts_dir: Path) -> None:
     """Move the last run's record and load summary to `previous/` so the report can compare."""
-    previous = artifacts_dir / PREVIOUS_DIR
     if not (artifacts_dir / RECORD_FILE).exists():
         return
-    shutil.rmtree(previous, ignore_errors=True)
-    for relative in KEPT_FROM_PREVIOUS_RUN:
+    shutil.rmtree(artifacts_dir / PREVIOUS_DIR, ignore_errors=True)
+    _keep(artifacts_dir, KEPT_FROM_PREVIOUS_RUN)
+
+
+def keep_gate_baseline(artifacts_dir: Path, folder: str) -> None:
+    """Before `folder` is emptied: if it is the build's, keep its model as the quality gate's baseline."""
+    _keep(artifacts_dir, [relative for relative in GATE_BASELINE if relative.startswith(f"{folder}/")])
+
+
+def _keep(artifacts_dir: Path, files: Iterable[str]) -> None:
+    previous = artifacts_dir / PREVIOUS_DIR
+    for relative in files:
         source = artifacts_dir / relative
         if source.is_file():
             (previous / relative).parent.mkdir(parents=True, exist_ok=True)

@@ -172,13 +172,15 @@ class Runner:
         return set(self.by_name), None
 
     def _prepare_artifacts(self, fresh: bool) -> None:
-        """Start each job that runs from an empty folder; a fresh run first keeps the last one's record."""
+        """Start each job that runs from an empty folder; a fresh run first keeps the last one's record,
+        and emptying the build's folder keeps its model as the quality gate's baseline."""
         if fresh:
             records.keep_previous_run(self.artifacts_dir)
             (self.artifacts_dir / records.RECORD_FILE).unlink(missing_ok=True)
         for name in self.to_run:
             artifact = self.by_name[name].artifact
             if artifact:
+                records.keep_gate_baseline(self.artifacts_dir, artifact)
                 shutil.rmtree(self.artifacts_dir / artifact, ignore_errors=True)
             (self.artifacts_dir / LOGS_DIR / f"{name}.log").unlink(missing_ok=True)
         (self.artifacts_dir / LOGS_DIR).mkdir(parents=True, exist_ok=True)
