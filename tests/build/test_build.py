@@ -187,6 +187,24 @@ def test_runtime_has_no_compiler_no_scikit_learn_and_no_pip(built, docker_client
     assert found.decode().strip() == "[] []"
 
 
+def test_the_read_only_check_fails_on_a_writable_root_filesystem(built, docker_client):
+    """A write the image's user may not make anyway proves nothing: the filesystem itself must refuse it."""
+    from pipeline.build import verify
+
+    image = docker_client.images.get(built.record["image"]["image_id"])
+    port = free_port()
+    container = docker_client.containers.run(
+        image.id, detach=True, user=image.attrs["Config"]["User"], tmpfs={"/tmp": ""},
+        ports={verify.CONTAINER_PORT: ("127.0.0.1", port)},
+    )  # fmt: skip  (no read_only: the root filesystem is writable)
+    try:
+        checks = verify._checks(container, f"http://127.0.0.1:{port}")
+        check = next(check for check in checks if check.name == "read-only root filesystem")
+    finally:
+        container.remove(force=True)
+    assert not check.passed, check.detail
+
+
 def test_image_runs_non_root_read_only_passes_healthcheck_and_predicts(built, docker_client):
     """What the job's verification step does, checked independently here."""
     image = docker_client.images.get(built.record["image"]["image_id"])
