@@ -8,6 +8,7 @@ is kept whatever happens.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import time
@@ -39,6 +40,8 @@ STOP_TIMEOUT_SECONDS = 20
 SAMPLE = predict_body(SETOSA)
 EXPECTED_CLASS = "setosa"
 #: Override only the HEALTHCHECK's interval (the engine keeps the image's command), to see it pass soon.
+#: Exits with the errno of a failed write to {path}, else 0.
+WRITE_ERRNO = "import sys\ntry: open('{path}', 'w').write('ok')\nexcept OSError as e: sys.exit(e.errno)"
 FAST_HEALTHCHECK = {"interval": 1_000_000_000, "start_period": 30_000_000_000}
 
 
@@ -128,6 +131,12 @@ def _run_checks(client: docker.DockerClient, image_id: str, user: str, log_file:
     return checks
 
 
+def _write_errno(container: Container, path: str) -> int:
+    """0 when writing `path` in the container works, else the write's errno."""
+    code = container.exec_run(["python", "-c", WRITE_ERRNO.format(path=path)]).exit_code
+    return -1 if code is None else code
+
+
 def _health_status(container: Container) -> str | None:
     return container.attrs["State"].get("Health", {}).get("Status")
 
@@ -154,10 +163,14 @@ def _checks(container: Container, base: str) -> Iterator[Check]:
     uid = uid_output.decode().strip()
     yield Check("runs as non-root", uid.isdigit() and int(uid) != 0, f"process uid {uid}")
 
-    image_write = container.exec_run(["python", "-c", "open('/opt/model/probe', 'w')"]).exit_code
-    tmp_write = container.exec_run(["python", "-c", "open('/tmp/probe', 'w').write('ok')"]).exit_code
-    passed = image_write != 0 and tmp_write == 0
-    detail = f"write to /opt/model exit {image_write} (want failure), to /tmp exit {tmp_write} (want 0)"
+    # The filesystem must refuse the write (EROFS), not the permissions: the user may not write
+    # /opt/model anyway, and the kernel checks a read-only mount first.
+    refused, tmp_write = _write_errno(container, "/opt/model/probe"), _write_errno(container, "/tmp/probe")
+    passed = refused == errno.EROFS and tmp_write == 0
+    detail = (
+        f"write to /opt/model: {errno.errorcode.get(refused, refused)} (want EROFS), "
+        f"to /tmp: {errno.errorcode.get(tmp_write, tmp_write)} (want 0)"
+    )
     yield Check("read-only root filesystem", passed, detail)
 
     healthy = _wait(lambda: _health_status(container) == "healthy", HEALTHY_TIMEOUT_SECONDS, container)

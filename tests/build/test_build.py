@@ -193,10 +193,13 @@ def test_the_read_only_check_fails_on_a_writable_root_filesystem(built, docker_c
 
     image = docker_client.images.get(built.record["image"]["image_id"])
     port = free_port()
-    container = docker_client.containers.run(
-        image.id, detach=True, user=image.attrs["Config"]["User"], tmpfs={"/tmp": ""},
+    container = docker_client.containers.run(  # no read_only: the root filesystem is writable
+        image.id,
+        detach=True,
+        user=image.attrs["Config"]["User"],
+        tmpfs={"/tmp": ""},
         ports={verify.CONTAINER_PORT: ("127.0.0.1", port)},
-    )  # fmt: skip  (no read_only: the root filesystem is writable)
+    )
     try:
         checks = verify._checks(container, f"http://127.0.0.1:{port}")
         check = next(check for check in checks if check.name == "read-only root filesystem")
