@@ -702,6 +702,21 @@ def test_the_gates_show_the_models_comparison_and_each_scan_part_with_its_findin
     assert "Image policy: **failed**: 1 finding(s) at or above medium; high USER root-user" in markdown
 
 
+def test_a_scan_that_passed_with_parts_skipped_says_so_in_both_reports(artifacts: Path) -> None:
+    scan = json.loads((artifacts / "security-scan/scan.json").read_text())
+    scan["status"] = "passed"
+    for part in scan["parts"]:
+        if part["status"] == "failed":
+            part.update(status="passed", findings=[], failing=0)
+    write(artifacts, "security-scan/scan.json", scan)
+    skipped = [part["title"] for part in scan["parts"] if part["status"] == "skipped"]
+    verdict = f"passed, {len(skipped)} of {len(scan['parts'])} parts skipped ({', '.join(skipped)})"
+    assert skipped
+    html, markdown = report_of(artifacts)
+    assert f"Security scan: **{verdict}**" in markdown
+    assert f"Scan {verdict} ·" in text_of(html.split('id="security-scan-status"')[1].split("</p>")[0])
+
+
 EVIL_LINK = "[click](http://evil.invalid)"
 
 

@@ -138,6 +138,26 @@ def test_license_expressions_need_one_side_of_or_and_both_sides_of_and() -> None
     assert disallowed("Apache-2.0 WITH LLVM-exception", allowed) == set()
 
 
+def test_a_pass_with_parts_that_could_not_run_says_which_in_its_verdict(
+    scan: Scan, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """ "passed" alone would claim the image and its vulnerabilities were checked."""
+    code, result = scan.run()
+    skipped = [p["title"] for p in result["parts"] if p["status"] == "skipped"]
+    assert code == 0 and len(skipped) == 3
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith(f"scan: passed, 3 of 5 parts skipped ({', '.join(skipped)}); details in ")
+
+
+def test_a_part_without_a_fail_at_is_refused_naming_it(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text(
+        (REPO / "pipeline" / "scan" / "policy.toml").read_text().replace('fail_at = "medium"\n', "", 1)
+    )
+    with pytest.raises(ScanError, match=r"policy\.dockerfile has no fail_at"):
+        load_policy(policy)
+
+
 def test_a_threshold_that_is_no_severity_is_refused_naming_the_key(tmp_path: Path) -> None:
     policy = tmp_path / "policy.toml"
     policy.write_text(
