@@ -438,6 +438,14 @@ class SecurityScan(Contract, kw_only=True):
     policy: str | None = None
     parts: list[ScanPart]
 
+    @property
+    def verdict(self) -> str:
+        """The status, naming the parts that could not run: a bare "passed" means every part ran."""
+        skipped = [part.title for part in self.parts if part.status == "skipped"]
+        if not skipped:
+            return self.status
+        return f"{self.status}, {len(skipped)} of {len(self.parts)} parts skipped ({', '.join(skipped)})"
+
 
 # --- pipeline-run.json -------------------------------------------------------------------------
 

@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
             mark = "FAIL" if counts(finding, part.fail_at) else "    "
             waived = f" [{finding.waived}]" if finding.waived else ""
             print(f"  {mark} {finding.severity:8} {finding.where}: {finding.rule}: {finding.message}{waived}")
-    print(f"scan: {result.status}; details in {out / SCAN_FILE}")
+    print(f"scan: {result.verdict}; details in {out / SCAN_FILE}")
     return 0 if result.status == "passed" else 1
 
 

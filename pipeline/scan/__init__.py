@@ -91,4 +91,7 @@ def load_policy(path: Path = POLICY_FILE) -> dict[str, Any]:
                 raise ScanError(f"{path}: {where}.{key} = {value!r} is not one of {', '.join(SEVERITIES)}")
 
     check(policy, path.stem)
+    for name, part in policy.items():
+        if isinstance(part, dict) and "fail_at" not in part:
+            raise ScanError(f"{path}: {path.stem}.{name} has no fail_at (one of {', '.join(SEVERITIES)})")
     return policy

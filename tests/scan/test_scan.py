@@ -141,7 +141,7 @@ def test_license_expressions_need_one_side_of_or_and_both_sides_of_and() -> None
 def test_a_pass_with_parts_that_could_not_run_says_which_in_its_verdict(
     scan: Scan, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """ "passed" alone would claim the image and its vulnerabilities were checked."""
+    """A bare "passed" would claim the image and its vulnerabilities were checked."""
     code, result = scan.run()
     skipped = [p["title"] for p in result["parts"] if p["status"] == "skipped"]
     assert code == 0 and len(skipped) == 3
