@@ -11,7 +11,7 @@ from pipeline.build import BuildError
 from pipeline.build.content import content_digest, content_tag
 from pipeline.build.image import default_base_image
 from pipeline.build.registry import push_repository
-from pipeline.build.training import training_key
+from pipeline.build.training import CARD_FILE, train_model, training_key
 from pipeline.build.wheelhouse import TargetPython
 from pipeline.jobs.build import BuildJob, new_record, source_url
 
@@ -149,3 +149,15 @@ def test_source_label_comes_from_github_or_from_origin_without_credentials(monke
     assert source_url() == "https://git.example:8443/org/repo"
     monkeypatch.setattr("pipeline.jobs.build._git", lambda *args: "git@github.com:org/repo.git")
     assert source_url() is None
+
+
+def test_retraining_keeps_the_cached_model_of_the_same_inputs(tmp_path):
+    """--no-cache trains again; the identical model it makes must not cost the shared cache its entry."""
+    service = Path(__file__).resolve().parents[2] / "services" / "ml-inference"
+    cache = tmp_path / "cache"
+    first = train_model(service, tmp_path / "first", cache)
+    again = train_model(service, tmp_path / "again", cache, retrain=True)
+    entry = cache / "model" / training_key(service)
+    assert (entry / CARD_FILE).is_file(), "the cache lost its entry"
+    assert again["artifact_sha256"] == first["artifact_sha256"]
+    assert sorted(path.name for path in entry.parent.iterdir()) == [entry.name], "no partial copy left"
