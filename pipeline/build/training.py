@@ -7,6 +7,7 @@ version and the Python version: any change to any of them trains again.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.metadata
 import logging
@@ -56,8 +57,12 @@ def train_model(
         shutil.copytree(model_dir, partial, dirs_exist_ok=True)
         try:
             os.replace(partial, cached)
-        except OSError:  # another run cached the same model meanwhile (or a stale one is there)
-            shutil.rmtree(cached, ignore_errors=True)
+        except OSError:  # an entry is there already
+            if not (cached / CARD_FILE).is_file():  # a broken one, never read: ours takes its place
+                shutil.rmtree(cached, ignore_errors=True)
+                with contextlib.suppress(OSError):
+                    os.replace(partial, cached)
+            # Else the same model (training is deterministic), maybe being copied by another run: kept.
             shutil.rmtree(partial, ignore_errors=True)
     card = read_json(model_dir / CARD_FILE)
     if card is None:
