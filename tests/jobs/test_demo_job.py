@@ -78,6 +78,8 @@ def test_demo_fails_when_healing_is_disabled(
     assert "not healed" in first["error"] and "ControllerStatus(" not in first["error"]
     assert not timeline["verification"]["passed"]
     assert (artifacts / "demo-artifacts" / "events.jsonl").exists(), "a failed demo keeps its artifacts"
+    for drift in timeline["drifts"]:  # the closing lines say why each drift failed, as the timeline does
+        assert f"demo: {drift['name']}: FAILED, {drift['error']}" in said
 
 
 def test_dry_run_prints_the_plan_and_brings_nothing_up(

@@ -807,6 +807,26 @@ def test_a_drift_that_failed_is_counted_in_the_verdict(artifacts: Path) -> None:
     assert "1 of 3 drifts not healed" in text_of(html)
 
 
+def test_the_markdown_report_says_why_a_drift_and_the_final_check_failed(artifacts: Path) -> None:
+    """The PR comment is where most people read the demo: a bare "failed" sends them to dig."""
+    timeline = json.loads((artifacts / "demo-artifacts/timeline.json").read_text())
+    error = "detected but not healed within 5 s (still OutOfSync, Degraded)"
+    timeline["drifts"][1].update(passed=False, healed_at=None, time_to_heal_seconds=None, error=error)
+    checks = [
+        {"name": "Synced and Healthy, and staying so", "passed": False, "detail": "saw OutOfSync, Healthy"},
+        {"name": "the endpoint answers /predict", "passed": True, "detail": "http://127.0.0.1:1"},
+    ]
+    timeline.update(passed=False, verification={"passed": False, "checks": checks})
+    write(artifacts, "demo-artifacts/timeline.json", timeline)
+    _, markdown = report_of(artifacts)
+    assert f"❌ failed: {error} |" in markdown
+    assert (
+        "Final check of Git's state: **failed**: Synced and Healthy, and staying so (saw OutOfSync, Healthy)"
+        in (markdown)
+    )
+    assert "the endpoint answers /predict (http" not in markdown, "only the failed checks are named"
+
+
 def test_a_report_made_after_ctrl_c_calls_the_run_cancelled(artifacts: Path) -> None:
     record = json.loads((artifacts / "pipeline-run.json").read_text())
     assert record["finished_at"] is None and record["jobs"]["report"]["status"] == "running"
