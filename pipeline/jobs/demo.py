@@ -87,9 +87,8 @@ def run_demo(env: Environment, target: str, out: Path, heal_timeout: float, load
     write_json_atomic(out / "timeline.json", encode(Timeline, timeline))
     for drift in timeline["drifts"]:
         detect, heal = drift["time_to_detect_seconds"], drift["time_to_heal_seconds"]
-        healing = "not healed" if heal is None else f"healed after {heal} s"
-        times = "not detected" if detect is None else f"detected after {detect} s, {healing}"
-        clock.say(f"demo: {drift['name']}: {'ok' if drift['passed'] else 'FAILED'}, {times}")
+        ok = f"ok, detected after {detect} s, healed after {heal} s"
+        clock.say(f"demo: {drift['name']}: {ok if drift['passed'] else 'FAILED, ' + str(drift['error'])}")
     load_summary = timeline["load"]
     clock.say(
         f"demo: background load {load_summary['requests']} requests, {load_summary['failures']} failed "
