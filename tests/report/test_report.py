@@ -877,6 +877,20 @@ def test_an_only_report_run_has_no_negative_wall_time(artifacts: Path) -> None:
     assert "wall time **-" not in markdown and " parallel)" not in markdown.split("\n")[2], markdown[:600]
 
 
+def test_a_failure_kept_from_an_earlier_run_is_said_under_the_headline(artifacts: Path) -> None:
+    """`--only report` after a failed demo: this run succeeded, but the artifacts hold a failed demo."""
+    record = json.loads((artifacts / "pipeline-run.json").read_text())
+    for name, entry in record["jobs"].items():
+        if name != "report":
+            entry["reused"] = True
+    record["jobs"]["demo"].update(status="failure", exit_code=1)
+    write(artifacts, "pipeline-run.json", record)
+    html, markdown = report_of(artifacts)
+    note = "Kept from an earlier run and not re-run here: demo failure."
+    assert note in markdown.split("| Job |")[0]
+    assert note in text_of(html)
+
+
 def test_a_load_paced_otherwise_is_compared_but_never_flagged(tmp_path: Path) -> None:
     root = make_artifacts(tmp_path / "artifacts")
     write(root, "test-results/load-summary.json", {**LOAD, "user_rps": 5.0})
