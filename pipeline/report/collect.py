@@ -199,6 +199,14 @@ class Report:
         return run_status({"jobs": jobs}, counted=[job.name for job in self.jobs if not job.reused])
 
     @property
+    def kept_failures(self) -> str:
+        """The jobs kept from an earlier run that did not succeed, "demo failure, ...": the status
+        above counts this run's jobs only, and these results still stand in the artifacts."""
+        return ", ".join(
+            f"{job.name} {job.status}" for job in self.jobs if job.reused and job.status in FAILED
+        )
+
+    @property
     def sum_of_job_seconds(self) -> float:
         """The time this run's jobs took, one after the other (jobs kept from an earlier run excluded)."""
         return round(sum(job.duration_seconds or 0 for job in self.jobs if not job.reused), 3)
