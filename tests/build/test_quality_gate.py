@@ -156,6 +156,20 @@ def test_the_build_fails_when_its_model_is_worse_than_the_previous_builds(tmp_pa
 
 
 @pytest.mark.slow
+def test_a_failed_build_leaves_no_file_of_an_earlier_build_beside_its_record(tmp_path: Path) -> None:
+    """`nox -s build` writes into the folder an earlier build filled: its SBOM must not pass for this one's."""
+    build_dir = tmp_path / "build-output"
+    plant_previous(build_dir, 1.0, "0.1.0+better")
+    earlier = {"sbom.cdx.json": "{}", "verification.json": "[]", "verify-container.log": "ok\n"}
+    for name, text in earlier.items():
+        (build_dir / name).write_text(text)
+    run = run_build(tmp_path)
+    assert run.returncode == 1, run.stdout[-3000:] + run.stderr[-3000:]
+    assert json.loads((build_dir / RECORD).read_text())["sbom"] is None
+    assert not [name for name in earlier if (build_dir / name).exists()]
+
+
+@pytest.mark.slow
 def test_a_rebuild_of_the_same_model_passes_against_itself(tmp_path: Path) -> None:
     first = run_build(tmp_path)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
