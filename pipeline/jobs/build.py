@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -109,6 +110,13 @@ class BuildJob:
         self.out_dir = out_dir
         # Read before anything here is overwritten: the last build's model is the gate's baseline.
         self.previous_model = quality.previous_model(out_dir, BUILD_RECORD_FILE)
+        # Then what else an earlier build left would pass for this one's (a failed build writes no
+        # SBOM or verification); the record and the model are rewritten as this build goes.
+        for earlier in sorted(out_dir.iterdir()) if out_dir.is_dir() else []:
+            if earlier.is_dir() and earlier.name != "model":
+                shutil.rmtree(earlier)
+            elif earlier.is_file() and earlier.name != BUILD_RECORD_FILE:
+                earlier.unlink()
         self.record = new_record()
         self.image = self.record["image"]
 

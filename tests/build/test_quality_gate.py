@@ -157,7 +157,7 @@ def test_the_build_fails_when_its_model_is_worse_than_the_previous_builds(tmp_pa
 
 @pytest.mark.slow
 def test_a_failed_build_leaves_no_file_of_an_earlier_build_beside_its_record(tmp_path: Path) -> None:
-    """`nox -s build` writes into the folder an earlier build filled: its SBOM must not pass for this one's."""
+    """`nox -s build` writes where an earlier build wrote: its SBOM must not pass for this one's."""
     build_dir = tmp_path / "build-output"
     plant_previous(build_dir, 1.0, "0.1.0+better")
     earlier = {"sbom.cdx.json": "{}", "verification.json": "[]", "verify-container.log": "ok\n"}
