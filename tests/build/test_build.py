@@ -187,6 +187,18 @@ def test_runtime_has_no_compiler_no_scikit_learn_and_no_pip(built, docker_client
     assert found.decode().strip() == "[] []"
 
 
+def test_a_failed_docker_build_names_its_step_and_where_its_whole_output_is(tmp_path, docker_client):
+    require_base_image()
+    repo = copy_repo(tmp_path / "repo")
+    dockerfile = repo / "services/ml-inference/Dockerfile"
+    dockerfile.write_text(dockerfile.read_text().replace("\nUSER ", "\nRUN exit 3\nUSER ", 1))
+    run = run_job(repo, tmp_path / "artifacts")
+    assert run.result.returncode == 1, run.log[-3000:]
+    log_file = run.output_dir / "image-build.log"
+    assert "docker build failed at 'Step " in run.log and f"whole output in {log_file}" in run.log
+    assert log_file.is_file()
+
+
 def test_the_read_only_check_fails_on_a_writable_root_filesystem(built, docker_client):
     """A write the image's user may not make anyway proves nothing: the filesystem itself must refuse it."""
     from pipeline.build import verify
