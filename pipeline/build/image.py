@@ -130,6 +130,7 @@ def build(
     """
     image_id = None
     last_step = "before the first step"
+    see_log = f"; whole output in {log_file}"
     with log_file.open("w") as full_log:
         try:
             for chunk in client.api.build(
@@ -150,13 +151,15 @@ def build(
                     log.info("    (cached)")
                 if "error" in chunk:
                     full_log.write(chunk["error"] + "\n")
-                    raise BuildError(f"docker build failed at {last_step!r}: {chunk['error'].strip()}")
+                    raise BuildError(
+                        f"docker build failed at {last_step!r}: {chunk['error'].strip()}{see_log}"
+                    )
                 image_id = chunk.get("aux", {}).get("ID", image_id)
         except docker.errors.APIError as error:
             full_log.write(f"{error}\n")
-            raise BuildError(f"docker build failed: {_explain(error)}") from error
+            raise BuildError(f"docker build failed: {_explain(error)}{see_log}") from error
     if image_id is None:
-        raise BuildError(f"docker build finished without an image id; see {log_file}")
+        raise BuildError(f"docker build finished without an image id{see_log}")
     return image_id
 
 
