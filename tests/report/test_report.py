@@ -10,10 +10,12 @@ import json
 import re
 from pathlib import Path
 
+import msgspec
 import pytest
 
+from pipeline.contracts import LoadSummary
 from pipeline.report import browser, formats
-from pipeline.report.collect import collect
+from pipeline.report.collect import NO_RUN, Artifact, LoadComparison, collect, compare_load
 from pipeline.report.render import render
 from tests.helpers import require_program, run_report_job
 
@@ -466,6 +468,49 @@ def test_failures_where_there_were_none_are_a_regression(tmp_path: Path) -> None
     assert "Failure ratio" in re.search(r'id="regression-flag">(.*?)</p>', html, re.S)[1]
 
 
+def _compare(current: dict, previous: dict) -> LoadComparison:
+    def summary(change: dict) -> Artifact:
+        return Artifact(
+            "test-results/load-summary.json", "ok", msgspec.convert({**LOAD, **change}, LoadSummary)
+        )
+
+    comparison = compare_load(
+        summary(current), summary(previous), Artifact("pipeline-run.json", "missing"), NO_RUN
+    )
+    assert comparison is not None
+    return comparison
+
+
+@pytest.mark.parametrize(
+    ("previous", "current", "flagged"),
+    [
+        ({"p99_ms": 100.0}, {"p99_ms": 119.0}, set()),  # +19 %: within the 20 %
+        ({"p99_ms": 100.0}, {"p99_ms": 121.0}, {"p99_ms"}),  # +21 % and 21 ms
+        ({"p99_ms": 10.0}, {"p99_ms": 14.9}, set()),  # +49 % but 4.9 ms: jitter
+        ({"p99_ms": 20.0}, {"p99_ms": 25.0}, {"p99_ms"}),  # +25 % and 5 ms
+        ({"requests_per_second": 100.0}, {"requests_per_second": 81.0}, set()),  # -19 %
+        ({"requests_per_second": 100.0}, {"requests_per_second": 79.0}, {"requests_per_second"}),  # -21 %
+        ({"failure_ratio": 0.01}, {"failure_ratio": 0.001}, set()),  # fewer failures: better, not worse
+        ({"failure_ratio": 0.001}, {"failure_ratio": 0.002}, {"failure_ratio"}),
+        ({"p50_ms": 1.0, "p95_ms": 1.0}, {"p50_ms": 90.0, "p95_ms": 90.0}, set()),  # shown, never judged
+    ],
+)
+def test_the_regression_rule_at_its_edges(previous: dict, current: dict, flagged: set) -> None:
+    """Requests/s more than 20 % down; p99 more than 20 % and at least 5 ms up; any rise in failures."""
+    assert {change.key for change in _compare(current, previous).changes if change.regressed} == flagged
+
+
+@pytest.mark.parametrize("field", ["users", "spawn_rate", "duration_seconds", "user_rps"])
+def test_a_load_of_another_shape_is_never_flagged_but_a_field_an_older_summary_lacks_is_no_difference(
+    field: str,
+) -> None:
+    worse = {"p99_ms": 300.0, "requests_per_second": 10.0}
+    unlike = _compare({**worse, field: 7}, {field: 70})
+    assert unlike.unlike and not unlike.regressed
+    older = _compare({**worse, field: 7}, {field: None})
+    assert not older.unlike and older.regressed
+
+
 def test_missing_artifacts_of_failed_jobs_show_as_missing(tmp_path: Path) -> None:
     root = make_artifacts(tmp_path / "artifacts", with_previous=False)
     record = json.loads((root / "pipeline-run.json").read_text())
@@ -889,6 +934,7 @@ def test_a_failure_kept_from_an_earlier_run_is_said_under_the_headline(artifacts
     note = "Kept from an earlier run and not re-run here: demo failure."
     assert note in markdown.split("| Job |")[0]
     assert note in text_of(html)
+    assert collect(artifacts).status != "failure", "the status counts only the jobs this run ran"
 
 
 def test_a_load_paced_otherwise_is_compared_but_never_flagged(tmp_path: Path) -> None:
