@@ -36,3 +36,10 @@ def test_every_broken_threshold_is_named() -> None:
     summary = {"failure_ratio": 0.01, "requests": 10, "p99_ms": 450.0}
     assert [v.split()[0] for v in thresholds.violations(summary)] == ["failure", "only", "p99"]
     assert thresholds.violations({"failure_ratio": 0.0, "requests": 100, "p99_ms": 200.0}) == []
+
+
+def test_a_load_no_request_of_which_was_answered_breaks_the_p99_bound_in_words() -> None:
+    thresholds = Thresholds(max_failure_ratio=1.0, min_requests=0, max_p99_ms=200)
+    assert thresholds.violations({"failure_ratio": 1.0, "requests": 50, "p99_ms": None}) == [
+        "no p99: no request was answered"
+    ]
