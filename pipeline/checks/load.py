@@ -93,7 +93,9 @@ class Thresholds:
             broken.append(f"failure ratio {summary['failure_ratio']:.4f} > {self.max_failure_ratio}")
         if summary["requests"] < self.min_requests:
             broken.append(f"only {summary['requests']} requests < {self.min_requests}")
-        if summary["p99_ms"] is None or summary["p99_ms"] > self.max_p99_ms:
+        if summary["p99_ms"] is None:
+            broken.append("no p99: no request was answered")
+        elif summary["p99_ms"] > self.max_p99_ms:
             broken.append(f"p99 {summary['p99_ms']} ms > {self.max_p99_ms} ms")
         return broken
 
