@@ -258,3 +258,46 @@ def test_the_cli_passes_each_line_on_before_its_input_ends() -> None:
     finally:
         process.stdin.close()
         process.wait(timeout=30)
+
+
+def test_a_binary_file_is_left_byte_for_byte_even_with_secret_looking_bytes(tmp_path: Path) -> None:
+    """Masking would corrupt a model or an image layer; a binary artifact is not a log."""
+    model = tmp_path / "model.onnx"
+    model.write_bytes(b"\0\x08onnx --password hunter2 https://u:p4ss@host/ \xff\xfe")
+    assert scrub_tree(tmp_path) == []
+    assert model.read_bytes() == b"\0\x08onnx --password hunter2 https://u:p4ss@host/ \xff\xfe"
+
+
+def test_a_symlink_in_a_scrubbed_folder_is_not_followed(tmp_path: Path) -> None:
+    """A link out of the artifacts (to a kept environment, say) must not let the scrub rewrite its target."""
+    outside = tmp_path / "outside.log"
+    outside.write_text("PASSWORD=hunter2\n")
+    (tmp_path / "artifacts").mkdir()
+    (tmp_path / "artifacts" / "link.log").symlink_to(outside)
+    assert scrub_tree(tmp_path / "artifacts") == []
+    assert outside.read_text() == "PASSWORD=hunter2\n"
+
+
+def test_a_yes_or_no_and_a_reference_to_a_secret_are_kept_under_secret_keys() -> None:
+    kept = {
+        "password": False,
+        "tls_auth": True,
+        "secretName": "db",
+        "tokenPath": "/var/run/token",
+        "passwordFile": "/etc/pass",
+        "secretKind": "Opaque",
+        "credentialsMountPath": "/mnt/credentials",
+        "authType": "oidc",
+        "secretRef": "db",
+    }
+    assert mask(kept) == kept
+
+
+@pytest.mark.parametrize(("argv", "code"), [([], 2), (["--help"], 0), (["-h"], 0)])
+def test_the_cli_without_a_path_prints_its_usage(
+    argv: list[str], code: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pipeline.scrub import main
+
+    assert main(argv) == code
+    assert capsys.readouterr().out.startswith("usage: python -m pipeline.scrub PATH... | -")
