@@ -297,3 +297,43 @@ def test_a_dropped_connection_is_one_line_about_the_previous_run(tmp_path: Path,
     line = fetch_previous_load(tmp_path, {**github_env(truncated_api), "GITHUB_REF_NAME": "main"})
     assert line.startswith("previous run: not compared (IncompleteRead")
     assert not (tmp_path / "previous").exists()
+
+
+def test_an_oversized_previous_archive_is_not_read(
+    tmp_path: Path, github: FakeGitHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline import record
+
+    github.runs["main"] = [github.run(10)]
+    monkeypatch.setattr(record, "MAX_ARCHIVE_BYTES", 16)
+    line = fetch_previous_load(tmp_path, previous_env(github, GITHUB_REF_NAME="main"))
+    assert line == "previous run: test-results of run 10 is too large; not compared"
+    assert not (tmp_path / "previous").exists()
+
+
+def test_an_archive_redirect_to_anything_but_http_is_refused(tmp_path: Path, github: FakeGitHub) -> None:
+    github.runs["main"] = [github.run(10)]
+    github.storage = "file:///etc"  # where the API's redirect now points
+    line = fetch_previous_load(tmp_path, previous_env(github, GITHUB_REF_NAME="main"))
+    assert line.startswith("previous run: not compared (ValueError: artifact download redirected to 'file:")
+    assert not (tmp_path / "previous").exists()
+
+
+def test_a_result_that_is_no_finished_status_is_a_failure_and_a_skipped_job_has_no_times(
+    tmp_path: Path,
+) -> None:
+    needs = {
+        "build": {"result": "skipped", "outputs": {}},
+        "deploy": {"result": "in_progress", "outputs": {}},
+    }
+    api = {"started_at": "2026-01-01T10:00:00Z", "completed_at": "2026-01-01T10:01:00Z"}
+    record = record_from_github(
+        needs,
+        current_job="report",
+        artifacts_dir=tmp_path,
+        environ={},
+        timings={"build": api, "deploy": api},
+    )
+    build, deploy = record["jobs"]["build"], record["jobs"]["deploy"]
+    assert (build["status"], build["started_at"], build["duration_seconds"]) == ("skipped", None, None)
+    assert deploy["status"] == "failure" and deploy["duration_seconds"] == 60.0
