@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
+import psutil
 import pytest
 import yaml
 
@@ -166,3 +169,41 @@ def test_a_transient_render_failure_is_retried_with_backoff_without_a_file_chang
     controller.refresh_desired()
     assert len(calls) == 2
     assert controller.desired_error is None and controller.desired is not None
+
+
+def test_a_misconfigured_replica_that_serves_is_stopped_only_once_gits_replicas_are_ready() -> None:
+    """Like a Deployment with maxUnavailable 0: a config drift is healed without losing capacity."""
+    from pipeline.targets.local import reconciler as module
+
+    controller = object.__new__(module.Reconciler)  # only the converging part, no sockets or signals
+    controller.replicas, controller.next_start_at = {}, 0.0
+    started, stopped = [], []
+    controller.start = lambda desired, *, reason: started.append(reason) or f"started ({reason})"
+    controller.stop = lambda replica, *, reason: stopped.append(replica.name) or f"stopped {replica.name}"
+    desired = SimpleNamespace(replicas=2, grace_seconds=30.0)
+
+    def replica(name: str, *, ready: bool, drifted: bool) -> module.Replica:
+        differences = ["ML_INFERENCE_LOG_LEVEL differs"] if drifted else []
+        process = psutil.Process(os.getpid())  # never signalled: start and stop are recorded instead
+        return module.Replica(name, process, 0, 0.0, "", ready=ready, differences=differences)
+
+    old = [replica("old-1", ready=True, drifted=True), replica("old-2", ready=True, drifted=True)]
+    controller.converge(desired, old, now=1.0)
+    assert (started, stopped) == (["missing", "missing"], []), "the drifted replicas serve until others can"
+
+    started.clear()
+    starting = [replica("new-1", ready=True, drifted=False), replica("new-2", ready=False, drifted=False)]
+    controller.converge(desired, old + starting, now=2.0)
+    assert (started, stopped) == ([], []), "one of Git's replicas is not ready yet"
+
+    starting[1].ready = True
+    controller.converge(desired, old + starting, now=3.0)
+    assert stopped == ["old-1", "old-2"]
+
+    stopped.clear()
+    controller.converge(
+        desired,
+        [replica("new-1", ready=True, drifted=False), replica("odd", ready=False, drifted=True)],
+        now=4.0,
+    )
+    assert stopped == ["odd"], "a drifted replica that does not serve is stopped at once"
