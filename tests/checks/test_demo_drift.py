@@ -7,6 +7,7 @@ real "detected but not healed" are in test_demo_job.py, against the local target
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -75,10 +76,21 @@ def test_detection_and_healing_are_timed_from_the_drift() -> None:
     env = FakeController(
         [SYNCED, ControllerStatus("OutOfSync", "Progressing"), ControllerStatus("OutOfSync", "Healthy")]
     )
-    result = run_drift(env, Drift("seen", "noticed and healed", lambda: None), Clock(), 5)
+    result = run_drift(env, Drift("seen", "noticed and healed", lambda: None), SteppingClock(), 5)
     assert result.passed
     timeline = result.to_json()
-    assert 0 <= timeline["time_to_detect_seconds"] < timeline["time_to_heal_seconds"] < 1
+    # Read at the drift (1 s), at its detection (2 s) and at its heal (3 s): both times count from the drift.
+    assert (timeline["time_to_detect_seconds"], timeline["time_to_heal_seconds"]) == (1.0, 2.0)
+
+
+class SteppingClock(Clock):
+    """Each reading one second after the last: the times count readings, whatever the machine's speed."""
+
+    readings = 0
+
+    def now(self) -> datetime:
+        self.readings += 1
+        return self.started_at + timedelta(seconds=self.readings)
 
 
 class HealsJustTooLate(FakeController):
