@@ -168,7 +168,7 @@ class KeptProcess:
                 line = lines.get(timeout=remaining)
             except queue.Empty:
                 break
-            if line is None:  # kubectl exited
+            if line is None:  # the command exited
                 break
             seen.append(line.strip())
             if match := address.search(line):
