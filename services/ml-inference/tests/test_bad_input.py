@@ -145,6 +145,22 @@ CASES = [
     ("oip data wrong type", INFER, tensor([5.1, "x", 1.4, 0.2]), JSON, 422, "$.inputs[0].data[1]"),
     ("oip empty tensor", INFER, tensor([], shape=(0, 4)), JSON, 422, "$.inputs[0].data"),
     (
+        "oip nested data fewer rows than shape",
+        INFER,
+        tensor([GOOD], shape=(2, 4)),
+        JSON,
+        400,
+        "$.inputs[0].data",
+    ),
+    (
+        "oip nested data more rows than shape",
+        INFER,
+        tensor([GOOD, GOOD], shape=(1, 4)),
+        JSON,
+        400,
+        "$.inputs[0].data",
+    ),
+    (
         "oip nested rows short",
         INFER,
         tensor([[5.1, 3.5, 1.4]], shape=(1, 4)),
