@@ -140,6 +140,9 @@ CASES = [
         400,
         "$.inputs[0].datatype",
     ),
+    # Numbers in the data, so the datatype alone is what gets them refused.
+    ("oip bool datatype", INFER, tensor(GOOD, datatype="BOOL"), JSON, 400, "$.inputs[0].datatype"),
+    ("oip unknown datatype", INFER, tensor(GOOD, datatype="FLOAT32"), JSON, 400, "$.inputs[0].datatype"),
     ("oip wrong shape", INFER, tensor(GOOD, shape=(4,)), JSON, 400, "$.inputs[0].shape"),
     ("oip data too short", INFER, tensor(GOOD[:3]), JSON, 400, "$.inputs[0].data"),
     ("oip data wrong type", INFER, tensor([5.1, "x", 1.4, 0.2]), JSON, 422, "$.inputs[0].data[1]"),
