@@ -65,6 +65,30 @@ CASES = [
         "headers.content-type",
     ),
     (
+        "text content type",
+        "/predict",
+        b'{"features": [5.1, 3.5, 1.4, 0.2]}',
+        {"content-type": "text/plain"},
+        415,
+        "headers.content-type",
+    ),
+    (
+        "+json content type outside application/",
+        "/predict/batch",
+        b'{"instances": [[5.1, 3.5, 1.4, 0.2]]}',
+        {"content-type": "text/vnd.api+json"},
+        415,
+        "headers.content-type",
+    ),
+    (
+        "oip text content type",
+        INFER,
+        b'{"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}',
+        {"content-type": "text/plain"},
+        415,
+        "headers.content-type",
+    ),
+    (
         "no content type",
         "/predict/batch",
         b'{"instances": [[5.1, 3.5, 1.4, 0.2]]}',
@@ -251,8 +275,28 @@ def framework_client(model_dir: Path) -> Iterator[TestClient]:
         yield client
 
 
+#: application/*+json media types: JSON too, as guards.require_json's docstring says.
+JSON_SUFFIX_TYPES = ["application/vnd.api+json", "application/merge-patch+json; charset=utf-8"]
+GOOD_BODIES = [
+    ("/predict", b'{"features": [5.1, 3.5, 1.4, 0.2]}'),
+    ("/predict/batch", b'{"instances": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}'),
+    (INFER, b'{"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}'),
+]
+
+
+@pytest.mark.parametrize("content_type", JSON_SUFFIX_TYPES)
+@pytest.mark.parametrize(("path", "body"), GOOD_BODIES, ids=[path for path, _ in GOOD_BODIES])
+def test_a_json_content_type_with_a_plus_json_suffix_is_accepted(
+    table_client: TestClient, path: str, body: bytes, content_type: str
+) -> None:
+    response = table_client.post(path, content=body, headers={"content-type": content_type})
+    assert response.status_code == 200, response.text
+    assert "error" not in response.json()
+
+
 HOT_CASES = [
     ("good one", "/predict", {"features": GOOD}, JSON, 200, None),
+    ("good one as +json", "/predict", GOOD_BODIES[0][1], {"content-type": JSON_SUFFIX_TYPES[0]}, 200, None),
     ("good batch", "/predict/batch", {"instances": [GOOD, [6.7, 3.0, 5.2, 2.3]]}, JSON, 200, None),
     *(case for case in CASES if case[1] in HOT_ROUTES),
 ]
