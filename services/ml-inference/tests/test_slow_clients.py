@@ -5,7 +5,6 @@ Real processes on real sockets: what is tested is what the kernel and the HTTP s
 
 from __future__ import annotations
 
-import shutil
 import socket
 import subprocess
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from .conftest import require_program
 from .processes import ServiceProcess
 
 #: Every test here runs real service processes on real sockets (the `slow` marker's definition).
@@ -75,14 +75,14 @@ def test_httpx_gets_the_413_for_a_body_of_a_few_mb(service: ServiceProcess, chun
     assert response.status_code == 413
 
 
-@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
 def test_curl_gets_the_413_for_a_body_of_a_few_mb(
     service: ServiceProcess, chunked: bool, tmp_path: Path
 ) -> None:
+    curl = require_program("curl")
     body = tmp_path / "body.json"
     body.write_bytes(BIG_BODY)
-    command = ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Content-Type: application/json"]
+    command = [curl, "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Content-Type: application/json"]
     if chunked:
         command += ["-H", "Transfer-Encoding: chunked"]
     result = subprocess.run(
