@@ -149,21 +149,20 @@ def test_a_pass_with_parts_that_could_not_run_says_which_in_its_verdict(
     assert last.startswith(f"scan: passed, 3 of 5 parts skipped ({', '.join(skipped)}); details in ")
 
 
-def test_a_part_without_a_fail_at_is_refused_naming_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("text", "replacement", "refusal"),
+    [
+        ('"critical"', '"severe"', r"policy\.image\.secret_severity = 'severe'"),  # no severity
+        ('fail_at = "medium"\n', "", r"policy\.dockerfile has no fail_at"),  # a part without its threshold
+    ],
+    ids=["threshold-that-is-no-severity", "part-without-fail-at"],
+)
+def test_a_policy_that_cannot_be_applied_is_refused_naming_the_key(
+    tmp_path: Path, text: str, replacement: str, refusal: str
+) -> None:
     policy = tmp_path / "policy.toml"
-    policy.write_text(
-        (REPO / "pipeline" / "scan" / "policy.toml").read_text().replace('fail_at = "medium"\n', "", 1)
-    )
-    with pytest.raises(ScanError, match=r"policy\.dockerfile has no fail_at"):
-        load_policy(policy)
-
-
-def test_a_threshold_that_is_no_severity_is_refused_naming_the_key(tmp_path: Path) -> None:
-    policy = tmp_path / "policy.toml"
-    policy.write_text(
-        (REPO / "pipeline" / "scan" / "policy.toml").read_text().replace('"critical"', '"severe"', 1)
-    )
-    with pytest.raises(ScanError, match=r"policy\.image\.secret_severity = 'severe'"):
+    policy.write_text((REPO / "pipeline" / "scan" / "policy.toml").read_text().replace(text, replacement, 1))
+    with pytest.raises(ScanError, match=refusal):
         load_policy(policy)
 
 
