@@ -77,6 +77,16 @@ def _post_json(url: str, payload: dict) -> int:
         return error.code
 
 
+def _panel_queries(title: str) -> list[str]:
+    """The dashboard panel's queries as Grafana sends them, over every namespace and a 1m rate window."""
+    dashboard = json.loads((REPO_ROOT / "observability/grafana/dashboards/ml-inference.json").read_text())
+    panel = next(panel for panel in dashboard["panels"] if panel["title"] == title)
+    return [
+        target["expr"].replace("$__rate_interval", "1m").replace("$namespace", ".*")
+        for target in panel["targets"]
+    ]
+
+
 @pytest.mark.slow
 def test_real_prometheus_scrapes_the_service_and_evaluates_every_rule(
     tmp_path: Path, processes: list[subprocess.Popen]
@@ -160,6 +170,11 @@ def test_real_prometheus_scrapes_the_service_and_evaluates_every_rule(
     assert len(rules) == 13
     assert [(rule["name"], rule.get("lastError")) for rule in rules if rule["health"] != "ok"] == []
     assert api.values("ALERTS") == [], "no alert may be pending on a healthy service"
+
+    # Two panels read what happened: every call held 1 instance, and nothing but the scrape is in flight.
+    batch_sizes = [value for expr in _panel_queries("Batch size") for value in api.values(expr)]
+    assert batch_sizes and all(value >= 1 for value in batch_sizes), batch_sizes
+    assert [value for expr in _panel_queries("In-flight requests") for value in api.values(expr)] == [0.0]
 
     stop(service)
     down_alerts = 'ALERTS{alertname=~"MLInferenceReplicaDown|MLInferenceServiceDown", alertstate="pending"}'
