@@ -52,13 +52,13 @@ class Panel:
     height: int = 8
 
 
-def _quantiles(metric: str, quantiles: tuple[float, ...] = (0.5, 0.95, 0.99)) -> tuple[Query, ...]:
+def _quantiles(metric: str) -> tuple[Query, ...]:
     return tuple(
         Query(
             f"histogram_quantile({q}, sum by (le) (rate({metric}_bucket{{{SCOPE}}}[$__rate_interval])))",
             f"p{round(q * 100)}",
         )
-        for q in quantiles
+        for q in (0.5, 0.95, 0.99)
     )
 
 
@@ -150,9 +150,10 @@ GRAPHS = (
     ),
     Panel(
         "Batch size",
-        "Instances per inference call: 1 for /predict, the batch length for /predict/batch and OIP infer.",
+        "Instances per inference call: 1 for /predict, the batch length for /predict/batch and OIP infer. "
+        "The mean only: sizes are whole numbers, and a quantile interpolated in the first bucket (0, 1] "
+        "would read 0.5 for calls of one instance.",
         (
-            *_quantiles("ml_inference_batch_size", (0.5, 0.99)),
             Query(
                 f"sum(rate(ml_inference_batch_size_sum{{{SCOPE}}}[$__rate_interval]))"
                 f" / sum(rate(ml_inference_batch_size_count{{{SCOPE}}}[$__rate_interval]))",
@@ -163,8 +164,9 @@ GRAPHS = (
     ),
     Panel(
         "In-flight requests",
-        "Requests being handled right now, per replica; a rising floor means a replica is saturated.",
-        (Query(f"sum by (instance) (ml_inference_requests_in_flight{{{SCOPE}}})", "{{instance}}"),),
+        "Requests being handled right now, per replica, less the scrape that reads the gauge (always one "
+        "of them): 0 at idle; a rising floor means a replica is saturated.",
+        (Query(f"sum by (instance) (ml_inference_requests_in_flight{{{SCOPE}}}) - 1", "{{instance}}"),),
         unit="none",
     ),
     Panel(
