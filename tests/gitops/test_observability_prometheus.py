@@ -10,6 +10,7 @@ start pending once the replica dies.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from pipeline.ports import free_port
 from pipeline.samples import predict_body
@@ -179,3 +181,19 @@ def test_real_prometheus_scrapes_the_service_and_evaluates_every_rule(
     stop(service)
     down_alerts = 'ALERTS{alertname=~"MLInferenceReplicaDown|MLInferenceServiceDown", alertstate="pending"}'
     _wait_for("both down alerts to go pending", lambda: len(api.values(down_alerts)) == 2)
+
+
+def test_the_cluster_scrapes_pending_pods_so_a_pull_failure_reads_as_down() -> None:
+    """A pod stuck pulling its image is Pending with an IP: kept, it scrapes as up 0 and the down alerts
+    fire for its environment; dropped, its namespace has no `up` at all and nothing fires."""
+    config = yaml.safe_load((REPO_ROOT / "observability/prometheus/kubernetes.yml").read_text())
+    job = next(job for job in config["scrape_configs"] if job["job_name"] == "ml-inference")
+    phase = next(
+        rule for rule in job["relabel_configs"] if rule["source_labels"] == ["__meta_kubernetes_pod_phase"]
+    )
+    kept = {
+        name
+        for name in ("Pending", "Running", "Succeeded", "Failed", "Unknown")
+        if re.fullmatch(phase["regex"], name)
+    }
+    assert phase["action"] == "keep" and kept == {"Pending", "Running"}
