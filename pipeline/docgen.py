@@ -136,7 +136,10 @@ def _cell(text: str) -> str:
 CONFIGURATION_PAGE = """\
 # Configuration
 
-Every environment variable the pipeline, its invoke tasks and the service read: default, meaning, owner.
+Every `PIPELINE_*`, `INVOKE_PIPELINE_*` and `ML_INFERENCE_*` variable the pipeline, its invoke tasks
+and the service read: default, meaning, owner. Besides these, the build reads `BASE_IMAGE` (the image
+to build on, as `--base-image` would; unset, the Dockerfile's `python:3.11-slim-bookworm`), and in
+GitHub Actions the jobs read the runner's `GITHUB_*` variables.
 
 > Generated from the code by `python -m pipeline.docgen`; do not edit it by hand. Describe a
 > variable where it is defined (a `#:` comment in `pipeline/settings.py` or a service `Settings`

@@ -28,7 +28,8 @@ DEFAULTS: dict[str, str | None] = {
     "PIPELINE_DEMO_HEAL_TIMEOUT": "30.0",
     #: Requests per second of the background load: light, so it measures availability, not capacity.
     "PIPELINE_DEMO_LOAD_RATE": "10.0",
-    #: Demo mode: `full` runs the drift demo, `quick` skips the demo job.
+    #: Demo mode: `full` runs the drift demo, `quick` skips the demo job. The runner and the workflow set
+    #: it (`invoke pipeline --demo-mode`, or `INVOKE_PIPELINE_DEMO_MODE`); `nox -s demo` runs the demo.
     "PIPELINE_DEMO_MODE": "full",
     #: Set to 1 to ask the job to print its plan and change nothing.
     "PIPELINE_DRY_RUN": "",
