@@ -664,6 +664,15 @@ def test_any_spelling_of_no_turns_the_screenshot_off(artifacts: Path) -> None:
     assert not (artifacts / "final-demo-report/report.png").exists()
 
 
+def test_a_report_made_without_a_screenshot_leaves_no_earlier_one_beside_it(artifacts: Path) -> None:
+    """`nox -s report` writes where the last report was: its picture would pass for this one's."""
+    (artifacts / "final-demo-report").mkdir(exist_ok=True)
+    (artifacts / "final-demo-report/report.png").write_bytes(b"\x89PNG an earlier report")
+    done = run_report_job(artifacts, PIPELINE_REPORT_SCREENSHOT="0")
+    assert done.returncode == 0, done.stderr
+    assert not (artifacts / "final-demo-report/report.png").exists()
+
+
 def write_report_files(artifacts_dir: Path) -> tuple[Path, Path]:
     from pipeline.jobs.report import write_report
 
