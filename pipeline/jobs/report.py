@@ -27,6 +27,7 @@ def write_report(artifacts_dir: Path, out: Path) -> tuple[Path, Path]:
     """Render the report of `artifacts_dir` into `out`; returns the HTML and Markdown paths."""
     html, markdown = render(collect(artifacts_dir))
     out.mkdir(parents=True, exist_ok=True)
+    (out / "report.png").unlink(missing_ok=True)  # an earlier report's; this one's is taken after
     (out / "report.html").write_text(html, encoding="utf-8")
     (out / "report.md").write_text(markdown, encoding="utf-8")
     return out / "report.html", out / "report.md"
