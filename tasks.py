@@ -101,7 +101,7 @@ def _down(target: str) -> None:
         "artifacts-dir": "where jobs write artifacts, logs and pipeline-run.json (default: <repo>/artifacts; "
         "a dry run's: <repo>/artifacts-dry-run)",
         "keep": "leave the deployed environments up after the run (stop them with `invoke down`)",
-        "dry-run": "every job plans without changing anything (PIPELINE_DRY_RUN=1); unit still runs its tests",
+        "dry-run": "every job plans, changing nothing (PIPELINE_DRY_RUN=1); unit still runs its tests",
     },
 )
 def run_pipeline(
