@@ -19,6 +19,8 @@ from pipeline.graph import JOBS_BY_NAME
 from pipeline.scrub import mask, write_text_atomic
 
 OUTPUTS_FILE = "outputs.json"
+#: The build's record in its folder (pipeline/contracts.py BuildRecord), read by deploy, test, demo and scan.
+BUILD_RECORD_FILE = "build-record.json"
 
 
 def job_dir(job: str, context: RunContext | None = None) -> Path:

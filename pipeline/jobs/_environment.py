@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from pipeline import contracts
-from pipeline.artifacts import read_outputs
+from pipeline.artifacts import BUILD_RECORD_FILE, read_outputs
 from pipeline.context import RunContext
 from pipeline.contracts import BuildRecord
 from pipeline.graph import JOBS_BY_NAME
@@ -30,7 +30,7 @@ def release_from_build(context: RunContext) -> Release:
     """
     build_dir = context.artifacts_dir / str(JOBS_BY_NAME["build"].artifact)
     try:
-        gate = contracts.read(build_dir / "build-record.json", BuildRecord).quality_gate
+        gate = contracts.read(build_dir / BUILD_RECORD_FILE, BuildRecord).quality_gate
     except (OSError, contracts.ContractError):
         gate = None  # no record: nothing says the model was rejected (the target checks it is there)
     if gate is not None and gate.verdict != "passed":

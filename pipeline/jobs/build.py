@@ -37,7 +37,7 @@ from urllib.parse import urlsplit, urlunsplit
 import docker
 
 from pipeline import settings
-from pipeline.artifacts import job_dir, write_json_atomic, write_outputs
+from pipeline.artifacts import BUILD_RECORD_FILE, job_dir, write_json_atomic, write_outputs
 from pipeline.build import BuildError, image, quality, registry, sbom, verify
 from pipeline.build.content import content_digest, content_tag
 from pipeline.build.training import train_model
@@ -51,7 +51,6 @@ log = logging.getLogger("build")
 ROOT = Path(__file__).resolve().parents[2]
 SERVICE_DIR = ROOT / "services" / "ml-inference"
 IMAGE_REPOSITORY = "ml-inference"
-BUILD_RECORD_FILE = "build-record.json"
 SBOM_FILE = "sbom.cdx.json"
 
 

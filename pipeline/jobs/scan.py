@@ -17,7 +17,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from pipeline.artifacts import job_dir, read_json, read_outputs, write_json_atomic
+from pipeline.artifacts import BUILD_RECORD_FILE, job_dir, read_json, read_outputs, write_json_atomic
 from pipeline.context import RunContext
 from pipeline.contracts import SecurityScan, encode
 from pipeline.graph import JOBS_BY_NAME
@@ -30,8 +30,6 @@ from pipeline.scan.vulnerabilities import audit_os, audit_python
 JOB = "scan"
 ROOT = Path(__file__).resolve().parents[2]
 SERVICE_DIR = ROOT / "services" / "ml-inference"
-#: The build's record names its SBOM file (None when it made no image).
-BUILD_RECORD = "build-record.json"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
 
     build_outputs = read_outputs("build", context)
     build_dir = context.artifacts_dir / str(JOBS_BY_NAME["build"].artifact)
-    sbom_name = (read_json(build_dir / BUILD_RECORD) or {}).get("sbom")
+    # The build's record names its SBOM file (none when it made no image).
+    sbom_name = (read_json(build_dir / BUILD_RECORD_FILE) or {}).get("sbom")
     image_ref, image_id = build_outputs.get("image_tag") or None, build_outputs.get("image_id") or None
     raw = out / RAW_DIR
     parts = [
