@@ -251,6 +251,17 @@ def test_a_non_root_image_with_a_healthcheck_and_no_cache_or_secret_passes(scan:
     assert code == 0 and part(result, "image")["status"] == "passed"
 
 
+def test_the_image_policy_judges_the_builds_image_even_when_its_tag_has_moved(
+    scan: Scan, policy_images
+) -> None:
+    """A later build (a --no-cache rebuild, say) can move the tag; the build's outputs name its image id."""
+    good_tag, _ = policy_images["good"]
+    _, root_id = policy_images["root"]
+    scan.image(good_tag, root_id)
+    code, result = scan.run()
+    assert code == 1 and rules(result, "image") == {"root-user"}
+
+
 @pytest.mark.parametrize(
     ("image", "found"),
     [
