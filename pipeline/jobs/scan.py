@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     parts = [
         lint(SERVICE_DIR / "Dockerfile", policy["dockerfile"], raw),
         check_sbom(build_dir / sbom_name if sbom_name else None, policy["licenses"]),
-        check_image(image_ref, policy["image"]),
+        check_image(image_ref, policy["image"], image_id),
         audit_python(SERVICE_DIR / "requirements.lock", policy["python_vulnerabilities"], raw),
         audit_os(image_ref, image_id, policy["os_vulnerabilities"], raw),
     ]

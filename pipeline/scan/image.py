@@ -76,7 +76,8 @@ def _cache_findings(
         container.remove(force=True)
 
 
-def check_image(image_ref: str | None, policy: dict[str, Any]) -> ScanPart:
+def check_image(image_ref: str | None, policy: dict[str, Any], image_id: str | None = None) -> ScanPart:
+    """The policy on the build's image: by its id when the build recorded one (a tag can move since)."""
     check = Check("image", "Image policy", policy["fail_at"])
     if not image_ref:
         return check.skipped("the build made no image, so there is none to inspect")
@@ -86,7 +87,7 @@ def check_image(image_ref: str | None, policy: dict[str, Any]) -> ScanPart:
     except docker.errors.DockerException as error:
         return check.skipped(f"no Docker engine reachable to inspect {image_ref}: {error}")
     try:
-        image = client.images.get(image_ref)
+        image = client.images.get(image_id or image_ref)
     except docker.errors.ImageNotFound:
         return check.broken(f"the build's image {image_ref} is not in this engine")
     config = image.attrs.get("Config") or {}
