@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.checks.drift import HOLD_SECONDS
 from pipeline.jobs import demo
 from pipeline.targets.local.target import LocalTarget
 from tests.helpers import local_job_artifacts, train_model
@@ -45,6 +46,10 @@ def test_demo_passes_when_every_drift_is_detected_and_healed(artifacts: Path) ->
         assert drift["drift_at"] < drift["detected_at"] < drift["healed_at"]
         assert 0 < drift["time_to_detect_seconds"] < drift["time_to_heal_seconds"] < float(HEAL_TIMEOUT)
     assert timeline["verification"]["passed"]
+    # The final check is a timed step too: after the last heal, holding converged for HOLD_SECONDS.
+    verification = timeline["verification"]
+    assert verification["started_at"] >= timeline["drifts"][-1]["healed_at"]
+    assert verification["seconds"] >= HOLD_SECONDS
     assert timeline["load"]["requests"] > 0
     counts = {d["name"]: d["replicas"] for d in timeline["drifts"]}
     git = counts["replica-count"]["before"]

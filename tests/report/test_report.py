@@ -881,6 +881,15 @@ def test_the_markdown_report_says_why_a_drift_and_the_final_check_failed(artifac
     assert "the endpoint answers /predict (http" not in markdown, "only the failed checks are named"
 
 
+def test_the_final_check_of_gits_state_is_timed_in_the_report(artifacts: Path) -> None:
+    timeline = json.loads((artifacts / "demo-artifacts/timeline.json").read_text())
+    timeline["verification"].update(started_at=_at(120), seconds=3.4)
+    write(artifacts, "demo-artifacts/timeline.json", timeline)
+    html, _ = report_of(artifacts)
+    heading = text_of(html.split('id="demo-verification-heading"')[1].split("</h3>")[0])
+    assert f"checked at {formats.clock(_at(120))} for 3.4 s" in heading
+
+
 def test_a_report_made_after_ctrl_c_calls_the_run_cancelled(artifacts: Path) -> None:
     record = json.loads((artifacts / "pipeline-run.json").read_text())
     assert record["finished_at"] is None and record["jobs"]["report"]["status"] == "running"
