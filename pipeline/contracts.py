@@ -380,6 +380,10 @@ class BackgroundLoad(msgspec.Struct, kw_only=True):
 class Verification(msgspec.Struct, kw_only=True):
     passed: bool
     checks: list[Check] = []
+    #: When the check began, after the last drift (null in a timeline written before it was timed).
+    started_at: str | None = None
+    #: How long it took, holding the live state converged included.
+    seconds: float | None = None
 
 
 class Timeline(Contract, kw_only=True):

@@ -169,6 +169,7 @@ def verify_git_state(
 ) -> dict[str, Any]:
     """After the drifts: converged and staying so, every replica ready, and the endpoint answering."""
     checks: list[dict[str, Any]] = []
+    started_at, started = clock.now(), time.monotonic()
 
     def check(name: str, passed: bool, detail: str) -> None:
         checks.append({"name": name, "passed": passed, "detail": detail})
@@ -190,7 +191,12 @@ def verify_git_state(
     ready = {url: _answers(f"{url}/ready") for url in replicas}
     check("every replica is ready", bool(ready) and all(ready.values()), tally(ready, "ready"))
     check("the endpoint answers /predict", _answers(f"{env.endpoint}/predict", predict=True), env.endpoint)
-    return {"passed": all(item["passed"] for item in checks), "checks": checks}
+    return {
+        "passed": all(item["passed"] for item in checks),
+        "checks": checks,
+        "started_at": started_at.isoformat(),
+        "seconds": round(time.monotonic() - started, 3),
+    }
 
 
 def _answers(url: str, *, predict: bool = False) -> bool:

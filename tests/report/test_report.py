@@ -887,7 +887,7 @@ def test_the_final_check_of_gits_state_is_timed_in_the_report(artifacts: Path) -
     write(artifacts, "demo-artifacts/timeline.json", timeline)
     html, _ = report_of(artifacts)
     heading = text_of(html.split('id="demo-verification-heading"')[1].split("</h3>")[0])
-    assert f"checked at {formats.clock(_at(120))} for 3.4 s" in heading
+    assert f"checked at {formats.clock(_at(120))} for {formats.seconds(3.4)}" in heading
 
 
 def test_a_report_made_after_ctrl_c_calls_the_run_cancelled(artifacts: Path) -> None:
