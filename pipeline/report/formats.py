@@ -16,16 +16,21 @@ from pipeline.timestamps import moment
 NO_VALUE = "\u2013"
 
 
+def _is_figure(value: Any) -> bool:
+    """A finite number an artifact holds (a yes/no is not one, though Python counts it as an int)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def number(value: Any, digits: int = 2) -> str:
     """A figure as the artifact holds it, to at most `digits` decimals (no separators: easy to search)."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if not _is_figure(value):
         return NO_VALUE
     text = f"{round(value, digits):.{digits}f}"
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def seconds(value: Any) -> str:
-    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+    if not _is_figure(value):
         return NO_VALUE
     if value < 10:  # drifts heal in about a second: keep the hundredths there
         return f"{value:.2f} s"
