@@ -124,7 +124,7 @@ def write_record(artifacts_dir: Path, record: Record) -> None:
 
 
 def keep_previous_run(artifacts_dir: Path) -> None:
-    """Move the last run's record and load summary to `previous/` so the report can compare."""
+    """Copy the last run's record, load summary and gate baseline to `previous/` for the next run."""
     if not (artifacts_dir / RECORD_FILE).exists():
         return
     shutil.rmtree(artifacts_dir / PREVIOUS_DIR, ignore_errors=True)
