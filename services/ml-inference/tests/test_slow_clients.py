@@ -149,7 +149,9 @@ def _read_until_closed_after_answer(sock: socket.socket) -> bytes:
     return answer
 
 
-def test_connections_beyond_the_cap_get_a_503_and_the_others_are_served(model_dir: Path) -> None:
+def test_connections_beyond_the_cap_get_a_counted_503_naming_the_limit_and_the_others_are_served(
+    model_dir: Path,
+) -> None:
     cap = 20
     with ServiceProcess(model_dir, max_connections=cap) as service:
         held = [socket.create_connection(("127.0.0.1", service.port)) for _ in range(cap)]
@@ -157,6 +159,8 @@ def test_connections_beyond_the_cap_get_a_503_and_the_others_are_served(model_di
             time.sleep(0.2)  # the server has accepted them all
             refused = httpx.post(f"{service.url}/predict", json={"features": [5.1, 3.5, 1.4, 0.2]})
             assert refused.status_code == 503
+            assert "ML_INFERENCE_MAX_CONNECTIONS" in refused.json()["error"]
+            assert refused.headers["x-request-id"]
         finally:
             for sock in held:
                 sock.close()
@@ -164,6 +168,9 @@ def test_connections_beyond_the_cap_get_a_503_and_the_others_are_served(model_di
         assert (
             httpx.post(f"{service.url}/predict", json={"features": [5.1, 3.5, 1.4, 0.2]}).status_code == 200
         )
+        # The refusal is counted like any answer, so the error-ratio alert sees an overload.
+        metrics = httpx.get(f"{service.url}/metrics").text
+        assert 'ml_inference_requests_total{method="POST",route="/predict",status="503"} 1.0' in metrics
 
 
 @pytest.mark.parametrize("path", PATHS)
