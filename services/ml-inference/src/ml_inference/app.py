@@ -19,7 +19,7 @@ from ml_inference.fast_path import HotPath, ServiceApp
 from ml_inference.inference import Predictor
 from ml_inference.logs import flush_periodically
 from ml_inference.metrics import Metrics
-from ml_inference.middleware import RequestObserver, RequestRecorder
+from ml_inference.middleware import RequestObserver, RequestRecorder, at_capacity
 from ml_inference.model import IrisModel
 from ml_inference.routers import info, metrics, oip, predict
 from ml_inference.schemas import RAW_REQUEST_BODIES
@@ -66,6 +66,10 @@ def create_app(settings: Settings) -> ServiceApp:
     api_routes = [route for router in routers for route in router.routes if isinstance(route, APIRoute)]
     app_metrics.declare_routes(api_routes)
     app.add_middleware(RequestObserver, recorder=recorder, routes=api_routes)
+    #: uvicorn answers a request beyond the connection cap itself; server.py hands it this instead.
+    app.state.at_capacity = RequestObserver(
+        at_capacity(settings.max_connections), recorder=recorder, routes=api_routes
+    )
     app.hot_path = HotPath(predict.HOT_ROUTES, recorder=recorder, max_batch=settings.max_batch)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

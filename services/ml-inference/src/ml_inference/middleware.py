@@ -157,6 +157,30 @@ class RequestObserver:
         await send({"type": "http.response.body", "body": body})
 
 
+def at_capacity(max_connections: int) -> ASGIApp:
+    """The answer to a request beyond `max_connections`, which uvicorn refuses before the application.
+
+    Run through a `RequestObserver`, so the refusal is counted and logged like any other answer.
+    """
+    body = error_body(
+        f"The server is serving its limit of {max_connections} open connections "
+        "(ML_INFERENCE_MAX_CONNECTIONS); send the request again shortly.",
+        None,
+    )
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"retry-after", b"1"),
+        CONNECTION_CLOSE,
+    ]
+
+    async def refuse(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 503, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    return refuse
+
+
 def _read_headers(headers: list[tuple[bytes, bytes]]) -> tuple[bytes | None, int | None]:
     """(X-Request-ID as sent or None; Content-Length or None)."""
     request_id = None

@@ -14,6 +14,9 @@
   closes at once: a drain waits for requests that are being served, never for a body that may
   never come (`serving` tells them apart).
 
+- **Overload.** A request beyond uvicorn's `limit_concurrency` is answered by `at_capacity` (set by
+  `guarded_protocol`) instead of uvicorn's bare text, so that it is counted and names the setting.
+
 The application learns that its request was cut (its `receive` says disconnect) from the status
 stored under CUT_STATUS in its scope, so that metrics and the access log count a 408 or a 503.
 """
@@ -24,7 +27,9 @@ import asyncio
 import time
 from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn._types import ASGI3Application
+from uvicorn.protocols.http.flow_control import service_unavailable
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
 
 from ml_inference.errors import error_body
 from ml_inference.middleware import CUT_STATUS
@@ -36,9 +41,10 @@ SHUTTING_DOWN = "The server shut down before the request arrived whole; send it 
 
 
 class GuardedHttpProtocol(HttpToolsProtocol):
-    """One connection. `read_timeout` is set by `guarded_protocol` from the settings."""
+    """One connection. `read_timeout` and `at_capacity` are set by `guarded_protocol`."""
 
     read_timeout: float = 10.0
+    at_capacity: ASGI3Application = service_unavailable
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -79,6 +85,11 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self.in_request = True
             if self._read_timer is None and not self.transport.is_closing():
                 self._read_timer = self.loop.call_later(self.read_timeout, self._read_timed_out)
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
+        if app is service_unavailable:
+            app = self.at_capacity
+        super()._start_asgi_task(cycle, app)
 
     @property
     def serving(self) -> bool:
@@ -187,6 +198,7 @@ class _LingeringTransport:
         self.close = protocol.close_connection
 
 
-def guarded_protocol(read_timeout: float) -> type[GuardedHttpProtocol]:
-    """The protocol class for uvicorn.Config(http=...), with this read timeout."""
-    return type("GuardedHttpProtocol", (GuardedHttpProtocol,), {"read_timeout": read_timeout})
+def guarded_protocol(read_timeout: float, at_capacity: ASGI3Application) -> type[GuardedHttpProtocol]:
+    """The protocol class for uvicorn.Config(http=...), with this read timeout and overload answer."""
+    fields = {"read_timeout": read_timeout, "at_capacity": at_capacity}
+    return type("GuardedHttpProtocol", (GuardedHttpProtocol,), fields)

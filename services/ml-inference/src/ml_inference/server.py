@@ -171,7 +171,7 @@ def serve(settings: Settings) -> None:
         server_header=False,
         backlog=BACKLOG,
         timeout_graceful_shutdown=settings.drain_timeout_seconds,  # type: ignore[arg-type]
-        http=guarded_protocol(settings.body_timeout_seconds),
+        http=guarded_protocol(settings.body_timeout_seconds, app.state.at_capacity),
         timeout_keep_alive=settings.keep_alive_timeout_seconds,  # type: ignore[arg-type]
         # uvicorn refuses once connections >= the limit, the new one counted.
         limit_concurrency=settings.max_connections + 1,
