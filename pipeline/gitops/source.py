@@ -65,34 +65,32 @@ def https_url(remote: str) -> str:
 def origin_source(*, dry_run: bool) -> tuple[GitSource, list[str]]:
     """`origin` at HEAD, with notes for the user; refuses an unpushed commit unless dry-running."""
     commit = git("rev-parse", "HEAD")
-    notes = []
-    remotes = git("remote").split()
-    if "origin" not in remotes:
-        message = (
-            f"this checkout has no `origin` remote for Argo CD; add one, or set {GIT_SOURCE_ENV}=in-cluster"
-        )
+    notes: list[str] = []
+
+    def refuse(message: str) -> None:
+        """A dry run only plans, so what a real run refuses becomes a note."""
         if not dry_run:
             raise SystemExit(message)
-        return GitSource("https://git.invalid/no-origin-remote.git", commit), [message]
+        notes.append(message)
+
+    if "origin" not in git("remote").split():
+        refuse(
+            f"this checkout has no `origin` remote for Argo CD; add one, or set {GIT_SOURCE_ENV}=in-cluster"
+        )
+        return GitSource("https://git.invalid/no-origin-remote.git", commit), notes
     url = https_url(git("remote", "get-url", "origin"))
     if urlsplit(url).scheme in ("", "file"):
-        message = (
+        refuse(
             f"origin ({url}) is on this machine, and Argo CD inside the cluster cannot read it: push to "
             f"a remote it can reach and set origin to that, or set {GIT_SOURCE_ENV}=in-cluster"
         )
-        if not dry_run:
-            raise SystemExit(message)
-        notes.append(message)
     if git("status", "--porcelain"):
         notes.append("the working tree has uncommitted changes: Argo CD deploys the commit, not them")
     if not git("branch", "-r", "--contains", commit):
-        message = (
+        refuse(
             f"commit {commit[:12]} is not pushed to origin ({url}): Argo CD reads Git, so `git push` first, "
             f"or set {GIT_SOURCE_ENV}=in-cluster to serve this checkout from inside the cluster"
         )
-        if not dry_run:
-            raise SystemExit(message)
-        notes.append(message)
     return GitSource(url, commit), notes
 
 
