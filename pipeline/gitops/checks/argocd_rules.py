@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from fnmatch import fnmatchcase
 
+from pipeline.gitops.appofapps import ARGOCD_NAMESPACE, SYNC_WAVE
 from pipeline.gitops.render import Manifest, name_of
 
 RESOURCES_FINALIZER = "resources-finalizer.argocd.argoproj.io"
-SYNC_WAVE = "argocd.argoproj.io/sync-wave"
 REPLICAS_POINTER = "/spec/replicas"
-ARGOCD_NAMESPACE = "argocd"
 #: Pod Security Admission labels every namespace Argo CD creates must carry.
 RESTRICTED_NAMESPACE_LABELS = {
     f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "audit", "warn")
@@ -22,7 +21,7 @@ RESTRICTED_NAMESPACE_LABELS = {
 RBAC_GROUP = "rbac.authorization.k8s.io"
 #: Cluster-scoped RBAC: whoever may create these may grant anything, since Argo CD applies with
 #: cluster-admin. A project may whitelist them only by name, and only the root's project does.
-CLUSTER_RBAC_KINDS = frozenset({"ClusterRole", "ClusterRoleBinding"})
+CLUSTER_RBAC = frozenset({(RBAC_GROUP, "ClusterRole"), (RBAC_GROUP, "ClusterRoleBinding")})
 #: Kubernetes' built-in user-facing roles (RBAC docs): a binding to one is an escalation.
 ADMIN_ROLES = frozenset({"cluster-admin", "admin", "edit"})
 READ_ONLY_VERBS = frozenset({"get", "list", "watch"})
@@ -104,8 +103,7 @@ def check_root(root: Manifest, children: list[Manifest], first: str) -> list[str
             f"a child's project must not reach {ARGOCD_NAMESPACE}"
         )
     for child in children:
-        is_cluster_rbac = _group_kind(child) in {(RBAC_GROUP, kind) for kind in CLUSTER_RBAC_KINDS}
-        if is_cluster_rbac and "namespace" not in child["metadata"]:
+        if _group_kind(child) in CLUSTER_RBAC and "namespace" not in child["metadata"]:
             continue  # its project names each one (check_project)
         if child.get("kind") != "Application" or child["metadata"].get("namespace") != ARGOCD_NAMESPACE:
             problems.append(
@@ -180,7 +178,7 @@ def check_project(project: Manifest, deployed: list[Manifest]) -> list[str]:
         problems.append(f"{where}: resource whitelists must name kinds, not wildcards")
     named_rbac = []
     for entry in cluster_whitelist:
-        if entry.get("group", "") == RBAC_GROUP and entry["kind"] in CLUSTER_RBAC_KINDS:
+        if (entry.get("group", ""), entry["kind"]) in CLUSTER_RBAC:
             if not entry.get("name") or any(c in entry["name"] for c in "*?["):
                 problems.append(
                     f"{where}: whitelists {entry['kind']} of any name (cluster-scoped RBAC: a commit "
