@@ -74,10 +74,8 @@ def _mount_path(deployment: Manifest, config_map: Manifest) -> str | None:
         for v in pod.get("volumes", [])
         if v.get("configMap", {}).get("name") == config_map["metadata"]["name"]
     }
-    for mount in pod["containers"][0].get("volumeMounts", []):
-        if mount["name"] in volumes:
-            return mount["mountPath"]
-    return None
+    mounts = pod["containers"][0].get("volumeMounts", [])
+    return next((mount["mountPath"] for mount in mounts if mount["name"] in volumes), None)
 
 
 def _rules_loaded_as_in_git(repo_root: Path, objects: list[Manifest]) -> list[str]:
