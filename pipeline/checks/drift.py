@@ -27,7 +27,7 @@ from pipeline.samples import predict_body
 
 POLL_SECONDS = 0.1
 #: How long the controller may take to heal one drift before the demo calls it failed.
-HEAL_TIMEOUT_SECONDS = float(settings.DEFAULTS["PIPELINE_DEMO_HEAL_TIMEOUT"] or 0)
+HEAL_TIMEOUT_SECONDS = settings.number("PIPELINE_DEMO_HEAL_TIMEOUT", float, {})
 #: The final check: the live state must stay converged this long, not just flicker through it.
 HOLD_SECONDS = 3.0
 

@@ -33,19 +33,15 @@ STARTUP_AND_REPORT_SECONDS = 60
 PROGRESS_EVERY_SECONDS = 5
 
 
-def _default(name: str) -> str:
-    return settings.DEFAULTS[name] or ""
-
-
 @dataclass(frozen=True)
 class LoadSettings:
     """How hard and how long to load; CLI args override PIPELINE_LOAD_* variables (pipeline/settings.py)."""
 
-    users: int = int(_default("PIPELINE_LOAD_USERS"))
-    spawn_rate: float = float(_default("PIPELINE_LOAD_SPAWN_RATE"))
-    duration_seconds: int = int(_default("PIPELINE_LOAD_DURATION"))
-    user_rps: float = float(_default("PIPELINE_LOAD_USER_RPS"))
-    max_requests: int = int(_default("PIPELINE_LOAD_MAX_REQUESTS"))
+    users: int = settings.number("PIPELINE_LOAD_USERS", int, {})
+    spawn_rate: float = settings.number("PIPELINE_LOAD_SPAWN_RATE", float, {})
+    duration_seconds: int = settings.number("PIPELINE_LOAD_DURATION", int, {})
+    user_rps: float = settings.number("PIPELINE_LOAD_USER_RPS", float, {})
+    max_requests: int = settings.number("PIPELINE_LOAD_MAX_REQUESTS", int, {})
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> LoadSettings:
@@ -75,8 +71,7 @@ class Thresholds:
 
     @classmethod
     def load(cls, path: Path = DEFAULT_THRESHOLDS) -> Thresholds:
-        with path.open("rb") as handle:
-            config = tomllib.load(handle)
+        config = tomllib.loads(path.read_text())
         try:
             return cls(
                 max_failure_ratio=float(config["max_failure_ratio"]),
