@@ -13,7 +13,7 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -40,25 +40,6 @@ class Counts:
     observations: dict[str, float] = field(default_factory=dict)
 
 
-class MetricsSource(Protocol):
-    mode: str
-
-    @property
-    def url(self) -> str | None:
-        """Prometheus' base URL, or None when the replicas are scraped directly."""
-
-    #: Every query made and what it returned, for the artifact.
-    log: list[dict[str, Any]]
-
-    def wait_for_scrape(self, after: float, replicas: int) -> str | None:
-        """Block until `replicas` replicas were scraped after `after` (epoch s); else say why, at a bound."""
-
-    def replicas_up(self, expected: int) -> tuple[bool, str]:
-        """Whether every replica is up and there are at least `expected` of them, and what was seen."""
-
-    def counts(self) -> Counts: ...
-
-
 class PrometheusSource:
     """Prometheus' HTTP API; `selector` (label: value) picks out one environment's series."""
 
@@ -69,6 +50,7 @@ class PrometheusSource:
         labels = {"job": SERVICE_JOB, **(selector or {})}
         # A JSON string literal is a valid PromQL one: quotes and backslashes come escaped.
         self.matchers = ",".join(f"{label}={json.dumps(value)}" for label, value in labels.items())
+        #: Every query made and what it returned, for the artifact.
         self.log: list[dict[str, Any]] = []
         # One client for every query: the waits poll, and a client per request costs ~50 ms of CPU.
         self.http = httpx.Client(base_url=self.url, timeout=HTTP_TIMEOUT_SECONDS)
@@ -85,6 +67,7 @@ class PrometheusSource:
         return float(result[0]["value"][1]) if result else 0.0
 
     def wait_for_scrape(self, after: float, replicas: int) -> str | None:
+        """Block until `replicas` replicas were scraped after `after` (epoch s); else say why, at a bound."""
         # Counted, not "every replica it knows": a fresh Prometheus may not know the last one yet.
         deadline = time.monotonic() + SCRAPE_WAIT_SECONDS
         while time.monotonic() < deadline:
@@ -97,6 +80,7 @@ class PrometheusSource:
         return f"Prometheus did not scrape every replica ({replicas}) within {SCRAPE_WAIT_SECONDS} s"
 
     def replicas_up(self, expected: int) -> tuple[bool, str]:
+        """Whether every replica is up and there are at least `expected` of them, and what was seen."""
         result = self.query(f"up{{{self.matchers}}}")
         states = {sample["metric"].get("instance", "?"): sample["value"][1] == "1" for sample in result}
         passed = len(states) >= expected and all(states.values())
@@ -113,7 +97,7 @@ class DirectSource:
     """Each replica's /metrics, read directly: the fallback when the environment has no Prometheus."""
 
     mode = "direct"
-    url = None
+    url = None  # no Prometheus: the replicas are scraped directly
 
     def __init__(self, replica_urls: Callable[[], list[str]]) -> None:
         self.replica_urls = replica_urls
@@ -140,16 +124,13 @@ class DirectSource:
 
     def counts(self) -> Counts:
         counts = Counts({route: 0.0 for route in ROUTES}, {route: 0.0 for route in ROUTES})
+        by_name = {REQUESTS: counts.requests, LATENCY_COUNT: counts.observations}
         for text in self._scrape().values():
             for family in text_string_to_metric_families(text or ""):
                 for sample in family.samples:
                     route = sample.labels.get("route")
-                    if route not in ROUTES:
-                        continue
-                    if sample.name == REQUESTS:
-                        counts.requests[route] += sample.value
-                    elif sample.name == LATENCY_COUNT:
-                        counts.observations[route] += sample.value
+                    if sample.name in by_name and route in ROUTES:
+                        by_name[sample.name][route] += sample.value
         self.log.append(
             {
                 "query": f"sum {REQUESTS}, {LATENCY_COUNT} by route",
@@ -158,6 +139,10 @@ class DirectSource:
             }
         )
         return counts
+
+
+#: Where the test job reads the metrics from after the load.
+MetricsSource = PrometheusSource | DirectSource
 
 
 def wait_until_scraping(source: PrometheusSource, replicas: int) -> tuple[bool, str]:
