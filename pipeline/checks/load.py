@@ -71,7 +71,7 @@ class Thresholds:
 
     @classmethod
     def load(cls, path: Path = DEFAULT_THRESHOLDS) -> Thresholds:
-        config = tomllib.loads(path.read_text())
+        config = tomllib.loads(path.read_text(encoding="utf-8"))
         try:
             return cls(
                 max_failure_ratio=float(config["max_failure_ratio"]),
