@@ -28,7 +28,7 @@ from pipeline.contracts import (
     SecurityScan,
     Timeline,
 )
-from pipeline.graph import JOBS, JOBS_BY_NAME, Job
+from pipeline.graph import JOBS, JOBS_BY_NAME
 from pipeline.record import PREVIOUS_DIR, RECORD_FILE, run_status
 from pipeline.scrub import mask_text
 from pipeline.status import FAILED, NOT_RUN, UNKNOWN, Status
@@ -61,6 +61,9 @@ LOAD_SHAPE = ("users", "user_rps", "spawn_rate", "duration_seconds")
 #: How much of a failed job's log the report quotes: its last lines, each cut to a screen's width.
 LOG_TAIL_LINES = 25
 LOG_LINE_CHARS = 300
+
+#: The elements of a JUnit <testcase> that say it did not pass, and the status each gives it.
+OUTCOMES = {"failure": "failed", "error": "error", "skipped": "skipped"}
 
 State = Literal["ok", "missing", "broken"]
 #: The run of an artifacts directory without a readable record: nothing about it is known.
@@ -219,27 +222,26 @@ class Report:
     @property
     def timeline_start(self) -> str | None:
         """Where the Gantt chart's axis begins: the earliest start, jobs kept from an earlier run included."""
-        starts = [job.started_at for job in self.jobs if job.started_at]
-        if self.run_start:
-            starts.append(self.run_start)
-        known = {start: when for start in starts if (when := moment(start)) is not None}
-        return min(known, key=known.__getitem__, default=None)
+        return _pick_time(min, [*(job.started_at for job in self.jobs), self.run_start])
 
     @property
     def wall_seconds(self) -> float | None:
         """The run's wall time: the record's, or (while the report itself runs) up to the last finish."""
         if self.run.duration_seconds is not None:
             return self.run.duration_seconds
-        finishes = {  # this run's jobs only: a reused one finished before this run began
-            f: when
-            for job in self.jobs
-            if not job.reused and (f := job.finished_at) and (when := moment(f)) is not None
-        }
-        return elapsed(self.run_start, max(finishes, key=finishes.__getitem__, default=None))
+        # This run's jobs only: a reused one finished before this run began.
+        last = _pick_time(max, (job.finished_at for job in self.jobs if not job.reused))
+        return elapsed(self.run_start, last)
 
     @property
     def run_finished(self) -> bool:
         return self.run.finished_at is not None
+
+
+def _pick_time(pick: Callable[..., Any], times: Iterable[str | None]) -> str | None:
+    """The earliest (`pick=min`) or latest (`max`) of `times` that are ISO times, as written."""
+    known = {time: when for time in times if (when := moment(time)) is not None}
+    return pick(known, key=known.__getitem__, default=None)
 
 
 def _why_missing(relative: str, run: PipelineRun) -> str:
@@ -263,26 +265,22 @@ def load_json(root: Path, relative: str, run: PipelineRun, contract: type[Contra
         return Artifact(relative, "broken", problem=f"{relative} is {error}")
 
 
-def _number(value: Any, default: float = 0.0) -> float:
+def _number(value: Any) -> float:
     try:
         return float(value)
     except (TypeError, ValueError):
-        return default
+        return 0.0
 
 
 def _case(suite: str, element: ET.Element) -> TestCase:
-    outcome = next((child for child in element if child.tag in ("failure", "error", "skipped")), None)
-    status = {"failure": "failed", "error": "error", "skipped": "skipped"}.get(
-        outcome.tag if outcome is not None else "", "passed"
-    )
-    message = ""
+    outcome = next((child for child in element if child.tag in OUTCOMES), None)
+    status, message = "passed", ""
     if outcome is not None:
+        status = OUTCOMES[outcome.tag]
         message = outcome.get("message") or next(iter((outcome.text or "").strip().splitlines()), "")
-    name = element.get("name", "?")
-    classname = element.get("classname", "")
     return TestCase(
-        suite=classname or suite,
-        name=name,
+        suite=element.get("classname") or suite,
+        name=element.get("name", "?"),
         status=status,  # type: ignore[arg-type]
         seconds=_number(element.get("time")),
         message=mask_text(message)[:500],
@@ -343,10 +341,10 @@ def _is_file(path: Path) -> bool:
         return False
 
 
-def job_rows(root: Path, record: Artifact, jobs: Iterable[Job] = JOBS) -> list[JobRow]:
+def job_rows(root: Path, record: Artifact) -> list[JobRow]:
     """One row per job of the graph, in graph order, with what the run record (a `PipelineRun`) says."""
     rows = []
-    for job in jobs:
+    for job in JOBS:
         entry = record.data.jobs.get(job.name) if record.ok else None
         status = entry.status if entry else NOT_RUN if record.ok else UNKNOWN
         entry = entry or JobEntry(status=Status.PENDING)  # no field known but the status above
