@@ -43,11 +43,11 @@ def seconds(value: Any) -> str:
 def size(value: Any) -> str:
     if not isinstance(value, int | float) or isinstance(value, bool):
         return NO_VALUE
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
+    for unit in ("B", "KiB", "MiB"):
+        if value < 1024:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
-    return NO_VALUE
+    return f"{value:.1f} GiB"
 
 
 def percent(value: Any, digits: int = 2) -> str:
