@@ -79,11 +79,9 @@ def find_comment(environ: Mapping[str, str], number: int) -> dict[str, Any] | No
     page = 1
     while True:
         comments = github_api(environ, path, per_page=PAGE_SIZE, page=page)
-        for comment in comments:
-            if is_our_comment(comment):
-                return comment
-        if len(comments) < PAGE_SIZE:
-            return None
+        ours = next((comment for comment in comments if is_our_comment(comment)), None)
+        if ours is not None or len(comments) < PAGE_SIZE:
+            return ours
         page += 1
 
 
