@@ -267,11 +267,7 @@ def scrub_tree(*paths: Path) -> list[Path]:
     """Scrub every text file at or under `paths` (missing ones are skipped); the files that changed."""
     changed = []
     for root in paths:
-        files = (
-            sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink())
-            if root.is_dir()
-            else [root]
-        )
+        files = sorted(path for path in root.rglob("*") if not path.is_symlink()) if root.is_dir() else [root]
         changed += [file for file in files if file.is_file() and scrub_file(file)]
     return changed
 
