@@ -37,10 +37,10 @@ from pipeline.timestamps import elapsed, utc_now
 
 RECORD_FILE = "pipeline-run.json"
 PREVIOUS_DIR = "previous"
-#: Files of the last run, kept before a fresh run empties the jobs' folders: what the report compares
-#: against (load figures), and the build's record and model card, the model quality gate's baseline.
 #: The model quality gate's baseline: kept whenever a run empties the build's folder, fresh run or not.
 GATE_BASELINE = ("build-output/build-record.json", "build-output/model/model-card.json")
+#: Files of the last run, kept before a fresh run empties the jobs' folders: what the report compares
+#: against (load figures), and the build's record and model card, the model quality gate's baseline.
 KEPT_FROM_PREVIOUS_RUN = (RECORD_FILE, "test-results/load-summary.json", *GATE_BASELINE)
 
 Record = dict[str, Any]
