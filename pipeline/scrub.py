@@ -48,12 +48,13 @@ _ASSIGNMENT = re.compile(
     rf"""(\\?["'])?)(?P<separator>[ \t]*[=:][ \t]*)(?P<value>{_VALUE})""",
     re.IGNORECASE,
 )
-#: `--password X`, `--token=X`, `-p X` is too vague to tell; a flag whose name says credential.
+#: A flag whose name says credential: `--password`, `--api-token` (`-p` is too vague to tell).
+_FLAG_NAME = rf"--?[\w-]*({_NAME_WORDS})[\w-]*"
+#: `--password X`, `--token=X`.
 _FLAG = re.compile(
-    rf"""(?P<name>(?<![\w-])--?[\w-]*({_NAME_WORDS})[\w-]*)(?P<separator>[ \t]+|=)(?P<value>{_VALUE})""",
-    re.IGNORECASE,
+    rf"""(?P<name>(?<![\w-]){_FLAG_NAME})(?P<separator>[ \t]+|=)(?P<value>{_VALUE})""", re.IGNORECASE
 )
-_SECRET_FLAG = re.compile(rf"--?[\w-]*({_NAME_WORDS})[\w-]*", re.IGNORECASE)
+_SECRET_FLAG = re.compile(_FLAG_NAME, re.IGNORECASE)
 #: An HTTP Authorization header or field: its whole value (`ApiKey 9f8e...`, not just its first word).
 _AUTHORIZATION = re.compile(
     r"""(?P<name>\bauthorization(\\?["'])?)(?P<separator>[ \t]*[=:][ \t]*)"""
