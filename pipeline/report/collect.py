@@ -293,10 +293,9 @@ def load_junit(root: Path, relative: str, run: PipelineRun) -> Artifact:
     if not path.is_file():
         return Artifact(relative, "missing", problem=_why_missing(relative, run))
     try:
-        tree = ET.parse(path)
+        top = ET.parse(path).getroot()
     except (OSError, ET.ParseError) as error:
         return Artifact(relative, "broken", problem=f"{relative} is not valid JUnit XML ({error})")
-    top = tree.getroot()
     suites = [top] if top.tag == "testsuite" else list(top.iter("testsuite"))
     if top.tag not in ("testsuite", "testsuites"):
         return Artifact(relative, "broken", problem=f"{relative} has no <testsuite> (root is <{top.tag}>)")
