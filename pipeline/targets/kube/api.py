@@ -6,7 +6,8 @@ from typing import Any
 
 from pipeline.gitops.appofapps import ARGOCD_NAMESPACE
 
-ARGOCD_GROUP, ARGOCD_API_VERSION = "argoproj.io", "v1alpha1"
+#: Argo CD's Applications, as the CustomObjectsApi addresses them: group, version, namespace, plural.
+APPLICATIONS = ("argoproj.io", "v1alpha1", ARGOCD_NAMESPACE, "applications")
 
 
 def _api(context: str, name: str) -> Any:
@@ -32,10 +33,7 @@ def core_v1(context: str) -> Any:
 
 def read_application(context: str, name: str) -> dict[str, Any]:
     """Application `name` in Argo CD's namespace."""
-    api = custom_objects(context)
-    return api.get_namespaced_custom_object(
-        ARGOCD_GROUP, ARGOCD_API_VERSION, ARGOCD_NAMESPACE, "applications", name
-    )
+    return custom_objects(context).get_namespaced_custom_object(*APPLICATIONS, name)
 
 
 def application_events(context: str, name: str) -> Any:
@@ -47,10 +45,7 @@ def application_events(context: str, name: str) -> Any:
 
         return watch.Watch().stream(
             api.list_namespaced_custom_object,
-            ARGOCD_GROUP,
-            ARGOCD_API_VERSION,
-            ARGOCD_NAMESPACE,
-            "applications",
+            *APPLICATIONS,
             field_selector=f"metadata.name={name}",
             timeout_seconds=timeout,
         )

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from pipeline.gitops.appofapps import ARGOCD_NAMESPACE, ROOT_APPLICATION
-from pipeline.targets.kube.api import ARGOCD_API_VERSION, ARGOCD_GROUP
+from pipeline.targets.kube.api import APPLICATIONS
 
 CONFLICT = 409
 ATTEMPTS = 10
@@ -23,7 +23,7 @@ def set_component(api: Any, component: str, *, present: bool) -> list[str]:
     """Add (or remove) `component` on the root, race-free; returns the root's components after."""
     from kubernetes.client.exceptions import ApiException
 
-    where = (ARGOCD_GROUP, ARGOCD_API_VERSION, ARGOCD_NAMESPACE, "applications", ROOT_APPLICATION)
+    where = (*APPLICATIONS, ROOT_APPLICATION)
     for _ in range(ATTEMPTS):
         root = api.get_namespaced_custom_object(*where)
         current = list(root["spec"]["source"].get("kustomize", {}).get("components", []))
