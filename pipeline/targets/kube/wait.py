@@ -49,7 +49,7 @@ def watch_until_converged(
     events: EventStream,
     name: str,
     *,
-    revision: str | None,
+    revision: str,
     timeout_seconds: int,
     stuck: Callable[[], str | None] | None = None,
     blocker: Callable[[], str] | None = None,
@@ -68,7 +68,7 @@ def watch_until_converged(
         conditions = conditions_text(last)
         extra = blocker() if blocker is not None and not last else ""
         return ApplicationBlocked(
-            f"Application {name} is not Synced and Healthy at {revision or 'the target revision'}: {why} "
+            f"Application {name} is not Synced and Healthy at {revision}: {why} "
             f"(last: {application_status(last)}{'; ' + conditions if conditions else ''})"
             + (f"; blocked by {extra}" if extra else "")
         )
@@ -81,8 +81,7 @@ def watch_until_converged(
             if status != shown:
                 print(f"  {name}: {status.sync}, {status.health}", flush=True)
                 shown = status
-            synced_revision = last.get("status", {}).get("sync", {}).get("revision")
-            if status.converged and revision in (None, synced_revision):
+            if status.converged and last.get("status", {}).get("sync", {}).get("revision") == revision:
                 return status
             fatal = [
                 c for c in last.get("status", {}).get("conditions", []) if c.get("type") in FATAL_CONDITIONS
@@ -136,7 +135,7 @@ def root_conditions(context: str) -> str:
 
 
 def wait_for_application(
-    context: str, name: str, *, revision: str | None, timeout_seconds: int, namespace: str | None = None
+    context: str, name: str, *, revision: str, timeout_seconds: int, namespace: str | None = None
 ) -> ControllerStatus:
     """Watch Application `name` through the Kubernetes API (kubernetes client watch)."""
     try:
