@@ -59,7 +59,7 @@ from typing import Any
 
 import psutil
 
-from pipeline.artifacts import write_json_atomic
+from pipeline.artifacts import read_json, write_json_atomic
 from pipeline.gitops.render import RenderError, render_text
 from pipeline.ports import free_port
 from pipeline.scrub import write_text_atomic
@@ -541,10 +541,9 @@ class Reconciler:
                 process.kill()
         psutil.wait_procs(alive, timeout=2)
         status_path = self.state_dir / layout.STATUS
-        status = json.loads(status_path.read_text()) if status_path.exists() else {}
         write_json_atomic(
             status_path,
-            status
+            (read_json(status_path) or {})
             | {
                 "observed_at": iso(time.time()),
                 "sync": "Unknown",
