@@ -135,19 +135,17 @@ class Cluster:
             ),
         ]
 
-    def load_image(self, image: str) -> Command:
-        if self.tool == "kind":
-            argv: tuple[str, ...] = ("kind", "load", "docker-image", image, "--name", CLUSTER_NAME)
-        else:
-            argv = ("minikube", "image", "load", image, "--profile", CLUSTER_NAME)
-        return Command(
-            argv,
-            f"load the build's image {image} into the cluster's nodes (it runs with imagePullPolicy Never)",
-        )
-
     @property
     def load_method(self) -> str:
         return "kind load docker-image" if self.tool == "kind" else "minikube image load"
+
+    def load_image(self, image: str) -> Command:
+        """Run `load_method` on `image`: the plan's summary names exactly the command that loads it."""
+        cluster = ("--name" if self.tool == "kind" else "--profile", CLUSTER_NAME)
+        return Command(
+            (*self.load_method.split(), image, *cluster),
+            f"load the build's image {image} into the cluster's nodes (it runs with imagePullPolicy Never)",
+        )
 
     def metrics_ready(self) -> Command:
         available = ("--for=condition=Available", "deployment/metrics-server", "-n", "kube-system")
