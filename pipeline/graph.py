@@ -49,10 +49,6 @@ class Job:
     def session(self) -> str:
         return self.name
 
-    @property
-    def timeout_seconds(self) -> float:
-        return self.timeout_minutes * 60
-
     def runs_in(self, demo_mode: str) -> bool:
         return self.demo_modes is None or demo_mode in self.demo_modes
 
@@ -78,14 +74,7 @@ def dependents(jobs: Iterable[Job], names: Iterable[str]) -> set[str]:
     """`names` plus every job that needs one of them, directly or not (what a re-run must redo)."""
     jobs = tuple(jobs)
     found = set(names)
-    changed = True
-    while changed:
-        changed = False
-        for job in jobs:
-            if job.name not in found and found.intersection(job.needs):
-                found.add(job.name)
-                changed = True
-    return found
+    return found | {job.name for job in jobs if found.intersection(upstream(jobs, job.name))}
 
 
 def upstream(jobs: Iterable[Job], name: str) -> tuple[str, ...]:
