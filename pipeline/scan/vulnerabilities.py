@@ -14,19 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.contracts import Finding, ScanPart
-from pipeline.scan import Check
+from pipeline.scan import SEVERITIES, Check
 
 PIP_AUDIT_RAW = "pip-audit.json"
 GRYPE_RAW = "grype.json"
-#: Grype's severities as the policy's.
-GRYPE_SEVERITY = {
-    "negligible": "low",
-    "unknown": "low",
-    "low": "low",
-    "medium": "medium",
-    "high": "high",
-    "critical": "critical",
-}
 
 
 def audit_python(lock_file: Path, policy: dict[str, Any], raw_dir: Path) -> ScanPart:
@@ -117,7 +108,9 @@ def audit_os(image_ref: str | None, image_id: str | None, policy: dict[str, Any]
             else f"{vulnerability['id']}: not fixed upstream yet"
         )
         waived = "not fixed upstream (policy: only_fixed)" if policy.get("only_fixed") and not fixed else ""
-        severity = GRYPE_SEVERITY.get(str(vulnerability.get("severity", "unknown")).lower(), "low")
+        # Grype's own severities are the policy's, plus negligible and unknown, which count as low.
+        severity = str(vulnerability.get("severity")).lower()
+        severity = severity if severity in SEVERITIES else "low"
         findings.append(
             Finding(
                 vulnerability["id"], severity, message, f"{artifact['name']}=={artifact['version']}", waived
