@@ -84,18 +84,16 @@ LIVE_SCRUB = "python -m pipeline.scrub -"
 #: The artifact a job's log travels in; the report downloads them all into `artifacts/logs/`.
 LOG_ARTIFACT_PREFIX = "log-"
 
-#: Per target: the CLI, its pinned version (pipeline/gitops/versions.py), the official
+#: Per target, the CLI of its name: its pinned version (pipeline/gitops/versions.py), the official
 #: release binary for the runner (ubuntu-latest: linux/amd64) and the sha256 file published with it
 #: (kind: "<sha256>  <file>", minikube: "<sha256>"; the first field is the checksum either way).
 TARGET_TOOLS = {
     "kind": (
-        "kind",
         KIND_VERSION,
         "https://kind.sigs.k8s.io/dl/${VERSION}/kind-linux-amd64",
         "https://kind.sigs.k8s.io/dl/${VERSION}/kind-linux-amd64.sha256sum",
     ),
     "minikube": (
-        "minikube",
         MINIKUBE_VERSION,
         "https://storage.googleapis.com/minikube/releases/${VERSION}/minikube-linux-amd64",
         "https://storage.googleapis.com/minikube/releases/${VERSION}/minikube-linux-amd64.sha256",
@@ -232,12 +230,12 @@ runs:
 def _setup_steps(job: Job) -> str:
     steps = CHECKOUT_AND_SETUP
     if job.uses_target:
-        steps += _install_prometheus_step()
-        steps += "".join(_install_tool_step(target, *tool) for target, tool in TARGET_TOOLS.items())
+        steps += INSTALL_PROMETHEUS
+        steps += "".join(_install_tool_step(tool, *pins) for tool, pins in TARGET_TOOLS.items())
     if job.condition == "always":
-        steps += _chromium_step()
+        steps += FIND_CHROMIUM
     if job.name == IMAGE_JOB:
-        steps += _build_cache_step()
+        steps += RESTORE_BUILD_CACHE
     if job.uses_image:
         steps += _load_image_steps(None, "")
     elif job.uses_target:
@@ -245,9 +243,8 @@ def _setup_steps(job: Job) -> str:
     return steps
 
 
-def _install_prometheus_step() -> str:
-    """On the local target, Debian/Ubuntu's Prometheus, so metrics are verified through it as on a laptop."""
-    return f"""\
+#: On the local target, Debian/Ubuntu's Prometheus, so metrics are verified through it as on a laptop.
+INSTALL_PROMETHEUS = f"""\
       - name: Install Prometheus (target local only)
         if: env.PIPELINE_TARGET == 'local'
         # Without it, deploy fetches the pinned release {PROMETHEUS_VERSION} (prometheus_release.py).
@@ -262,9 +259,8 @@ def _install_prometheus_step() -> str:
 """
 
 
-def _chromium_step() -> str:
-    """The report's screenshot needs a Chromium; the runner image ships Google Chrome, else apt has one."""
-    return """\
+#: The report's screenshot needs a Chromium; the runner image ships Google Chrome, else apt has one.
+FIND_CHROMIUM = """\
       - name: Make sure a Chromium is there for the report's screenshot
         continue-on-error: true # without one, the report has no screenshot
         shell: bash
@@ -277,15 +273,13 @@ def _chromium_step() -> str:
 """
 
 
-def _build_cache_step() -> str:
-    """Wheelhouse and trained model of the last build with the same inputs (else the closest older one)."""
-    inputs = _quoted(BUILD_CACHE_INPUTS)
-    return f"""\
+#: Wheelhouse and trained model of the last build with the same inputs (else the closest older one).
+RESTORE_BUILD_CACHE = f"""\
       - name: Restore the build cache (wheelhouse, models)
         uses: {ACTIONS["cache"]}
         with:
           path: {BUILD_CACHE}
-          key: build-${{{{ runner.os }}}}-${{{{ hashFiles({inputs}) }}}}
+          key: build-${{{{ runner.os }}}}-${{{{ hashFiles({_quoted(BUILD_CACHE_INPUTS)}) }}}}
           restore-keys: build-${{{{ runner.os }}}}-
 """
 
@@ -353,11 +347,11 @@ def _vulnerability_scan_steps(job: Job) -> str:
 """
 
 
-def _install_tool_step(target: str, tool: str, version: str, binary_url: str, checksum_url: str) -> str:
-    """Install `tool` at `version` when the run's target is `target`; a checksum mismatch fails the job."""
+def _install_tool_step(tool: str, version: str, binary_url: str, checksum_url: str) -> str:
+    """Install `tool` at `version` when it is the run's target; a checksum mismatch fails the job."""
     return f"""\
-      - name: Install {tool} {version} (target {target} only)
-        if: env.PIPELINE_TARGET == '{target}'
+      - name: Install {tool} {version} (target {tool} only)
+        if: env.PIPELINE_TARGET == '{tool}'
         shell: bash
         working-directory: ${{{{ runner.temp }}}}
         env:
