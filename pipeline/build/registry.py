@@ -65,10 +65,6 @@ def extra_tags(env: Mapping[str, str]) -> list[str]:
 DENIED = ("denied", "unauthorized", "403", "401")
 
 
-def _denied(message: str) -> bool:
-    return any(word in message.lower() for word in DENIED)
-
-
 def push(
     client: docker.DockerClient, image_id: str, tag: str, env: Mapping[str, str]
 ) -> tuple[str, str] | None:
@@ -98,7 +94,7 @@ def push(
                     digest = line.get("aux", {}).get("Digest", digest)
     except docker.errors.APIError as error:
         message = str(error.explanation or error)
-        if _denied(message):
+        if any(word in message.lower() for word in DENIED):
             log.warning("push: %s refused the token (%s); the image stays local", registry, message)
             return None
         raise BuildError(f"pushing {repository}:{suffix} failed: {message}") from error
