@@ -49,8 +49,8 @@ def _copy_dist_infos(client: docker.DockerClient, image_id: str, destination: Pa
 
 def write_sbom(
     client: docker.DockerClient, image_id: str, pyproject: Path, out_file: Path, cache_dir: Path
-) -> int:
-    """Write the image's SBOM to `out_file`; return how many packages it lists.
+) -> None:
+    """Write the image's SBOM to `out_file`.
 
     The SBOM is reproducible, so one made earlier for the same image id is reused from `cache_dir`.
     """
@@ -58,7 +58,7 @@ def write_sbom(
     if cached.is_file():
         shutil.copyfile(cached, out_file)
         log.info("sbom: reusing the SBOM made when %s was built", image_id[:19])
-        return len(json.loads(out_file.read_text()).get("components", []))
+        return
     with tempfile.TemporaryDirectory(prefix="sbom-") as scratch:
         site_dirs = _copy_dist_infos(client, image_id, Path(scratch))
         if not site_dirs:
@@ -73,4 +73,3 @@ def write_sbom(
     cached.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(out_file, cached)
     log.info("sbom: %d packages -> %s", len(components), out_file)
-    return len(components)
