@@ -111,11 +111,6 @@ SCAN_JOB = "scan"
 GRYPE_REPORT = "artifacts/security-scan/raw/grype.json"
 
 
-def image_condition(jobs: tuple[Job, ...]) -> str | None:
-    """When the build hands its image on: always if a job inspects it, else for the Kubernetes targets."""
-    return None if any(job.uses_image for job in jobs) else KUBE_TARGETS
-
-
 def _if(condition: str | None) -> str:
     return f"\n        if: {condition}" if condition else ""
 
@@ -378,9 +373,7 @@ def _download_steps(job: Job, jobs: tuple[Job, ...]) -> str:
         _download_matching_step(f"Download {a} if it was uploaded", a, f"artifacts/{a}") for a in artifacts
     )
     steps += _download_matching_step("Download every job's log", f"{LOG_ARTIFACT_PREFIX}*", "artifacts/logs")
-    return (
-        steps
-        + """\
+    steps += """\
       - name: Download the last successful run's load figures (best effort)
         continue-on-error: true
         run: python -m pipeline.record github-previous
@@ -393,7 +386,7 @@ def _download_steps(job: Job, jobs: tuple[Job, ...]) -> str:
           NEEDS_JSON: ${{ toJSON(needs) }}
           GITHUB_TOKEN: ${{ github.token }}
 """
-    )
+    return steps
 
 
 def _run_and_upload_steps(job: Job, jobs: tuple[Job, ...]) -> str:
@@ -416,7 +409,8 @@ def _run_and_upload_steps(job: Job, jobs: tuple[Job, ...]) -> str:
           nox -s {job.session} 2>&1 | {LIVE_SCRUB} | tee artifacts/logs/{job.name}.log{env_block}
 """
     if job.name == IMAGE_JOB:
-        condition = image_condition(jobs)
+        # The build hands its image on always if a job inspects it, else for the Kubernetes targets.
+        condition = None if any(other.uses_image for other in jobs) else KUBE_TARGETS
         kube_only = f"the Kubernetes jobs (targets {', '.join(TARGET_TOOLS)} only)"
         for_whom = kube_only if condition else "later jobs"
         steps += f"""\
