@@ -221,8 +221,7 @@ class Runner:
             os.close(folder)
 
     def _run(self, previous: records.Record | None) -> records.Record:
-        fresh = previous is None
-        self._prepare_artifacts(fresh)
+        self._prepare_artifacts(fresh=previous is None)
         options = self.options
         self.record = records.new_record(
             run_id=previous["run_id"] if options.rerun_failed and previous else new_run_id(),
@@ -347,13 +346,12 @@ class Runner:
             self._close(running)
             del self.running[name]
             status = running.stop_reason or (Status.SUCCESS if exit_code == 0 else Status.FAILURE)
-            entry = self.record["jobs"][name]
             finished_at = utc_now()
             self._set(
                 name,
                 status=status,
                 finished_at=finished_at,
-                duration_seconds=elapsed(entry["started_at"], finished_at),
+                duration_seconds=elapsed(self.record["jobs"][name]["started_at"], finished_at),
                 exit_code=exit_code,
                 outputs=records.job_outputs(self.artifacts_dir, running.job),
             )
