@@ -39,19 +39,14 @@ def parse_args(argv: list[str] | None) -> tuple[LoadSettings, Thresholds]:
         defaults = LoadSettings.from_env()
     except ValueError as error:
         parser.error(str(error))
-    parser.add_argument("--users", type=int, default=defaults.users, help="concurrent Locust users")
-    parser.add_argument(
-        "--spawn-rate", type=float, default=defaults.spawn_rate, help="users started per second"
-    )
-    parser.add_argument(
-        "--duration", type=int, default=defaults.duration_seconds, help="load time in seconds"
-    )
-    parser.add_argument(
-        "--user-rps", type=float, default=defaults.user_rps, help="requests/s per user; 0: no wait"
-    )
-    parser.add_argument(
-        "--max-requests", type=int, default=defaults.max_requests, help="hard cap on requests"
-    )
+    for flag, kind, default, meaning in (
+        ("--users", int, defaults.users, "concurrent Locust users"),
+        ("--spawn-rate", float, defaults.spawn_rate, "users started per second"),
+        ("--duration", int, defaults.duration_seconds, "load time in seconds"),
+        ("--user-rps", float, defaults.user_rps, "requests/s per user; 0: no wait"),
+        ("--max-requests", int, defaults.max_requests, "hard cap on requests"),
+    ):
+        parser.add_argument(flag, type=kind, default=default, help=meaning)
     parser.add_argument(
         "--thresholds",
         type=Path,
