@@ -28,8 +28,7 @@ from pipeline.scan.licenses import check_sbom
 from pipeline.scan.vulnerabilities import audit_os, audit_python
 
 JOB = "scan"
-ROOT = Path(__file__).resolve().parents[2]
-SERVICE_DIR = ROOT / "services" / "ml-inference"
+SERVICE_DIR = Path(__file__).resolve().parents[2] / "services" / "ml-inference"
 
 
 def main(argv: list[str] | None = None) -> int:
