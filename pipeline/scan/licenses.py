@@ -80,14 +80,12 @@ def check_sbom(sbom_file: Path | None, policy: dict[str, Any]) -> ScanPart:
     allowed = set(policy["allowed"])
     reviewed = policy.get("reviewed", {})
     findings = []
-    expressions: list[str]
-    unknown: list[str]
     for component in components:
         package = f"{component['name']}=={component.get('version', '')}"
-        if package in reviewed:
-            expressions, unknown = [reviewed[package]["license"]], []
-        else:
+        if package not in reviewed:
             expressions, unknown = declared(component, policy.get("classifiers", {}))
+        else:
+            expressions, unknown = [reviewed[package]["license"]], []
         if not expressions and not unknown:
             findings.append(
                 Finding("license-unknown", policy["unknown_severity"], "declares no license", package)
