@@ -39,9 +39,9 @@ STOP_TIMEOUT_SECONDS = 20
 #: A setosa from the iris data set: a correct model predicts it with near certainty.
 SAMPLE = predict_body(SETOSA)
 EXPECTED_CLASS = "setosa"
-#: Override only the HEALTHCHECK's interval (the engine keeps the image's command), to see it pass soon.
 #: Exits with the errno of a failed write to {path}, else 0.
 WRITE_ERRNO = "import sys\ntry: open('{path}', 'w').write('ok')\nexcept OSError as e: sys.exit(e.errno)"
+#: Override only the HEALTHCHECK's interval (the engine keeps the image's command), to see it pass soon.
 FAST_HEALTHCHECK = {"interval": 1_000_000_000, "start_period": 30_000_000_000}
 
 
