@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.targets.local.target import STATE_ROOT_VARIABLE
+from pipeline.timestamps import iso, moment
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -31,6 +32,12 @@ def missing(message: str) -> None:
     if os.environ.get("CI") == "true":
         pytest.fail(message)
     pytest.skip(message)
+
+
+def written_as_records_write_times(value: object) -> bool:
+    """`value` is a time stamp as pipeline.timestamps writes every record's (UTC, milliseconds, Z)."""
+    when = moment(value)
+    return when is not None and iso(when) == value
 
 
 def require_program(name: str, *, probe: list[str] | None = None) -> str:

@@ -14,6 +14,7 @@ import pytest
 
 from pipeline.checks.drift import Clock, run_drift
 from pipeline.release import ControllerStatus, Drift, Observation
+from tests.helpers import written_as_records_write_times
 
 SYNCED = ControllerStatus("Synced", "Healthy")
 
@@ -81,6 +82,13 @@ def test_detection_and_healing_are_timed_from_the_drift() -> None:
     timeline = result.to_json()
     # Read at the drift (1 s), at its detection (2 s) and at its heal (3 s): both times count from the drift.
     assert (timeline["time_to_detect_seconds"], timeline["time_to_heal_seconds"]) == (1.0, 2.0)
+
+
+def test_the_drift_times_are_written_as_every_record_writes_times() -> None:
+    env = FakeController([SYNCED, ControllerStatus("OutOfSync", "Healthy")])
+    timeline = run_drift(env, Drift("seen", "noticed and healed", lambda: None), Clock(), 5).to_json()
+    times = [timeline[key] for key in ("drift_at", "detected_at", "healed_at")]
+    assert all(map(written_as_records_write_times, times)), times
 
 
 class SteppingClock(Clock):

@@ -14,7 +14,7 @@ import pytest
 from pipeline.checks.drift import HOLD_SECONDS
 from pipeline.jobs import demo
 from pipeline.targets.local.target import LocalTarget
-from tests.helpers import local_job_artifacts, train_model
+from tests.helpers import local_job_artifacts, train_model, written_as_records_write_times
 
 pytestmark = pytest.mark.slow
 #: Drifts heal in about a second here; a failing drift waits this long before the job gives up.
@@ -51,6 +51,9 @@ def test_demo_passes_when_every_drift_is_detected_and_healed(artifacts: Path) ->
     assert verification["started_at"] >= timeline["drifts"][-1]["healed_at"]
     assert verification["seconds"] >= HOLD_SECONDS
     assert timeline["load"]["requests"] > 0
+    times = [timeline["started_at"], timeline["finished_at"], verification["started_at"]]
+    times += [drift[key] for drift in timeline["drifts"] for key in ("drift_at", "detected_at", "healed_at")]
+    assert all(map(written_as_records_write_times, times)), times
     counts = {d["name"]: d["replicas"] for d in timeline["drifts"]}
     git = counts["replica-count"]["before"]
     assert all(c["before"] == c["after"] == git for c in counts.values()), counts

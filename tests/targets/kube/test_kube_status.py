@@ -16,7 +16,7 @@ import pytest
 
 from pipeline.targets.kube.environment import KubeEnvironment
 from pipeline.targets.kube.plan import StepFailed
-from tests.helpers import QuietHandler, kube_api_server
+from tests.helpers import QuietHandler, kube_api_server, written_as_records_write_times
 
 APPLICATION_PATH = "/apis/argoproj.io/v1alpha1/namespaces/argocd/applications/ml-inference-deploy"
 PODS_PATH = "/api/v1/namespaces/ml-inference-deploy/pods"
@@ -121,6 +121,7 @@ def test_save_state_writes_the_contract_status(
     assert status["prometheus"]["url"] == environment.prometheus_url
     assert [t["pod"] for t in status["prometheus"]["targets"]] == ["ml-inference-a"], "only its namespace"
     assert status["errors"] == []
+    assert written_as_records_write_times(status["observed_at"]), status["observed_at"]
     assert any(unquote(path).endswith("labelSelector=app.kubernetes.io/name=ml-inference") for path in server)
 
 
@@ -135,6 +136,7 @@ def test_an_unreachable_cluster_still_leaves_a_status_naming_why(tmp_path: Path)
     assert (status["sync"], status["health"], status["replicas"]) == ("OutOfSync", "Missing", [])
     assert status["prometheus"] is None
     assert len(status["errors"]) == 2 and "Application argocd/ml-inference-deploy" in status["errors"][0]
+    assert written_as_records_write_times(status["observed_at"]), status["observed_at"]
 
 
 def test_the_prometheus_selector_is_the_environments_namespace() -> None:
