@@ -24,6 +24,7 @@ from pipeline import settings
 from pipeline.checks import tally
 from pipeline.release import ControllerStatus, Drift, Environment, Observation
 from pipeline.samples import predict_body
+from pipeline.timestamps import iso
 
 POLL_SECONDS = 0.1
 #: How long the controller may take to heal one drift before the demo calls it failed.
@@ -78,9 +79,9 @@ class DriftResult:
         return {
             "name": self.name,
             "description": self.description,
-            "drift_at": self.drift_at and self.drift_at.isoformat(),
-            "detected_at": self.detected_at and self.detected_at.isoformat(),
-            "healed_at": self.healed_at and self.healed_at.isoformat(),
+            "drift_at": self.drift_at and iso(self.drift_at),
+            "detected_at": self.detected_at and iso(self.detected_at),
+            "healed_at": self.healed_at and iso(self.healed_at),
             "time_to_detect_seconds": since_drift(self.detected_at),
             "time_to_heal_seconds": since_drift(self.healed_at),
             "passed": self.passed,
@@ -194,7 +195,7 @@ def verify_git_state(
     return {
         "passed": all(item["passed"] for item in checks),
         "checks": checks,
-        "started_at": started_at.isoformat(),
+        "started_at": iso(started_at),
         "seconds": round(time.monotonic() - started, 3),
     }
 

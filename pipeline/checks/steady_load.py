@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
 from pipeline.samples import predict_body
+from pipeline.timestamps import utc_now
 
 REQUEST_TIMEOUT_SECONDS = 2.0
 #: The first failures are kept with their time and reason, for the timeline.
@@ -62,7 +62,7 @@ class SteadyLoad:
                 if reason:
                     self.failure_count += 1
                     if len(self.failures) < KEPT_FAILURES:
-                        self.failures.append({"at": datetime.now(UTC).isoformat(), "reason": reason})
+                        self.failures.append({"at": utc_now(), "reason": reason})
 
     def summary(self) -> dict[str, Any]:
         return {

@@ -23,6 +23,7 @@ from pipeline.context import RunContext
 from pipeline.contracts import Timeline, encode
 from pipeline.jobs._environment import run_on_environment
 from pipeline.release import Environment
+from pipeline.timestamps import iso
 
 JOB = "demo"
 #: Beyond the drifts' own bounds, how long the background load may run at most.
@@ -61,7 +62,7 @@ def run_demo(env: Environment, target: str, out: Path, heal_timeout: float, load
     timeline: dict[str, Any] = {
         "target": target,
         "environment": env.name,
-        "started_at": clock.started_at.isoformat(),
+        "started_at": iso(clock.started_at),
         "drifts": [],
         "load": None,
         "verification": None,
@@ -78,7 +79,7 @@ def run_demo(env: Environment, target: str, out: Path, heal_timeout: float, load
             write_json_atomic(out / "timeline.json", encode(Timeline, timeline))
         timeline["verification"] = verify_git_state(env, clock, heal_timeout)
     timeline["load"] = load.summary()
-    timeline["finished_at"] = clock.now().isoformat()
+    timeline["finished_at"] = iso(clock.now())
     timeline["passed"] = (
         bool(drifts)
         and all(drift["passed"] for drift in timeline["drifts"])

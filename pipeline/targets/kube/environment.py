@@ -19,7 +19,6 @@ import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,7 @@ from pipeline.targets.kube.api import application_events, core_v1, custom_object
 from pipeline.targets.kube.plan import Call, Command, StepFailed, execute, run_process
 from pipeline.targets.kube.redact import redact
 from pipeline.targets.kube.root import set_component
+from pipeline.timestamps import utc_now
 
 SERVICE = "ml-inference"
 SERVICE_SELECTOR = f"app.kubernetes.io/name={SERVICE}"
@@ -393,7 +393,7 @@ class KubeEnvironment:
             if self.prometheus_url
             else None,
             "errors": errors,
-            "observed_at": datetime.now(UTC).isoformat(),
+            "observed_at": utc_now(),
         }
 
     def _prometheus_targets(self, errors: list[str]) -> list[dict[str, Any]]:
@@ -461,5 +461,5 @@ def _pod_summary(pod: dict[str, Any]) -> dict[str, Any]:
         "node": pod.get("spec", {}).get("nodeName"),
         "images": [c.get("image") for c in pod.get("spec", {}).get("containers", [])],
         "started_at": status.get("startTime"),
-        "observed_at": datetime.now(UTC).isoformat(),
+        "observed_at": utc_now(),
     }
