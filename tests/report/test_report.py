@@ -359,6 +359,16 @@ def test_job_table_and_overview_equal_the_run_record(artifacts: Path) -> None:
     assert "5 of 7 jobs succeeded (report still running)" in text_of(html)  # scan: not in the record
 
 
+def test_the_menu_links_every_section_by_the_start_of_its_heading(artifacts: Path) -> None:
+    html, _ = report_of(artifacts)
+    menu = re.search(r"<nav>(.*?)</nav>", html, re.S)
+    assert menu
+    links = dict(re.findall(r'<a href="#([^"]+)">([^<]+)</a>', menu[1]))
+    headings = dict(re.findall(r'<section id="([^"]+)">\s*<h2>([^<]+)</h2>', html))
+    assert set(links) == set(headings), "every section in the menu, and only sections"
+    assert [name for name in links if not headings[name].startswith(links[name])] == []
+
+
 def test_build_deploy_tests_and_demo_figures_equal_the_artifacts(artifacts: Path) -> None:
     build = json.loads((artifacts / "build-output/build-record.json").read_text())
     html, markdown = report_of(artifacts)
