@@ -188,11 +188,12 @@ CASES = [
         "$.inputs[0].data",
     ),
     (
+        # A row that contradicts the declared shape, like flat data of the wrong length: a 400.
         "oip nested rows short",
         INFER,
         tensor([[5.1, 3.5, 1.4]], shape=(1, 4)),
         JSON,
-        422,
+        400,
         "$.inputs[0].data[0]",
     ),
     (
