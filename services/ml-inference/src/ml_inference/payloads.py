@@ -185,6 +185,14 @@ def tensor_array(tensor: InferInput, path: str, max_batch: int) -> np.ndarray:
     data_path = f"{path}.data"
     if tensor.data and all(isinstance(item, list) for item in tensor.data):
         rows = convert(tensor.data, list[list[float]], data_path)
+        for index, row in enumerate(rows):
+            if len(row) != N_FEATURES:
+                raise ApiError(
+                    400,
+                    f"{data_path}[{index}] has {len(row)} values but shape {tensor.shape} needs "
+                    f"{N_FEATURES} per row.",
+                    f"{data_path}[{index}]",
+                )
     else:
         flat = convert(tensor.data, list[float], data_path)
         if len(flat) != tensor.shape[0] * N_FEATURES:
