@@ -8,6 +8,7 @@ then never hide a skipped check.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline import scrub
 from pipeline.targets.local.target import STATE_ROOT_VARIABLE
 from pipeline.timestamps import iso, moment
 
@@ -38,6 +40,18 @@ def written_as_records_write_times(value: object) -> bool:
     """`value` is a time stamp as pipeline.timestamps writes every record's (UTC, milliseconds, Z)."""
     when = moment(value)
     return when is not None and iso(when) == value
+
+
+def read_only_under(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+    """A fake read-only mount at `folder` (root writes through permission bits, and tests cannot mount)."""
+    write = scrub.write_text_atomic
+
+    def refusing(path: Path, text: str) -> None:
+        if path.is_relative_to(folder):
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        write(path, text)
+
+    monkeypatch.setattr(scrub, "write_text_atomic", refusing)
 
 
 def require_program(name: str, *, probe: list[str] | None = None) -> str:

@@ -19,6 +19,7 @@ from pipeline.progress import Progress
 from pipeline.runner import nox_command
 from pipeline.status import FINISHED
 from tests.engine.fake_project import FakeProject, process_gone, processes_of_run
+from tests.helpers import read_only_under
 
 #: Every test runs a whole pipeline: the real runner over real nox sessions.
 pytestmark = pytest.mark.slow
@@ -338,6 +339,19 @@ def test_no_secret_a_job_prints_or_saves_is_left_in_its_log_or_artifacts(fake_pr
         "push https://***@git.example/x.git --password ***"
         in (fake_project.artifacts / "logs" / "unit.log").read_text()
     )
+
+
+def test_a_job_whose_artifacts_cannot_be_masked_fails_saying_why_and_the_run_goes_on(
+    fake_project: FakeProject, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_project.plan(unit={"leak": "--password CANARY8"})
+    read_only_under(monkeypatch, fake_project.artifacts / "unit-results")
+    record = fake_project.run(parallel=True)
+    assert statuses(record)["unit"] == "failure" and statuses(record)["build"] == "success"
+    assert statuses(record)["report"] == "success", "the run went on to its end"
+    assert files_containing(fake_project.artifacts, "CANARY8") == []
+    log = (fake_project.artifacts / "logs" / "unit.log").read_text()
+    assert "unit-results" in log and "could not mask it (Read-only file system), so removed it" in log
 
 
 class _BrokenPipeProgress(Progress):

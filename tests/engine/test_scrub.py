@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from pipeline import scrub
 from pipeline.artifacts import write_json_atomic
 from pipeline.scrub import MASK, is_secret_key, is_secret_name, mask, mask_stream, mask_text, scrub_tree
+from tests.helpers import read_only_under
 
 GITHUB_TOKEN = "ghp_abcdefghijklmnopqrstuvwxyz0123456789"
 
@@ -148,6 +150,22 @@ def test_scrub_tree_masks_text_files_in_place_and_keeps_json_valid(tmp_path: Pat
     assert json.loads((tmp_path / "processes.json").read_text()) == [{"cmdline": ["app", "--password", MASK]}]
     assert [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()][1] == {"ok": 1}
     assert (tmp_path / "model.onnx").read_bytes() == b"\0binary CANARY4"  # binary files are not text
+
+
+def test_a_file_that_cannot_be_masked_is_removed_named_and_the_rest_still_masked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "stuck").mkdir()
+    stuck = tmp_path / "stuck" / "a.log"
+    stuck.write_text("PASSWORD=CANARY6\n")
+    later = tmp_path / "zz.log"
+    later.write_text("PASSWORD=CANARY7\n")
+    read_only_under(monkeypatch, tmp_path / "stuck")
+    with pytest.raises(scrub.UnmaskedFiles) as raised:
+        scrub_tree(tmp_path)
+    assert raised.value.problems == [f"{stuck}: could not mask it (Read-only file system), so removed it"]
+    assert not stuck.exists(), "a secret that cannot be masked must not stay"
+    assert "CANARY7" not in later.read_text()
 
 
 def test_the_json_writer_masks_what_it_writes(tmp_path: Path) -> None:
