@@ -51,7 +51,7 @@ from typing import IO
 from pipeline import record as records
 from pipeline.graph import JOBS, Job, check_graph, dependents
 from pipeline.progress import Progress, make_progress
-from pipeline.scrub import scrub_tree
+from pipeline.scrub import UnmaskedFiles, scrub_tree
 from pipeline.status import Status
 from pipeline.timestamps import elapsed, utc_now
 
@@ -343,9 +343,10 @@ class Runner:
             if exit_code is None:
                 continue
             self._kill_group(running.process.pid, signal.SIGKILL)
-            self._close(running)
+            masked = self._close(running)
             del self.running[name]
-            status = running.stop_reason or (Status.SUCCESS if exit_code == 0 else Status.FAILURE)
+            succeeded = exit_code == 0 and masked
+            status = running.stop_reason or (Status.SUCCESS if succeeded else Status.FAILURE)
             finished_at = utc_now()
             self._set(
                 name,
@@ -358,12 +359,24 @@ class Runner:
             finished.append(name)
         return finished
 
-    def _close(self, running: _Running) -> None:
-        """Close the job's log, then mask the secrets in what it left: its log and its artifact folder."""
+    def _close(self, running: _Running) -> bool:
+        """Close the job's log, then mask the secrets in what it left: its log and its artifact folder.
+
+        False when a file could not be masked: it was removed, and the job's log says so.
+        """
         running.log.close()
         job = running.job
-        folders = [self.artifacts_dir / job.artifact] if job.artifact else []
-        scrub_tree(self.artifacts_dir / LOGS_DIR / f"{job.name}.log", *folders)
+        log = self.artifacts_dir / LOGS_DIR / f"{job.name}.log"
+        try:
+            scrub_tree(log, *([self.artifacts_dir / job.artifact] if job.artifact else []))
+        except UnmaskedFiles as failure:
+            with _display_may_fail():
+                for problem in failure.problems:
+                    self.progress.note(f"{job.name}: {problem}")
+            with suppress(OSError), log.open("a") as end:
+                end.write("".join(f"\nrunner: {problem}" for problem in failure.problems) + "\n")
+            return False
+        return True
 
     def _enforce_timeouts_and_cancel(self) -> None:
         now = time.monotonic()

@@ -264,13 +264,40 @@ def scrub_file(path: Path) -> bool:
     return True
 
 
+class UnmaskedFiles(Exception):
+    """Files `scrub_tree` could not rewrite masked; each was removed if it could be. Raised at the end."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
 def scrub_tree(*paths: Path) -> list[Path]:
-    """Scrub every text file at or under `paths` (missing ones are skipped); the files that changed."""
-    changed = []
+    """Scrub every text file at or under `paths` (missing ones are skipped); the files that changed.
+
+    A file that cannot be rewritten (a read-only mount, a full disk) is removed, since a secret must
+    not stay; the others are still scrubbed, then UnmaskedFiles names what went wrong.
+    """
+    changed, problems = [], []
     for root in paths:
         files = sorted(path for path in root.rglob("*") if not path.is_symlink()) if root.is_dir() else [root]
-        changed += [file for file in files if file.is_file() and scrub_file(file)]
+        for file in files:
+            try:
+                if file.is_file() and scrub_file(file):
+                    changed.append(file)
+            except OSError as error:
+                problems.append(f"{file}: could not mask it ({error.strerror or error}), so {_removed(file)}")
+    if problems:
+        raise UnmaskedFiles(problems)
     return changed
+
+
+def _removed(path: Path) -> str:
+    try:
+        path.unlink()
+    except OSError as error:
+        return f"could not remove it either ({error.strerror or error})"
+    return "removed it"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -291,7 +318,11 @@ def main(argv: list[str] | None = None) -> int:
             sink.write(chunk)
             sink.flush()
         return 0
-    changed = scrub_tree(*map(Path, args))
+    try:
+        changed = scrub_tree(*map(Path, args))
+    except UnmaskedFiles as failure:
+        print("\n".join(failure.problems), file=sys.stderr)
+        return 1
     print(f"scrubbed {len(changed)} file(s)" + "".join(f"\n  {path}" for path in changed))
     return 0
 
