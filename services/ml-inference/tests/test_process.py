@@ -237,6 +237,19 @@ def test_an_oversized_body_is_refused_before_it_is_sent_whole(resident: ServiceP
     assert b'"field":"$"' in answer
 
 
+def test_head_answers_every_get_route_as_get_does_without_a_body(
+    resident: ServiceProcess, http: httpx.Client
+) -> None:
+    # RFC 9110: a server that answers GET answers HEAD too; uptime checkers and some balancers send it.
+    for path in ("/health", "/ready", "/v2/health/live", "/v2/health/ready", "/v2/models/sklearn-iris"):
+        got, head = http.get(resident.url + path), http.head(resident.url + path)
+        assert (head.status_code, head.content) == (got.status_code, b""), path
+        assert head.headers["content-type"] == got.headers["content-type"], path
+    assert http.head(resident.url + "/predict").status_code == 405, "a POST-only route stays POST-only"
+    metrics = http.get(resident.url + "/metrics").text
+    assert 'ml_inference_requests_total{method="HEAD",route="/health",status="200"} 1.0' in metrics
+
+
 class _KeepAliveLoad:
     """Clients that loop on /predict/batch over keep-alive connections until told to leave.
 
