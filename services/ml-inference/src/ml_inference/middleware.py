@@ -120,12 +120,15 @@ class RequestObserver:
                 message = {**message, "headers": headers}
             await send(message)
 
+        # HEAD is routed as GET (FastAPI's routes list GET only); uvicorn, which still sees HEAD,
+        # sends the headers without the body.
+        routed = {**scope, "method": "GET"} if scope["method"] == "HEAD" else scope
         service.in_flight += 1
         try:
             if content_length is not None and content_length > recorder.max_body_bytes:
                 await self._refuse_body(observed_send)
             else:
-                await self.app(scope, limited_receive, observed_send)
+                await self.app(routed, limited_receive, observed_send)
         except BodyTooLarge:
             if response_started:
                 raise
@@ -133,7 +136,7 @@ class RequestObserver:
         finally:
             service.in_flight -= 1
             status = scope.get(CUT_STATUS, status)
-            route = getattr(scope.get("route"), "path", None) or self._route_template(scope)
+            route = getattr(routed.get("route"), "path", None) or self._route_template(routed)
             recorder.record(scope, route, status, perf_counter() - started, request_id)
 
     def _route_template(self, scope: Scope) -> str:
