@@ -206,6 +206,16 @@ CASES = [
         "$.inputs[0].data[0][1]",
     ),
     (
+        # Valid JSON, but no Unicode text: a JavaScript client that cut a string inside an emoji.
+        "oip id with a lone surrogate",
+        INFER,
+        b'{"id": "\\ud800", '
+        b'"inputs": [{"name": "a", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}',
+        JSON,
+        400,
+        "$.id",
+    ),
+    (
         "oip not utf-8 inside a string",
         INFER,
         b'{"inputs": [{"name": "\xff", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}',
