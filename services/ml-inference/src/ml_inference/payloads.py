@@ -91,6 +91,15 @@ def decode(body: bytes, kind: type[Body]) -> Body:
     return convert(document, kind, "$")
 
 
+def is_unicode(text: str) -> bool:
+    """Whether `text` can be sent as UTF-8: False when a JSON escape left a lone surrogate in it."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def convert(value: Any, kind: type[Converted], path: str) -> Converted:
     """`value` (already parsed) as a `kind`, errors named relative to `path`."""
     try:

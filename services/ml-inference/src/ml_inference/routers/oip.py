@@ -117,6 +117,9 @@ async def infer(model_name: str, request: Request, model_version: str | None = N
     require_json(content_type(request.scope))
     started = perf_counter()
     body = payloads.decode(await request.body(), payloads.InferRequest)
+    if body.id is not None and not payloads.is_unicode(body.id):
+        # JSON lets "\ud800" through; the answer, which echoes the id, could not be encoded.
+        raise ApiError(400, "$.id holds a lone surrogate escape (\\ud800 to \\udfff): send Unicode.", "$.id")
     if len(body.inputs) != 1:
         raise ApiError(400, f"$.inputs must hold exactly one tensor, got {len(body.inputs)}.", "$.inputs")
     instances = payloads.tensor_array(body.inputs[0], "$.inputs[0]", request.app.state.settings.max_batch)
