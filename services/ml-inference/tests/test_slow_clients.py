@@ -141,6 +141,16 @@ def test_an_idle_keep_alive_connection_is_closed_after_the_keep_alive_timeout(
     assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
 
 
+def test_a_connection_that_never_sends_a_byte_is_closed_after_the_keep_alive_timeout(
+    impatient: ServiceProcess,
+) -> None:
+    # Else a few hundred silent connections hold the cap, and every other client gets a 503.
+    with socket.create_connection(("127.0.0.1", impatient.port)) as sock:
+        started = time.monotonic()
+        assert _read_until_closed(sock, timeout=5) == b""
+    assert time.monotonic() - started >= 0.8, "closed before the keep-alive timeout"
+
+
 def _read_until_closed_after_answer(sock: socket.socket) -> bytes:
     """The answer, then the server's close within a little more than the 1 s keep-alive timeout."""
     started = time.monotonic()
@@ -171,6 +181,23 @@ def test_connections_beyond_the_cap_get_a_counted_503_naming_the_limit_and_the_o
         # The refusal is counted like any answer, so the error-ratio alert sees an overload.
         metrics = httpx.get(f"{service.url}/metrics").text
         assert 'ml_inference_requests_total{method="POST",route="/predict",status="503"} 1.0' in metrics
+
+
+def test_health_probes_are_answered_at_the_connection_cap(model_dir: Path) -> None:
+    # A liveness probe refused at the cap would have Kubernetes restart a replica for being busy.
+    with ServiceProcess(model_dir, max_connections=3) as service:
+        held = [socket.create_connection(("127.0.0.1", service.port)) for _ in range(3)]
+        try:
+            time.sleep(0.2)  # the server has accepted them all
+            assert (
+                httpx.post(f"{service.url}/predict", json={"features": [5.1, 3.5, 1.4, 0.2]}).status_code
+                == 503
+            )
+            for probe in ("/health", "/ready", "/v2/health/live", "/v2/health/ready"):
+                assert httpx.get(service.url + probe).status_code == 200, probe
+        finally:
+            for sock in held:
+                sock.close()
 
 
 @pytest.mark.parametrize("path", PATHS)
