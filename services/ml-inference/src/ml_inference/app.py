@@ -67,8 +67,8 @@ def create_app(settings: Settings) -> ServiceApp:
     app_metrics.declare_routes(api_routes)
     app.add_middleware(RequestObserver, recorder=recorder, routes=api_routes)
     #: uvicorn answers a request beyond the connection cap itself; server.py hands it this instead.
-    app.state.at_capacity = RequestObserver(
-        at_capacity(settings.max_connections), recorder=recorder, routes=api_routes
+    app.state.at_capacity = at_capacity(
+        app, recorder=recorder, routes=api_routes, max_connections=settings.max_connections
     )
     app.hot_path = HotPath(predict.HOT_ROUTES, recorder=recorder, max_batch=settings.max_batch)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

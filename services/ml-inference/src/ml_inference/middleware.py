@@ -160,10 +160,18 @@ class RequestObserver:
         await send({"type": "http.response.body", "body": body})
 
 
-def at_capacity(max_connections: int) -> ASGIApp:
+#: Kubernetes' probes: answered even at the connection cap, so a busy replica is neither restarted
+#: nor taken out of the Service for being busy.
+PROBE_PATHS = frozenset({"/health", "/ready", "/v2/health/live", "/v2/health/ready"})
+
+
+def at_capacity(
+    app: ASGIApp, *, recorder: RequestRecorder, routes: Sequence[BaseRoute], max_connections: int
+) -> ASGIApp:
     """The answer to a request beyond `max_connections`, which uvicorn refuses before the application.
 
-    Run through a `RequestObserver`, so the refusal is counted and logged like any other answer.
+    A probe goes on to `app`; any other request gets a 503 through a RequestObserver, so that it is
+    counted and logged like any other answer.
     """
     body = error_body(
         f"The server is serving its limit of {max_connections} open connections "
@@ -181,7 +189,12 @@ def at_capacity(max_connections: int) -> ASGIApp:
         await send({"type": "http.response.start", "status": 503, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
-    return refuse
+    refusal = RequestObserver(refuse, recorder=recorder, routes=routes)
+
+    async def answer(scope: Scope, receive: Receive, send: Send) -> None:
+        await (app if scope["path"] in PROBE_PATHS else refusal)(scope, receive, send)
+
+    return answer
 
 
 def _read_headers(headers: list[tuple[bytes, bytes]]) -> tuple[bytes | None, int | None]:

@@ -4,6 +4,9 @@
   `body_timeout_seconds`, else the client gets a 408 and the connection closes. The timer is armed
   only when a request is still incomplete after the data at hand was parsed, so a request that
   arrives in one piece (nearly every /predict) costs no timer.
+- **Silence.** A connection that sends nothing is closed after the keep-alive timeout, as an idle
+  keep-alive one is (uvicorn times out only connections that have been answered), so silent
+  connections cannot hold the connection cap.
 - **Lingering close.** When the answer closes the connection while the request is still arriving
   (a 413 refuses a body before it is read), closing at once would make the kernel reset the
   connection, and a client that writes its whole body before it reads (Python's urllib...) would
@@ -44,7 +47,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     """One connection. `read_timeout` and `at_capacity` are set by `guarded_protocol`."""
 
     read_timeout: float = 10.0
-    at_capacity: ASGI3Application = service_unavailable
+    #: Static, so that a plain function is not bound to the connection when looked up on it.
+    at_capacity = staticmethod(service_unavailable)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -56,18 +60,24 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._linger_bytes = 0
         self._linger_started = self._last_data = 0.0
         self._linger_timer: asyncio.TimerHandle | None = None
+        #: Until the first byte arrives: a connection that sends nothing is closed like an idle one.
+        self._silence_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._socket = transport
         # Every close, the request cycles' included, goes through close_connection.
         self.transport = _LingeringTransport(self, transport)  # type: ignore[assignment]
+        self._silence_timer = self.loop.call_later(self.timeout_keep_alive, self._close_now)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_timers()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self._silence_timer is not None:
+            self._silence_timer.cancel()
+            self._silence_timer = None
         if self._lingering:
             self._discard(data)
             return
@@ -178,10 +188,10 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._socket.close()  # type: ignore[union-attr]
 
     def _cancel_timers(self) -> None:
-        for timer in (self._read_timer, self._linger_timer):
+        for timer in (self._read_timer, self._linger_timer, self._silence_timer):
             if timer is not None:
                 timer.cancel()
-        self._read_timer = self._linger_timer = None
+        self._read_timer = self._linger_timer = self._silence_timer = None
 
 
 class _LingeringTransport:
@@ -200,5 +210,5 @@ class _LingeringTransport:
 
 def guarded_protocol(read_timeout: float, at_capacity: ASGI3Application) -> type[GuardedHttpProtocol]:
     """The protocol class for uvicorn.Config(http=...), with this read timeout and overload answer."""
-    fields = {"read_timeout": read_timeout, "at_capacity": at_capacity}
+    fields = {"read_timeout": read_timeout, "at_capacity": staticmethod(at_capacity)}
     return type("GuardedHttpProtocol", (GuardedHttpProtocol,), fields)

@@ -45,12 +45,16 @@ class Settings(BaseSettings):
         "byte; else it is answered 408 and its connection closes.",
     )
     keep_alive_timeout_seconds: float = Field(
-        default=5.0, gt=0, description="An idle keep-alive connection is closed after this many seconds."
+        default=5.0,
+        gt=0,
+        description="An idle connection (between requests, or before the first) closes after this many "
+        "seconds.",
     )
     max_connections: int = Field(
         default=256,
         ge=1,
-        description="Open connections served at once; a request on any connection beyond them gets a 503. "
+        description="Open connections served at once; while more are open, a request gets a 503 (the "
+        "health probes excepted). "
         "Each may hold up to MAX_BODY_BYTES of body while it arrives.",
     )
     #: Also listen on 127.0.0.1:SHARED_PORT with SO_REUSEPORT, so replicas share one endpoint.
