@@ -442,6 +442,15 @@ def test_unknown_route_and_method_are_json(client: TestClient) -> None:
     assert "GET is not allowed" in response.json()["error"]
 
 
+def test_a_405_allows_head_wherever_it_allows_get(client: TestClient) -> None:
+    # RFC 9110: Allow lists the methods the resource supports, and GET routes answer HEAD too.
+    response = client.post("/health")
+    assert response.status_code == 405
+    assert set(response.headers["allow"].replace(" ", "").split(",")) == {"GET", "HEAD"}
+    response = client.head("/predict")
+    assert (response.status_code, response.headers["allow"]) == (405, "POST")
+
+
 @pytest.fixture
 def blocked_loading(model_dir: Path, monkeypatch: pytest.MonkeyPatch):
     """An app whose model load waits for a go-ahead: the window every real start has, held open."""
