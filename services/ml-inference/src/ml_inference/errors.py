@@ -58,7 +58,11 @@ async def _http_error(request: Request, error: HTTPException) -> Response:
         message = f"{request.method} is not allowed on {request.url.path}."
     else:
         message = str(error.detail)
-    return error_response(error.status_code, message, None, headers=error.headers)
+    headers = error.headers
+    allowed = {method.strip() for method in (headers or {}).get("Allow", "").split(",")}
+    if headers and "GET" in allowed and "HEAD" not in allowed:  # GET routes answer HEAD (middleware.py)
+        headers = {**headers, "Allow": headers["Allow"] + ", HEAD"}
+    return error_response(error.status_code, message, None, headers=headers)
 
 
 async def _client_gone(request: Request, error: ClientDisconnect) -> Response:
