@@ -203,7 +203,33 @@ CASES = [
         b'"data": [5.1, NaN, 1.4, 0.2]}]}',
         JSON,
         422,
+        "$.inputs[0].data[1]",  # flat data is named by its flat index, as the client wrote it
+    ),
+    (
+        "oip NaN in the second row of flat data",
+        INFER,
+        b'{"inputs": [{"name": "input-0", "shape": [2, 4], "datatype": "FP32", '
+        b'"data": [6.8, 2.8, 4.8, 1.4, 6.0, 3.4, NaN, 1.6]}]}',
+        JSON,
+        422,
+        "$.inputs[0].data[6]",
+    ),
+    (
+        "oip NaN in nested data",
+        INFER,
+        b'{"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP32", '
+        b'"data": [[5.1, NaN, 1.4, 0.2]]}]}',
+        JSON,
+        422,
         "$.inputs[0].data[0][1]",
+    ),
+    (
+        "oip flat row beyond what the model scores",
+        INFER,
+        tensor([*GOOD, 1e38, 1e38, 1e38, 1e38], shape=(2, 4)),
+        JSON,
+        422,
+        "$.inputs[0].data[4:8]",
     ),
     (
         # Valid JSON, but no Unicode text: a JavaScript client that cut a string inside an emoji.
