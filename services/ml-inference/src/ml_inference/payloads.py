@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import msgspec
@@ -121,8 +122,13 @@ def _validation_error(error: msgspec.ValidationError, base: str) -> ApiError:
     return ApiError(422, f"{subject} is invalid: {reason[:1].lower()}{reason[1:]}.", field)
 
 
-def instance_array(rows: list[list[float]], path: str, max_batch: int) -> np.ndarray:
-    """Rows of features as a float32 (n, 4) array, refusing empty, oversized, ragged or non-finite input."""
+def instance_array(
+    rows: list[list[float]], path: str, max_batch: int, cell: Callable[[int, int], str] | None = None
+) -> np.ndarray:
+    """Rows of features as a float32 (n, 4) array, refusing empty, oversized, ragged or non-finite input.
+
+    A bad value is named `cell(row, column)`, by default `path[row][column]`.
+    """
     if not rows:
         raise ApiError(422, f"{path} is empty: send at least one instance.", path)
     if len(rows) > max_batch:
@@ -142,7 +148,7 @@ def instance_array(rows: list[list[float]], path: str, max_batch: int) -> np.nda
                 raise _feature_count_error(f"{path}[{index}]", len(row))
     # np.array fails only on ragged rows, and a ragged row raised above.
     assert values is not None
-    return _finite_float32(values, path)
+    return _finite_float32(values, cell or (lambda row, column: f"{path}[{row}][{column}]"))
 
 
 def feature_array(features: list[float], path: str) -> np.ndarray:
@@ -165,11 +171,11 @@ def _feature_count_error(path: str, count: int) -> ApiError:
     )
 
 
-def _finite_float32(values: np.ndarray, path: str) -> np.ndarray:
+def _finite_float32(values: np.ndarray, cell: Callable[[int, int], str]) -> np.ndarray:
     # One comparison catches NaN (compares false), infinities and values float32 cannot hold.
     if not np.abs(values).max() <= FLOAT32_MAX:
         row, column = (int(i) for i in np.argwhere(~(np.abs(values) <= FLOAT32_MAX))[0])
-        raise _not_finite_error(f"{path}[{row}][{column}]", float(values[row, column]))
+        raise _not_finite_error(cell(row, column), float(values[row, column]))
     return values.astype(np.float32)
 
 
@@ -177,8 +183,9 @@ def _not_finite_error(field: str, value: float) -> ApiError:
     return ApiError(422, f"{field} must be a finite number within float32 range, got {value}.", field)
 
 
-def tensor_array(tensor: InferInput, path: str, max_batch: int) -> np.ndarray:
-    """An OIP v2 input tensor (shape [N, 4], flat row-major or nested data) as a float32 (N, 4) array."""
+def tensor_array(tensor: InferInput, path: str, max_batch: int) -> tuple[np.ndarray, Callable[[int], str]]:
+    """An OIP v2 input tensor (shape [N, 4], flat row-major or nested data) as a float32 (N, 4) array,
+    and how to name one of its rows: errors name the data as the client wrote it."""
     if tensor.datatype not in NUMERIC_DATATYPES:
         raise ApiError(
             400,
@@ -212,6 +219,10 @@ def tensor_array(tensor: InferInput, path: str, max_batch: int) -> np.ndarray:
                 data_path,
             )
         rows = [flat[i : i + N_FEATURES] for i in range(0, len(flat), N_FEATURES)]
+        array = instance_array(
+            rows, data_path, max_batch, lambda row, column: f"{data_path}[{row * N_FEATURES + column}]"
+        )
+        return array, lambda row: f"{data_path}[{row * N_FEATURES}:{(row + 1) * N_FEATURES}]"
     if len(rows) != tensor.shape[0]:
         raise ApiError(400, f"{data_path} has {len(rows)} rows but shape says {tensor.shape[0]}.", data_path)
-    return instance_array(rows, data_path, max_batch)
+    return instance_array(rows, data_path, max_batch), lambda row: f"{data_path}[{row}]"

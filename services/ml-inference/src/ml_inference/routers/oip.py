@@ -122,9 +122,10 @@ async def infer(model_name: str, request: Request, model_version: str | None = N
         raise ApiError(400, "$.id holds a lone surrogate escape (\\ud800 to \\udfff): send Unicode.", "$.id")
     if len(body.inputs) != 1:
         raise ApiError(400, f"$.inputs must hold exactly one tensor, got {len(body.inputs)}.", "$.inputs")
-    instances = payloads.tensor_array(body.inputs[0], "$.inputs[0]", request.app.state.settings.max_batch)
+    settings = request.app.state.settings
+    instances, field_of_row = payloads.tensor_array(body.inputs[0], "$.inputs[0]", settings.max_batch)
     wanted = _requested_outputs(body)
-    probabilities, predicted = predictor.probabilities(instances, lambda row: f"$.inputs[0].data[{row}]")
+    probabilities, predicted = predictor.probabilities(instances, field_of_row)
     count = len(instances)
     tensors = {
         OUTPUT_CLASS: {
