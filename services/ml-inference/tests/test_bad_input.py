@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import hashlib
 import threading
 import time
@@ -23,6 +24,7 @@ from ml_inference.settings import Settings
 from .conftest import wait_until_ready
 
 JSON = {"content-type": "application/json"}
+GZIPPED = {**JSON, "content-encoding": "gzip"}
 GOOD = [5.1, 3.5, 1.4, 0.2]
 INFER = "/v2/models/sklearn-iris/infer"
 
@@ -56,6 +58,33 @@ CASES = [
         422,
         "$.instances[1]",
     ),
+    # A compressed body (tritonclient's request_compression_algorithm) is refused by name, not
+    # read as bad UTF-8; any other coding is not ignored either (RFC 9110: 415).
+    (
+        "gzip body",
+        "/predict",
+        gzip.compress(b'{"features": [5.1, 3.5, 1.4, 0.2]}'),
+        GZIPPED,
+        415,
+        "headers.content-encoding",
+    ),
+    (
+        "gzip batch",
+        "/predict/batch",
+        gzip.compress(b'{"instances": [[5.1, 3.5, 1.4, 0.2]]}'),
+        GZIPPED,
+        415,
+        "headers.content-encoding",
+    ),
+    (
+        "brotli declared",
+        "/predict",
+        b'{"features": [5.1, 3.5, 1.4, 0.2]}',
+        {**JSON, "content-encoding": "br"},
+        415,
+        "headers.content-encoding",
+    ),
+    ("oip gzip body", INFER, gzip.compress(b'{"inputs": []}'), GZIPPED, 415, "headers.content-encoding"),
     (
         "form content type",
         "/predict",
