@@ -67,7 +67,7 @@ class HotPath:
         started = perf_counter()
         recorder, service = self.recorder, self.recorder.service
         supplied_id = content_length = None
-        declared = b""
+        declared = encoding = b""
         for name, value in scope["headers"]:
             if name == b"content-type":
                 declared = declared or value  # the first, as FastAPI's handlers read it
@@ -75,11 +75,15 @@ class HotPath:
                 content_length = value
             elif name == REQUEST_ID_HEADER:
                 supplied_id = value
+            elif name == b"content-encoding":
+                encoding = encoding or value
         request_id = recorder.request_id(supplied_id)
         status = CLIENT_CLOSED
         service.in_flight += 1
         try:
-            status, body, close = await self._respond(answer, receive, content_length, declared, request_id)
+            status, body, close = await self._respond(
+                answer, receive, content_length, (declared, encoding), request_id
+            )
             headers = [
                 JSON_CONTENT_TYPE,
                 (b"content-length", b"%d" % len(body)),
@@ -101,7 +105,7 @@ class HotPath:
         answer: Answer,
         receive: Receive,
         content_length: bytes | None,
-        declared: bytes,
+        body_headers: tuple[bytes, bytes],
         request_id: bytes,
     ) -> tuple[int, bytes, bool]:
         """(status, body, whether the connection must close) for one hot request."""
@@ -110,7 +114,7 @@ class HotPath:
             if content_length is not None and content_length.isdigit() and int(content_length) > limit:
                 raise BodyTooLarge
             predictor = ready_predictor(self.recorder.service)
-            require_json(declared)
+            require_json(*body_headers)
             content = answer(predictor, await _read_body(receive, limit), self.max_batch)
             return 200, msgspec.json.encode(content), False
         except ApiError as error:

@@ -24,13 +24,26 @@ def ready_predictor(service: ServiceState) -> Predictor:
     return service.predictor
 
 
-def content_type(scope: Scope) -> bytes:
+def body_headers(scope: Scope) -> tuple[bytes, bytes]:
+    """(Content-Type, Content-Encoding), the first of each as sent, empty when absent."""
     # Straight from the ASGI scope: building Starlette's Headers costs more than the whole check.
-    return next((value for name, value in scope["headers"] if name == b"content-type"), b"")
+    declared = encoding = b""
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            declared = declared or value
+        elif name == b"content-encoding":
+            encoding = encoding or value
+    return declared, encoding
 
 
-def require_json(declared: bytes) -> None:
-    """415 unless `declared` (the Content-Type value) says JSON: application/json or application/*+json."""
+def require_json(declared: bytes, encoding: bytes) -> None:
+    """415 unless the body is JSON (Content-Type application/json or application/*+json), not encoded."""
+    if encoding and encoding.strip().lower() != b"identity":
+        raise ApiError(
+            415,
+            f"Content-Encoding {encoding.decode('latin-1')!r} is not accepted; send the body unencoded.",
+            "headers.content-encoding",
+        )
     media_type = declared.partition(b";")[0].strip().lower()
     if media_type == b"application/json" or (
         media_type.startswith(b"application/") and media_type.endswith(b"+json")

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from ml_inference import __version__, payloads
-from ml_inference.guards import content_type, ready_predictor, require_json
+from ml_inference.guards import body_headers, ready_predictor, require_json
 from ml_inference.inference import Predictor
 from ml_inference.model import MODEL_NAME, N_FEATURES
 from ml_inference.payloads import ApiError
@@ -114,7 +114,7 @@ INFER_OPTIONS: dict[str, Any] = {
 async def infer(model_name: str, request: Request, model_version: str | None = None) -> Response:
     """Run inference on one FP32 tensor of shape [N, 4]."""
     predictor = _served_model(request, model_name, model_version)
-    require_json(content_type(request.scope))
+    require_json(*body_headers(request.scope))
     started = perf_counter()
     body = payloads.decode(await request.body(), payloads.InferRequest)
     if body.id is not None and not payloads.is_unicode(body.id):

@@ -16,7 +16,7 @@ import msgspec
 from fastapi import APIRouter, Request, Response
 
 from ml_inference import payloads
-from ml_inference.guards import content_type, ready_predictor, require_json
+from ml_inference.guards import body_headers, ready_predictor, require_json
 from ml_inference.inference import Predictor
 from ml_inference.schemas import (
     BatchRequest,
@@ -70,6 +70,6 @@ HOT_ROUTES: dict[str, Answer] = {"/predict": answer_one, "/predict/batch": answe
 
 async def _answer(request: Request, answer: Answer) -> Response:
     predictor = ready_predictor(request.app.state.service)
-    require_json(content_type(request.scope))
+    require_json(*body_headers(request.scope))
     content = answer(predictor, await request.body(), request.app.state.settings.max_batch)
     return Response(msgspec.json.encode(content), media_type="application/json")
