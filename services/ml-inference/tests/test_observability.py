@@ -116,6 +116,17 @@ def test_unknown_paths_share_one_route_label(client: TestClient) -> None:
     assert sum('"route": "unmatched"' in key for key in routes) == 1
 
 
+def test_the_documentation_routes_are_labelled_with_their_paths_not_unmatched(client: TestClient) -> None:
+    for path in ("/openapi.json", "/docs"):
+        assert client.get(path).status_code == 200
+    counted = {
+        labels["route"]
+        for labels, value in _samples_of(scrape(client), "ml_inference_requests_total")
+        if value and labels["method"] == "GET"
+    }
+    assert {"/openapi.json", "/docs"} <= counted, counted
+
+
 def test_one_json_log_line_per_request(
     client: TestClient, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
 ) -> None:
