@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 from pydantic.json_schema import models_json_schema
+from starlette.routing import Route
 
 from ml_inference import __version__
 from ml_inference.errors import install_error_handlers
@@ -65,10 +66,14 @@ def create_app(settings: Settings) -> ServiceApp:
     install_error_handlers(app)
     api_routes = [route for router in routers for route in router.routes if isinstance(route, APIRoute)]
     app_metrics.declare_routes(api_routes)
-    app.add_middleware(RequestObserver, recorder=recorder, routes=api_routes)
+    # The documentation's routes too (Starlette routes FastAPI adds itself; app.routes nests the
+    # routers), so that every documented request is counted under its own route.
+    documentation = [route for route in app.routes if type(route) is Route]
+    named_routes = [*api_routes, *documentation]
+    app.add_middleware(RequestObserver, recorder=recorder, routes=named_routes)
     #: uvicorn answers a request beyond the connection cap itself; server.py hands it this instead.
     app.state.at_capacity = at_capacity(
-        app, recorder=recorder, routes=api_routes, max_connections=settings.max_connections
+        app, recorder=recorder, routes=named_routes, max_connections=settings.max_connections
     )
     app.hot_path = HotPath(predict.HOT_ROUTES, recorder=recorder, max_batch=settings.max_batch)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
