@@ -125,6 +125,21 @@ def test_a_body_that_stops_arriving_gets_a_408(impatient: ServiceProcess) -> Non
     assert httpx.post(f"{impatient.url}/predict", json={"features": [5.1, 3.5, 1.4, 0.2]}).status_code == 200
 
 
+def test_headers_larger_than_the_limit_get_a_431_before_they_are_read_whole(service: ServiceProcess) -> None:
+    # Else one request with a 64 MiB header holds 64 MiB of the replica's memory limit.
+    with socket.create_connection(("127.0.0.1", service.port)) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: test\r\nX-Pad: ")
+        try:
+            for _ in range(64):  # up to 4 MiB, far past the limit; the server stops reading first
+                sock.sendall(b"a" * CHUNK)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        answer = _read_until_closed(sock, timeout=5)
+    assert answer.startswith(b"HTTP/1.1 431"), answer[:200]
+    ordinary = httpx.get(f"{service.url}/health", headers={"X-Pad": "a" * 8192})
+    assert ordinary.status_code == 200
+
+
 def test_headers_that_stop_arriving_get_a_408(impatient: ServiceProcess) -> None:
     with socket.create_connection(("127.0.0.1", impatient.port)) as sock:
         sock.sendall(b"POST /predict/batch HTTP/1.1\r\nHost: test\r\nContent-Ty")
