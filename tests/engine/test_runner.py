@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.graph import Job
 from pipeline.progress import Progress
-from pipeline.runner import nox_command
+from pipeline.runner import Runner, RunOptions, nox_command
 from pipeline.status import FINISHED
 from tests.engine.fake_project import FakeProject, process_gone, processes_of_run
 from tests.helpers import read_only_under
@@ -383,3 +384,54 @@ def test_a_failing_write_in_the_signal_handler_does_not_lose_the_run(fake_projec
     assert statuses(record)["unit"] == "cancelled" and statuses(record)["report"] == "success"
     saved = json.loads((fake_project.artifacts / "pipeline-run.json").read_text())
     assert saved["status"] == "cancelled"
+
+
+#: A job module that, stopped by the runner (SIGINT), takes a second to save its work.
+SLOW_CLEAN_UP_JOB = """\
+import sys, time
+from pathlib import Path
+try:
+    Path("started").write_text("")
+    time.sleep(60)
+except KeyboardInterrupt:
+    Path("clean-up-started").write_text("")
+    time.sleep(1)
+    Path("clean-up-done").write_text("")
+    sys.exit(130)
+"""
+#: A nox project whose one session runs its job the way the project's noxfile.py runs every job.
+NOXFILE_USING_THE_PROJECTS_JOB_RUNNER = """\
+import importlib.util
+import nox
+
+spec = importlib.util.spec_from_file_location("project_noxfile", {noxfile!r})
+project = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(project)
+nox.options.default_venv_backend = "none"
+
+
+@nox.session(name="slow")
+def slow(session):
+    project._run_job(session, "slow")
+"""
+
+
+def test_a_stopped_job_gets_the_runners_grace_to_clean_up_not_noxs(tmp_path: Path) -> None:
+    (tmp_path / "pipeline" / "jobs").mkdir(parents=True)
+    (tmp_path / "pipeline" / "jobs" / "slow.py").write_text(SLOW_CLEAN_UP_JOB)
+    noxfile = Path(__file__).resolve().parents[2] / "noxfile.py"
+    (tmp_path / "noxfile.py").write_text(NOXFILE_USING_THE_PROJECTS_JOB_RUNNER.format(noxfile=str(noxfile)))
+    job = Job("slow", timeout_minutes=3 / 60)
+    runner = Runner(
+        RunOptions(artifacts_dir=tmp_path / "artifacts"),
+        jobs=(job,),
+        cwd=tmp_path,
+        progress=Progress(io.StringIO()),
+        stop_grace_seconds=5,
+    )
+    record = runner.run()
+    assert record["jobs"]["slow"]["status"] == "timed_out"
+    assert (tmp_path / "clean-up-started").exists(), (
+        tmp_path / "artifacts" / "logs" / "slow.log"
+    ).read_text()
+    assert (tmp_path / "clean-up-done").exists(), "nox cut the job's clean-up short"
