@@ -54,7 +54,11 @@ def _install_service(session: nox.Session, requirement: str) -> None:
 
 
 def _run_job(session: nox.Session, job: str) -> None:
-    session.run("python", "-m", f"pipeline.jobs.{job}", *session.posargs)
+    """Run the job; stopped (Ctrl-C, the runner's SIGINT), wait until it has saved its work.
+
+    nox would give it 0.3 s and then kill it; the runner and GitHub Actions escalate themselves.
+    """
+    session.run("python", "-m", f"pipeline.jobs.{job}", *session.posargs, interrupt_timeout=None)
 
 
 @nox.session(default=False)
