@@ -121,8 +121,11 @@ def test_grandchildren_left_by_a_finished_job_are_cleaned_up(fake_project: FakeP
     assert processes_of_run(record["run_id"]) == []
 
 
-def test_sigint_cancels_the_run_runs_the_report_and_leaves_no_process(
-    fake_project: FakeProject, driver_command: Callable[..., list[str]]
+# Ctrl-C, a stop (kill, a CI runner's cancel) and a closed terminal: the jobs run in sessions of
+# their own, so a signal the runner dies of would leave them running.
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name)
+def test_a_stop_signal_cancels_the_run_runs_the_report_and_leaves_no_process(
+    fake_project: FakeProject, driver_command: Callable[..., list[str]], signum: signal.Signals
 ) -> None:
     fake_project.plan(test={"seconds": 600, "grandchildren": 1}, demo={"seconds": 600})
     driver = subprocess.Popen(
@@ -146,7 +149,7 @@ def test_sigint_cancels_the_run_runs_the_report_and_leaves_no_process(
         driver.kill()
         pytest.fail("test and demo never both ran")
     grandchild = int((fake_project.artifacts / "test-results" / "grandchildren.pids").read_text())
-    os.killpg(driver.pid, signal.SIGINT)
+    os.killpg(driver.pid, signum)
     output, _ = driver.communicate(timeout=30)
     record = json.loads(record_path.read_text())
     assert driver.returncode != 0, output
