@@ -417,7 +417,7 @@ class Runner:
 
     @contextmanager
     def _signals_cancel(self) -> Iterator[None]:
-        """Ctrl-C or SIGTERM cancels the run (report still runs); a second one stops everything now."""
+        """Ctrl-C, SIGTERM or SIGHUP cancels the run (report still runs); a second stops everything now."""
         if threading.current_thread() is not threading.main_thread():
             yield
             return
@@ -431,7 +431,9 @@ class Runner:
                     f"{signal.Signals(signum).name}: cancelling the run; the report still runs"
                 )
 
-        previous = {signum: signal.signal(signum, cancel) for signum in (signal.SIGINT, signal.SIGTERM)}
+        # SIGHUP too: a closed terminal must not kill the runner and leave its jobs running.
+        stops = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+        previous = {signum: signal.signal(signum, cancel) for signum in stops}
         try:
             yield
         finally:
