@@ -1,7 +1,8 @@
 """Unit job: run the service's test suite; JUnit XML and a count summary into unit-results/.
 
 The exit code is pytest's, so the pipeline fails exactly when a test fails. The summary is
-written even then (and even when pytest dies before writing XML), so the report always has it.
+written even then (and even when pytest dies before writing XML, or the job is stopped part-way),
+so the report always has it.
 """
 
 from __future__ import annotations
@@ -52,7 +53,12 @@ def main(argv: list[str] | None = None) -> int:
     command = [sys.executable, "-m", "pytest", SERVICE_TESTS, *WORKERS, "-ra", f"--junitxml={junit}"]
     command += pytest_args
     print("+", " ".join(command), flush=True)
-    exit_code = subprocess.call(command)
+    pytest = subprocess.Popen(command)
+    try:
+        exit_code = pytest.wait()
+    except KeyboardInterrupt:
+        # pytest got the same SIGINT (one process group): it stops, writes its XML and exits.
+        exit_code = pytest.wait()
     summary = summarize(junit, exit_code)
     write_json_atomic(out / "summary.json", summary)
     write_outputs(
