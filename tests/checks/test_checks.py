@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import os
+import signal
 import subprocess
 import sys
 import threading
@@ -215,6 +217,34 @@ def test_the_request_cap_ends_the_load_before_its_run_time(service: str, tmp_pat
     assert time.monotonic() - started < 30
     # Users finish the request they are in when the cap is reached: at most one more each.
     assert 30 <= summary["requests"] <= 30 + capped.users
+
+
+@pytest.mark.slow
+def test_a_load_stopped_part_way_hands_on_the_summary_of_what_ran(service: str, tmp_path: Path) -> None:
+    long = dataclasses.replace(SHORT_LOAD, duration_seconds=60)
+    expected = load.LoadStopped
+    done = threading.Event()
+
+    def stop_once_locust_has_stats() -> None:  # as Ctrl-C or the runner's SIGINT would
+        while not done.wait(0.1):
+            if load.read_history(tmp_path):
+                os.kill(os.getpid(), signal.SIGINT)
+                return
+
+    watcher = threading.Thread(target=stop_once_locust_has_stats, daemon=True)
+    watcher.start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(expected) as stopped:
+            run_load(service, long, SHORT_LOAD_THRESHOLDS, tmp_path, progress=print)
+    finally:
+        done.set()
+        watcher.join()
+    assert time.monotonic() - started < 30, "the load did not stop"
+    summary = stopped.value.summary
+    assert summary["requests"] > 0 and not summary["passed"]
+    assert any("stopped part-way" in violation for violation in summary["violations"])
+    assert (tmp_path / "locust_stats.csv").exists()
 
 
 def test_a_thresholds_file_missing_a_bound_is_refused(tmp_path: Path) -> None:
