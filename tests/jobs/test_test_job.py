@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
+import threading
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
-from pipeline.checks.load import DEFAULT_THRESHOLDS, Thresholds
+from pipeline.checks.load import DEFAULT_THRESHOLDS, Thresholds, read_history
 from pipeline.jobs import test as test_job
 from pipeline.targets.local.target import STATE_ROOT_VARIABLE, LocalTarget
 from tests.helpers import local_job_artifacts, train_model
@@ -101,6 +103,36 @@ def test_a_broken_threshold_fails_the_job_but_every_part_still_runs(artifacts: P
     assert (results / "api-junit.xml").exists()
     assert json.loads((results / "metrics-verification.json").read_text())["passed"]
     assert_environment_state_saved(results / "environment")
+
+
+def test_a_job_stopped_during_its_load_keeps_the_load_summary_and_the_environments_state(
+    artifacts: Path, tmp_path: Path
+) -> None:
+    results = artifacts / "test-results"
+    done = threading.Event()
+
+    def stop_once_the_load_has_stats() -> None:  # as Ctrl-C or the runner's SIGINT would
+        while not done.wait(0.1):
+            if read_history(results / "load"):
+                os.kill(os.getpid(), signal.SIGINT)
+                return
+
+    watcher = threading.Thread(target=stop_once_the_load_has_stats, daemon=True)
+    watcher.start()
+    long_load = [*SHORT_LOAD[:-4], "--duration", "60", "--user-rps", "20"]
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            test_job.main([*long_load, "--thresholds", str(short_load_thresholds(tmp_path))])
+    finally:
+        done.set()
+        watcher.join()
+    summary = json.loads((results / "load-summary.json").read_text())
+    assert summary["requests"] > 0 and not summary["passed"]
+    assert any("stopped part-way" in violation for violation in summary["violations"])
+    assert_environment_state_saved(results / "environment")
+    assert LocalTarget("local", state_root=tmp_path / "state").down_all() == [], (
+        "the job left its environment up"
+    )
 
 
 def test_dry_run_prints_the_locust_command_and_brings_nothing_up(
