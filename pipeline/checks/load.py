@@ -7,10 +7,12 @@ in the shape docs/artifacts.md gives) is computed from the JSON stats and the st
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -107,6 +109,14 @@ def locust_command(endpoint: str, settings: LoadSettings, out_dir: Path) -> list
     ]  # fmt: skip
 
 
+class LoadStopped(KeyboardInterrupt):
+    """The load was stopped part-way (Ctrl-C, the runner's SIGINT); `summary` judges what ran."""
+
+    def __init__(self, summary: dict[str, Any]) -> None:
+        super().__init__("the load was stopped part-way")
+        self.summary = summary
+
+
 def run_load(
     endpoint: str,
     settings: LoadSettings,
@@ -120,16 +130,26 @@ def run_load(
     deadline = settings.duration_seconds + STOP_TIMEOUT_SECONDS + STARTUP_AND_REPORT_SECONDS
     progress(f"load: {settings.users} users, {settings.duration_seconds} s against {endpoint}")
     error = None
+    stopped = False
     with (out_dir / "locust.log").open("w") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         try:
             exit_code = _wait_with_progress(process, deadline, out_dir, settings, progress)
+        except KeyboardInterrupt:
+            # Locust, stopped too (or now), writes its last stats before it exits.
+            stopped = True
+            process.send_signal(signal.SIGINT)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(STOP_TIMEOUT_SECONDS)
+            exit_code = process.poll()
         finally:
-            if process.poll() is None:  # timeout or Ctrl-C: leave no Locust behind
+            if process.poll() is None:  # timeout, or a Locust that would not stop: leave none behind
                 process.kill()
                 process.wait()
     # Locust exits 1 when a request failed: that is judged below, from its own stats.
-    if exit_code is None:
+    if stopped:
+        error = "the load was stopped part-way (Ctrl-C or the pipeline's stop)"
+    elif exit_code is None:
         error = f"Locust did not finish within {deadline} s; killed"
     elif exit_code not in (0, 1):
         error = f"Locust exited with {exit_code}; see load/locust.log"
@@ -137,6 +157,8 @@ def run_load(
     summary["thresholds"] = asdict(thresholds)
     summary["violations"] = [*([error] if error else []), *thresholds.violations(summary)]
     summary["passed"] = not summary["violations"]
+    if stopped:
+        raise LoadStopped(summary)
     return summary
 
 

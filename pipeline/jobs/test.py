@@ -22,7 +22,14 @@ from typing import Any, TypeVar
 from pipeline.artifacts import job_dir, write_json_atomic, write_outputs
 from pipeline.checks import metrics
 from pipeline.checks.api import run_api_suite
-from pipeline.checks.load import DEFAULT_THRESHOLDS, LoadSettings, Thresholds, locust_command, run_load
+from pipeline.checks.load import (
+    DEFAULT_THRESHOLDS,
+    LoadSettings,
+    LoadStopped,
+    Thresholds,
+    locust_command,
+    run_load,
+)
 from pipeline.context import RunContext
 from pipeline.contracts import LoadSummary, MetricsVerification, encode
 from pipeline.jobs._environment import run_on_environment
@@ -89,12 +96,19 @@ def run_checks(
     source = _metrics_source(env)
     before = _guarded("metrics baseline", lambda: metrics.baseline(env.replica_urls), None)
 
+    def save_load(summary: dict[str, Any]) -> None:
+        write_json_atomic(out / "load-summary.json", encode(LoadSummary, {**summary, "target": target}))
+
     failed_load: dict[str, Any] = {"passed": False, "requests": 0, "requests_by_route": {}, "history": []}
-    summary = _guarded(
-        "load", lambda: run_load(env.endpoint, settings, thresholds, out / "load"), failed_load
-    )
+    try:
+        summary = _guarded(
+            "load", lambda: run_load(env.endpoint, settings, thresholds, out / "load"), failed_load
+        )
+    except LoadStopped as stopped:  # the job is being stopped: keep what the load measured
+        save_load(stopped.summary)
+        raise
     load_ended = time.time()
-    write_json_atomic(out / "load-summary.json", encode(LoadSummary, {**summary, "target": target}))
+    save_load(summary)
     print(
         f"test: load {'passed' if summary['passed'] else 'FAILED'}: {summary['requests']} requests, "
         f"p99 {summary.get('p99_ms')} ms, failure ratio {summary.get('failure_ratio')}"
