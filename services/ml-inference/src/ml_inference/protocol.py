@@ -18,7 +18,6 @@
 - **Shutdown.** A request still arriving when the server shuts down gets a 503 and its connection
   closes at once: a drain waits for requests that are being served, never for a body that may
   never come (`serving` tells them apart).
-
 - **Overload.** A request beyond uvicorn's `limit_concurrency` is answered by `at_capacity` (set by
   `guarded_protocol`) instead of uvicorn's bare text, so that it is counted and names the setting.
 
