@@ -140,6 +140,19 @@ def test_headers_larger_than_the_limit_get_a_431_before_they_are_read_whole(serv
     assert ordinary.status_code == 200
 
 
+def test_a_408_carries_the_clients_request_id_and_a_date(impatient: ServiceProcess) -> None:
+    # The README: the request id is echoed in the answer; RFC 9110: a server with a clock sends Date.
+    with socket.create_connection(("127.0.0.1", impatient.port)) as sock:
+        sock.sendall(
+            b"POST /predict HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+            b"X-Request-ID: slow-body-1\r\nContent-Length: 100\r\n\r\n" + b'{"feat'
+        )
+        answer = _read_until_closed(sock, timeout=5)
+    head = answer.partition(b"\r\n\r\n")[0].lower()
+    assert head.startswith(b"http/1.1 408"), answer[:200]
+    assert b"\r\nx-request-id: slow-body-1" in head and b"\r\ndate: " in head, head
+
+
 def test_headers_that_stop_arriving_get_a_408(impatient: ServiceProcess) -> None:
     with socket.create_connection(("127.0.0.1", impatient.port)) as sock:
         sock.sendall(b"POST /predict/batch HTTP/1.1\r\nHost: test\r\nContent-Ty")
