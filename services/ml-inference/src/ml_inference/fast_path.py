@@ -26,6 +26,7 @@ from ml_inference.guards import ready_predictor, require_json
 from ml_inference.middleware import (
     CONNECTION_CLOSE,
     CUT_STATUS,
+    REQUEST_ID,
     REQUEST_ID_HEADER,
     BodyTooLarge,
     RequestRecorder,
@@ -77,7 +78,7 @@ class HotPath:
                 supplied_id = value
             elif name == b"content-encoding":
                 encoding = encoding or value
-        request_id = recorder.request_id(supplied_id)
+        request_id = scope[REQUEST_ID] = recorder.request_id(supplied_id)
         status = CLIENT_CLOSED
         service.in_flight += 1
         try:

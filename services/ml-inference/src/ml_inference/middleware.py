@@ -32,6 +32,8 @@ CONNECTION_CLOSE = (b"connection", b"close")
 #: Scope key: the status the server answered in the application's place when it cut a request that
 #: was still arriving (408 read timeout, 503 shutdown; see protocol.py). Recorded instead of 499.
 CUT_STATUS = "ml_inference.cut_status"
+#: Scope key: the request's id (bytes) as answered, for an answer the server writes itself (a 408).
+REQUEST_ID = "ml_inference.request_id"
 
 
 class BodyTooLarge(Exception):
@@ -94,7 +96,7 @@ class RequestObserver:
         started = perf_counter()
         recorder, service = self.recorder, self.recorder.service
         supplied_id, content_length = _read_headers(scope["headers"])
-        request_id = recorder.request_id(supplied_id)
+        request_id = scope[REQUEST_ID] = recorder.request_id(supplied_id)
         scope.setdefault("state", {})["request_id"] = request_id.decode()
         status = 500
         response_started = False

@@ -36,7 +36,7 @@ from uvicorn.protocols.http.flow_control import service_unavailable
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
 
 from ml_inference.errors import error_body
-from ml_inference.middleware import CUT_STATUS
+from ml_inference.middleware import CUT_STATUS, REQUEST_ID
 
 #: A request's headers, all of them: nginx allows 4 x 8 KiB, Node.js 16 KiB; cookies fit well.
 MAX_HEADER_BYTES = 64 * 1024
@@ -148,6 +148,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def _cut(self, status: int, message: str, *, linger: bool) -> None:
         """Answer `status` in place of the application, for a request that has not arrived whole."""
         cycle = self.cycle
+        # uvicorn's own: Date (and Server, were it on), as on every other answer.
+        headers = [*self.server_state.default_headers]
         if cycle is not None and cycle.scope is self.scope:
             # The application already has this request and waits for its body.
             if cycle.response_started:
@@ -155,9 +157,12 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             cycle.scope[CUT_STATUS] = status  # type: ignore[literal-required]
             cycle.disconnected = True
             cycle.message_event.set()
+            if REQUEST_ID in cycle.scope:
+                headers.append((b"x-request-id", cycle.scope[REQUEST_ID]))  # type: ignore[literal-required]
         body = error_body(message, None)
         self._socket.write(  # type: ignore[union-attr]
             STATUS_LINE[status]
+            + b"".join(name + b": " + value + b"\r\n" for name, value in headers)
             + b"content-type: application/json\r\nconnection: close\r\n"
             + b"content-length: %d\r\n\r\n" % len(body)
             + body
