@@ -11,6 +11,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -113,13 +114,31 @@ def _read_until_closed(sock: socket.socket, timeout: float) -> bytes:
     raise AssertionError(f"the connection stayed open: {received[:200]!r}")
 
 
+def _answer_to(port: int, request: bytes) -> bytes:
+    """What the server answers to `request` (often a partial one), read until it closes the connection."""
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(request)
+        return _read_until_closed(sock, timeout=5)
+
+
+@contextmanager
+def _holding(port: int, connections: int) -> Iterator[None]:
+    """`connections` open, silent connections to `port`, once the server has accepted them all."""
+    held = [socket.create_connection(("127.0.0.1", port)) for _ in range(connections)]
+    try:
+        time.sleep(0.2)  # the server has accepted them all
+        yield
+    finally:
+        for sock in held:
+            sock.close()
+
+
 def test_a_body_that_stops_arriving_gets_a_408(impatient: ServiceProcess) -> None:
-    with socket.create_connection(("127.0.0.1", impatient.port)) as sock:
-        sock.sendall(
-            b"POST /predict/batch HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
-            b"Content-Length: 1000\r\n\r\n" + b'{"instances": ['
-        )
-        answer = _read_until_closed(sock, timeout=5)
+    answer = _answer_to(
+        impatient.port,
+        b"POST /predict/batch HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 1000\r\n\r\n" + b'{"instances": [',
+    )
     assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
     assert b"ML_INFERENCE_BODY_TIMEOUT_SECONDS" in answer
     assert httpx.post(f"{impatient.url}/predict", json={"features": [5.1, 3.5, 1.4, 0.2]}).status_code == 200
@@ -142,21 +161,18 @@ def test_headers_larger_than_the_limit_get_a_431_before_they_are_read_whole(serv
 
 def test_a_408_carries_the_clients_request_id_and_a_date(impatient: ServiceProcess) -> None:
     # The README: the request id is echoed in the answer; RFC 9110: a server with a clock sends Date.
-    with socket.create_connection(("127.0.0.1", impatient.port)) as sock:
-        sock.sendall(
-            b"POST /predict HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
-            b"X-Request-ID: slow-body-1\r\nContent-Length: 100\r\n\r\n" + b'{"feat'
-        )
-        answer = _read_until_closed(sock, timeout=5)
+    answer = _answer_to(
+        impatient.port,
+        b"POST /predict HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+        b"X-Request-ID: slow-body-1\r\nContent-Length: 100\r\n\r\n" + b'{"feat',
+    )
     head = answer.partition(b"\r\n\r\n")[0].lower()
     assert head.startswith(b"http/1.1 408"), answer[:200]
     assert b"\r\nx-request-id: slow-body-1" in head and b"\r\ndate: " in head, head
 
 
 def test_headers_that_stop_arriving_get_a_408(impatient: ServiceProcess) -> None:
-    with socket.create_connection(("127.0.0.1", impatient.port)) as sock:
-        sock.sendall(b"POST /predict/batch HTTP/1.1\r\nHost: test\r\nContent-Ty")
-        answer = _read_until_closed(sock, timeout=5)
+    answer = _answer_to(impatient.port, b"POST /predict/batch HTTP/1.1\r\nHost: test\r\nContent-Ty")
     assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
 
 
@@ -192,16 +208,11 @@ def test_connections_beyond_the_cap_get_a_counted_503_naming_the_limit_and_the_o
 ) -> None:
     cap = 20
     with ServiceProcess(model_dir, max_connections=cap) as service:
-        held = [socket.create_connection(("127.0.0.1", service.port)) for _ in range(cap)]
-        try:
-            time.sleep(0.2)  # the server has accepted them all
+        with _holding(service.port, cap):
             refused = httpx.post(f"{service.url}/predict", json={"features": [5.1, 3.5, 1.4, 0.2]})
             assert refused.status_code == 503
             assert "ML_INFERENCE_MAX_CONNECTIONS" in refused.json()["error"]
             assert refused.headers["x-request-id"]
-        finally:
-            for sock in held:
-                sock.close()
         time.sleep(0.2)
         assert (
             httpx.post(f"{service.url}/predict", json={"features": [5.1, 3.5, 1.4, 0.2]}).status_code == 200
@@ -213,31 +224,20 @@ def test_connections_beyond_the_cap_get_a_counted_503_naming_the_limit_and_the_o
 
 def test_health_probes_are_answered_at_the_connection_cap(model_dir: Path) -> None:
     # A liveness probe refused at the cap would have Kubernetes restart a replica for being busy.
-    with ServiceProcess(model_dir, max_connections=3) as service:
-        held = [socket.create_connection(("127.0.0.1", service.port)) for _ in range(3)]
-        try:
-            time.sleep(0.2)  # the server has accepted them all
-            assert (
-                httpx.post(f"{service.url}/predict", json={"features": [5.1, 3.5, 1.4, 0.2]}).status_code
-                == 503
-            )
-            for probe in ("/health", "/ready", "/v2/health/live", "/v2/health/ready"):
-                assert httpx.get(service.url + probe).status_code == 200, probe
-        finally:
-            for sock in held:
-                sock.close()
+    with ServiceProcess(model_dir, max_connections=3) as service, _holding(service.port, 3):
+        assert (
+            httpx.post(f"{service.url}/predict", json={"features": [5.1, 3.5, 1.4, 0.2]}).status_code == 503
+        )
+        for probe in ("/health", "/ready", "/v2/health/live", "/v2/health/ready"):
+            assert httpx.get(service.url + probe).status_code == 200, probe
 
 
 @pytest.mark.parametrize("path", PATHS)
 def test_a_request_cut_by_the_read_timeout_is_counted_as_408_not_as_an_error(
     impatient: ServiceProcess, path: str
 ) -> None:
-    with socket.create_connection(("127.0.0.1", impatient.port)) as sock:
-        sock.sendall(
-            f"POST {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n".encode()
-            + b"Content-Length: 1000\r\n\r\n{"
-        )
-        assert _read_until_closed(sock, timeout=5).startswith(b"HTTP/1.1 408")
+    request = f"POST {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n".encode()
+    assert _answer_to(impatient.port, request + b"Content-Length: 1000\r\n\r\n{").startswith(b"HTTP/1.1 408")
     metrics = httpx.get(f"{impatient.url}/metrics").text
     route = path.replace("sklearn-iris", "{model_name}")
     counted = [
