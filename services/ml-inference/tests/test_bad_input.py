@@ -360,6 +360,18 @@ def test_a_json_content_type_with_a_plus_json_suffix_is_accepted(
     assert "error" not in response.json()
 
 
+@pytest.mark.parametrize(("path", "body"), GOOD_BODIES, ids=[path for path, _ in GOOD_BODIES])
+@pytest.mark.parametrize("app_client", ["table_client", "framework_client"])
+def test_a_415_for_an_encoded_body_names_the_coding_accepted(
+    request: pytest.FixtureRequest, app_client: str, path: str, body: bytes
+) -> None:
+    """RFC 9110 (15.5.16): a 415 for a content coding says in Accept-Encoding which codings would do."""
+    client: TestClient = request.getfixturevalue(app_client)
+    response = client.post(path, content=gzip.compress(body), headers=GZIPPED)
+    assert response.status_code == 415
+    assert response.headers["accept-encoding"] == "identity"
+
+
 HOT_CASES = [
     ("good one", "/predict", {"features": GOOD}, JSON, 200, None),
     ("good one as +json", "/predict", GOOD_BODIES[0][1], {"content-type": JSON_SUFFIX_TYPES[0]}, 200, None),
