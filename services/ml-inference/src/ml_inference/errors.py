@@ -42,7 +42,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 async def _input_error(request: Request, error: ApiError) -> Response:
-    return error_response(error.status, error.message, error.field)
+    return error_response(error.status, error.message, error.field, headers=error.headers)
 
 
 async def _validation_error(request: Request, error: RequestValidationError) -> Response:

@@ -14,6 +14,7 @@ the body itself. The in-process handler tests and the bad-input table run throug
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from time import perf_counter
 from typing import Any
 
@@ -82,15 +83,16 @@ class HotPath:
         status = CLIENT_CLOSED
         service.in_flight += 1
         try:
-            status, body, close = await self._respond(
+            status, body, extra_headers = await self._respond(
                 answer, receive, content_length, (declared, encoding), request_id
             )
             headers = [
                 JSON_CONTENT_TYPE,
                 (b"content-length", b"%d" % len(body)),
                 (REQUEST_ID_HEADER, request_id),
+                *extra_headers,
             ]
-            if close or service.draining:
+            if service.draining and CONNECTION_CLOSE not in extra_headers:
                 # Keep-alive clients reconnect, and so move to a replica that is not leaving.
                 headers.append(CONNECTION_CLOSE)
             await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -108,8 +110,8 @@ class HotPath:
         content_length: bytes | None,
         body_headers: tuple[bytes, bytes],
         request_id: bytes,
-    ) -> tuple[int, bytes, bool]:
-        """(status, body, whether the connection must close) for one hot request."""
+    ) -> tuple[int, bytes, Sequence[tuple[bytes, bytes]]]:
+        """(status, body, headers beyond the usual three) for one hot request."""
         limit = self.recorder.max_body_bytes
         try:
             if content_length is not None and content_length.isdigit() and int(content_length) > limit:
@@ -117,16 +119,17 @@ class HotPath:
             predictor = ready_predictor(self.recorder.service)
             require_json(*body_headers)
             content = answer(predictor, await _read_body(receive, limit), self.max_batch)
-            return 200, msgspec.json.encode(content), False
+            return 200, msgspec.json.encode(content), ()
         except ApiError as error:
-            return error.status, error_body(error.message, error.field), False
+            headers = [(name.lower().encode(), value.encode()) for name, value in error.headers.items()]
+            return error.status, error_body(error.message, error.field), headers
         except BodyTooLarge:
-            return 413, self.recorder.too_large_body, True
+            return 413, self.recorder.too_large_body, (CONNECTION_CLOSE,)
         except ClientDisconnected:
             raise
         except Exception:  # as FastAPI's handler does: logged with the id, answered without a traceback
             logger.exception("unhandled error", extra={"request_id": request_id.decode()})
-            return 500, _INTERNAL_ERROR_BODY, False
+            return 500, _INTERNAL_ERROR_BODY, ()
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes:

@@ -43,6 +43,8 @@ def require_json(declared: bytes, encoding: bytes) -> None:
             415,
             f"Content-Encoding {encoding.decode('latin-1')!r} is not accepted; send the body unencoded.",
             "headers.content-encoding",
+            # RFC 9110 (15.5.16): a 415 for a content coding names the codings that would do.
+            {"Accept-Encoding": "identity"},
         )
     media_type = declared.partition(b";")[0].strip().lower()
     if media_type == b"application/json" or (

@@ -26,13 +26,16 @@ NUMERIC_DATATYPES = frozenset(
 
 
 class ApiError(Exception):
-    """A refused request: HTTP status, a sentence naming the field, and its JSON path."""
+    """A refused request: HTTP status, a sentence naming the field, its JSON path, any headers it needs."""
 
-    def __init__(self, status: int, message: str, field: str | None) -> None:
+    def __init__(
+        self, status: int, message: str, field: str | None, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.field = field
+        self.headers = headers or {}
 
 
 class PredictRequest(msgspec.Struct):
