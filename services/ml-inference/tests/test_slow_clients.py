@@ -222,6 +222,16 @@ def test_connections_beyond_the_cap_get_a_counted_503_naming_the_limit_and_the_o
         assert 'ml_inference_requests_total{method="POST",route="/predict",status="503"} 1.0' in metrics
 
 
+def test_a_connection_opened_within_the_cap_is_served_while_later_ones_are_refused(model_dir: Path) -> None:
+    # Else a few idle keep-alive connections past the cap would have every client refused, the oldest too.
+    body = {"features": [5.1, 3.5, 1.4, 0.2]}
+    with ServiceProcess(model_dir, max_connections=3) as service, httpx.Client(base_url=service.url) as client:
+        assert client.post("/predict", json=body).status_code == 200
+        with _holding(service.port, 3):
+            assert client.post("/predict", json=body).status_code == 200
+            assert httpx.post(f"{service.url}/predict", json=body).status_code == 503
+
+
 def test_health_probes_are_answered_at_the_connection_cap(model_dir: Path) -> None:
     # A liveness probe refused at the cap would have Kubernetes restart a replica for being busy.
     with ServiceProcess(model_dir, max_connections=3) as service, _holding(service.port, 3):
