@@ -223,9 +223,12 @@ def test_connections_beyond_the_cap_get_a_counted_503_naming_the_limit_and_the_o
 
 
 def test_a_connection_opened_within_the_cap_is_served_while_later_ones_are_refused(model_dir: Path) -> None:
-    # Else a few idle keep-alive connections past the cap would have every client refused, the oldest too.
+    # Else a few idle keep-alive connections past the cap would have every client refused.
     body = {"features": [5.1, 3.5, 1.4, 0.2]}
-    with ServiceProcess(model_dir, max_connections=3) as service, httpx.Client(base_url=service.url) as client:
+    with (
+        ServiceProcess(model_dir, max_connections=3) as service,
+        httpx.Client(base_url=service.url) as client,
+    ):
         assert client.post("/predict", json=body).status_code == 200
         with _holding(service.port, 3):
             assert client.post("/predict", json=body).status_code == 200

@@ -18,8 +18,11 @@
 - **Shutdown.** A request still arriving when the server shuts down gets a 503 and its connection
   closes at once: a drain waits for requests that are being served, never for a body that may
   never come (`serving` tells them apart).
-- **Overload.** A request beyond uvicorn's `limit_concurrency` is answered by `at_capacity` (set by
-  `guarded_protocol`) instead of uvicorn's bare text, so that it is counted and names the setting.
+- **Overload.** A connection opened while `max_connections` others are open has its requests
+  answered by `at_capacity` (set by `guarded_protocol`: a counted 503 that names the setting, and
+  the connection closes). The ones opened before it are still served: uvicorn's own
+  `limit_concurrency` would refuse every request on every connection while too many are open, so
+  a few idle keep-alive connections past the cap would turn all clients away.
 
 The application learns that its request was cut (its `receive` says disconnect) from the status
 stored under CUT_STATUS in its scope, so that metrics and the access log count a 408 or a 503.
@@ -32,7 +35,6 @@ import time
 from typing import Any
 
 from uvicorn._types import ASGI3Application
-from uvicorn.protocols.http.flow_control import service_unavailable
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
 
 from ml_inference.errors import error_body
@@ -47,11 +49,11 @@ SHUTTING_DOWN = "The server shut down before the request arrived whole; send it 
 
 
 class GuardedHttpProtocol(HttpToolsProtocol):
-    """One connection. `read_timeout` and `at_capacity` are set by `guarded_protocol`."""
+    """One connection. `read_timeout`, `max_connections` and `at_capacity` are set by `guarded_protocol`."""
 
     read_timeout: float = 10.0
-    #: Static, so that a plain function is not bound to the connection when looked up on it.
-    at_capacity = staticmethod(service_unavailable)
+    max_connections: int | None = None
+    at_capacity: ASGI3Application
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -67,9 +69,12 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._linger_timer: asyncio.TimerHandle | None = None
         #: Until the first byte arrives: a connection that sends nothing is closed like an idle one.
         self._silence_timer: asyncio.TimerHandle | None = None
+        #: Opened while `max_connections` others were open: every request on it gets `at_capacity`.
+        self.beyond_cap = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        super().connection_made(transport)  # adds this connection to self.connections
+        self.beyond_cap = self.max_connections is not None and len(self.connections) > self.max_connections
         self._socket = transport
         # Every close, the request cycles' included, goes through close_connection.
         self.transport = _LingeringTransport(self, transport)  # type: ignore[assignment]
@@ -111,7 +116,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
                 self._read_timer = self.loop.call_later(self.read_timeout, self._read_timed_out)
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
-        if app is service_unavailable:
+        if self.beyond_cap:
             app = self.at_capacity
         super()._start_asgi_task(cycle, app)
 
@@ -227,7 +232,14 @@ class _LingeringTransport:
         self.close = protocol.close_connection
 
 
-def guarded_protocol(read_timeout: float, at_capacity: ASGI3Application) -> type[GuardedHttpProtocol]:
-    """The protocol class for uvicorn.Config(http=...), with this read timeout and overload answer."""
-    fields = {"read_timeout": read_timeout, "at_capacity": staticmethod(at_capacity)}
+def guarded_protocol(
+    read_timeout: float, max_connections: int, at_capacity: ASGI3Application
+) -> type[GuardedHttpProtocol]:
+    """The protocol class for uvicorn.Config(http=...), with this read timeout, cap and overload answer."""
+    # Static, so that a plain function is not bound to the connection when looked up on it.
+    fields = {
+        "read_timeout": read_timeout,
+        "max_connections": max_connections,
+        "at_capacity": staticmethod(at_capacity),
+    }
     return type("GuardedHttpProtocol", (GuardedHttpProtocol,), fields)

@@ -5,7 +5,7 @@ is loaded: the kernel balances connections over the sockets that listen, so a re
 still loading gets none of them instead of answering its share with 503.
 
 Connections are guarded by protocol.py (read timeout with 408, lingering close after a 413) and
-capped at `max_connections` (uvicorn answers 503 beyond it); idle keep-alive connections close
+capped at `max_connections` (a connection opened beyond it gets a 503); idle keep-alive connections close
 after `keep_alive_timeout_seconds`.
 
 Drain, in order, from SIGTERM:
@@ -171,10 +171,8 @@ def serve(settings: Settings) -> None:
         server_header=False,
         backlog=BACKLOG,
         timeout_graceful_shutdown=settings.drain_timeout_seconds,  # type: ignore[arg-type]
-        http=guarded_protocol(settings.body_timeout_seconds, app.state.at_capacity),
+        http=guarded_protocol(settings.body_timeout_seconds, settings.max_connections, app.state.at_capacity),
         timeout_keep_alive=settings.keep_alive_timeout_seconds,  # type: ignore[arg-type]
-        # uvicorn refuses once connections >= the limit, the new one counted.
-        limit_concurrency=settings.max_connections + 1,
     )
     logger.info(
         "listening",

@@ -53,8 +53,8 @@ class Settings(BaseSettings):
     max_connections: int = Field(
         default=256,
         ge=1,
-        description="Open connections served at once; while more are open, a request gets a 503 (the "
-        "health probes excepted). "
+        description="Open connections served at once; a connection opened while this many others are "
+        "open gets a 503 and is closed (the health probes excepted), and the others go on being served. "
         "Each may hold up to MAX_BODY_BYTES of body while it arrives.",
     )
     #: Also listen on 127.0.0.1:SHARED_PORT with SO_REUSEPORT, so replicas share one endpoint.
