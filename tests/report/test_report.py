@@ -619,6 +619,17 @@ def test_secrets_in_artifacts_never_reach_the_report(artifacts: Path) -> None:
     assert "DB_PASSWORD=***" in html
 
 
+def test_a_drift_error_is_masked_before_the_timeline_cuts_it(artifacts: Path) -> None:
+    # Cut first, the credentials' "@" falls outside the remark and the URL pattern no longer matches.
+    timeline = json.loads((artifacts / "demo-artifacts/timeline.json").read_text())
+    error = "git clone of https://deploy:Sup3rSecretValue123456@git.example.com/r.git failed"
+    timeline["drifts"][0].update(passed=False, healed_at=None, error=error)
+    write(artifacts, "demo-artifacts/timeline.json", timeline)
+    html, markdown = report_of(artifacts)
+    assert "Sup3rSecret" not in html + markdown
+    assert "https://***@git.example.com/r.git" in html
+
+
 def test_report_job_writes_both_files_and_exits_zero_on_a_failed_run(artifacts: Path) -> None:
     record = json.loads((artifacts / "pipeline-run.json").read_text())
     record["jobs"]["test"].update(status="failure", exit_code=1)
