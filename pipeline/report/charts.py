@@ -19,6 +19,7 @@ from pipeline.contracts import ClusterStatus, Drift
 from pipeline.report.collect import JobRow
 from pipeline.report.formats import clock, seconds
 from pipeline.report.svg import Canvas, nice_ticks, tick_label
+from pipeline.scrub import mask_text
 from pipeline.status import Status, look
 from pipeline.timestamps import elapsed, moment
 
@@ -314,7 +315,7 @@ def drift_timeline(drifts: Sequence[Drift]) -> Markup:
             Lane(
                 drift.name or f"drift {index + 1}",
                 intervals,
-                remark[:60],
+                mask_text(remark)[:60],  # masked first: a cut secret no longer matches its pattern
                 f"{drift.name}: caused {drift.drift_at}, detected {drift.detected_at}, "
                 f"healed {drift.healed_at}",
                 note=f"caused {clock(drift.drift_at)}",
