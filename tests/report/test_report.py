@@ -826,6 +826,20 @@ def test_hostile_values_are_escaped_for_each_markdown_context(artifacts: Path) -
     assert "\\`tick\\` \\*bold\\*" in drift_row
 
 
+def test_markdown_text_keeps_underscores_and_never_mentions_or_references_on_github(artifacts: Path) -> None:
+    # GitHub notifies whoever "@name" names and links "#12", even escaped with a backslash or an entity.
+    message = "TypeError: Foo.__init__() got _id_; ping @octocat about #12, mail a@b.example"
+    write(artifacts, "test-results/api-junit.xml", API_JUNIT.replace("assert 3 == 4", message))
+    record = json.loads((artifacts / "pipeline-run.json").read_text())
+    record["jobs"]["deploy"].update(status="failure", exit_code=1)
+    record["jobs"]["deploy"]["needs"] = ["@octocat"]
+    write(artifacts, "pipeline-run.json", record)
+    _, markdown = report_of(artifacts)
+    assert "Foo.\\_\\_init\\_\\_() got \\_id\\_" in markdown
+    assert "ping @<!-- -->octocat about #<!-- -->12, mail a@b.example" in markdown
+    assert not re.search(r"@octocat|#12", markdown)
+
+
 def test_a_log_is_masked_before_its_tail_is_cut(artifacts: Path) -> None:
     record = json.loads((artifacts / "pipeline-run.json").read_text())
     record["jobs"]["deploy"].update(status="failure", exit_code=1, log="logs/deploy.log")
