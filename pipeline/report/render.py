@@ -37,7 +37,10 @@ def _finalize(value: Any) -> Any:
 
 
 #: Characters that start Markdown syntax inside a line: emphasis, code, links, images, HTML, cells.
-_MARKDOWN_PUNCTUATION = re.compile(r"([\\`*~\[\]|])")
+_MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_~\[\]|])")
+#: "@name" and "#12", which GitHub makes a mention (it notifies) and an issue link, even when
+#: escaped with a backslash or an entity; an empty HTML comment after the sign keeps them text.
+_GITHUB_REFERENCE = re.compile(r"(?<![\w&])(@(?=\w)|#(?=\d))")
 
 
 def _one_line(value: Any) -> str:
@@ -45,8 +48,10 @@ def _one_line(value: Any) -> str:
 
 
 def _md(value: Any) -> str:
-    """A value as literal Markdown text (a table cell too): no HTML, links, emphasis or column breaks."""
-    return _MARKDOWN_PUNCTUATION.sub(r"\\\1", escape_html(_one_line(value), quote=False))
+    """A value as literal Markdown text (a table cell too): no HTML, links, emphasis, mentions or
+    column breaks (a bare URL is still shown as a link, its address in plain sight)."""
+    text = _MARKDOWN_PUNCTUATION.sub(r"\\\1", escape_html(_one_line(value), quote=False))
+    return _GITHUB_REFERENCE.sub(r"\1<!-- -->", text)
 
 
 def _code(value: Any) -> str:
@@ -59,7 +64,7 @@ def _code(value: Any) -> str:
 
 def _html(value: Any) -> str:
     """A value as text inside an HTML element of the Markdown (`<summary>`): escaped, one line."""
-    return str(escape(_one_line(value)))
+    return _GITHUB_REFERENCE.sub(r"\1<!-- -->", str(escape(_one_line(value))))
 
 
 @functools.cache
