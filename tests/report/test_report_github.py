@@ -348,3 +348,12 @@ def test_a_body_over_the_limit_is_cut_at_a_line_with_its_blocks_closed() -> None
     assert kept.endswith("\n```\n</details>")
     assert re.search(r"\nline \d+ x{200}\n```", kept), "the cut falls after a whole line"
     assert github.fit("short", limit=20_000) == "short"
+
+
+def test_a_cut_body_stays_within_the_limit_when_its_log_quotes_details_tags() -> None:
+    # A tag inside a code block is text: counted as open, its closing tags overflowed the limit.
+    log = "\n".join("<details> " + "L" * 280 for _ in range(400))
+    markdown = f"<details><summary>log</summary>\n\n```text\n{log}\n```\n</details>\n"
+    body = github.fit(markdown, limit=20_000)
+    assert len(body) <= 20_000
+    assert body.removesuffix(github.CUT_NOTE).endswith("L\n```\n</details>")
