@@ -92,10 +92,23 @@ def fit(markdown: str, limit: int = COMMENT_LIMIT) -> str:
     """
     if len(markdown) <= limit:
         return markdown
-    kept = markdown[: limit - len(CUT_NOTE) - 100].rpartition("\n")[0]  # 100: room for the closing tags
-    closing = "\n```" * (sum(line.startswith("```") for line in kept.splitlines()) % 2)
-    closing += "\n</details>" * (kept.count("<details>") - kept.count("</details>"))
-    return kept + closing + CUT_NOTE
+    lines = markdown[: limit - len(CUT_NOTE)].split("\n")[:-1]  # whole lines only
+    while True:
+        cut = "\n".join(lines) + _closing(lines) + CUT_NOTE
+        if len(cut) <= limit:
+            return cut
+        lines.pop()
+
+
+def _closing(lines: list[str]) -> str:
+    """What closes the code block and the <details> still open after `lines` (a tag in code is text)."""
+    in_code, open_details = False, 0
+    for line in lines:
+        if line.startswith("```"):
+            in_code = not in_code
+        elif not in_code:
+            open_details += line.count("<details>") - line.count("</details>")
+    return "\n```" * in_code + "\n</details>" * max(open_details, 0)
 
 
 def upsert_comment(environ: Mapping[str, str], number: int, markdown: str) -> tuple[str, dict[str, Any]]:
