@@ -733,6 +733,25 @@ def test_jobs_kept_from_an_earlier_run_are_marked_and_not_counted(artifacts: Pat
     assert html.count("from an earlier run") == 2
 
 
+def test_jobs_kept_from_a_run_a_day_earlier_leave_this_runs_gantt_chart_at_its_scale(artifacts: Path) -> None:
+    # Else the axis spans the day between the runs, and this run's bars shrink to slivers.
+    before = bars(report_of(artifacts)[0])
+    record = json.loads((artifacts / "pipeline-run.json").read_text())
+    record["started_at"] = _at(41.0)
+    for name in ("unit", "build"):
+        job = record["jobs"][name]
+        job.update(reused=True, started_at=job["started_at"].replace("-27T", "-26T"))
+        job["finished_at"] = job["finished_at"].replace("-27T", "-26T")
+    write(artifacts, "pipeline-run.json", record)
+    html, markdown = report_of(artifacts)
+    drawn = bars(html)
+    assert set(drawn) == {"deploy", "test", "demo", "report"}
+    assert drawn["demo"][1] >= before["demo"][1]
+    assert html.count("from an earlier run") == 2
+    mermaid = re.search(r"```mermaid\n(.*?)```", markdown, re.S)[1]
+    assert "2026-11-26" not in mermaid and "unit" not in mermaid
+
+
 WRONG_TYPES = ("text", [1, {"two": 2}], None)
 
 
