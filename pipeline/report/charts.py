@@ -258,12 +258,19 @@ def interval_chart(
 
 
 def gantt(jobs: Sequence[JobRow], run_start: str | None, now: str) -> Markup:
-    """One bar per job from its start to its finish (a running one: to `now`): parallel jobs overlap."""
+    """One bar per job from its start to its finish (a running one: to `now`): parallel jobs overlap.
+
+    A job kept from an earlier run gets its lane but no bar: that run may be a day ago, and an
+    axis reaching back to it would shrink this run's bars to slivers.
+    """
     lanes = []
     for job in jobs:
         running = job.status == Status.RUNNING
         start = elapsed(run_start, job.started_at)
         end = elapsed(run_start, job.finished_at or (now if running else None))
+        if job.reused:
+            lanes.append(Lane(job.name, (), f"{seconds(job.duration_seconds)} (earlier run)", tone="muted"))
+            continue
         if start is None:
             lanes.append(Lane(job.name, (), job.status, tone="muted"))
             continue
@@ -272,11 +279,10 @@ def gantt(jobs: Sequence[JobRow], run_start: str | None, now: str) -> Markup:
             start,
             end,
             look(job.status).colour,
-            opacity=0.35 if job.reused else 0.55 if running else 1,
+            opacity=0.55 if running else 1,
             attributes={"class": "gantt-bar", "data-job": job.name},
         )
         remark = seconds(end - start) + (" (running)" if running else "")
-        remark += " (earlier run)" if job.reused else ""
         tooltip = f"{job.name}: {job.status}, +{start:.1f} s to +{end:.1f} s"
         lanes.append(Lane(job.name, (bar,), remark, tooltip))
     return interval_chart(
@@ -336,12 +342,12 @@ def mermaid_gantt(jobs: Sequence[JobRow]) -> str:
     """The Gantt chart as Mermaid, which GitHub draws in comments and step summaries (no SVG there).
 
     Times are UTC wall-clock (Mermaid reads and shows them unconverted, so every reader sees UTC);
-    a bar lasts at least a second to be seen.
+    a bar lasts at least a second to be seen. Jobs kept from an earlier run are left out, as in `gantt`.
     """
     rows = []
     for job in jobs:
         began, ended = moment(job.started_at), moment(job.finished_at)
-        if began is None:
+        if began is None or job.reused:
             continue
         start = began.astimezone(UTC).replace(microsecond=0)
         end = max(ended.astimezone(UTC) if ended else start, start + timedelta(seconds=1))

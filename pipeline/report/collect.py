@@ -220,17 +220,12 @@ class Report:
         return self.run.started_at or min(starts, default=None)
 
     @property
-    def timeline_start(self) -> str | None:
-        """Where the Gantt chart's axis begins: the earliest start, jobs kept from an earlier run included."""
-        return _pick_time(min, [*(job.started_at for job in self.jobs), self.run_start])
-
-    @property
     def wall_seconds(self) -> float | None:
         """The run's wall time: the record's, or (while the report itself runs) up to the last finish."""
         if self.run.duration_seconds is not None:
             return self.run.duration_seconds
         # This run's jobs only: a reused one finished before this run began.
-        last = _pick_time(max, (job.finished_at for job in self.jobs if not job.reused))
+        last = _latest(job.finished_at for job in self.jobs if not job.reused)
         return elapsed(self.run_start, last)
 
     @property
@@ -238,10 +233,10 @@ class Report:
         return self.run.finished_at is not None
 
 
-def _pick_time(pick: Callable[..., Any], times: Iterable[str | None]) -> str | None:
-    """The earliest (`pick=min`) or latest (`max`) of `times` that are ISO times, as written."""
+def _latest(times: Iterable[str | None]) -> str | None:
+    """The latest of `times` that are ISO times, as written."""
     known = {time: when for time in times if (when := moment(time)) is not None}
-    return pick(known, key=known.__getitem__, default=None)
+    return max(known, key=known.__getitem__, default=None)
 
 
 def _why_missing(relative: str, run: PipelineRun) -> str:

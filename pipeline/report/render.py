@@ -118,7 +118,7 @@ def draw_charts(report: Report) -> tuple[dict[str, str | None], list[str]]:
     problems: list[str] = []
     drawn: dict[str, str | None] = {
         "gantt": _safely(
-            problems, "Gantt chart", charts.gantt, report.jobs, report.timeline_start, report.generated_at
+            problems, "Gantt chart", charts.gantt, report.jobs, report.run_start, report.generated_at
         ),
         "mermaid_gantt": _safely(problems, "Mermaid Gantt chart", charts.mermaid_gantt, report.jobs),
         **dict.fromkeys(("environment", "latency", "throughput", "drift")),
