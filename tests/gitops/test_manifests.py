@@ -269,6 +269,17 @@ def test_root_rules_pass_and_fail() -> None:
     assert any("selfHeal" in p for p in argocd_rules.check_root(no_heal, children, "observability"))
 
 
+def test_the_root_applies_its_child_applications_client_side() -> None:
+    # argoproj/argo-cd#29253 (unfixed in the pinned release): a root that server-side applies its children
+    # strips a child's status.operationState mid-sync; the child stays "Running" and self-heal stops.
+    root = appofapps.root_application(SOURCE, IMAGE)
+    assert "ServerSideApply=true" not in root["spec"]["syncPolicy"].get("syncOptions", [])
+    server_side = copy.deepcopy(root)
+    server_side["spec"]["syncPolicy"]["syncOptions"] = ["ServerSideApply=true"]
+    problems = argocd_rules.check_root(server_side, _children("test"), first="observability")
+    assert any("ServerSideApply" in problem for problem in problems), problems
+
+
 def test_command_line_exits_non_zero_on_a_problem(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     from pipeline.gitops.checks import __main__ as cli
 
