@@ -95,6 +95,11 @@ def check_root(root: Manifest, children: list[Manifest], first: str) -> list[str
     spec = root["spec"]
     if spec.get("destination", {}).get("namespace") != ARGOCD_NAMESPACE:
         problems.append(f"{where}: its destination must be the {ARGOCD_NAMESPACE} namespace")
+    if "ServerSideApply=true" in spec.get("syncPolicy", {}).get("syncOptions", []):
+        problems.append(
+            f"{where}: apply the child Applications client-side (drop ServerSideApply=true): server-side, "
+            "a sync of the root strips a syncing child's operation state (argoproj/argo-cd#29253)"
+        )
     applications = [child for child in children if child.get("kind") == "Application"]
     child_projects = {child["spec"].get("project") for child in applications}
     if spec.get("project") in child_projects:
