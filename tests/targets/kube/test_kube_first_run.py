@@ -25,6 +25,7 @@ from pipeline.gitops.source import GitSource
 from pipeline.graph import JOBS_BY_NAME
 from pipeline.jobs._environment import release_from_build
 from pipeline.targets.kube import wait
+from pipeline.targets.kube.plan import Query
 from pipeline.workflow import WORKFLOW_PATH, render
 from tests.helpers import REPO, QuietHandler, kube_api_server, require_program
 
@@ -529,6 +530,18 @@ def test_the_dry_run_opens_with_the_image_the_git_source_the_load_path_and_the_b
     assert backoff.startswith(
         "self-heal backoff: " + ", ".join(f"{k}={v}" for k, v in kube.SELF_HEAL_BACKOFF.items())
     )
+
+
+def test_on_an_existing_kind_cluster_the_load_path_is_read_back_not_made_up(
+    pushed: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Its ports were picked when it was created (test and demo always find deploy's cluster):
+    # a port picked now points nowhere.
+    monkeypatch.setattr(Query, "holds", lambda self: True)
+    load = _summary(_plan("kind", "demo", pushed))[3]
+    node_port = kube.NODE_PORTS["demo"]
+    assert load.startswith(f"load path: the URL `docker port ml-gitops-control-plane {node_port}/tcp` prints")
+    assert "http://" not in load
 
 
 def test_the_dry_run_names_the_commit_the_in_cluster_git_server_serves(
