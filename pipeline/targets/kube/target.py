@@ -253,7 +253,8 @@ def plan_environment(tool: str, env_name: str, release: Release, *, planning: bo
     ]
     endpoint_argv = cluster.endpoint_argv(env_name, namespace)
     node_port = NODE_PORTS[env_name]
-    if tool == "kind":
+    # A kind cluster's host ports are picked when it is created: a kept one's are read back.
+    if tool == "kind" and not cluster.exists().holds():
         mappings = cluster.kind_config["nodes"][0]["extraPortMappings"]
         port = next(m["hostPort"] for m in mappings if m["containerPort"] == node_port)
         load_line = (
