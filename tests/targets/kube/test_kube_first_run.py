@@ -544,6 +544,13 @@ def test_on_an_existing_kind_cluster_the_load_path_is_read_back_not_made_up(
     assert "http://" not in load
 
 
+@pytest.mark.parametrize("env_name", sorted(kube.NODE_PORTS))
+def test_only_the_demos_plan_lists_the_drifts_made_by_hand(pushed: Path, env_name: str) -> None:
+    # deploy and test never edit their live resources; a plan saying so would misinform.
+    plan = _plan("kind", env_name, pushed)
+    assert ("drift: delete the Service by hand" in plan) == (env_name == "demo")
+
+
 def test_the_dry_run_names_the_commit_the_in_cluster_git_server_serves(
     pushed: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
