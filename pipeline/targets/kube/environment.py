@@ -236,15 +236,15 @@ class KubeEnvironment:
         self._forwards.append(process)
         return process.url
 
-    def after_up(self) -> list[Command]:
-        """Printed by the dry run: what `connect` runs, then (demo) the drifts in the demo's order."""
+    def after_up(self, *, drifts: bool) -> list[Command]:
+        """Printed by the dry run: what `connect` runs, then (`drifts`) the drifts in the demo's order."""
         return [
             Command(
                 self.endpoint_argv,
                 "then: the service's URL through its NodePort: the load's path (no port-forward)",
             ),
             Command(port_forward_argv(self.kubectl, *PROMETHEUS), "then: reach Prometheus"),
-            *(command for _, command in self.drift_commands()),
+            *(command for _, command in (self.drift_commands() if drifts else [])),
         ]
 
     def _kubectl_json(self, *args: str) -> Any:

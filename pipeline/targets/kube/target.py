@@ -323,7 +323,8 @@ class KubeTarget:
             f"{to_yaml(plan.children).rstrip()}",
             file=text,
         )
-        execute(plan.environment.after_up(), dry_run=True, out=text)
+        # Only the demo job drifts its environment by hand.
+        execute(plan.environment.after_up(drifts=env_name == "demo"), dry_run=True, out=text)
         print(f"\ndry run: the plan above was printed, nothing was run ({self.name}, {env_name})", file=text)
         return text.getvalue()
 
