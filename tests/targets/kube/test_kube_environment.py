@@ -74,3 +74,38 @@ def test_an_address_from_a_command_that_exits_is_read() -> None:
     printed = KeptProcess((sys.executable, "-c", "print('127.0.0.1:40317')"))
     printed.stop()
     assert printed.url == "http://127.0.0.1:40317"
+
+
+#: `kubectl get pods` with two ready pods, and `kubectl port-forward` to any of them.
+FAKE_KUBECTL = """
+import json, random, sys, time
+if "port-forward" in sys.argv:
+    print(f"Forwarding from 127.0.0.1:{random.randint(20000, 60000)} -> 8080", flush=True)
+    time.sleep(120)
+else:
+    ready = [{"type": "Ready", "status": "True"}]
+    pods = [{"metadata": {"name": f"ml-inference-{i}"}, "status": {"conditions": ready}} for i in range(2)]
+    print(json.dumps({"items": pods}))
+"""
+
+
+def test_each_ready_pod_is_forwarded_once_however_often_its_url_is_asked(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # deploy, test and the demo each ask more than once; a new port-forward per pod per ask piled up.
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")  # down() closes the forwards, no teardown
+    kubectl = tmp_path / "kubectl.py"
+    kubectl.write_text(FAKE_KUBECTL)
+    env = KubeEnvironment(
+        name="test", namespace="ml-inference-test", application="ml-inference-test",
+        kubectl=(sys.executable, str(kubectl)), context="kind-ml-gitops", desired=[], target="kind",
+        endpoint_argv=(sys.executable, "-c", REFUSED),
+    )  # fmt: skip
+    try:
+        first = env.replica_urls()
+        assert len(first) == 2
+        assert env.replica_urls() == first
+        assert len([forward for forward in env._forwards if forward.process.poll() is None]) == 2
+    finally:
+        env.down()
+    assert not env._forwards
