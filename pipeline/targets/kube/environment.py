@@ -211,6 +211,8 @@ class KubeEnvironment:
     #: The command that prints the service's URL through the path a real client uses (NodePort).
     endpoint_argv: tuple[str, ...] = ()
     _forwards: list[KeptProcess] = field(default_factory=list)
+    #: Each ready pod's port-forward by pod name, opened the first time its URL is asked.
+    _pod_forwards: dict[str, KeptProcess] = field(default_factory=dict)
     _watch: StatusWatch | None = None
 
     @property
@@ -262,12 +264,20 @@ class KubeEnvironment:
             return None
 
     def replica_urls(self) -> list[str]:
+        """Each ready pod's URL through a port-forward of its own, kept until `down` (or its end)."""
         pods = self._kubectl_json("get", "pods", "-n", self.namespace, "-l", SERVICE_SELECTOR)
         urls = []
         for pod in pods["items"]:
             conditions = {c["type"]: c["status"] for c in pod.get("status", {}).get("conditions", [])}
-            if conditions.get("Ready") == "True":
-                urls.append(self._forward(self.namespace, f"pod/{pod['metadata']['name']}", CONTAINER_PORT))
+            if conditions.get("Ready") != "True":
+                continue
+            name = pod["metadata"]["name"]
+            forward = self._pod_forwards.get(name)
+            if forward is None or forward.process.poll() is not None:
+                argv = port_forward_argv(self.kubectl, self.namespace, f"pod/{name}", CONTAINER_PORT)
+                forward = self._pod_forwards[name] = KeptProcess(argv, FORWARDING)
+                self._forwards.append(forward)
+            urls.append(forward.url)
         return urls
 
     def status(self) -> ControllerStatus:
@@ -415,6 +425,7 @@ class KubeEnvironment:
         for forward in self._forwards:
             forward.stop()
         self._forwards.clear()
+        self._pod_forwards.clear()
         if self._watch is not None:
             self._watch.stop()
         if os.environ.get("GITHUB_ACTIONS") == "true":  # the runner is thrown away with its cluster
