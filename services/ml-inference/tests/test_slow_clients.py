@@ -5,6 +5,7 @@ Real processes on real sockets: what is tested is what the kernel and the HTTP s
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import time
@@ -16,6 +17,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from ml_inference import protocol
 
 from .conftest import require_program
 from .processes import ServiceProcess
@@ -169,6 +172,19 @@ def test_a_408_carries_the_clients_request_id_and_a_date(impatient: ServiceProce
     head = answer.partition(b"\r\n\r\n")[0].lower()
     assert head.startswith(b"http/1.1 408"), answer[:200]
     assert b"\r\nx-request-id: slow-body-1" in head and b"\r\ndate: " in head, head
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [b"GARBAGE\r\n\r\n", b"POST /predict HTTP/1.1\r\nHost: t\r\nContent-Length: x\r\n\r\n"],
+    ids=["no request line", "content-length not a number"],
+)
+def test_a_request_that_is_not_http_gets_a_json_400(service: ServiceProcess, request_bytes: bytes) -> None:
+    # Every error of the service is JSON (errors.py); uvicorn's own is plain text.
+    head, _, body = _answer_to(service.port, request_bytes).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400"), head
+    assert b"\r\ncontent-type: application/json" in head.lower() and b"\r\ndate: " in head.lower()
+    assert json.loads(body) == {"error": protocol.NOT_HTTP, "field": None}
 
 
 def test_headers_that_stop_arriving_get_a_408(impatient: ServiceProcess) -> None:
