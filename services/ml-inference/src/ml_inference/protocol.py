@@ -15,6 +15,9 @@
   see the reset instead of the 413. So, as nginx does, the write side is shut after the answer,
   and what the client still sends is read and thrown away, for at most LINGER_SECONDS in all,
   LINGER_IDLE_SECONDS without data, or LINGER_MAX_BYTES, before the connection closes.
+- **Not HTTP.** A request the parser refuses (no request line, a Content-Length that is not a
+  number...) gets a JSON 400 like every other error, not uvicorn's plain text, and its
+  connection closes after a lingering read.
 - **Shutdown.** A request still arriving when the server shuts down gets a 503 and its connection
   closes at once: a drain waits for requests that are being served, never for a body that may
   never come (`serving` tells them apart).
@@ -46,6 +49,7 @@ LINGER_SECONDS = 5.0
 LINGER_IDLE_SECONDS = 1.0
 LINGER_MAX_BYTES = 32 * 1024 * 1024
 SHUTTING_DOWN = "The server shut down before the request arrived whole; send it again."
+NOT_HTTP = "The request is not valid HTTP/1.1: its request line, headers or framing could not be parsed."
 
 
 class GuardedHttpProtocol(HttpToolsProtocol):
@@ -92,6 +96,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self._discard(data)
             return
         super().data_received(data)
+        if self._lingering:  # refused as not HTTP (send_400_response)
+            return
         # A request completes only here, so this test keeps `in_request` exact. No parser callback
         # is overridden: each would cost every request a Python call.
         cycle = self.cycle
@@ -114,6 +120,13 @@ class GuardedHttpProtocol(HttpToolsProtocol):
                 self._header_bytes = 0
             if self._read_timer is None and not self.transport.is_closing():
                 self._read_timer = self.loop.call_later(self.read_timeout, self._read_timed_out)
+
+    def send_400_response(self, msg: str) -> None:
+        cycle = self.cycle
+        if cycle is not None and cycle.scope is self.scope and cycle.response_started:
+            self.transport.close()  # the application is answering this request: no second answer
+            return
+        self._cut(400, NOT_HTTP, linger=True)
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
         if self.beyond_cap:
