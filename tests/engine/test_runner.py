@@ -297,6 +297,24 @@ def test_a_fresh_run_keeps_the_previous_record_and_load_summary(fake_project: Fa
     assert not (fake_project.artifacts / "test-results" / "load-summary.json").exists()
 
 
+def test_a_run_that_made_no_baseline_leaves_the_older_ones_in_previous(fake_project: FakeProject) -> None:
+    # Else one run stopped before its build and its load leaves the gate only its floor, and no load
+    # to compare with.
+    first = fake_project.run(parallel=True)
+    card = fake_project.artifacts / "build-output" / "model" / "model-card.json"
+    card.parent.mkdir(parents=True, exist_ok=True)
+    card.write_text('{"version": "v1", "test_accuracy": 0.97}')
+    (fake_project.artifacts / "test-results" / "load-summary.json").write_text('{"p95_ms": 12}')
+    fake_project.run(parallel=True)  # it makes neither a model card nor a load summary
+    fake_project.run(parallel=True)
+    previous = fake_project.artifacts / "previous"
+    kept_card = json.loads((previous / "build-output" / "model" / "model-card.json").read_text())
+    assert kept_card["version"] == "v1"
+    assert json.loads((previous / "test-results" / "load-summary.json").read_text()) == {"p95_ms": 12}
+    # The record kept beside the load summary is the run's that made it: the report names that run.
+    assert json.loads((previous / "pipeline-run.json").read_text())["run_id"] == first["run_id"]
+
+
 def test_the_scan_job_added_after_build_runs_beside_deploy(fake_project: FakeProject) -> None:
     """The README's recipe, now real: one declaration (scan after build); the graph does the rest."""
     fake_project.plan(scan={"seconds": 3}, deploy={"seconds": 1})
