@@ -39,9 +39,8 @@ RECORD_FILE = "pipeline-run.json"
 PREVIOUS_DIR = "previous"
 #: The model quality gate's baseline: kept whenever a run empties the build's folder, fresh run or not.
 GATE_BASELINE = ("build-output/build-record.json", "build-output/model/model-card.json")
-#: Files of the last run, kept before a fresh run empties the jobs' folders: what the report compares
-#: against (load figures), and the build's record and model card, the model quality gate's baseline.
-KEPT_FROM_PREVIOUS_RUN = (RECORD_FILE, "test-results/load-summary.json", *GATE_BASELINE)
+#: The report's load baseline: a load summary, and the record of the run that made it (its id, commit).
+LOAD_BASELINE = (RECORD_FILE, "test-results/load-summary.json")
 
 Record = dict[str, Any]
 
@@ -124,11 +123,15 @@ def write_record(artifacts_dir: Path, record: Record) -> None:
 
 
 def keep_previous_run(artifacts_dir: Path) -> None:
-    """Copy the last run's record, load summary and gate baseline to `previous/` for the next run."""
-    if not (artifacts_dir / RECORD_FILE).exists():
-        return
-    shutil.rmtree(artifacts_dir / PREVIOUS_DIR, ignore_errors=True)
-    _keep(artifacts_dir, KEPT_FROM_PREVIOUS_RUN)
+    """Before a fresh run empties the jobs' folders: the last run's baselines into `previous/`.
+
+    Each replaces the one kept before only when the last run made it, so a run stopped before its
+    build or its load leaves the older baseline, rather than a gate with its floor alone and no load
+    to compare with.
+    """
+    if (artifacts_dir / LOAD_BASELINE[1]).is_file():
+        _keep(artifacts_dir, LOAD_BASELINE)
+    _keep(artifacts_dir, GATE_BASELINE)
 
 
 def keep_gate_baseline(artifacts_dir: Path, folder: str) -> None:
@@ -150,7 +153,7 @@ def _keep(artifacts_dir: Path, files: Iterable[str]) -> None:
 GITHUB_API_ENV = ("GITHUB_API_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID")
 DEFAULT_API_URL = "https://api.github.com"
 #: What the job that makes the load summary uploads, and the file the report compares.
-LOAD_ARTIFACT, LOAD_SUMMARY = KEPT_FROM_PREVIOUS_RUN[1].split("/")
+LOAD_ARTIFACT, LOAD_SUMMARY = LOAD_BASELINE[1].split("/")
 #: A test-results archive is a few MB (Locust CSVs and HTML); refuse anything absurd.
 MAX_ARCHIVE_BYTES = 256 * 1024 * 1024
 
