@@ -135,6 +135,25 @@ def test_a_configured_no_in_words_is_no(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "artifacts/pipeline-run.json").read_text())["parallel"] is False
 
 
+#: Over a YAML false, invoke casts a variable to bool, where every word but "0" is true, "false" too.
+OVER_BOOLEANS = {"INVOKE_PIPELINE_PARALLEL": "false", "INVOKE_PIPELINE_KEEP": "no"}
+
+
+@pytest.mark.parametrize(
+    ("yaml", "variables", "parallel"),
+    [("parallel: false\n  keep: false", OVER_BOOLEANS, False), ("parallel: 1\n  keep: 0", {}, True)],
+    ids=["variables over YAML booleans", "YAML numbers"],
+)
+def test_a_users_invoke_yaml_and_the_variables_over_it_read_as_written(
+    tmp_path: Path, yaml: str, variables: dict[str, str], parallel: bool
+) -> None:
+    (tmp_path / ".invoke.yaml").write_text(f"pipeline:\n  {yaml}\n")  # the user's, under HOME
+    done = dry_run_report(tmp_path, HOME=str(tmp_path), **variables)
+    assert done.returncode == 0, done.stdout[-1000:] + done.stderr[-1000:]
+    assert json.loads((tmp_path / "artifacts/pipeline-run.json").read_text())["parallel"] is parallel
+    assert "left up" not in (tmp_path / "artifacts/logs/report.log").read_text()
+
+
 def test_a_configured_yes_or_no_that_is_neither_is_refused(tmp_path: Path) -> None:
     done = dry_run_report(tmp_path, INVOKE_PIPELINE_KEEP="maybe")
     assert done.returncode == 2 and "INVOKE_PIPELINE_KEEP='maybe' is neither yes" in done.stderr, done.stderr
