@@ -52,13 +52,22 @@ def chosen_artifacts_dir(flag: str | None, configured: str, dry_run: bool) -> Pa
     return folder.with_name(f"{folder.name}-dry-run") if dry_run else folder
 
 
-def chosen_max_parallel(flag: str | None, configured: str | int) -> int | None:
+def configured(config: Mapping[str, object], key: str, environ: Mapping[str, str] = os.environ) -> str:
+    """INVOKE_PIPELINE_<KEY> as written, else the configuration's value (an invoke.yaml's), as text.
+
+    The variable is read here, not through invoke: invoke casts it to the type of the value it
+    overrides, and over an invoke.yaml's `false` every word but "0" is true, "false" included.
+    """
+    return environ.get(f"INVOKE_PIPELINE_{key.upper()}", str(config[key]))
+
+
+def chosen_max_parallel(flag: str | None, configured: str) -> int | None:
     """--max-parallel, else the configured limit; None for 0 (no limit).
 
-    Both arrive as text (the task's and the configuration's defaults are strings), because invoke's
-    own int casts give a traceback for a word; a negative limit would leave no slot to start a job in.
+    Both arrive as text, because invoke's own int casts give a traceback for a word; a negative
+    limit would leave no slot to start a job in.
     """
-    value: str | int = configured if flag is None else flag
+    value = configured if flag is None else flag
     name = "INVOKE_PIPELINE_MAX_PARALLEL" if flag is None else "--max-parallel"
     try:
         limit = int(value)
@@ -69,14 +78,8 @@ def chosen_max_parallel(flag: str | None, configured: str | int) -> int | None:
     return limit or None
 
 
-def chosen_switch(flag: bool, configured: str | bool, key: str) -> bool:
-    """--<key>, else the configured value: an invoke.yaml's bool, or INVOKE_PIPELINE_<KEY> as yes or no.
-
-    The defaults are text so that invoke passes the variable on as written: its own cast takes every
-    value but "0" and "" for true, "false" included.
-    """
-    if isinstance(configured, bool):
-        return flag or configured
+def chosen_switch(flag: bool, configured: str, key: str) -> bool:
+    """--<key>, else the configured value as yes or no (an invoke.yaml's `false` reads as "False")."""
     try:
         return flag or settings.yes_or_no(f"INVOKE_PIPELINE_{key.upper()}", configured)
     except ValueError as error:
@@ -126,12 +129,12 @@ def run_pipeline(
     options = RunOptions(
         target=target,
         demo_mode=demo_mode,
-        parallel=chosen_switch(parallel, config.parallel, "parallel"),
-        max_parallel=chosen_max_parallel(max_parallel, config.max_parallel),
+        parallel=chosen_switch(parallel, configured(config, "parallel"), "parallel"),
+        max_parallel=chosen_max_parallel(max_parallel, configured(config, "max_parallel")),
         only=tuple(name.strip() for value in only or () for name in value.split(",") if name.strip()),
         rerun_failed=rerun_failed,
         artifacts_dir=chosen_artifacts_dir(artifacts_dir, config.artifacts_dir, dry_run),
-        keep=chosen_switch(keep, config.keep, "keep"),
+        keep=chosen_switch(keep, configured(config, "keep"), "keep"),
         dry_run=dry_run,
     )
     record = Runner(options, cwd=REPO, teardown=lambda: _down(target)).run()
