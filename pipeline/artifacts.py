@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +24,19 @@ OUTPUTS_FILE = "outputs.json"
 BUILD_RECORD_FILE = "build-record.json"
 
 
-def job_dir(job: str, context: RunContext | None = None) -> Path:
-    """The artifact folder of `job` (created), named like the workflow's upload."""
+def job_dir(job: str, context: RunContext | None = None, *, fresh: bool = False) -> Path:
+    """The artifact folder of `job` (created), named like the workflow's upload.
+
+    `fresh`: emptied first, for a job starting. The runner empties the folders of the jobs it runs,
+    but a job run alone (`nox -s test`) would otherwise leave an earlier run's files beside its own.
+    """
     context = context or RunContext.from_env()
     artifact = JOBS_BY_NAME[job].artifact
     if artifact is None:
         raise ValueError(f"job {job!r} declares no artifact")
     path = context.artifacts_dir / artifact
+    if fresh:
+        shutil.rmtree(path, ignore_errors=True)
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -111,7 +111,7 @@ def run_demo(env: Environment, target: str, out: Path, heal_timeout: float, load
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     context = RunContext.from_env()
-    out = job_dir(JOB, context)
+    out = job_dir(JOB, context, fresh=True)
     dry_run = (
         f"demo (dry run): bring up environment 'demo' on target {context.target}; under a "
         f"{args.load_rate:g} req/s load, cause each of its drifts and wait up to {args.heal_timeout:g} s "

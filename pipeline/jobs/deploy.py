@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         epilog="Settings come from the PIPELINE_* variables (docs/configuration.md).",
     ).parse_args(argv)
     context = RunContext.from_env()
-    out = job_dir(JOB, context)
+    out = job_dir(JOB, context, fresh=True)
     dry_run = (
         f"deploy (dry run): bring up '{ENVIRONMENT}' on target {context.target} from gitops/, "
         f"wait until Synced and Healthy and Prometheus scrapes every replica, save its state into {out}"

@@ -151,7 +151,7 @@ def run_checks(
 def main(argv: list[str] | None = None) -> int:
     settings, thresholds = parse_args(argv)
     context = RunContext.from_env()
-    out = job_dir(JOB, context)
+    out = job_dir(JOB, context, fresh=True)
     dry_run = "\n".join(
         [
             f"test (dry run): bring up environment 'test' on target {context.target}; against its endpoint:",

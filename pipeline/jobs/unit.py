@@ -47,9 +47,8 @@ def main(argv: list[str] | None = None) -> int:
         epilog="Every other argument goes to pytest (e.g. `-k name`, `-x`).",
     )
     _, pytest_args = parser.parse_known_args(argv)
-    out = job_dir("unit")
+    out = job_dir("unit", fresh=True)
     junit = out / "junit.xml"
-    junit.unlink(missing_ok=True)
     command = [sys.executable, "-m", "pytest", SERVICE_TESTS, *WORKERS, "-ra", f"--junitxml={junit}"]
     command += pytest_args
     print("+", " ".join(command), flush=True)
