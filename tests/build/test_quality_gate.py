@@ -11,6 +11,7 @@ import io
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,8 +21,10 @@ import pytest
 
 from pipeline.build import BuildError, quality
 from pipeline.build.training import CARD_FILE
+from pipeline.context import RunContext
 from pipeline.graph import JOBS_BY_NAME
 from pipeline.jobs import build as build_job
+from pipeline.jobs._environment import release_from_build
 from pipeline.progress import Progress
 from pipeline.runner import Runner, RunOptions
 
@@ -122,6 +125,50 @@ def _train_on_shuffled_labels(service_dir: Path, model_dir: Path, cache_dir: Pat
     finally:
         sklearn.datasets.load_iris = real_load_iris
     return json.loads((model_dir / CARD_FILE).read_text())
+
+
+def _stop_while_training(service_dir: Path, model_dir: Path, cache_dir: Path, **_: object) -> dict:
+    shutil.rmtree(model_dir, ignore_errors=True)  # as training does first
+    raise BuildError("training stopped")
+
+
+def _train_a_poor_model(service_dir: Path, model_dir: Path, cache_dir: Path, **_: object) -> dict:
+    model_dir.mkdir(parents=True, exist_ok=True)
+    (model_dir / CARD_FILE).write_text(json.dumps(card(0.5, "0.1.0+ungated")))
+    return card(0.5, "0.1.0+ungated")
+
+
+def _unreadable_thresholds() -> dict[str, float]:
+    raise BuildError("cannot read the quality gate's thresholds")
+
+
+def test_a_build_that_stops_before_its_gate_keeps_the_baseline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Else the next build, with no previous model, is held to the floor alone.
+    monkeypatch.setenv("PIPELINE_ARTIFACTS_DIR", str(tmp_path))
+    monkeypatch.setenv("DOCKER_HOST", DEAD_ENGINE)
+    build_dir = tmp_path / "build-output"
+    plant_previous(build_dir, 1.0, "0.1.0+better")
+    monkeypatch.setattr(build_job, "train_model", _stop_while_training)
+    assert build_job.main([]) == 1
+    baseline = quality.previous_model(build_dir, RECORD)
+    assert baseline is not None and (baseline["version"], baseline["test_accuracy"]) == ("0.1.0+better", 1.0)
+
+
+def test_a_model_whose_build_never_reached_the_gate_is_never_deployed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PIPELINE_ARTIFACTS_DIR", str(tmp_path))
+    monkeypatch.setenv("DOCKER_HOST", DEAD_ENGINE)
+    plant_previous(tmp_path / "build-output", 0.97, "0.1.0+good")
+    monkeypatch.setattr(build_job, "train_model", _train_a_poor_model)
+    monkeypatch.setattr(quality, "load_config", _unreadable_thresholds)
+    assert build_job.main([]) == 1
+    with pytest.raises(SystemExit, match="quality gate"):
+        release_from_build(RunContext.from_env())
+    baseline = quality.previous_model(tmp_path / "build-output", RECORD)
+    assert baseline is not None and baseline["version"] == "0.1.0+good"
 
 
 @pytest.mark.slow
