@@ -179,14 +179,15 @@ class PreviousModel(msgspec.Struct, kw_only=True):
 
 
 class QualityGate(msgspec.Struct, kw_only=True):
-    #: passed or failed.
+    #: passed or failed; pending from the build's start until the gate has judged its model.
     verdict: str
-    model_version: str
-    test_accuracy: float
+    #: The figures judged (null while pending).
+    model_version: str | None = None
+    test_accuracy: float | None = None
     #: The floor (pipeline/build/quality-gate.toml).
-    min_test_accuracy: float
+    min_test_accuracy: float | None = None
     #: The largest drop allowed below the previous model's accuracy.
-    max_drop: float
+    max_drop: float | None = None
     #: The last accepted model of this artifacts directory, when there is one.
     previous: PreviousModel | None = None
     #: One per failed condition.

@@ -10,7 +10,9 @@ directory left it, read before this build overwrites it (build-output/model/mode
 build-record.json's `quality_gate`); when `invoke pipeline` has emptied that folder, the copies it
 kept in `previous/build-output/` at the start of the run. A model that failed the gate is never a
 baseline: a failed build's record carries its own baseline forward, so retrying a bad model compares
-it with the last good one. A GitHub build starts on a fresh runner, where only the report job fills
+it with the last good one. Nor is one whose build stopped before the gate (Ctrl-C, an error): its
+record's gate stays "pending", carrying the baseline forward the same way, and deploy refuses its
+model. A GitHub build starts on a fresh runner, where only the report job fills
 `previous/`, after the build: it has no previous model and only the floor applies there.
 """
 
@@ -43,7 +45,7 @@ def previous_model(build_dir: Path, record_file: str) -> dict[str, Any] | None:
     if not any((build_dir / name).is_file() for name in (record_file, f"model/{CARD_FILE}")):
         build_dir = build_dir.parent / PREVIOUS_DIR / build_dir.name  # kept by the runner
     gate = (read_json(build_dir / record_file) or {}).get(RECORD_KEY) or {}
-    if gate.get("verdict") == "failed":
+    if gate and gate.get("verdict") != "passed":  # failed, or the build stopped before the gate
         return gate.get("previous")
     card = read_json(build_dir / "model" / CARD_FILE) or {}
     if not isinstance(card.get("test_accuracy"), (int, float)):
@@ -53,6 +55,11 @@ def previous_model(build_dir: Path, record_file: str) -> dict[str, Any] | None:
         "test_accuracy": card["test_accuracy"],
         "source": str(build_dir / "model" / CARD_FILE),
     }
+
+
+def pending(previous: dict[str, Any] | None) -> dict[str, Any]:
+    """The gate from the build's start: it carries the baseline, and accepts no model yet."""
+    return {"verdict": "pending", "previous": previous}
 
 
 def evaluate(

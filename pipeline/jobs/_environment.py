@@ -33,6 +33,11 @@ def release_from_build(context: RunContext) -> Release:
         gate = contracts.read(build_dir / BUILD_RECORD_FILE, BuildRecord).quality_gate
     except (OSError, contracts.ContractError):
         gate = None  # no record: nothing says the model was rejected (the target checks it is there)
+    if gate is not None and gate.verdict == "pending":
+        raise SystemExit(
+            "the build stopped before its quality gate judged its model, which is never deployed: "
+            "run `nox -s build` again"
+        )
     if gate is not None and gate.verdict != "passed":
         reasons = "; and ".join(gate.reasons) or gate.verdict
         raise SystemExit(

@@ -117,6 +117,8 @@ class BuildJob:
             elif earlier.is_file() and earlier.name != BUILD_RECORD_FILE:
                 earlier.unlink()
         self.record = new_record()
+        # Until the gate has judged this build's model: the baseline stays, and no model is deployed.
+        self.record[quality.RECORD_KEY] = quality.pending(self.previous_model)
         self.image = self.record["image"]
 
     def save(self) -> None:
