@@ -496,6 +496,23 @@ def test_an_image_that_fails_verification_fails_the_job_and_is_never_tagged(buil
     docker_client.images.remove(run.record["image"]["image_id"])
 
 
+def test_an_image_whose_entrypoint_cannot_start_fails_verification_and_leaves_no_container(
+    built, tmp_path, docker_client
+):
+    # Docker refuses to start it (an API error, not an exit): it was a traceback and a leftover container.
+    repo = copy_repo(tmp_path / "repo")
+    dockerfile = repo / SERVICE / "Dockerfile"
+    dockerfile.write_text(
+        dockerfile.read_text().replace('ENTRYPOINT ["python", "-m"', 'ENTRYPOINT ["no-such-python", "-m"')
+    )
+    run = run_job(repo, tmp_path / "artifacts", "--base-image", os.environ["BASE_IMAGE"])
+    assert_failed_with(run, "failed verification: the container starts")
+    assert "no-such-python" in run.record["image"]["reason"]
+    assert not docker_client.containers.list(all=True, filters={"label": "io.ml-inference.purpose"})
+    assert not docker_client.images.list(name=run.record["image"]["tag"])
+    docker_client.images.remove(run.record["image"]["image_id"])
+
+
 def test_missing_base_image_fails_clearly(tmp_path):
     require_base_image()
     run = run_job(REPO, tmp_path, "--base-image", "127.0.0.1:1/no-such-base:1")
