@@ -106,9 +106,8 @@ def _run_checks(client: docker.DockerClient, image_id: str, user: str, log_file:
         return checks
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    container = client.containers.run(
+    container = client.containers.create(
         image_id,
-        detach=True,
         user=user,
         read_only=True,
         tmpfs={"/tmp": "rw,nosuid,nodev,size=64m"},
@@ -118,8 +117,15 @@ def _run_checks(client: docker.DockerClient, image_id: str, user: str, log_file:
         healthcheck=FAST_HEALTHCHECK,
         labels={"io.ml-inference.purpose": "build-verification"},
     )
-    log.info("verify: container %s on %s (read-only, tmpfs /tmp, user %s)", container.short_id, base, user)
     try:
+        try:
+            container.start()
+        except docker.errors.APIError as error:  # an entrypoint that is not there, a port taken meanwhile
+            checks.append(Check("the container starts", False, str(error.explanation or error)))
+            _log(checks[-1])
+            return checks
+        how = f"read-only, tmpfs /tmp, user {user}"
+        log.info("verify: container %s on %s (%s)", container.short_id, base, how)
         for check in _checks(container, base):
             checks.append(check)
             _log(check)

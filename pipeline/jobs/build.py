@@ -278,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         job.run()
-    except BuildError as error:
+    except (BuildError, docker.errors.DockerException) as error:  # an engine error too: one line
         job.image.update(status="failed", reason=str(error))
         log.error("build: error: %s", error)
         return 1
