@@ -11,8 +11,6 @@ import hashlib
 from collections.abc import Iterable
 from pathlib import Path
 
-#: What of the service directory goes into the image (the Dockerfile copies nothing else).
-SERVICE_INPUTS = ("Dockerfile", ".dockerignore", "requirements.lock", "pyproject.toml", "README.md", "src")
 #: The build helpers that decide what the build context holds: changing them changes the image.
 RECIPE_INPUTS = ("wheelhouse.py", "image.py")
 TAG_LENGTH = 16
@@ -34,18 +32,28 @@ def _files(root: Path, names: Iterable[str]) -> list[Path]:
 
 
 def files_digest(root: Path, names: Iterable[str]) -> str:
-    """SHA-256 over the relative paths and contents of `names` under `root` (folders recursively)."""
+    """SHA-256 over the relative paths, executable bits and contents of `names` under `root`
+    (folders recursively): a wheel keeps a file's mode, so a chmod +x changes the image."""
     digest = hashlib.sha256()
     for path in _files(root, names):
         file_hash = hashlib.sha256(path.read_bytes()).hexdigest()
-        digest.update(f"{path.relative_to(root).as_posix()}\0{file_hash}\n".encode())
+        mode = "x" if path.stat().st_mode & 0o111 else "-"
+        digest.update(f"{path.relative_to(root).as_posix()}\0{mode}\0{file_hash}\n".encode())
     return digest.hexdigest()
+
+
+def service_inputs(service_dir: Path) -> list[str]:
+    """What of the service directory goes into the image: src/ and the directory's own files (the
+    Dockerfile, .dockerignore, the lock, pyproject.toml, the README, and any license file, which
+    hatchling puts in the wheel); not tests/, nor other hidden files."""
+    own = [path.name for path in service_dir.iterdir() if path.is_file()]
+    return ["src", *(name for name in own if not name.startswith(".") or name == ".dockerignore")]
 
 
 def content_digest(service_dir: Path, model_dir: Path, base_image_id: str) -> str:
     """SHA-256 over the service's inputs, the model files, the build recipe and the base image id."""
     parts = (
-        files_digest(service_dir, SERVICE_INPUTS),
+        files_digest(service_dir, service_inputs(service_dir)),
         files_digest(model_dir, ["."]),
         files_digest(Path(__file__).parent, RECIPE_INPUTS),
         base_image_id,

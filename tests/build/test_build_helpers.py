@@ -45,8 +45,11 @@ def test_content_digest_is_stable_for_the_same_inputs(inputs):
         lambda service, model: (service / "requirements.lock").write_text("numpy==2.0.0\n"),
         lambda service, model: (model / "model.onnx").write_bytes(b"other bytes"),
         lambda service, model: (service / "src" / "ml_inference" / "new_module.py").write_text(""),
+        # The wheel takes hatchling's license files (LICEN[CS]E*, COPYING*, NOTICE*, AUTHORS*) and modes.
+        lambda service, model: (service / "LICENSE").write_text("Apache License 2.0\n"),
+        lambda service, model: (service / "src" / "ml_inference" / "server.py").chmod(0o755),
     ],
-    ids=["source", "dockerfile", "lock", "model", "new-file"],
+    ids=["source", "dockerfile", "lock", "model", "new-file", "license-file", "executable-bit"],
 )
 def test_content_digest_changes_with_what_goes_into_the_image(inputs, change):
     service, model = inputs
