@@ -5,9 +5,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import psutil
 import pytest
 
-from pipeline.build import BuildError
+from pipeline.build import BuildError, wheelhouse
 from pipeline.build.content import content_digest, content_tag
 from pipeline.build.image import default_base_image
 from pipeline.build.registry import push_repository
@@ -164,3 +165,20 @@ def test_retraining_keeps_the_cached_model_of_the_same_inputs(tmp_path):
     assert (entry / CARD_FILE).is_file(), "the cache lost its entry"
     assert again["artifact_sha256"] == first["artifact_sha256"]
     assert sorted(path.name for path in entry.parent.iterdir()) == [entry.name], "no partial copy left"
+
+
+def test_pip_stopped_part_way_is_not_left_running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Else, after a SIGTERM, pip writes on into the build context the job has just removed.
+    pid_file = tmp_path / "pip.pid"
+    pip = tmp_path / "python"
+    pip.write_text(f"#!/bin/sh\necho $$ > {pid_file}\necho 'Collecting numpy'\nexec sleep 60\n")
+    pip.chmod(0o755)
+    monkeypatch.setattr(wheelhouse.sys, "executable", str(pip))
+
+    def stopped(*args: object) -> None:
+        raise KeyboardInterrupt  # what the build's SIGTERM handler raises, here while pip runs
+
+    monkeypatch.setattr(wheelhouse.log, "info", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        wheelhouse._run_pip(["wheel", "x"], "service wheel")
+    assert not psutil.pid_exists(int(pid_file.read_text()))
