@@ -77,10 +77,15 @@ def _run_pip(args: list[str], what: str) -> subprocess.CompletedProcess[str]:
     with tempfile.TemporaryFile("w+") as stderr:
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, text=True)
         assert process.stdout is not None
-        for line in process.stdout:
-            if line.startswith(("Collecting", "Successfully", "Building")):
-                log.info("  %s: %s", what, line.rstrip())
-        process.wait()
+        try:
+            for line in process.stdout:
+                if line.startswith(("Collecting", "Successfully", "Building")):
+                    log.info("  %s: %s", what, line.rstrip())
+            process.wait()
+        except BaseException:  # a stopped build (SIGTERM, Ctrl-C): pip must not outlive it
+            process.kill()
+            process.wait()
+            raise
         stderr.seek(0)
         return subprocess.CompletedProcess(command, process.returncode, "", stderr.read())
 
