@@ -22,6 +22,8 @@ if ! have chromium; then
 fi
 # A machine may already have a Node.js whose package conflicts with Debian's npm.
 have npm || packages+=(nodejs npm)
+# The README's commands make a venv: Debian's own python3 needs python3-venv for that.
+python3 -c "import ensurepip" 2>/dev/null || packages+=(python3-venv)
 
 export DEBIAN_FRONTEND=noninteractive
 as_root apt-get update -qq
