@@ -533,10 +533,23 @@ def test_missing_artifacts_of_failed_jobs_show_as_missing(tmp_path: Path) -> Non
     html, markdown = report_of(root)
     notices = re.findall(r'<p class="notice missing" data-state="missing">(.*?)</p>', html, re.S)
     assert any("load-summary.json is missing (job test ended failure)" in notice for notice in notices)
-    assert any("timeline.json is missing (job demo ended skipped)" in notice for notice in notices)
     assert any("build-record.json is missing (job build ended success)" in notice for notice in notices)
     assert "- API: **missing**: test-results/api-junit.xml is missing (job test ended failure)" in markdown
     assert 'data-job="demo"' not in "".join(re.findall(r'class="gantt-bar"[^>]*', html))
+
+
+def test_the_files_of_a_skipped_job_show_as_skipped_not_as_missing(artifacts: Path) -> None:
+    """A quick run skips the demo on purpose: its report must not alarm like a job that lost its files."""
+    record = json.loads((artifacts / "pipeline-run.json").read_text())
+    record["jobs"]["demo"].update(status="skipped", started_at=None, finished_at=None, duration_seconds=None)
+    record["demo_mode"] = "quick"
+    write(artifacts, "pipeline-run.json", record)
+    (artifacts / "demo-artifacts" / "timeline.json").unlink()
+    html, markdown = report_of(artifacts)
+    skipped = re.findall(r'<p class="notice skipped" data-state="skipped">(.*?)</p>', html, re.S)
+    assert any("timeline.json was not made (job demo was skipped)" in notice for notice in skipped)
+    assert 'data-state="missing"' not in html
+    assert "> **SKIPPED**: demo-artifacts/timeline.json was not made (job demo was skipped)" in markdown
 
 
 def test_a_failed_job_shows_the_end_of_its_log(artifacts: Path) -> None:
