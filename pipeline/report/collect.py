@@ -1,8 +1,9 @@
 """Everything the report shows, read from the artifacts directory and from nowhere else.
 
 Each file is loaded into an `Artifact`: its data when the file is there and well formed, otherwise
-why not ("missing" or "broken") and the state of the job that should have made it, so the report
-says "test: failure, load-summary.json missing" instead of crashing or showing zeros.
+why not ("missing", "skipped" with its job, or "broken") and the state of the job that should have
+made it, so the report says "test: failure, load-summary.json missing" instead of crashing or
+showing zeros.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ LOG_LINE_CHARS = 300
 #: The elements of a JUnit <testcase> that say it did not pass, and the status each gives it.
 OUTCOMES = {"failure": "failed", "error": "error", "skipped": "skipped"}
 
-State = Literal["ok", "missing", "broken"]
+State = Literal["ok", "missing", "skipped", "broken"]
 #: The run of an artifacts directory without a readable record: nothing about it is known.
 NO_RUN = PipelineRun(jobs={})
 
@@ -239,21 +240,25 @@ def _latest(times: Iterable[str | None]) -> str | None:
     return max(known, key=known.__getitem__, default=None)
 
 
-def _why_missing(relative: str, run: PipelineRun) -> str:
+def _absent(relative: str, run: PipelineRun) -> Artifact:
+    """A file that is not there: missing, with the state of the job that should have made it, or
+    skipped when that job was (a quick run's demo), which is no fault of its own."""
     folder = relative.split("/", 1)[0]
     job = next((job for job in JOBS if job.artifact == folder), None)
     if job is None:
-        return f"{relative} is missing"
+        return Artifact(relative, "missing", problem=f"{relative} is missing")
     entry = run.jobs.get(job.name)
+    if entry is not None and entry.status == Status.SKIPPED:
+        return Artifact(relative, "skipped", problem=f"{relative} was not made (job {job.name} was skipped)")
     ran = f"job {job.name} ended {entry.status}" if entry else f"job {job.name} did not report"
-    return f"{relative} is missing ({ran})"
+    return Artifact(relative, "missing", problem=f"{relative} is missing ({ran})")
 
 
 def load_json(root: Path, relative: str, run: PipelineRun, contract: type[Contract]) -> Artifact:
     """The file at `root/relative` read through its contract (its data a `contract`), or why not."""
     path = root / relative
     if not path.is_file():
-        return Artifact(relative, "missing", problem=_why_missing(relative, run))
+        return _absent(relative, run)
     try:
         return Artifact(relative, "ok", contracts.read(path, contract))
     except (OSError, ContractError) as error:
@@ -286,7 +291,7 @@ def load_junit(root: Path, relative: str, run: PipelineRun) -> Artifact:
     """A JUnit XML report (pytest's or any other) summed over its suites."""
     path = root / relative
     if not path.is_file():
-        return Artifact(relative, "missing", problem=_why_missing(relative, run))
+        return _absent(relative, run)
     try:
         top = ET.parse(path).getroot()
     except (OSError, ET.ParseError) as error:
