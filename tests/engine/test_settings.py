@@ -6,6 +6,7 @@ import pytest
 
 from pipeline import settings
 from pipeline.build.registry import PUSH_VARIABLE, push_repository
+from pipeline.checks.load import DEFAULT_THRESHOLDS, Thresholds
 from pipeline.context import RunContext
 
 YES = ("1", "true", "True", "yes", "on", "YES")
@@ -52,3 +53,17 @@ def test_a_number_that_is_not_finite_is_refused_naming_the_variable(value: str) 
     with pytest.raises(ValueError, match=rf"PIPELINE_DEMO_HEAL_TIMEOUT='{value}' is not a finite number"):
         settings.number("PIPELINE_DEMO_HEAL_TIMEOUT", float, environ)
     assert settings.number("PIPELINE_DEMO_HEAL_TIMEOUT", float, {"PIPELINE_DEMO_HEAL_TIMEOUT": "2.5"}) == 2.5
+
+
+@pytest.mark.parametrize("name", ["PIPELINE_TARGET", "PIPELINE_ARTIFACTS_DIR", "PIPELINE_NEEDS"])
+def test_a_variable_set_empty_reads_as_its_default(name: str) -> None:
+    # As an unset one, and as a yes/no one already does: CI often sets an unused input to "".
+    assert settings.get(name, {name: ""}) == settings.DEFAULTS[name]
+
+
+def test_an_empty_load_thresholds_variable_is_the_default_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline.jobs import test as test_job
+
+    monkeypatch.setenv("PIPELINE_LOAD_THRESHOLDS", "")
+    _, thresholds = test_job.parse_args([])
+    assert thresholds == Thresholds.load(DEFAULT_THRESHOLDS)
