@@ -147,8 +147,9 @@ GitHub Actions the jobs read the runner's `GITHUB_*` variables.
 > `tests/engine/test_docs.py` fail when it is stale.
 
 A yes/no variable takes 1, true, yes or on for yes and 0, false, no or off for no, in any case;
-any other value is refused. Command-line flags override these variables. `INVOKE_PIPELINE_*`
-variables override an `invoke.yaml`, which overrides the defaults in `tasks.py`.
+any other value is refused. A `PIPELINE_*` variable set empty counts as unset. Command-line flags
+override these variables. `INVOKE_PIPELINE_*` variables override an `invoke.yaml`, which overrides the
+defaults in `tasks.py`.
 
 | variable | default | what it does | owner |
 | --- | --- | --- | --- |

@@ -79,8 +79,8 @@ DEFAULTS: dict[str, str | None] = {
 
 
 def get(name: str, environ: Mapping[str, str] = os.environ) -> str:
-    """The variable's value, else its default ("" when it has none)."""
-    return environ.get(name, DEFAULTS[name] or "")
+    """The variable's value; unset or empty, its default ("" when it has none)."""
+    return environ.get(name) or DEFAULTS[name] or ""
 
 
 def number(name: str, kind: Callable[[str], Number], environ: Mapping[str, str] = os.environ) -> Number:

@@ -57,7 +57,7 @@ def parse_args(argv: list[str] | None) -> tuple[LoadSettings, Thresholds]:
     parser.add_argument(
         "--thresholds",
         type=Path,
-        default=Path(os.environ.get("PIPELINE_LOAD_THRESHOLDS", DEFAULT_THRESHOLDS)),
+        default=Path(os.environ.get("PIPELINE_LOAD_THRESHOLDS") or DEFAULT_THRESHOLDS),
         help="TOML file of pass/fail thresholds",
     )
     args = parser.parse_args(argv)
