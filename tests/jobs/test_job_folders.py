@@ -31,3 +31,17 @@ def test_a_job_run_alone_leaves_nothing_of_an_earlier_run_of_it(job: str, tmp_pa
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-1000:] + done.stderr[-1000:]
     assert folder.is_dir() and list(folder.iterdir()) == []
+
+
+@pytest.mark.parametrize("job", ["unit", "build", "deploy", "scan", "test", "demo", "report"])
+def test_an_artifacts_folder_that_cannot_be_made_is_one_line_naming_it(job: str, tmp_path: Path) -> None:
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    done = subprocess.run(
+        [sys.executable, "-m", f"pipeline.jobs.{job}"],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PIPELINE_ARTIFACTS_DIR": str(blocked / "artifacts"), "PIPELINE_DRY_RUN": "1"},
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert str(blocked / "artifacts") in done.stderr
