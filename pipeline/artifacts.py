@@ -37,7 +37,11 @@ def job_dir(job: str, context: RunContext | None = None, *, fresh: bool = False)
     path = context.artifacts_dir / artifact
     if fresh:
         shutil.rmtree(path, ignore_errors=True)
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:  # a file in the way, no permission, a full disk: the job cannot start
+        why = error.strerror or error
+        raise SystemExit(f"{job}: cannot make its artifacts folder {path}: {why}") from None
     return path
 
 
