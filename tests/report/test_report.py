@@ -7,7 +7,9 @@ values chosen so that each figure is recognisable in the output.
 from __future__ import annotations
 
 import json
+import os
 import re
+import time
 from pathlib import Path
 
 import msgspec
@@ -763,6 +765,19 @@ def test_jobs_kept_from_a_run_a_day_earlier_leave_this_runs_gantt_chart_at_its_s
     assert html.count("from an earlier run") == 2
     mermaid = re.search(r"```mermaid\n(.*?)```", markdown, re.S)[1]
     assert "2026-11-26" not in mermaid and "unit" not in mermaid
+
+
+def test_a_job_run_alone_after_the_recorded_run_is_named_as_such(artifacts: Path) -> None:
+    """`nox -s test` after `invoke pipeline`: the record still says how the pipeline's test job ended."""
+    recorded_at = time.time() - 600
+    for path in artifacts.rglob("*"):
+        os.utime(path, (recorded_at - 60, recorded_at - 60))
+    os.utime(artifacts / "pipeline-run.json", (recorded_at, recorded_at))
+    (artifacts / "test-results" / "load-summary.json").touch()  # written now, by the test job run alone
+    html, markdown = report_of(artifacts)
+    note = "Written after this run's record (a job run alone since?): test-results (job test)"
+    assert note + "." in text_of(html)
+    assert note + "." in markdown
 
 
 WRONG_TYPES = ("text", [1, {"two": 2}], None)
