@@ -183,6 +183,8 @@ class Report:
     comparison: LoadComparison | None
     raw_files: list[RawFile]
     security_scan: Artifact
+    #: "test-results (job test)", for each job folder written after the record: a job run alone since.
+    written_after_record: tuple[str, ...] = ()
 
     @property
     def run(self) -> PipelineRun:
@@ -396,6 +398,24 @@ def compare_load(
     )
 
 
+def written_after_record(root: Path) -> tuple[str, ...]:
+    """The job folders holding a file newer than pipeline-run.json, which the runner rewrites at every
+    job's end (GitHub: builds after the downloads): their job ran alone since (`nox -s test`), so
+    the record's status for it is not the one of the files shown."""
+    try:
+        recorded = (root / RECORD_FILE).stat().st_mtime
+    except OSError:
+        return ()
+    return tuple(
+        f"{job.artifact} (job {job.name})"
+        for job in JOBS
+        if job.artifact not in (None, REPORT_DIR)
+        and any(
+            path.is_file() and path.stat().st_mtime > recorded for path in (root / job.artifact).rglob("*")
+        )
+    )
+
+
 def raw_files(root: Path) -> list[RawFile]:
     """Every artifact file other than the report's own and hidden ones, for the links section."""
     return [
@@ -437,4 +457,5 @@ def collect(root: Path, now: str | None = None) -> Report:
         ),
         raw_files=raw_files(root),
         security_scan=load_json(root, "security-scan/scan.json", run, SecurityScan),
+        written_after_record=written_after_record(root),
     )
