@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -56,6 +57,35 @@ def environment_processes(state_root: Path, environment_id: str) -> list[psutil.
         if (p.info["environ"] or {}).get(layout.ENVIRONMENT_LABEL) == environment_id
         or str(state_root) in " ".join(p.info["cmdline"] or [])
     ]
+
+
+@pytest.mark.slow
+def test_a_deploy_stopped_while_bringing_up_says_so_in_one_line_and_leaves_nothing(
+    artifacts: Path, tmp_path: Path
+) -> None:
+    """Ctrl-C, or the runner's SIGINT to the job's group: no traceback in the job's log."""
+    environ = os.environ | {
+        "PIPELINE_ARTIFACTS_DIR": str(artifacts),
+        "PIPELINE_LOCAL_STATE_DIR": str(tmp_path / "state"),
+        "PIPELINE_TARGET": "local",
+    }
+    job = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.jobs.deploy"],
+        cwd=REPO_ROOT, env=environ, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        assert job.stdout is not None
+        seen = job.stdout.readline()  # "local/deploy: reconciler pid ..., endpoint ..."
+        os.killpg(job.pid, signal.SIGINT)
+        seen += job.communicate(timeout=60)[0]
+    finally:
+        if job.poll() is None:
+            os.killpg(job.pid, signal.SIGKILL)
+            job.wait()
+    assert job.returncode == 130, seen
+    assert "Traceback" not in seen and "deploy: stopped" in seen, seen
+    assert not environment_processes(tmp_path / "state", "none"), "the environment was left running"
 
 
 @pytest.mark.slow
