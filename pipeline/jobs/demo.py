@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from pipeline.checks.steady_load import SteadyLoad
 from pipeline.context import RunContext
 from pipeline.contracts import Timeline, encode
 from pipeline.jobs._environment import run_on_environment
+from pipeline.jobs._main import run
 from pipeline.release import Environment
 from pipeline.timestamps import iso
 
@@ -131,4 +131,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run("demo", main)

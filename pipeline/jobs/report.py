@@ -16,6 +16,7 @@ from pathlib import Path
 from pipeline import settings
 from pipeline.artifacts import job_dir
 from pipeline.context import RunContext
+from pipeline.jobs._main import run
 from pipeline.report import browser, github
 from pipeline.report.collect import collect
 from pipeline.report.render import render
@@ -81,4 +82,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run("report", main)

@@ -33,6 +33,7 @@ from pipeline.checks.load import (
 from pipeline.context import RunContext
 from pipeline.contracts import LoadSummary, MetricsVerification, encode
 from pipeline.jobs._environment import run_on_environment
+from pipeline.jobs._main import run
 from pipeline.release import Environment
 
 JOB = "test"
@@ -177,4 +178,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run("test", main)

@@ -14,6 +14,7 @@ import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
 from pipeline.artifacts import job_dir, write_json_atomic, write_outputs
+from pipeline.jobs._main import run
 
 SERVICE_TESTS = "services/ml-inference/tests"
 COUNTED = ("tests", "failures", "errors", "skipped")
@@ -70,4 +71,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run("unit", main)

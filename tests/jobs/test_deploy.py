@@ -85,7 +85,8 @@ def test_a_deploy_stopped_while_bringing_up_says_so_in_one_line_and_leaves_nothi
             job.wait()
     assert job.returncode == 130, seen
     assert "Traceback" not in seen and "deploy: stopped" in seen, seen
-    assert not environment_processes(tmp_path / "state", "none"), "the environment was left running"
+    left = [" ".join(process.cmdline()) for process in environment_processes(tmp_path / "state", "none")]
+    assert not left, f"the environment was left running: {left}"
 
 
 @pytest.mark.slow
