@@ -106,22 +106,24 @@ class LocalTarget:
             "prometheus": prometheus,
         }
         write_json_atomic(state_dir / layout.STATE, state)
-        reconciler = start_logged(
-            [sys.executable, "-m", RECONCILER_MODULE, str(state_dir)],
-            state_dir / layout.RECONCILER_LOG,
-            cwd=REPO_ROOT,
-            start_new_session=True,
-        )
-        write_json_atomic(state_dir / layout.STATE, state | {"reconciler_pid": reconciler.pid})
-        print(
-            f"local/{env_name}: reconciler pid {reconciler.pid}, endpoint {state['endpoint']}"
-            f"{'' if state['heal'] else ', healing disabled'}",
-            flush=True,
-        )
-        try:
+        reconciler = None
+        try:  # from the start: the reconciler leads its own session, so a Ctrl-C here would not reach it
+            reconciler = start_logged(
+                [sys.executable, "-m", RECONCILER_MODULE, str(state_dir)],
+                state_dir / layout.RECONCILER_LOG,
+                cwd=REPO_ROOT,
+                start_new_session=True,
+            )
+            write_json_atomic(state_dir / layout.STATE, state | {"reconciler_pid": reconciler.pid})
+            print(
+                f"local/{env_name}: reconciler pid {reconciler.pid}, endpoint {state['endpoint']}"
+                f"{'' if state['heal'] else ', healing disabled'}",
+                flush=True,
+            )
             _wait_converged(state_dir, reconciler, env_name)
         except BaseException:
-            stop_environment(state_dir)
+            if reconciler is not None:
+                stop_environment(state_dir, reconciler.pid)
             raise
         return LocalEnvironment(state_dir, reconciler)
 
@@ -231,11 +233,11 @@ def _progress(status: dict) -> str:
     return line
 
 
-def stop_environment(state_dir: Path) -> bool:
-    """Stop one environment: SIGTERM its reconciler (which drains its replicas), then SIGKILL
-    whatever is left in its process group. Returns whether anything was still running."""
-    state = read_json(state_dir / layout.STATE) or {}
-    pid = state.get("reconciler_pid")
+def stop_environment(state_dir: Path, pid: int | None = None) -> bool:
+    """Stop one environment: SIGTERM its reconciler (`pid`, else the one its state names), which
+    drains its replicas, then SIGKILL whatever is left in its process group. Returns whether
+    anything was still running."""
+    pid = pid or (read_json(state_dir / layout.STATE) or {}).get("reconciler_pid")
     if pid is None:
         return False
     is_ours = is_reconciler(pid, state_dir)
