@@ -319,3 +319,38 @@ def test_the_cli_without_a_path_prints_its_usage(
 
     assert main(argv) == code
     assert capsys.readouterr().out.startswith("usage: python -m pipeline.scrub PATH... | -")
+
+
+def test_a_log_with_a_nul_byte_is_still_scrubbed(tmp_path: Path) -> None:
+    """A test printing raw bytes puts a NUL in the log: a log is text, whatever it holds."""
+    log = tmp_path / "unit.log"
+    log.write_bytes(b"reply: \0\x01OK\nGITHUB_TOKEN=" + GITHUB_TOKEN.encode() + b"\n")
+    assert scrub_tree(tmp_path) == [log]
+    assert GITHUB_TOKEN.encode() not in log.read_bytes() and b"\0\x01OK" in log.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ('<failure message="connect(\'password=&quot;hunter2hunter&quot;\')">', "hunter2hunter"),
+        ('<failure message="{&quot;password&quot;: &quot;CnryHtml2&quot;}">', "CnryHtml2"),
+        ("<td>token=&#39;CnryApos3&#39;</td>", "CnryApos3"),
+    ],
+    ids=["entity-quoted value", "entity-quoted JSON", "numeric entity quotes"],
+)
+def test_a_value_quoted_with_xml_or_html_entities_is_masked(text: str, secret: str) -> None:
+    """junit.xml and report.html escape the quotes of the messages they quote."""
+    assert secret not in mask_text(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ("DB_PASSWORD=Xk9,vT2;pq7", "vT2"),
+        ("API_TOKEN=abc}def]ghi", "def"),
+        ("Cookie: session=s1; other=X9secret", "X9secret"),
+    ],
+)
+def test_a_bare_secret_value_is_masked_whole_whatever_punctuation_it_holds(text: str, secret: str) -> None:
+    """Generated passwords hold commas, semicolons and brackets; a Cookie header is all its value."""
+    assert secret not in mask_text(text)
