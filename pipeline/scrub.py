@@ -38,14 +38,20 @@ SECRET_NAME = re.compile(f"({_NAME_WORDS})", re.IGNORECASE)
 #: Keys that name or point at a secret rather than hold one (`secretName`, `tokenPath`, `authType`).
 REFERENCE_KEY = re.compile(r"(name|ref|refs|path|file|mountpath|type|kind)$", re.IGNORECASE)
 
-#: A quoted value, also JSON-escaped inside another JSON string (`\"hunter2\"`).
-_QUOTED = r"""\\"(?:[^"\\]|\\[^"])*?\\"|"(?:[^"\\]|\\.)*"|'[^']*'"""
-#: A quoted value, a flat JSON list, else a bare word.
-_VALUE = rf"""({_QUOTED}|\[[^\[\]\n]*\]|[^\s"',;}}\]\\]+)"""
+#: A quote as XML and HTML escape it (junit.xml's messages, report.html).
+_ENTITY_QUOTE = r"&(?:quot|apos|#34|#39|#x22|#x27);"
+#: A quoted value, also JSON-escaped inside another JSON string (`\"hunter2\"`) or entity-quoted.
+_QUOTED = (
+    r"""\\"(?:[^"\\]|\\[^"])*?\\"|"(?:[^"\\]|\\.)*"|'[^']*'"""
+    rf"|(?P<entity>{_ENTITY_QUOTE}).*?(?P=entity)"
+)
+#: A quoted value, a flat JSON list, else a bare word: all of it but a closing quote or tag, as a
+#: generated password holds commas, semicolons and brackets.
+_VALUE = rf"""({_QUOTED}|\[[^\[\]\n]*\]|(?:(?!{_ENTITY_QUOTE})[^\s"'<>])+)"""
 #: `NAME=value` / `"name": "value"` / `name: value` where the name says credential: the name stays.
 _ASSIGNMENT = re.compile(
     rf"""(?P<name>\b[\w.-]*({_NAME_WORDS})[\w.-]*(?<!name)(?<!ref)(?<!path)(?<!file)(?<!type)(?<!kind)"""
-    rf"""(\\?["'])?)(?P<separator>[ \t]*[=:][ \t]*)(?P<value>{_VALUE})""",
+    rf"""(\\?["']|{_ENTITY_QUOTE})?)(?P<separator>[ \t]*[=:][ \t]*)(?P<value>{_VALUE})""",
     re.IGNORECASE,
 )
 #: A flag whose name says credential: `--password`, `--api-token` (`-p` is too vague to tell).
@@ -55,9 +61,9 @@ _FLAG = re.compile(
     rf"""(?P<name>(?<![\w-]){_FLAG_NAME})(?P<separator>[ \t]+|=)(?P<value>{_VALUE})""", re.IGNORECASE
 )
 _SECRET_FLAG = re.compile(_FLAG_NAME, re.IGNORECASE)
-#: An HTTP Authorization header or field: its whole value (`ApiKey 9f8e...`, not just its first word).
+#: An HTTP Authorization or Cookie header or field: its whole value (`ApiKey 9f8e...`, every cookie).
 _AUTHORIZATION = re.compile(
-    r"""(?P<name>\bauthorization(\\?["'])?)(?P<separator>[ \t]*[=:][ \t]*)"""
+    r"""(?P<name>\b(set-)?(authorization|cookie)(\\?["'])?)(?P<separator>[ \t]*[=:][ \t]*)"""
     rf"""(?P<value>{_QUOTED}|[^\r\n]+)""",
     re.IGNORECASE,
 )
@@ -97,8 +103,11 @@ def is_secret_key(key: object) -> bool:
 
 def _masked_value(match: re.Match[str]) -> str:
     value = match["value"]
+    entity = re.match(_ENTITY_QUOTE, value)
     if value.startswith('\\"'):
         masked = f'\\"{MASK}\\"'
+    elif entity:
+        masked = f"{entity[0]}{MASK}{entity[0]}"
     elif value[:1] in "\"'":
         masked = f"{value[0]}{MASK}{value[0]}"  # a quoted value stays quoted: JSON stays JSON
     else:
@@ -248,13 +257,19 @@ def write_text_atomic(path: Path, text: str) -> None:
     os.replace(tmp.name, path)
 
 
+#: Text whatever bytes it holds (a test that printed raw bytes puts a NUL in its log).
+TEXT_SUFFIXES = frozenset(
+    {".log", ".txt", ".xml", ".html", ".md", ".json", ".jsonl", ".csv", ".yaml", ".yml"}
+)
+
+
 def scrub_file(path: Path) -> bool:
     """Mask the secrets in the text file at `path` in place; True when it changed. Binary files are left."""
     try:
         raw = path.read_bytes()
     except OSError:
         return False
-    if b"\0" in raw[:8192]:
+    if b"\0" in raw[:8192] and path.suffix not in TEXT_SUFFIXES:
         return False
     text = raw.decode("utf-8", errors="surrogateescape")
     scrubbed = _scrubbed(path, text)

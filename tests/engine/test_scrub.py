@@ -332,7 +332,7 @@ def test_a_log_with_a_nul_byte_is_still_scrubbed(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "secret"),
     [
-        ('<failure message="connect(\'password=&quot;hunter2hunter&quot;\')">', "hunter2hunter"),
+        ("<failure message=\"connect('password=&quot;hunter2hunter&quot;')\">", "hunter2hunter"),
         ('<failure message="{&quot;password&quot;: &quot;CnryHtml2&quot;}">', "CnryHtml2"),
         ("<td>token=&#39;CnryApos3&#39;</td>", "CnryApos3"),
     ],
