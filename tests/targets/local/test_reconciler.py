@@ -13,6 +13,8 @@ import pytest
 import yaml
 
 from pipeline.gitops.render import RenderError, render_text
+from pipeline.targets.local import layout
+from pipeline.targets.local import reconciler as reconciler_module
 from pipeline.targets.local.desired import DesiredStateError, desired_state
 from pipeline.targets.local.target import OVERLAY
 
@@ -207,3 +209,19 @@ def test_a_misconfigured_replica_that_serves_is_stopped_only_once_gits_replicas_
         now=4.0,
     )
     assert stopped == ["odd"], "a drifted replica that does not serve is stopped at once"
+
+
+def test_a_secret_variable_that_differs_from_git_is_named_without_its_value(git) -> None:
+    """The differences go to status.json, events.jsonl and history.jsonl: kept, and shared to debug."""
+    token, password = "ghp_" + "a1B2" * 9, "Xk9,vT2;pq7"
+    environ = git.env | {"GITHUB_TOKEN": token, "DB_PASSWORD": password, "API_HEADER": f"Bearer {token}"}
+    found = " ".join(git.differences(list(git.argv), environ))
+    assert "GITHUB_TOKEN" in found and "DB_PASSWORD" in found and "API_HEADER" in found
+    assert token not in found and "vT2" not in found
+
+
+def test_the_reconcilers_event_log_is_masked(tmp_path: Path) -> None:
+    reconciler = object.__new__(reconciler_module.Reconciler)
+    reconciler.state_dir = tmp_path
+    reconciler.event("replica-differs", reasons=["by-hand-1: AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG"])
+    assert "wJalrXUtnFEMI" not in (tmp_path / layout.EVENTS).read_text()
