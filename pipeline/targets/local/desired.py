@@ -19,6 +19,7 @@ from pathlib import Path
 import yaml
 
 from pipeline.gitops.render import RenderError
+from pipeline.scrub import is_secret_name, mask_text
 from pipeline.targets.local import layout
 
 DEPLOYMENT = "ml-inference"
@@ -74,10 +75,13 @@ class DesiredState:
         compared = (set(environ) - own) | (set(self.env) - {PORT_VARIABLE})
         for key in sorted(compared):
             live, wanted = environ.get(key), self.env.get(key)
-            if live != wanted:
-                found.append(
-                    f"{key}={live if live is not None else '<unset>'}, Git says {wanted or '<unset>'}"
-                )
+            if live == wanted:
+                continue
+            if is_secret_name(key):  # what it holds is a credential: that it differs is enough
+                found.append(f"{key} differs from Git (its value is not shown)")
+            else:
+                shown = live if live is not None else "<unset>"
+                found.append(mask_text(f"{key}={shown}, Git says {wanted or '<unset>'}"))
         return found
 
 

@@ -62,7 +62,7 @@ import psutil
 from pipeline.artifacts import read_json, write_json_atomic
 from pipeline.gitops.render import RenderError, render_text
 from pipeline.ports import free_port
-from pipeline.scrub import write_text_atomic
+from pipeline.scrub import mask, write_text_atomic
 from pipeline.targets.local import layout
 from pipeline.targets.local.desired import (
     DEPLOYMENT,
@@ -599,8 +599,9 @@ def _tree_fingerprint(root: Path) -> tuple:
 
 
 def _append_jsonl(path: Path, record: dict) -> None:
+    """Append `record`, masked: a process's environment shows in it, and these logs are kept and shared."""
     with open(path, "a") as handle:
-        handle.write(json.dumps(record, sort_keys=True) + "\n")
+        handle.write(json.dumps(mask(record), sort_keys=True) + "\n")
 
 
 def main(argv: list[str] | None = None) -> None:
