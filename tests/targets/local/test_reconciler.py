@@ -225,3 +225,19 @@ def test_the_reconcilers_event_log_is_masked(tmp_path: Path) -> None:
     reconciler.state_dir = tmp_path
     reconciler.event("replica-differs", reasons=["by-hand-1: AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG"])
     assert "wJalrXUtnFEMI" not in (tmp_path / layout.EVENTS).read_text()
+
+
+def test_a_revision_whose_replicas_crash_loop_is_degraded_while_the_old_ones_still_serve(git) -> None:
+    """maxUnavailable 0 keeps the old replicas ready; what Git asks for is what must be ready."""
+    reconciler = object.__new__(reconciler_module.Reconciler)
+    reconciler.crash_failures = reconciler_module.CRASH_LOOP_FAILURES
+    reconciler.state = {"heal": True}
+    old_config = ["ML_INFERENCE_MAX_BATCH=1000, Git says abc"]
+    old = [
+        reconciler_module.Replica(
+            name=f"old-{index}", process=None, port=0, started_monotonic=0.0, started_at="",
+            started=True, ready=True, ever_ready=True, differences=old_config,
+        )
+        for index in range(git.replicas)
+    ]  # fmt: skip
+    assert reconciler.assess(git, old) == "Degraded"
