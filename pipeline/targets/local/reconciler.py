@@ -339,7 +339,9 @@ class Reconciler:
 
     def assess(self, desired: DesiredState, active: list[Replica]) -> str:
         ready = [r for r in active if r.ready]
-        if self.crash_failures >= CRASH_LOOP_FAILURES and len(ready) < desired.replicas:
+        # Only replicas running Git's config count: during a rollout the old ones stay ready.
+        ready_as_git_says = [r for r in ready if not r.differences]
+        if self.crash_failures >= CRASH_LOOP_FAILURES and len(ready_as_git_says) < desired.replicas:
             return "Degraded"
         if len(ready) >= desired.replicas and len(ready) == len(active):
             return "Healthy"
