@@ -518,3 +518,29 @@ def test_saved_replica_logs_are_their_scrubbed_tails(tmp_path: Path) -> None:
     saved = (tmp_path / "saved" / "replica-logs" / "ml-inference-abc.log").read_text().splitlines()
     assert len(saved) == REPLICA_LOG_LINES and saved[-1] == lines[-1]
     assert token not in "\n".join(saved) and "upstream said" in saved[-3]
+
+
+def test_stopping_an_environment_whose_reconciler_died_stops_its_hand_started_replicas(
+    tmp_path: Path,
+) -> None:
+    """A replica started by hand (the demo's replica-count drift) runs outside the reconciler's group:
+    once the reconciler is gone, only its label still ties it to the environment."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    state_dir = tmp_path / "deploy"
+    state_dir.mkdir()
+    (state_dir / layout.STATE).write_text(
+        json.dumps({"reconciler_pid": dead.pid, "environment_id": "deploy-1a2b"})
+    )
+    by_hand = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)"],
+        env=os.environ | {layout.ENVIRONMENT_LABEL: "deploy-1a2b"},
+        start_new_session=True,
+    )
+    try:
+        assert target.stop_environment(state_dir) is True
+        assert by_hand.wait(timeout=5) is not None
+    finally:
+        if by_hand.poll() is None:
+            by_hand.kill()
+            by_hand.wait()
