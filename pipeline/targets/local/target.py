@@ -235,11 +235,14 @@ def _progress(status: dict) -> str:
 
 def stop_environment(state_dir: Path, pid: int | None = None) -> bool:
     """Stop one environment: SIGTERM its reconciler (`pid`, else the one its state names), which
-    drains its replicas, then SIGKILL whatever is left in its process group. Returns whether
-    anything was still running."""
-    pid = pid or (read_json(state_dir / layout.STATE) or {}).get("reconciler_pid")
+    drains its replicas, then SIGKILL whatever is left in its process group, and any process still
+    labelled with the environment (a replica started by hand, when the reconciler died before it
+    could stop it). Returns whether anything was still running."""
+    state = read_json(state_dir / layout.STATE) or {}
+    pid = pid or state.get("reconciler_pid")
     if pid is None:
         return False
+    strays = _kill_labelled(state["environment_id"]) if state.get("environment_id") else False
     is_ours = is_reconciler(pid, state_dir)
     if _exists(pid) and not is_ours:
         return False  # the pid was reused by an unrelated process: its group is not ours to kill
@@ -256,7 +259,22 @@ def stop_environment(state_dir: Path, pid: int | None = None) -> bool:
     deadline = time.monotonic() + 5
     while _exists(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    return is_ours or leftovers
+    return is_ours or leftovers or strays
+
+
+def _kill_labelled(environment_id: str) -> bool:
+    """SIGKILL every process labelled with `environment_id`; whether there was one. Read from /proc
+    (`invoke down` runs without psutil); where there is none, the process groups are all there is."""
+    label = f"{layout.ENVIRONMENT_LABEL}={environment_id}".encode()
+    found = False
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            if label in (entry / "environ").read_bytes().split(b"\0"):
+                os.kill(int(entry.name), signal.SIGKILL)
+                found = True
+        except (OSError, ValueError):  # gone, or not ours to read
+            continue
+    return found
 
 
 def _started(pid: int) -> str | None:
