@@ -390,6 +390,24 @@ def test_a_prometheus_that_never_gets_ready_is_named_with_its_own_error(
 
 
 @pytest.mark.slow
+def test_a_prometheus_that_exits_on_a_broken_rule_fails_up_at_once_naming_the_rule(
+    context: RunContext, tmp_path: Path
+) -> None:
+    """Prometheus exits at once on a rule that does not parse: up() need not wait out its timeout,
+    and the line that names the rule is the one to show, not Prometheus' closing summary."""
+    require_program("prometheus")
+    broken = tmp_path / "prometheus"
+    shutil.copytree(PROMETHEUS_CONFIG_DIR, broken)
+    rules = next((broken / "rules").glob("*.yml"))
+    rules.write_text(rules.read_text().replace("expr: ", "expr: == ", 1))
+    local = LocalTarget(state_root=tmp_path / "state", prometheus_config_dir=broken)
+    started = time.monotonic()
+    with pytest.raises(LocalTargetError, match=r"Prometheus exits before it is ready .*parse error"):
+        local.up("broken-rule", release_from_build(context), context)
+    assert time.monotonic() - started < target.UP_TIMEOUT_SECONDS / 2
+
+
+@pytest.mark.slow
 def test_a_folder_left_by_an_interrupted_up_does_not_block_the_name(
     small_target: LocalTarget, context: RunContext
 ) -> None:
