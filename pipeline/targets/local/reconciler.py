@@ -44,6 +44,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -90,6 +91,11 @@ SHUTDOWN_GRACE = 10.0
 #: never counts toward a crash loop.
 PORT_IN_USE_EXIT = 75
 PROMETHEUS_RESTART_DELAY = 5.0
+#: Prometheus exits in a row before it was ever ready that make a crash loop (a config it rejects).
+PROMETHEUS_CRASH_LOOP = 2
+#: In a Prometheus error line (logfmt, as v2 and v3 write it): its cause (`err=`), else its message.
+PROMETHEUS_CAUSE = re.compile(r'\berr="((?:[^"\\]|\\.)*)"')
+PROMETHEUS_MESSAGE = re.compile(r'\bmsg="((?:[^"\\]|\\.)*)"')
 
 
 @dataclass
@@ -159,6 +165,10 @@ class Reconciler:
         self.prometheus: psutil.Popen | None = None
         self.prometheus_started = 0.0
         self.prometheus_ready = False
+        #: Prometheus exits in a row before it was ever ready, and the errors it logged the last time.
+        self.prometheus_failures = 0
+        self.prometheus_errors: list[str] = []
+        self.prometheus_log_offset = 0
         self.stopping = False
         self.probes = ThreadPoolExecutor(max_workers=8, thread_name_prefix="probe")
         (state_dir / layout.REPLICA_LOGS).mkdir(exist_ok=True)
@@ -413,10 +423,21 @@ class Reconciler:
         self._sync_prometheus_config(Path(config["config_source"]))
         self._write_scrape_targets()
         if self.prometheus is not None and self.prometheus.poll() is not None:
-            self.event("prometheus-exited", pid=self.prometheus.pid, returncode=self.prometheus.returncode)
+            errors = _logged_errors(self.state_dir / layout.PROMETHEUS_LOG, self.prometheus_log_offset)
+            self.event(
+                "prometheus-exited",
+                pid=self.prometheus.pid,
+                returncode=self.prometheus.returncode,
+                errors=errors,
+            )
+            if not self.prometheus_ready:
+                self.prometheus_failures += 1
+                self.prometheus_errors = errors
             self.prometheus, self.prometheus_ready = None, False
         if self.prometheus is None and time.monotonic() - self.prometheus_started > PROMETHEUS_RESTART_DELAY:
             self.prometheus_started = time.monotonic()
+            log = self.state_dir / layout.PROMETHEUS_LOG
+            self.prometheus_log_offset = log.stat().st_size if log.exists() else 0
             self.prometheus = start_logged(
                 [
                     config["program"],
@@ -433,6 +454,7 @@ class Reconciler:
         if self.prometheus is not None and not self.prometheus_ready:
             self.prometheus_ready = _http_ok(config["url"] + "/-/ready")
             if self.prometheus_ready:
+                self.prometheus_failures = 0
                 self.event("prometheus-ready", pid=self.prometheus.pid, url=config["url"])
 
     def _sync_prometheus_config(self, source: Path) -> None:
@@ -495,6 +517,9 @@ class Reconciler:
                 "url": self.state["prometheus"]["url"],
                 "pid": self.prometheus.pid if self.prometheus else None,
                 "ready": self.prometheus_ready,
+                "crash_loop": {"failures": self.prometheus_failures, "errors": self.prometheus_errors}
+                if self.prometheus_failures >= PROMETHEUS_CRASH_LOOP
+                else None,
             }
             if self.state.get("prometheus")
             else None,
@@ -598,6 +623,22 @@ def _tree_fingerprint(root: Path) -> tuple:
     return tuple(
         sorted((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in root.rglob("*") if p.is_file())
     )
+
+
+def _logged_errors(log: Path, offset: int) -> list[str]:
+    """What the error lines Prometheus wrote to `log` after `offset` say, first first, at most three."""
+    try:
+        with open(log, "rb") as handle:
+            handle.seek(offset)
+            lines = handle.read().decode(errors="replace").splitlines()
+    except OSError:
+        return []
+    causes = []
+    for line in lines:
+        if re.search(r"\blevel=error\b", line, re.IGNORECASE):
+            found = PROMETHEUS_CAUSE.search(line) or PROMETHEUS_MESSAGE.search(line)
+            causes.append(found[1].replace('\\"', '"') if found else line)
+    return list(dict.fromkeys(causes))[:3]
 
 
 def _append_jsonl(path: Path, record: dict) -> None:
