@@ -212,6 +212,14 @@ def test_the_image_must_be_pinned(tmp_path: Path) -> None:
     assert kube.build_image(release_from_build(context))[1] == "ml-inference=ghcr.io/o/ml-inference:1"
 
 
+def test_an_image_whose_build_failed_is_never_loaded(tmp_path: Path) -> None:
+    """A build that failed verification still names the content tag it would have applied."""
+    context = _context(tmp_path, dry_run=False)
+    write_outputs("build", {"image_tag": "ml-inference:0123456789abcdef", "image_status": "failed"}, context)
+    with pytest.raises(SystemExit, match=r"the build produced no image \(failed\)"):
+        kube.build_image(release_from_build(context))
+
+
 def test_targets_resolve() -> None:
     assert get_target("kind").name == "kind"
     assert get_target("minikube").name == "minikube"
