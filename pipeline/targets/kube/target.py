@@ -58,7 +58,7 @@ UNBUILT_IMAGE = "ml-inference:<build image_tag>"
 def build_image(release: Release, *, planning: bool = False) -> tuple[str, str]:
     """The release's image reference and its kustomize override (`ml-inference=<ref>`)."""
     tag = release.image_tag
-    if not tag:
+    if not tag or release.image_status == "failed":  # a failed build names the tag it never applied
         if planning:
             return UNBUILT_IMAGE, f"{appofapps.SERVICE_IMAGE}={UNBUILT_IMAGE}"
         status = release.image_status or "no build outputs"
