@@ -23,7 +23,8 @@ from pipeline.gitops import appofapps, versions
 from pipeline.gitops.source import GitSource, https_url
 from pipeline.jobs._environment import release_from_build
 from pipeline.targets import get_target
-from pipeline.targets.kube.plan import Query
+from pipeline.targets.kube.cluster import Cluster
+from pipeline.targets.kube.plan import Command, Query, StepFailed
 from tests.helpers import require_program
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -328,3 +329,24 @@ def test_the_plan_prints_from_the_command_line(built: Path) -> None:
     assert f"minikube image load {IMAGE} --profile ml-gitops" in result.stdout
     assert "add environments/test to Application argocd/ml-gitops" in result.stdout
     assert "nothing was run (minikube, test)" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("program", "raised"),
+    [("import time; time.sleep(30)", subprocess.TimeoutExpired), ("raise SystemExit(1)", StepFailed)],
+    ids=["timed out", "failed"],
+)
+def test_a_step_stopped_or_failed_part_way_is_undone(tmp_path: Path, program: str, raised: type) -> None:
+    """kind killed mid-create leaves a half-made cluster, which the next run would take for a whole one."""
+    marker = tmp_path / "undone"
+    undo = (sys.executable, "-c", f"open({str(marker)!r}, 'w')")
+    step = Command((sys.executable, "-c", program), "create", timeout_seconds=1, undo=undo)
+    with pytest.raises(raised):
+        step.run()
+    assert marker.exists()
+
+
+def test_creating_the_kind_cluster_is_undone_by_deleting_it() -> None:
+    create = next(step for step in Cluster("kind").create() if "create" in getattr(step, "argv", ()))
+    assert create.undo == Cluster("kind").delete_argv()
+    assert "# if it fails or is stopped: kind delete cluster --name ml-gitops" in create.render()
