@@ -119,6 +119,7 @@ class Cluster:
                 "NodePorts mapped to free ports on 127.0.0.1; kind cluster config:",
                 objects=(self.kind_config,),
                 unless=self.exists(),
+                undo=self.delete_argv(),
             ),
             Command(
                 (*self.kubectl, "apply", "--server-side", "-f", METRICS_SERVER_URL),

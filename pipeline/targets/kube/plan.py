@@ -7,6 +7,7 @@ cannot drift from what really happens.
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import subprocess
 import sys
@@ -16,6 +17,9 @@ from typing import TextIO
 
 from pipeline.gitops.render import Manifest, to_yaml
 from pipeline.scrub import mask_text
+
+#: How long an undo (deleting a half-made cluster) may take.
+UNDO_TIMEOUT_SECONDS = 120
 
 
 class StepFailed(RuntimeError):
@@ -61,11 +65,16 @@ class Command:
     objects: tuple[Manifest, ...] = ()
     unless: Query | None = None
     timeout_seconds: int = 600
+    #: Run when the command fails or is stopped part-way (a timeout, Ctrl-C): a half-made cluster
+    #: would otherwise pass the next run's `unless` for a whole one.
+    undo: tuple[str, ...] | None = None
 
     def render(self) -> str:
         lines = [f"# {self.why}", f"$ {shlex.join(self.argv)}"]
         if self.unless is not None:
             lines[-1] += f"    # skipped when {self.unless.describe()}"
+        if self.undo is not None:
+            lines.append(f"# if it fails or is stopped: {shlex.join(self.undo)}")
         if self.objects:
             lines.append(to_yaml(list(self.objects)).rstrip())
         return "\n".join(lines)
@@ -75,11 +84,24 @@ class Command:
             print(f"  (skipped: {self.unless.describe()})", flush=True)
             return
         stdin = to_yaml(list(self.objects)) if self.objects else None
-        result = run_process(self.argv, stdin, self.timeout_seconds)
+        try:
+            result = run_process(self.argv, stdin, self.timeout_seconds)
+        except BaseException:  # timed out or interrupted: run() has killed the command
+            self._undo()
+            raise
         if result.stdout.strip():
             print(mask_text(result.stdout.rstrip()), flush=True)
         if result.returncode != 0:
+            self._undo()
             raise StepFailed(f"{shlex.join(self.argv)} exited {result.returncode}: {result.stderr.strip()}")
+
+    def _undo(self) -> None:
+        if self.undo is None:
+            return
+        print(f"  undoing: {shlex.join(self.undo)}", flush=True)
+        # The step's own error is the one to report.
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            run_process(self.undo, None, UNDO_TIMEOUT_SECONDS)
 
 
 @dataclass(frozen=True)
