@@ -1,9 +1,11 @@
-"""The unit job stopped part-way (Ctrl-C, the runner's SIGINT): it keeps what pytest managed to record."""
+"""The unit job stopped part-way (Ctrl-C, the runner's SIGINT): it keeps what pytest managed to record,
+and says it was stopped."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -36,7 +38,7 @@ def test_a_stopped_unit_job_still_writes_its_junit_xml_and_summary(tmp_path: Pat
         while "workers [" not in seen and time.monotonic() < deadline:  # xdist has collected
             seen += job.stdout.readline()
         os.killpg(job.pid, signal.SIGINT)
-        job.communicate(timeout=60)
+        seen += job.communicate(timeout=60)[0]
     finally:
         if job.poll() is None:
             os.killpg(job.pid, signal.SIGKILL)
@@ -45,3 +47,5 @@ def test_a_stopped_unit_job_still_writes_its_junit_xml_and_summary(tmp_path: Pat
     summary = json.loads((out / "summary.json").read_text())
     assert "junit_missing" not in summary, "pytest was killed before it wrote its XML"
     assert (out / "junit.xml").exists() and json.loads((out / "outputs.json").read_text())["tests"]
+    # Only the tests that ran are in the XML: its tally alone would read as a full pass.
+    assert re.search(r"unit: stopped part-way: \d+ tests ran, \d+ passed", seen), seen[-2000:]
