@@ -54,19 +54,21 @@ def main(argv: list[str] | None = None) -> int:
     command += pytest_args
     print("+", " ".join(command), flush=True)
     pytest = subprocess.Popen(command)
+    stopped = False
     try:
         exit_code = pytest.wait()
     except KeyboardInterrupt:
         # pytest got the same SIGINT (one process group): it stops, writes its XML and exits.
-        exit_code = pytest.wait()
+        exit_code, stopped = pytest.wait(), True
     summary = summarize(junit, exit_code)
     write_json_atomic(out / "summary.json", summary)
     write_outputs(
         "unit", {key: str(summary[key]) for key in ("tests", "passed", "failures", "errors", "skipped")}
     )
-    print(
-        f"unit: {summary['passed']}/{summary['tests']} passed, summary in {out / 'summary.json'}", flush=True
-    )
+    tally = f"{summary['passed']}/{summary['tests']} passed"
+    if stopped:  # the XML holds only the tests that ran
+        tally = f"stopped part-way: {summary['tests']} tests ran, {summary['passed']} passed"
+    print(f"unit: {tally}, summary in {out / 'summary.json'}", flush=True)
     return exit_code
 
 
