@@ -780,6 +780,15 @@ def test_a_job_run_alone_after_the_recorded_run_is_named_as_such(artifacts: Path
     assert note + "." in markdown
 
 
+def test_a_broken_previous_load_summary_is_named_in_both_reports(artifacts: Path) -> None:
+    """Not 'no previous run': there was one, and its file cannot be read."""
+    (artifacts / "previous" / "test-results" / "load-summary.json").write_text('{"requests": ')
+    html, markdown = report_of(artifacts)
+    assert "previous/test-results/load-summary.json is not valid JSON" in text_of(html)
+    assert "previous/test-results/load-summary.json is not valid JSON" in markdown
+    assert "No previous run to compare with" not in markdown
+
+
 WRONG_TYPES = ("text", [1, {"two": 2}], None)
 
 
