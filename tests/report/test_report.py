@@ -789,6 +789,13 @@ def test_a_broken_previous_load_summary_is_named_in_both_reports(artifacts: Path
     assert "No previous run to compare with" not in markdown
 
 
+def test_a_raw_artifact_link_is_url_encoded(artifacts: Path) -> None:
+    """A '#' or '?' in a file name would otherwise cut the link short."""
+    write(artifacts, "test-results/load/run #2?.log", "x")
+    html, _ = report_of(artifacts)
+    assert 'href="../test-results/load/run%20%232%3F.log"' in html
+
+
 WRONG_TYPES = ("text", [1, {"two": 2}], None)
 
 
