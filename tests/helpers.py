@@ -12,10 +12,12 @@ import errno
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -165,6 +167,31 @@ def run_job(job: str, environ: Mapping[str, str], timeout: float) -> subprocess.
         timeout=timeout,
         check=False,
     )
+
+
+def interrupt_job(
+    job: str, args: list[str], environ: Mapping[str, str], once: Callable[[str], bool], timeout: float = 60
+) -> tuple[int, str]:
+    """Run a job's module in a session of its own and SIGINT its group, as Ctrl-C or the runner do,
+    once what it printed satisfies `once`; (exit code, everything it printed). Killed past `timeout`."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", f"pipeline.jobs.{job}", *args],
+        cwd=REPO, env=environ, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    assert process.stdout is not None
+    seen = ""
+    try:
+        deadline = time.monotonic() + timeout
+        while not once(seen) and time.monotonic() < deadline:
+            seen += process.stdout.readline()
+        os.killpg(process.pid, signal.SIGINT)
+        seen += process.communicate(timeout=timeout)[0]
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    return process.returncode, seen
 
 
 def run_report_job(artifacts_dir: Path, **environ: str) -> subprocess.CompletedProcess:

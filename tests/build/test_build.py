@@ -479,40 +479,45 @@ def test_broken_dockerfile_fails_clearly_and_keeps_the_partial_record(tmp_path):
     assert (run.output_dir / "image-build.log").exists()
 
 
-def test_an_image_that_fails_verification_fails_the_job_and_is_never_tagged(built, tmp_path, docker_client):
-    """Only ENV differs from the shared image, so every earlier layer comes from the cache."""
+def run_with_dockerfile_change(tmp_path: Path, old: str, new: str) -> JobRun:
+    """The job on a copy of the repo whose Dockerfile has `old` replaced by `new`."""
     repo = copy_repo(tmp_path / "repo")
     dockerfile = repo / SERVICE / "Dockerfile"
-    dockerfile.write_text(
-        dockerfile.read_text().replace("ML_INFERENCE_MODEL_DIR=/opt/model", "ML_INFERENCE_MODEL_DIR=/nowhere")
-    )
-    run = run_job(repo, tmp_path / "artifacts", "--base-image", os.environ["BASE_IMAGE"])
-    assert_failed_with(run, "failed verification: ready")
-    checks = json.loads((run.output_dir / "verification.json").read_text())
-    assert [check["passed"] for check in checks] == [True, False]  # non-root user, then ready
-    assert (run.output_dir / "verify-container.log").read_text()  # the service said why it stopped
+    assert old in dockerfile.read_text()
+    dockerfile.write_text(dockerfile.read_text().replace(old, new))
+    return run_job(repo, tmp_path / "artifacts", "--base-image", os.environ["BASE_IMAGE"])
+
+
+def assert_unverified_image_left_nothing(run: JobRun, docker_client) -> None:
+    """No tag on the image that failed verification and none of its containers; then it is removed."""
     assert not docker_client.images.list(name=run.record["image"]["tag"])
     purpose = {"label": "io.ml-inference.purpose", "ancestor": run.record["image"]["image_id"]}
     assert not docker_client.containers.list(all=True, filters=purpose)  # other tests may be verifying
     docker_client.images.remove(run.record["image"]["image_id"])
+
+
+def test_an_image_that_fails_verification_fails_the_job_and_is_never_tagged(built, tmp_path, docker_client):
+    """Only ENV differs from the shared image, so every earlier layer comes from the cache."""
+    run = run_with_dockerfile_change(
+        tmp_path, "ML_INFERENCE_MODEL_DIR=/opt/model", "ML_INFERENCE_MODEL_DIR=/nowhere"
+    )
+    assert_failed_with(run, "failed verification: ready")
+    checks = json.loads((run.output_dir / "verification.json").read_text())
+    assert [check["passed"] for check in checks] == [True, False]  # non-root user, then ready
+    assert (run.output_dir / "verify-container.log").read_text()  # the service said why it stopped
+    assert_unverified_image_left_nothing(run, docker_client)
 
 
 def test_an_image_whose_entrypoint_cannot_start_fails_verification_and_leaves_no_container(
     built, tmp_path, docker_client
 ):
     # Docker refuses to start it (an API error, not an exit): it was a traceback and a leftover container.
-    repo = copy_repo(tmp_path / "repo")
-    dockerfile = repo / SERVICE / "Dockerfile"
-    dockerfile.write_text(
-        dockerfile.read_text().replace('ENTRYPOINT ["python", "-m"', 'ENTRYPOINT ["no-such-python", "-m"')
+    run = run_with_dockerfile_change(
+        tmp_path, 'ENTRYPOINT ["python", "-m"', 'ENTRYPOINT ["no-such-python", "-m"'
     )
-    run = run_job(repo, tmp_path / "artifacts", "--base-image", os.environ["BASE_IMAGE"])
     assert_failed_with(run, "failed verification: the container starts")
     assert "no-such-python" in run.record["image"]["reason"]
-    purpose = {"label": "io.ml-inference.purpose", "ancestor": run.record["image"]["image_id"]}
-    assert not docker_client.containers.list(all=True, filters=purpose)  # other tests may be verifying
-    assert not docker_client.images.list(name=run.record["image"]["tag"])
-    docker_client.images.remove(run.record["image"]["image_id"])
+    assert_unverified_image_left_nothing(run, docker_client)
 
 
 def test_missing_base_image_fails_clearly(tmp_path):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +15,7 @@ import pytest
 
 from pipeline.targets.local import layout
 from pipeline.targets.local.target import REPO_ROOT
-from tests.helpers import require_program, run_job
+from tests.helpers import interrupt_job, require_program, run_job
 
 STDLIB_DOWN_ALL = "from pipeline.targets import get_target; print(get_target('local').down_all())"
 CLUSTER_STATE_FILES = (
@@ -69,21 +68,8 @@ def test_a_deploy_stopped_while_bringing_up_says_so_in_one_line_and_leaves_nothi
         "PIPELINE_LOCAL_STATE_DIR": str(tmp_path / "state"),
         "PIPELINE_TARGET": "local",
     }
-    job = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.jobs.deploy"],
-        cwd=REPO_ROOT, env=environ, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        start_new_session=True,
-    )  # fmt: skip
-    try:
-        assert job.stdout is not None
-        seen = job.stdout.readline()  # "local/deploy: reconciler pid ..., endpoint ..."
-        os.killpg(job.pid, signal.SIGINT)
-        seen += job.communicate(timeout=60)[0]
-    finally:
-        if job.poll() is None:
-            os.killpg(job.pid, signal.SIGKILL)
-            job.wait()
-    assert job.returncode == 130, seen
+    returncode, seen = interrupt_job("deploy", [], environ, bool)  # at its first line: the reconciler's pid
+    assert returncode == 130, seen
     assert "Traceback" not in seen and "deploy: stopped" in seen, seen
     left = [" ".join(process.cmdline()) for process in environment_processes(tmp_path / "state", "none")]
     assert not left, f"the environment was left running: {left}"
