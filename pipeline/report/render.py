@@ -50,8 +50,7 @@ def _one_line(value: Any) -> str:
 def _md(value: Any) -> str:
     """A value as literal Markdown text (a table cell too): no HTML, links, emphasis, mentions or
     column breaks (a bare URL is still shown as a link, its address in plain sight)."""
-    text = _MARKDOWN_PUNCTUATION.sub(r"\\\1", escape_html(_one_line(value), quote=False))
-    return _GITHUB_REFERENCE.sub(r"\1<!-- -->", text)
+    return _unreferenced(_MARKDOWN_PUNCTUATION.sub(r"\\\1", escape_html(_one_line(value), quote=False)))
 
 
 def _code(value: Any) -> str:
@@ -64,7 +63,11 @@ def _code(value: Any) -> str:
 
 def _html(value: Any) -> str:
     """A value as text inside an HTML element of the Markdown (`<summary>`): escaped, one line."""
-    return _GITHUB_REFERENCE.sub(r"\1<!-- -->", str(escape(_one_line(value))))
+    return _unreferenced(str(escape(_one_line(value))))
+
+
+def _unreferenced(markdown: str) -> str:
+    return _GITHUB_REFERENCE.sub(r"\1<!-- -->", markdown)
 
 
 @functools.cache
