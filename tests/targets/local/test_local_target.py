@@ -24,6 +24,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from pipeline.artifacts import read_json
 from pipeline.checks import metrics
 from pipeline.context import RunContext
 from pipeline.gitops.render import render_text
@@ -216,6 +217,30 @@ def test_prometheus_loads_the_repos_rules_and_reloads_them_when_they_change(
         "groups:\n  - name: pytest-reload\n    rules:\n      - record: pytest:up:sum\n        expr: sum(up)\n"
     )
     wait_for(lambda: "pytest-reload" in rule_groups(), 15, "Prometheus to load the changed rules")
+
+
+@pytest.mark.slow
+def test_a_rule_prometheus_rejects_on_reload_is_reported_until_it_is_fixed(
+    env: LocalEnvironment, observability: Path
+) -> None:
+    """Prometheus keeps its old rules when a reload fails: the edit must not read as applied."""
+
+    def rejected() -> list[str] | None:
+        return (read_json(env.state_dir / layout.STATUS) or {}).get("prometheus", {}).get("config_rejected")
+
+    broken = observability / "rules" / "pytest-broken.yml"
+    broken.write_text(
+        "groups:\n  - name: pytest-broken\n    rules:\n"
+        "      - record: pytest:broken\n        expr: sum(up) ==\n"
+    )
+    try:
+        wait_for(lambda: bool(rejected()), 15, "the rejected reload to be reported")
+        assert "pytest-broken.yml" in " ".join(rejected() or []), rejected()
+        events = (env.state_dir / layout.EVENTS).read_text()
+        assert '"event": "prometheus-config-rejected"' in events
+    finally:
+        broken.unlink()
+    wait_for(lambda: rejected() is None, 15, "the fixed config to clear the rejection")
 
 
 @pytest.mark.slow
