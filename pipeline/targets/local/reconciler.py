@@ -93,6 +93,9 @@ PORT_IN_USE_EXIT = 75
 PROMETHEUS_RESTART_DELAY = 5.0
 #: Prometheus exits in a row before it was ever ready that make a crash loop (a config it rejects).
 PROMETHEUS_CRASH_LOOP = 2
+#: After a SIGHUP, when to ask Prometheus whether it took the new config, and when to stop asking.
+RELOAD_SETTLE_SECONDS = 1.0
+RELOAD_GIVE_UP_SECONDS = 10.0
 #: In a Prometheus error line (logfmt, as v2 and v3 write it): its cause (`err=`), else its message.
 PROMETHEUS_CAUSE = re.compile(r'\berr="((?:[^"\\]|\\.)*)"')
 PROMETHEUS_MESSAGE = re.compile(r'\bmsg="((?:[^"\\]|\\.)*)"')
@@ -169,6 +172,10 @@ class Reconciler:
         self.prometheus_failures = 0
         self.prometheus_errors: list[str] = []
         self.prometheus_log_offset = 0
+        #: A SIGHUP not yet confirmed (when it was sent, the log's size then), and what Prometheus
+        #: said when it last rejected a changed config.
+        self.prometheus_reload: tuple[float, int] | None = None
+        self.prometheus_rejected: list[str] = []
         self.stopping = False
         self.probes = ThreadPoolExecutor(max_workers=8, thread_name_prefix="probe")
         (state_dir / layout.REPLICA_LOGS).mkdir(exist_ok=True)
@@ -451,6 +458,8 @@ class Reconciler:
                 env=_passthrough_environ(),
             )
             self.event("prometheus-start", pid=self.prometheus.pid, url=config["url"])
+        if self.prometheus is not None and self.prometheus_ready and self.prometheus_reload is not None:
+            self._confirm_reload(config["url"])
         if self.prometheus is not None and not self.prometheus_ready:
             self.prometheus_ready = _http_ok(config["url"] + "/-/ready")
             if self.prometheus_ready:
@@ -472,9 +481,33 @@ class Reconciler:
             (copy / gone.relative_to(source)).unlink(missing_ok=True)
         shutil.copytree(source, copy, dirs_exist_ok=True)
         if self.prometheus_config_fingerprint is not None and self.prometheus is not None:
+            log = self.state_dir / layout.PROMETHEUS_LOG
+            self.prometheus_reload = (time.monotonic(), log.stat().st_size if log.exists() else 0)
             self.prometheus.send_signal(signal.SIGHUP)
-            self.event("prometheus-config-reloaded", source=str(source))
         self.prometheus_config_fingerprint = fingerprint
+
+    def _confirm_reload(self, url: str) -> None:
+        """Whether Prometheus took the config it was sent a SIGHUP for (it reloads in the background);
+        one it rejects leaves the one before in force, and must not read as applied."""
+        assert self.prometheus_reload is not None
+        sent, log_offset = self.prometheus_reload
+        if time.monotonic() - sent < RELOAD_SETTLE_SECONDS:
+            return
+        try:
+            with urllib.request.urlopen(f"{url}/api/v1/status/runtimeinfo", timeout=2) as response:
+                took = json.load(response)["data"]["reloadConfigSuccess"]
+        except (OSError, ValueError, KeyError):
+            if time.monotonic() - sent > RELOAD_GIVE_UP_SECONDS:
+                self.prometheus_reload = None
+            return
+        self.prometheus_reload = None
+        if took:
+            self.prometheus_rejected = []
+            self.event("prometheus-config-reloaded")
+        else:
+            errors = _logged_errors(self.state_dir / layout.PROMETHEUS_LOG, log_offset)
+            self.prometheus_rejected = errors or ["rejected; see prometheus.log"]
+            self.event("prometheus-config-rejected", errors=self.prometheus_rejected)
 
     def _write_scrape_targets(self) -> None:
         targets = sorted(
@@ -517,6 +550,7 @@ class Reconciler:
                 "url": self.state["prometheus"]["url"],
                 "pid": self.prometheus.pid if self.prometheus else None,
                 "ready": self.prometheus_ready,
+                "config_rejected": self.prometheus_rejected or None,
                 "crash_loop": {"failures": self.prometheus_failures, "errors": self.prometheus_errors}
                 if self.prometheus_failures >= PROMETHEUS_CRASH_LOOP
                 else None,
