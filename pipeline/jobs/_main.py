@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import NoReturn
 
 
-def run(job: str, main: Callable[[], int]) -> NoReturn:
+def exit_with(job: str, main: Callable[[], int]) -> NoReturn:
     """Exit with `main()`'s code. Stopped part-way (Ctrl-C, the runner's SIGINT), the job has saved
     what it had on its way out: one line and 130, as a shell reports SIGINT, not a traceback."""
     try:

@@ -44,7 +44,7 @@ from pipeline.build.training import train_model
 from pipeline.build.wheelhouse import wheelhouse
 from pipeline.context import RunContext
 from pipeline.contracts import BuildRecord, encode
-from pipeline.jobs._main import run
+from pipeline.jobs._main import exit_with
 from pipeline.timestamps import utc_now
 
 log = logging.getLogger("build")
@@ -299,4 +299,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    run("build", main)
+    exit_with("build", main)

@@ -21,7 +21,7 @@ from pipeline.checks.steady_load import SteadyLoad
 from pipeline.context import RunContext
 from pipeline.contracts import Timeline, encode
 from pipeline.jobs._environment import run_on_environment
-from pipeline.jobs._main import run
+from pipeline.jobs._main import exit_with
 from pipeline.release import Environment
 from pipeline.timestamps import iso
 
@@ -131,4 +131,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    run("demo", main)
+    exit_with(JOB, main)

@@ -21,7 +21,7 @@ from pipeline.artifacts import job_dir, write_outputs
 from pipeline.checks import metrics
 from pipeline.context import RunContext
 from pipeline.jobs._environment import run_on_environment
-from pipeline.jobs._main import run
+from pipeline.jobs._main import exit_with
 from pipeline.release import Environment
 
 JOB = "deploy"
@@ -90,4 +90,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    run("deploy", main)
+    exit_with(JOB, main)

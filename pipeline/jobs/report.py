@@ -16,7 +16,7 @@ from pathlib import Path
 from pipeline import settings
 from pipeline.artifacts import job_dir
 from pipeline.context import RunContext
-from pipeline.jobs._main import run
+from pipeline.jobs._main import exit_with
 from pipeline.report import browser, github
 from pipeline.report.collect import collect
 from pipeline.report.render import render
@@ -82,4 +82,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    run("report", main)
+    exit_with(JOB, main)

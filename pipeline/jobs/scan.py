@@ -21,7 +21,7 @@ from pipeline.artifacts import BUILD_RECORD_FILE, job_dir, read_json, read_outpu
 from pipeline.context import RunContext
 from pipeline.contracts import SecurityScan, encode
 from pipeline.graph import JOBS_BY_NAME
-from pipeline.jobs._main import run
+from pipeline.jobs._main import exit_with
 from pipeline.scan import POLICY_FILE, RAW_DIR, SCAN_FILE, ScanError, counts, load_policy, summary
 from pipeline.scan.dockerfile import lint
 from pipeline.scan.image import check_image
@@ -75,4 +75,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    run("scan", main)
+    exit_with(JOB, main)

@@ -33,7 +33,7 @@ from pipeline.checks.load import (
 from pipeline.context import RunContext
 from pipeline.contracts import LoadSummary, MetricsVerification, encode
 from pipeline.jobs._environment import run_on_environment
-from pipeline.jobs._main import run
+from pipeline.jobs._main import exit_with
 from pipeline.release import Environment
 
 JOB = "test"
@@ -178,4 +178,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    run("test", main)
+    exit_with(JOB, main)

@@ -14,7 +14,7 @@ import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
 from pipeline.artifacts import job_dir, write_json_atomic, write_outputs
-from pipeline.jobs._main import run
+from pipeline.jobs._main import exit_with
 
 SERVICE_TESTS = "services/ml-inference/tests"
 COUNTED = ("tests", "failures", "errors", "skipped")
@@ -73,4 +73,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    run("unit", main)
+    exit_with("unit", main)
