@@ -52,7 +52,7 @@ def chosen_artifacts_dir(flag: str | None, configured: str, dry_run: bool) -> Pa
     return folder.with_name(f"{folder.name}-dry-run") if dry_run else folder
 
 
-def configured(config: Mapping[str, object], key: str, environ: Mapping[str, str] = os.environ) -> str:
+def configured_text(config: Mapping[str, object], key: str, environ: Mapping[str, str] = os.environ) -> str:
     """INVOKE_PIPELINE_<KEY> as written, else the configuration's value (an invoke.yaml's), as text.
 
     The variable is read here, not through invoke: invoke casts it to the type of the value it
@@ -129,12 +129,12 @@ def run_pipeline(
     options = RunOptions(
         target=target,
         demo_mode=demo_mode,
-        parallel=chosen_switch(parallel, configured(config, "parallel"), "parallel"),
-        max_parallel=chosen_max_parallel(max_parallel, configured(config, "max_parallel")),
+        parallel=chosen_switch(parallel, configured_text(config, "parallel"), "parallel"),
+        max_parallel=chosen_max_parallel(max_parallel, configured_text(config, "max_parallel")),
         only=tuple(name.strip() for value in only or () for name in value.split(",") if name.strip()),
         rerun_failed=rerun_failed,
         artifacts_dir=chosen_artifacts_dir(artifacts_dir, config.artifacts_dir, dry_run),
-        keep=chosen_switch(keep, configured(config, "keep"), "keep"),
+        keep=chosen_switch(keep, configured_text(config, "keep"), "keep"),
         dry_run=dry_run,
     )
     record = Runner(options, cwd=REPO, teardown=lambda: _down(target)).run()
