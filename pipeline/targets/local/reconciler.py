@@ -97,6 +97,7 @@ PROMETHEUS_CRASH_LOOP = 2
 RELOAD_SETTLE_SECONDS = 1.0
 RELOAD_GIVE_UP_SECONDS = 10.0
 #: In a Prometheus error line (logfmt, as v2 and v3 write it): its cause (`err=`), else its message.
+PROMETHEUS_ERROR_LINE = re.compile(r"\blevel=error\b", re.IGNORECASE)
 PROMETHEUS_CAUSE = re.compile(r'\berr="((?:[^"\\]|\\.)*)"')
 PROMETHEUS_MESSAGE = re.compile(r'\bmsg="((?:[^"\\]|\\.)*)"')
 
@@ -430,7 +431,7 @@ class Reconciler:
         self._sync_prometheus_config(Path(config["config_source"]))
         self._write_scrape_targets()
         if self.prometheus is not None and self.prometheus.poll() is not None:
-            errors = _logged_errors(self.state_dir / layout.PROMETHEUS_LOG, self.prometheus_log_offset)
+            errors = self._prometheus_errors_since(self.prometheus_log_offset)
             self.event(
                 "prometheus-exited",
                 pid=self.prometheus.pid,
@@ -443,8 +444,7 @@ class Reconciler:
             self.prometheus, self.prometheus_ready = None, False
         if self.prometheus is None and time.monotonic() - self.prometheus_started > PROMETHEUS_RESTART_DELAY:
             self.prometheus_started = time.monotonic()
-            log = self.state_dir / layout.PROMETHEUS_LOG
-            self.prometheus_log_offset = log.stat().st_size if log.exists() else 0
+            self.prometheus_log_offset = self._prometheus_log_size()
             self.prometheus = start_logged(
                 [
                     config["program"],
@@ -481,10 +481,28 @@ class Reconciler:
             (copy / gone.relative_to(source)).unlink(missing_ok=True)
         shutil.copytree(source, copy, dirs_exist_ok=True)
         if self.prometheus_config_fingerprint is not None and self.prometheus is not None:
-            log = self.state_dir / layout.PROMETHEUS_LOG
-            self.prometheus_reload = (time.monotonic(), log.stat().st_size if log.exists() else 0)
+            self.prometheus_reload = (time.monotonic(), self._prometheus_log_size())
             self.prometheus.send_signal(signal.SIGHUP)
         self.prometheus_config_fingerprint = fingerprint
+
+    def _prometheus_log_size(self) -> int:
+        """Where Prometheus' next log line starts: what follows is its latest start's or reload's."""
+        log = self.state_dir / layout.PROMETHEUS_LOG
+        return log.stat().st_size if log.exists() else 0
+
+    def _prometheus_errors_since(self, offset: int) -> list[str]:
+        """What the error lines Prometheus logged after `offset` say, first first, at most three."""
+        try:
+            with open(self.state_dir / layout.PROMETHEUS_LOG, "rb") as handle:
+                handle.seek(offset)
+                lines = handle.read().decode(errors="replace").splitlines()
+        except OSError:
+            return []
+        causes = []
+        for line in filter(PROMETHEUS_ERROR_LINE.search, lines):
+            found = PROMETHEUS_CAUSE.search(line) or PROMETHEUS_MESSAGE.search(line)
+            causes.append(found[1].replace('\\"', '"') if found else line)
+        return list(dict.fromkeys(causes))[:3]
 
     def _confirm_reload(self, url: str) -> None:
         """Whether Prometheus took the config it was sent a SIGHUP for (it reloads in the background);
@@ -505,7 +523,7 @@ class Reconciler:
             self.prometheus_rejected = []
             self.event("prometheus-config-reloaded")
         else:
-            errors = _logged_errors(self.state_dir / layout.PROMETHEUS_LOG, log_offset)
+            errors = self._prometheus_errors_since(log_offset)
             self.prometheus_rejected = errors or ["rejected; see prometheus.log"]
             self.event("prometheus-config-rejected", errors=self.prometheus_rejected)
 
@@ -657,22 +675,6 @@ def _tree_fingerprint(root: Path) -> tuple:
     return tuple(
         sorted((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in root.rglob("*") if p.is_file())
     )
-
-
-def _logged_errors(log: Path, offset: int) -> list[str]:
-    """What the error lines Prometheus wrote to `log` after `offset` say, first first, at most three."""
-    try:
-        with open(log, "rb") as handle:
-            handle.seek(offset)
-            lines = handle.read().decode(errors="replace").splitlines()
-    except OSError:
-        return []
-    causes = []
-    for line in lines:
-        if re.search(r"\blevel=error\b", line, re.IGNORECASE):
-            found = PROMETHEUS_CAUSE.search(line) or PROMETHEUS_MESSAGE.search(line)
-            causes.append(found[1].replace('\\"', '"') if found else line)
-    return list(dict.fromkeys(causes))[:3]
 
 
 def _append_jsonl(path: Path, record: dict) -> None:
