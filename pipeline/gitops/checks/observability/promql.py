@@ -12,7 +12,6 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import promql_parser
 from prometheus_client.parser import text_string_to_metric_families
@@ -90,33 +89,21 @@ def scrape_service() -> str:
             return client.get("/metrics").text
 
 
-def _selected_names(node: Any) -> Iterator[str | None]:
-    """Metric names a PromQL AST selects; None for a selector whose name cannot be known."""
-    if isinstance(node, promql_parser.VectorSelector):
-        equal = promql_parser.MatchOp.Equal
-        names: list[str | None] = [
-            m.value for m in node.matchers.matchers if m.name == "__name__" and m.op == equal
-        ]
-        yield from [node.name] if node.name else names or [None]
-    elif isinstance(node, promql_parser.MatrixSelector):
-        yield from _selected_names(node.vector_selector)
-    elif isinstance(node, promql_parser.Call):
-        for arg in node.args:
-            yield from _selected_names(arg)
-    elif isinstance(node, promql_parser.BinaryExpr):
-        yield from _selected_names(node.lhs)
-        yield from _selected_names(node.rhs)
-    elif isinstance(node, promql_parser.AggregateExpr):
-        yield from _selected_names(node.expr)
-        if node.param is not None:
-            yield from _selected_names(node.param)
-    elif isinstance(node, promql_parser.UnaryExpr | promql_parser.ParenExpr | promql_parser.SubqueryExpr):
-        yield from _selected_names(node.expr)
-
-
 def metric_names(expr: str) -> set[str | None]:
-    """Names selected by `expr` (Grafana interval variables allowed); raises ValueError if invalid."""
-    return set(_selected_names(promql_parser.parse(GRAFANA_INTERVALS.sub("5m", expr))))
+    """Names selected by `expr` (Grafana interval variables allowed); raises ValueError if invalid.
+
+    None stands for a selector whose name cannot be known.
+    """
+    names: set[str | None] = set()
+
+    def select(node: promql_parser.Expr) -> None:
+        if isinstance(node, promql_parser.VectorSelector):
+            equal = promql_parser.MatchOp.Equal
+            by_matcher = [m.value for m in node.matchers.matchers if m.name == "__name__" and m.op == equal]
+            names.update([node.name] if node.name else by_matcher or [None])
+
+    promql_parser.walk(promql_parser.parse(GRAFANA_INTERVALS.sub("5m", expr)), select)
+    return names
 
 
 def _queries(repo_root: Path) -> Iterator[tuple[str, str]]:
