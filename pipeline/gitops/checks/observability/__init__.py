@@ -37,12 +37,13 @@ from pipeline.gitops.checks.observability.cluster_stack import (
     check_generated_dashboard,
     check_shipped_to_cluster,
 )
+from pipeline.gitops.checks.observability.layout import RULE_TESTS, RULES
 from pipeline.gitops.checks.observability.promql import (
     check_metric_names,
     exported_series_names,
     read_exported_snapshot,
 )
-from pipeline.gitops.checks.observability.promtool import check_configs, check_rules, run_rule_tests
+from pipeline.gitops.checks.observability.promtool import check_configs, promtool_on_folder
 
 
 def check(repo_root: Path, metrics_text: str | None = None) -> list[str]:
@@ -56,8 +57,8 @@ def check(repo_root: Path, metrics_text: str | None = None) -> list[str]:
         )
     else:
         problems += check_configs(repo_root, promtool)
-        problems += check_rules(repo_root, promtool)
-        problems += run_rule_tests(repo_root, promtool)
+        problems += promtool_on_folder(repo_root, promtool, RULES, "rule", "check", "rules")
+        problems += promtool_on_folder(repo_root, promtool, RULE_TESTS, "rule test", "test", "rules")
     problems += check_alert_style(repo_root)
     problems += check_alert_tests(repo_root)
     exported = exported_series_names(metrics_text) if metrics_text else read_exported_snapshot(repo_root)

@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from pipeline.gitops.checks.observability.layout import PROMETHEUS, RULE_TESTS, RULES
+from pipeline.gitops.checks.observability.layout import PROMETHEUS
 
 CONFIGS = (PROMETHEUS / "local.yml", PROMETHEUS / "kubernetes.yml")
 #: The Debian build of Prometheus 2.x leaves Kubernetes discovery out; promtool then rejects it.
@@ -71,7 +71,7 @@ def check_configs(repo_root: Path, promtool: str) -> list[str]:
     return problems
 
 
-def _promtool_on_folder(repo_root: Path, promtool: str, folder: Path, what: str, *command: str) -> list[str]:
+def promtool_on_folder(repo_root: Path, promtool: str, folder: Path, what: str, *command: str) -> list[str]:
     """`promtool <command>` over every *.yml file of `folder`, which must hold at least one `what` file."""
     files = sorted((repo_root / folder).glob("*.yml"))
     if not files:
@@ -79,11 +79,3 @@ def _promtool_on_folder(repo_root: Path, promtool: str, folder: Path, what: str,
     result = _promtool(promtool, *command, *files, cwd=repo_root)
     what_ran = f"promtool {' '.join(command)} {folder}/*.yml"
     return [] if result.returncode == 0 else [_failure(what_ran, result)]
-
-
-def check_rules(repo_root: Path, promtool: str) -> list[str]:
-    return _promtool_on_folder(repo_root, promtool, RULES, "rule", "check", "rules")
-
-
-def run_rule_tests(repo_root: Path, promtool: str) -> list[str]:
-    return _promtool_on_folder(repo_root, promtool, RULE_TESTS, "rule test", "test", "rules")
