@@ -38,11 +38,8 @@ CHILDREN = "gitops/argocd/apps (the root's children, every environment)"
 
 def _rendered(root: Manifest) -> tuple[dict[str, list[Manifest]], list[str]]:
     """Every kustomize directory rendered, keyed by its path relative to the repository."""
-    directories = [*overlays(), ARGOCD]
-    if (OBSERVABILITY / "kustomization.yaml").is_file():
-        directories.append(OBSERVABILITY)
     rendered, problems = {}, []
-    for directory in directories:
+    for directory in [*overlays(), ARGOCD, OBSERVABILITY]:
         try:
             rendered[str(directory.relative_to(REPO_ROOT))] = render(directory)
         except RenderError as error:
