@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from pipeline import settings
 from pipeline.gitops import appofapps
 from pipeline.gitops.checks import argocd_rules, schemas
 from pipeline.gitops.render import REPO_ROOT, RenderError, overlays, render
@@ -134,8 +135,9 @@ def test_missing_crd_schema_names_the_setting(tmp_path: Path, monkeypatch: pytes
 
 def test_schema_location_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(schemas.CRD_SCHEMA_LOCATION_ENV, raising=False)
-    assert schemas.crd_schema_location() == schemas.DEFAULT_CRD_SCHEMA_LOCATION
-    assert "datreeio/CRDs-catalog" in schemas.DEFAULT_CRD_SCHEMA_LOCATION
+    default = settings.get(schemas.CRD_SCHEMA_LOCATION_ENV, {})
+    assert schemas.crd_schema_location() == default
+    assert "datreeio/CRDs-catalog" in default
     monkeypatch.setenv(schemas.CRD_SCHEMA_LOCATION_ENV, "../shared/schemas")
     expected = REPO_ROOT / "../shared/schemas" / "{group}" / "{kind}_{version}.json"
     assert schemas.crd_schema_location() == str(expected)

@@ -10,7 +10,6 @@ defaulting to the catalog itself; CI points it at ../shared/schemas (no internet
 from __future__ import annotations
 
 import json
-import os
 import urllib.request
 from functools import cache
 from pathlib import Path
@@ -24,12 +23,11 @@ from pipeline.gitops.render import REPO_ROOT, Manifest, name_of
 from pipeline.gitops.versions import KUBERNETES_VERSION
 
 CRD_SCHEMA_LOCATION_ENV = "PIPELINE_CRD_SCHEMA_LOCATION"
-DEFAULT_CRD_SCHEMA_LOCATION = settings.get(CRD_SCHEMA_LOCATION_ENV, {})
 
 
 def crd_schema_location() -> str:
     """The configured location as a template with {group}, {kind} and {version}."""
-    location = os.environ.get(CRD_SCHEMA_LOCATION_ENV) or DEFAULT_CRD_SCHEMA_LOCATION
+    location = settings.get(CRD_SCHEMA_LOCATION_ENV)
     if "{" not in location:
         directory = Path(location)
         if not directory.is_absolute():
