@@ -102,11 +102,8 @@ def audit_os(image_ref: str | None, image_id: str | None, policy: dict[str, Any]
         vulnerability, artifact = match["vulnerability"], match["artifact"]
         fix = vulnerability.get("fix") or {}
         fixed = fix.get("state") == "fixed"
-        message = (
-            f"{vulnerability['id']}: fixed in {', '.join(fix.get('versions') or [])}"
-            if fixed
-            else f"{vulnerability['id']}: not fixed upstream yet"
-        )
+        fixed_in = f"fixed in {', '.join(fix.get('versions') or [])}" if fixed else "not fixed upstream yet"
+        message = f"{vulnerability['id']}: {fixed_in}"
         waived = "not fixed upstream (policy: only_fixed)" if policy.get("only_fixed") and not fixed else ""
         # Grype's own severities are the policy's, plus negligible and unknown, which count as low.
         severity = str(vulnerability.get("severity")).lower()
