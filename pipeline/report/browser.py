@@ -1,9 +1,8 @@
-"""Render the report in a real headless Chromium: the DOM it built, and a full-page screenshot.
+"""Take a full-page screenshot of the report in a real headless Chromium.
 
-`--dump-dom` gives what the browser parsed. Chromium's `--screenshot` flag only captures the
-window, so the full-page screenshot drives the browser over the DevTools protocol on a pipe
-(`--remote-debugging-pipe`: JSON messages ended by NUL on fds 3 and 4), which needs no port and no
-extra package: size the viewport to the page's height, then capture it.
+Chromium's `--screenshot` flag only captures the window, so the screenshot drives the browser over
+the DevTools protocol on a pipe (`--remote-debugging-pipe`: JSON messages ended by NUL on fds 3 and
+4), which needs no port and no extra package: size the viewport to the page's height, then capture it.
 """
 
 from __future__ import annotations
@@ -61,27 +60,6 @@ def _stop(process: subprocess.Popen) -> None:
             process.wait()
 
 
-def dump_dom(chromium: str, page: Path, *, timeout: float = TIMEOUT_SECONDS) -> str:
-    """The DOM Chromium built for `page`, serialised."""
-    with tempfile.TemporaryDirectory(prefix="report-chromium-") as profile:
-        process = subprocess.Popen(
-            [chromium, *FLAGS, f"--user-data-dir={profile}", "--dump-dom", page.resolve().as_uri()],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-        )
-        try:
-            stdout, stderr = process.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise BrowserError(f"chromium did not render {page} within {timeout:.0f} s") from None
-        finally:
-            _stop(process)
-    if process.returncode != 0 or not stdout.strip():
-        raise BrowserError(f"chromium --dump-dom failed (exit {process.returncode}): {stderr.strip()[-500:]}")
-    return stdout
-
-
 class _DevTools:
     """A minimal DevTools protocol client over Chromium's debugging pipe."""
 
@@ -123,7 +101,7 @@ class _DevTools:
 
 
 @contextlib.contextmanager
-def _browser(chromium: str, timeout: float) -> Iterator[_DevTools]:
+def _browser(chromium: str) -> Iterator[_DevTools]:
     command_read, command_write = os.pipe()
     reply_read, reply_write = os.pipe()
     # Chromium reads commands on fd 3 and writes replies to fd 4: a shell puts the pipes there.
@@ -143,16 +121,16 @@ def _browser(chromium: str, timeout: float) -> Iterator[_DevTools]:
         os.close(command_read)
         os.close(reply_write)
         try:
-            yield _DevTools(command_write, reply_read, time.monotonic() + timeout)
+            yield _DevTools(command_write, reply_read, time.monotonic() + TIMEOUT_SECONDS)
         finally:
             os.close(command_write)
             os.close(reply_read)
             _stop(process)
 
 
-def screenshot(chromium: str, page: Path, png: Path, *, timeout: float = TIMEOUT_SECONDS) -> tuple[int, int]:
+def screenshot(chromium: str, page: Path, png: Path) -> tuple[int, int]:
     """Save a full-page PNG of `page` (as wide as a laptop screen); returns its (width, height)."""
-    with _browser(chromium, timeout) as devtools:
+    with _browser(chromium) as devtools:
         target = devtools.send("Target.createTarget", url="about:blank")["targetId"]
         session = devtools.send("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
         devtools.send("Page.enable", session)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -664,10 +666,23 @@ def png_size(path: Path) -> tuple[int, int]:
     return int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
 
 
+def dump_dom(chromium: str, page: Path) -> str:
+    """The DOM Chromium built for `page`, serialised: what the browser parsed."""
+    with tempfile.TemporaryDirectory(prefix="report-chromium-") as profile:
+        done = subprocess.run(
+            [chromium, *browser.FLAGS, f"--user-data-dir={profile}", "--dump-dom", page.resolve().as_uri()],
+            capture_output=True,
+            text=True,
+            timeout=browser.TIMEOUT_SECONDS,
+        )
+    assert done.returncode == 0 and done.stdout.strip(), f"chromium --dump-dom failed: {done.stderr[-500:]}"
+    return done.stdout
+
+
 def test_chromium_renders_the_key_sections(artifacts: Path) -> None:
     chromium = require_program("chromium")
     html_path, _ = write_report_files(artifacts)
-    dom = browser.dump_dom(chromium, html_path)
+    dom = dump_dom(chromium, html_path)
     assert re.search(r'<table id="job-table">.*?<tr data-job="demo" data-status="success">', dom, re.S)
     gantt = re.search(r'<svg [^>]*id="gantt-chart".*?</svg>', dom, re.S)
     assert gantt and set(bars(gantt[0])) == {"unit", "build", "deploy", "test", "demo", "report"}
