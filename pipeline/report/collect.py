@@ -166,7 +166,6 @@ class RawFile:
 class Report:
     """The report's whole input. Templates and charts read only this."""
 
-    artifacts_dir: Path
     generated_at: str
     record: Artifact
     jobs: list[JobRow]
@@ -438,7 +437,6 @@ def collect(root: Path, now: str | None = None) -> Report:
     load = load_json(root, "test-results/load-summary.json", run, LoadSummary)
     previous_load = load_json(root, f"{PREVIOUS_DIR}/test-results/load-summary.json", NO_RUN, LoadSummary)
     return Report(
-        artifacts_dir=root,
         generated_at=now or utc_now("seconds"),
         record=record,
         jobs=job_rows(root, record),
