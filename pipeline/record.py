@@ -300,10 +300,9 @@ def record_from_github(
     artifacts_dir: Path,
     environ: Mapping[str, str],
     timings: Mapping[str, Mapping[str, Any]],
-    jobs: Iterable[Job] = JOBS,
 ) -> Record:
     """The run record as seen by `current_job` (running), from its `needs` and the downloaded artifacts."""
-    jobs = [job for job in jobs if job.name in needs or job.name == current_job]
+    jobs = [job for job in JOBS if job.name in needs or job.name == current_job]
     record = new_record(
         run_id=environ.get("PIPELINE_RUN_ID") or environ.get("GITHUB_RUN_ID", "github"),
         commit=environ.get("GITHUB_SHA", "unknown"),
