@@ -10,13 +10,12 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any, TextIO
 
+from pipeline.record import Record
 from pipeline.status import Status, look
 from pipeline.timestamps import elapsed, utc_now
 
 if TYPE_CHECKING:  # rich is imported only when a live table is drawn
     from rich.table import Table
-
-Record = dict[str, Any]
 
 
 def elapsed_seconds(entry: dict[str, Any]) -> float | None:
