@@ -314,15 +314,6 @@ def load_junit(root: Path, relative: str, run: PipelineRun) -> Artifact:
     return Artifact(relative, "ok", summary)
 
 
-def _first_junit(root: Path, folder: str, preferred: str, run: PipelineRun) -> Artifact:
-    """The preferred JUnit file of a folder, else the only XML file in it."""
-    if not (root / folder / preferred).is_file():
-        candidates = sorted((root / folder).glob("*.xml"))
-        if len(candidates) == 1:
-            return load_junit(root, candidates[0].relative_to(root).as_posix(), run)
-    return load_junit(root, f"{folder}/{preferred}", run)
-
-
 def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     """The last lines of a log, scrubbed before they are cut: what a reader needs first when a job failed."""
     try:
@@ -444,7 +435,7 @@ def collect(root: Path, now: str | None = None) -> Report:
         model_card=load_json(root, "build-output/model/model-card.json", run, ModelCard),
         sbom=load_json(root, "build-output/sbom.cdx.json", run, Sbom),
         cluster=load_json(root, "cluster-state/status.json", run, ClusterStatus),
-        unit_tests=_first_junit(root, "unit-results", "junit.xml", run),
+        unit_tests=load_junit(root, "unit-results/junit.xml", run),
         api_tests=load_junit(root, "test-results/api-junit.xml", run),
         load=load,
         metrics=load_json(root, "test-results/metrics-verification.json", run, MetricsVerification),
