@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, timedelta
+from datetime import timedelta
 from typing import Any, Literal
 
 from markupsafe import Markup
@@ -349,8 +349,8 @@ def mermaid_gantt(jobs: Sequence[JobRow]) -> str:
         began, ended = moment(job.started_at), moment(job.finished_at)
         if began is None or job.reused:
             continue
-        start = began.astimezone(UTC).replace(microsecond=0)
-        end = max(ended.astimezone(UTC) if ended else start, start + timedelta(seconds=1))
+        start = began.replace(microsecond=0)
+        end = max(ended or start, start + timedelta(seconds=1))
         label = "".join(
             char if char.isalnum() or char in " -_" else " " for char in f"{job.name} {job.status}"
         )

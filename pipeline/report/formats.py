@@ -6,7 +6,6 @@ Each function takes whatever an artifact held and returns text; a value of the w
 from __future__ import annotations
 
 import math
-from datetime import UTC
 from typing import Any
 
 from pipeline.contracts import Drift, SettingValues, Timeline
@@ -65,8 +64,7 @@ def clock(value: Any) -> str:
     parsed = moment(value)
     if parsed is None:
         return value if isinstance(value, str) and value else NO_VALUE
-    parsed = parsed.astimezone(UTC)
-    return parsed.strftime("%H:%M:%S.") + f"{parsed.microsecond // 1000:03d}"
+    return parsed.time().isoformat(timespec="milliseconds")
 
 
 def short(value: Any, length: int = 12) -> str:
