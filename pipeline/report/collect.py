@@ -9,7 +9,7 @@ showing zeros.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -33,7 +33,7 @@ from pipeline.graph import JOBS, JOBS_BY_NAME
 from pipeline.record import PREVIOUS_DIR, RECORD_FILE, run_status
 from pipeline.scrub import mask_text
 from pipeline.status import FAILED, NOT_RUN, UNKNOWN, Status
-from pipeline.timestamps import elapsed, moment, utc_now
+from pipeline.timestamps import elapsed, utc_now
 
 REPORT_DIR = str(JOBS_BY_NAME["report"].artifact)
 #: Regression rule for the load figures against the previous run (see README, "Report").
@@ -226,19 +226,14 @@ class Report:
         """The run's wall time: the record's, or (while the report itself runs) up to the last finish."""
         if self.run.duration_seconds is not None:
             return self.run.duration_seconds
+        start = self.run_start
         # This run's jobs only: a reused one finished before this run began.
-        last = _latest(job.finished_at for job in self.jobs if not job.reused)
-        return elapsed(self.run_start, last)
+        finishes = [elapsed(start, job.finished_at) for job in self.jobs if not job.reused]
+        return max((seconds for seconds in finishes if seconds is not None), default=None)
 
     @property
     def run_finished(self) -> bool:
         return self.run.finished_at is not None
-
-
-def _latest(times: Iterable[str | None]) -> str | None:
-    """The latest of `times` that are ISO times, as written."""
-    known = {time: when for time in times if (when := moment(time)) is not None}
-    return max(known, key=known.__getitem__, default=None)
 
 
 def _absent(relative: str, run: PipelineRun) -> Artifact:
