@@ -309,13 +309,13 @@ def load_junit(root: Path, relative: str, run: PipelineRun) -> Artifact:
     return Artifact(relative, "ok", summary)
 
 
-def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+def _tail(path: Path) -> str:
     """The last lines of a log, scrubbed before they are cut: what a reader needs first when a job failed."""
     try:
         text = path.read_text(errors="replace")
     except OSError:
         return ""
-    tail = mask_text(text).rstrip().splitlines()[-lines:]  # mask first: a cut secret hides
+    tail = mask_text(text).rstrip().splitlines()[-LOG_TAIL_LINES:]  # mask first: a cut secret hides
     return "\n".join(line if len(line) <= LOG_LINE_CHARS else line[:LOG_LINE_CHARS] + " …" for line in tail)
 
 
