@@ -2,9 +2,9 @@
 
 HTML autoescapes everything. Markdown has a filter per context, and every interpolated value goes
 through one: `md` for text and table cells, `code` for a code span, `html` inside an HTML tag such
-as `<summary>`. Every value that
-reaches either output also passes through `redact`, so a secret that slipped into an artifact is
-masked. A chart whose data is malformed is left out with a note rather than failing the report.
+as `<summary>`. Every value that reaches either output is also masked (`mask_text`), so a secret
+that slipped into an artifact does not leave the run. A chart whose data is malformed is left out
+with a note rather than failing the report.
 """
 
 from __future__ import annotations
