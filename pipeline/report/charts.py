@@ -394,17 +394,10 @@ def line_chart(
     legend_x = left
     for line in series:
         placed = [place(x, y) for x, y in line.points]
+        attributes: dict[str, Any] = {"class_": "series", "data_series": line.label}
         if len(placed) == 1:  # a line through one point draws nothing
             cx, cy = placed[0]
-            canvas.add(
-                "circle",
-                cx=f"{cx:.1f}",
-                cy=f"{cy:.1f}",
-                r=3,
-                fill=line.colour,
-                class_="series",
-                data_series=line.label,
-            )
+            canvas.add("circle", cx=f"{cx:.1f}", cy=f"{cy:.1f}", r=3, fill=line.colour, **attributes)
         elif placed:
             canvas.add(
                 "polyline",
@@ -413,8 +406,7 @@ def line_chart(
                 stroke=line.colour,
                 stroke_width=2,
                 stroke_linejoin="round",
-                class_="series",
-                data_series=line.label,
+                **attributes,
             )
         canvas.add("rect", x=legend_x, y=28, width=12, height=12, rx=2, fill=line.colour)
         canvas.text(legend_x + 17, 38, line.label, fill=INK)
