@@ -31,14 +31,6 @@ from pipeline.targets.kube.root import set_component
 from pipeline.targets.kube.wait import wait_for_application
 
 SYNC_TIMEOUT_SECONDS = 600
-#: A cold cluster on a fresh runner: node image, Argo CD, metrics-server, Prometheus and Grafana
-#: pulls and rollouts. A job's budget (pipeline/graph.py) covers this plus two Application waits.
-COLD_CLUSTER_SECONDS = 600
-#: What a 2-core laptop's kind node offers, and what the cluster itself requests before this
-#: project's pods (control plane ~650m, CoreDNS 2x100m, kindnet 100m, metrics-server 100m;
-#: Argo CD's install requests none). docs/kubernetes.md states the minimum.
-LAPTOP_CPU = 2.0
-CLUSTER_OVERHEAD_CPU = 1.05
 #: Argo CD's self-heal backoff (argocd-cmd-params-cm). Its default waits 2 s, then x3, capped at
 #: 300 s, and since 3.3 the count does not reset for the same revision: heals wait 0, 2, 6, 18,
 #: 54 s. The demo heals several drifts, each within 30 s, on the same revision (a kept cluster

@@ -177,11 +177,16 @@ def test_degraded_for_longer_than_the_bound_fails(monkeypatch: pytest.MonkeyPatc
         )
 
 
+#: A cold cluster on a fresh runner: node image, Argo CD, metrics-server, Prometheus and Grafana
+#: pulls and rollouts. A job's budget (pipeline/graph.py) covers this plus two Application waits.
+COLD_CLUSTER_SECONDS = 600
+
+
 def test_kube_jobs_have_budgets_per_target_that_fit_a_cold_cluster() -> None:
     for name in ("deploy", "test", "demo"):
         job = JOBS_BY_NAME[name]
         cold = job.timeout_for("kind") * 60
-        assert cold >= kube.COLD_CLUSTER_SECONDS + 2 * kube.SYNC_TIMEOUT_SECONDS, name
+        assert cold >= COLD_CLUSTER_SECONDS + 2 * kube.SYNC_TIMEOUT_SECONDS, name
         assert job.timeout_for("kind") == job.timeout_for("minikube")
         assert job.timeout_for("local") < job.timeout_for("kind")
     assert JOBS_BY_NAME["unit"].timeout_for("kind") == JOBS_BY_NAME["unit"].timeout_for("local")
@@ -316,6 +321,13 @@ def test_argo_cd_is_pinned_to_a_seen_release() -> None:
     assert versions.ARGOCD_VERSION == "v3.5.1"
 
 
+#: What a 2-core laptop's kind node offers, and what the cluster itself requests before this
+#: project's pods (control plane ~650m, CoreDNS 2x100m, kindnet 100m, metrics-server 100m;
+#: Argo CD's install requests none). docs/kubernetes.md states the minimum.
+LAPTOP_CPU = 2.0
+CLUSTER_OVERHEAD_CPU = 1.05
+
+
 def _quantity(value: str) -> float:
     """CPU in cores, memory in MiB (the suffixes the manifests here use)."""
     for suffix, factor in (("m", 1 / 1000), ("Mi", 1.0), ("Gi", 1024.0)):
@@ -361,7 +373,7 @@ def _requests_of_test_demo_and_observability() -> tuple[float, float]:
 
 def test_test_and_demo_fit_a_two_core_laptop() -> None:
     cpu, _memory = _requests_of_test_demo_and_observability()
-    assert cpu + kube.CLUSTER_OVERHEAD_CPU <= kube.LAPTOP_CPU
+    assert cpu + CLUSTER_OVERHEAD_CPU <= LAPTOP_CPU
 
 
 def test_the_docs_state_the_laptop_minimum_the_manifests_request() -> None:
@@ -369,7 +381,7 @@ def test_the_docs_state_the_laptop_minimum_the_manifests_request() -> None:
     docs = (REPO / "docs" / "kubernetes.md").read_text()
     stated = f"request {round(cpu * 1000)}m CPU and {round(memory)} MiB of memory"
     assert stated in docs
-    overhead = f"{round(kube.CLUSTER_OVERHEAD_CPU * 1000)}m CPU"
+    overhead = f"{round(CLUSTER_OVERHEAD_CPU * 1000)}m CPU"
     assert overhead in docs
 
 
