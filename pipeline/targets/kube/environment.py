@@ -90,9 +90,7 @@ def save_container_logs(context: str, namespace: str, directory: Path) -> None:
 
 
 def application_status(application: dict[str, Any] | None) -> ControllerStatus:
-    if not application:
-        return ControllerStatus(sync="OutOfSync", health="Missing")
-    status = application.get("status", {})
+    status = (application or {}).get("status", {})
     return ControllerStatus(
         sync=status.get("sync", {}).get("status", "OutOfSync"),
         health=status.get("health", {}).get("status", "Missing"),
@@ -146,7 +144,7 @@ class StatusWatch:
     def status(self) -> ControllerStatus:
         with contextlib.suppress(queue.Empty):
             self._last = self._changes.get(timeout=0.05 if self._last else self.FIRST_EVENT_SECONDS)
-        return self._last or ControllerStatus(sync="OutOfSync", health="Missing")
+        return self._last or application_status(None)
 
 
 class KeptProcess:
