@@ -224,13 +224,10 @@ class KubeEnvironment:
         self._watch = StatusWatch(application_events(self.context, self.application))
         self._watch.start()
         try:
-            self.prometheus_url = self._forward(*PROMETHEUS)
+            forward = port_forward_argv(self.kubectl, *PROMETHEUS)
+            self.prometheus_url = self._keep(KeptProcess(forward, FORWARDING))
         except StepFailed as error:
             print(f"Prometheus is not reachable ({error}); metrics will be read from the replicas directly")
-
-    def _forward(self, namespace: str, resource: str, port: int) -> str:
-        """A port-forward kept open until `down`; its local URL."""
-        return self._keep(KeptProcess(port_forward_argv(self.kubectl, namespace, resource, port), FORWARDING))
 
     def _keep(self, process: KeptProcess) -> str:
         self._forwards.append(process)
