@@ -48,9 +48,7 @@ class Query:
             result = run_process(self.argv, None, 60)
         except (OSError, subprocess.TimeoutExpired):
             return False
-        if result.returncode != 0:
-            return False
-        return self.line is None or self.line in result.stdout.splitlines()
+        return result.returncode == 0 and (self.line is None or self.line in result.stdout.splitlines())
 
     def describe(self) -> str:
         return f"`{shlex.join(self.argv)}`" + (f" lists {self.line}" if self.line else " succeeds")
