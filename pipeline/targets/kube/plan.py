@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import shlex
 import subprocess
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TextIO
@@ -130,6 +129,6 @@ def apply(kubectl: tuple[str, ...], objects: Sequence[Manifest], why: str) -> Co
 def execute(steps: Sequence[Step], *, dry_run: bool, out: TextIO | None = None) -> None:
     """Print every step; run it too unless this is a dry run."""
     for number, step in enumerate(steps, 1):
-        print(f"\n[{number}/{len(steps)}] {mask_text(step.render())}", file=out or sys.stdout, flush=True)
+        print(f"\n[{number}/{len(steps)}] {mask_text(step.render())}", file=out, flush=True)
         if not dry_run:
             step.run()
