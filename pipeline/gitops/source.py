@@ -118,7 +118,7 @@ def snapshot_commit() -> str:
     return git("commit-tree", tree, "-p", "HEAD", "-m", message, env=dated)
 
 
-def bare_repository(commit: str, directory: Path) -> Path:
+def bare_repository(commit: str, directory: Path) -> None:
     """`directory`/repo.git holding `commit` as branch main, servable by any static file server."""
     bare = directory / "repo.git"
     git("init", "--quiet", "--bare", "--initial-branch=main", str(bare))
@@ -126,7 +126,6 @@ def bare_repository(commit: str, directory: Path) -> Path:
     git("--git-dir", str(bare), "repack", "-a", "-d", "-q")
     # The index files git's dumb HTTP protocol reads (info/refs, objects/info/packs).
     git("--git-dir", str(bare), "update-server-info")
-    return bare
 
 
 def git_source_mode() -> str:
