@@ -285,8 +285,7 @@ class KubeTarget:
     def up(self, env_name: str, release: Release, context: RunContext) -> KubeEnvironment:
         """Execute the plan, then connect to the environment."""
         plan = plan_environment(self.name, env_name, release, planning=False)
-        for line in plan.summary:
-            print(line, flush=True)
+        print(*plan.summary, sep="\n", flush=True)
         try:
             execute(plan.setup, dry_run=False)
             plan.environment.connect()
