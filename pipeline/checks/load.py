@@ -18,7 +18,7 @@ import sys
 import time
 import tomllib
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -117,24 +117,18 @@ class LoadStopped(KeyboardInterrupt):
         self.summary = summary
 
 
-def run_load(
-    endpoint: str,
-    settings: LoadSettings,
-    thresholds: Thresholds,
-    out_dir: Path,
-    progress: Callable[[str], None] = print,
-) -> dict[str, Any]:
+def run_load(endpoint: str, settings: LoadSettings, thresholds: Thresholds, out_dir: Path) -> dict[str, Any]:
     """Load `endpoint`, leave Locust's files in `out_dir`, return the judged summary."""
     out_dir.mkdir(parents=True, exist_ok=True)
     command = locust_command(endpoint, settings, out_dir)
     deadline = settings.duration_seconds + STOP_TIMEOUT_SECONDS + STARTUP_AND_REPORT_SECONDS
-    progress(f"load: {settings.users} users, {settings.duration_seconds} s against {endpoint}")
+    print(f"load: {settings.users} users, {settings.duration_seconds} s against {endpoint}")
     error = None
     stopped = False
     with (out_dir / "locust.log").open("w") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         try:
-            exit_code = _wait_with_progress(process, deadline, out_dir, settings, progress)
+            exit_code = _wait_with_progress(process, deadline, out_dir, settings)
         except KeyboardInterrupt:
             # Locust, stopped too (or now), writes its last stats before it exits.
             stopped = True
@@ -167,7 +161,6 @@ def _wait_with_progress(
     deadline: float,
     out_dir: Path,
     settings: LoadSettings,
-    progress: Callable[[str], None],
 ) -> int | None:
     started = time.monotonic()
     while time.monotonic() - started < deadline:
@@ -183,7 +176,7 @@ def _wait_with_progress(
                     else f"p50 {last['p50_ms']:g} ms, p95 {last['p95_ms']:g} ms"
                 )
                 elapsed = f"{last['t']:.0f}/{settings.duration_seconds} s"
-                progress(f"load: {elapsed}, {last['rps']:.0f} req/s, {latency}")
+                print(f"load: {elapsed}, {last['rps']:.0f} req/s, {latency}")
     return None
 
 

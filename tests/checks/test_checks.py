@@ -140,7 +140,7 @@ def test_api_suite_fails_against_a_server_that_is_not_the_service(
 
 @pytest.mark.slow
 def test_load_within_thresholds_passes_and_keeps_locust_reports(service: str, tmp_path: Path) -> None:
-    summary = run_load(service, SHORT_LOAD, SHORT_LOAD_THRESHOLDS, tmp_path, progress=print)
+    summary = run_load(service, SHORT_LOAD, SHORT_LOAD_THRESHOLDS, tmp_path)
     assert summary["passed"], summary["violations"]
     assert summary.keys() >= CONTRACT_KEYS
     assert summary["failures"] == 0
@@ -185,25 +185,28 @@ class EndsAfterOneWait:
         return 0
 
 
-def test_load_progress_before_the_first_answer_says_so_instead_of_none(tmp_path: Path) -> None:
+def test_load_progress_before_the_first_answer_says_so_instead_of_none(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     header, before_any_answer = LOCUST_HISTORY.splitlines()[:2]
     (tmp_path / f"{CSV_PREFIX}_stats_history.csv").write_text(f"{header}\n{before_any_answer}\n")
-    said: list[str] = []
-    assert load._wait_with_progress(EndsAfterOneWait(), 60, tmp_path, SHORT_LOAD, said.append) == 0  # type: ignore[arg-type]
-    assert said == [f"load: 0/{SHORT_LOAD.duration_seconds} s, 0 req/s, no answer yet"]
+    assert load._wait_with_progress(EndsAfterOneWait(), 60, tmp_path, SHORT_LOAD) == 0  # type: ignore[arg-type]
+    assert capsys.readouterr().out.splitlines() == [
+        f"load: 0/{SHORT_LOAD.duration_seconds} s, 0 req/s, no answer yet"
+    ]
 
 
 @pytest.mark.slow
 def test_a_p99_bound_below_the_measured_latency_fails_the_load(service: str, tmp_path: Path) -> None:
     tight = Thresholds(max_failure_ratio=0.0, min_requests=1, max_p99_ms=0.001)
-    summary = run_load(service, SHORT_LOAD, tight, tmp_path, progress=print)
+    summary = run_load(service, SHORT_LOAD, tight, tmp_path)
     assert not summary["passed"]
     assert [v for v in summary["violations"] if v.startswith("p99")], summary["violations"]
 
 
 @pytest.mark.slow
 def test_failed_requests_fail_the_load(not_the_service: str, tmp_path: Path) -> None:
-    summary = run_load(not_the_service, SHORT_LOAD, SHORT_LOAD_THRESHOLDS, tmp_path, print)
+    summary = run_load(not_the_service, SHORT_LOAD, SHORT_LOAD_THRESHOLDS, tmp_path)
     assert not summary["passed"]
     assert summary["failure_ratio"] == 1.0
     assert any(v.startswith("failure ratio") for v in summary["violations"])
@@ -213,7 +216,7 @@ def test_failed_requests_fail_the_load(not_the_service: str, tmp_path: Path) -> 
 def test_the_request_cap_ends_the_load_before_its_run_time(service: str, tmp_path: Path) -> None:
     capped = dataclasses.replace(SHORT_LOAD, duration_seconds=60, max_requests=30)
     started = time.monotonic()
-    summary = run_load(service, capped, SHORT_LOAD_THRESHOLDS, tmp_path, progress=print)
+    summary = run_load(service, capped, SHORT_LOAD_THRESHOLDS, tmp_path)
     assert time.monotonic() - started < 30
     # Users finish the request they are in when the cap is reached: at most one more each.
     assert 30 <= summary["requests"] <= 30 + capped.users
@@ -236,7 +239,7 @@ def test_a_load_stopped_part_way_hands_on_the_summary_of_what_ran(service: str, 
     started = time.monotonic()
     try:
         with pytest.raises(expected) as stopped:
-            run_load(service, long, SHORT_LOAD_THRESHOLDS, tmp_path, progress=print)
+            run_load(service, long, SHORT_LOAD_THRESHOLDS, tmp_path)
     finally:
         done.set()
         watcher.join()
