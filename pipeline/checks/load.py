@@ -187,26 +187,22 @@ def _number(text: str) -> float | None:
         return None
 
 
-def _rows(path: Path) -> list[dict[str, str]]:
-    try:
-        with path.open(newline="") as handle:
-            return list(csv.DictReader(handle))
-    except OSError:
-        return []
-
-
 def read_history(out_dir: Path) -> list[dict[str, Any]]:
     """Locust's stats history as the report's series over time (t in seconds from the first row).
 
     The rate is the running total's growth since the row before: Locust's own Requests/s column
     averages the 10 s that end 2 s back, which draws a short load as a ramp that lags its real rate.
     """
-    rows = [
-        row
-        for row in _rows(out_dir / f"{CSV_PREFIX}_stats_history.csv")
-        # The last line may be half written while Locust runs: it has no running total yet.
-        if row.get("Name") == "Aggregated" and row.get("Total Request Count") is not None
-    ]
+    try:
+        with (out_dir / f"{CSV_PREFIX}_stats_history.csv").open(newline="") as handle:
+            rows = [
+                row
+                for row in csv.DictReader(handle)
+                # The last line may be half written while Locust runs: it has no running total yet.
+                if row.get("Name") == "Aggregated" and row.get("Total Request Count") is not None
+            ]
+    except OSError:
+        return []
     history: list[dict[str, Any]] = []
     for index, row in enumerate(rows):
         at, total = int(row["Timestamp"]), int(row["Total Request Count"])
