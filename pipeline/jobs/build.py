@@ -43,7 +43,7 @@ from pipeline.build.content import content_digest, content_tag
 from pipeline.build.training import train_model
 from pipeline.build.wheelhouse import wheelhouse
 from pipeline.context import RunContext
-from pipeline.contracts import BuildRecord, encode
+from pipeline.contracts import BuildRecord, Image, encode
 from pipeline.jobs._main import exit_with
 from pipeline.timestamps import utc_now
 
@@ -61,11 +61,8 @@ def cache_dir() -> Path:
 
 
 def new_record() -> dict[str, Any]:
-    image = dict.fromkeys(
-        ("reason", "tag", "image_id", "digest", "size_bytes", "build_seconds", "base_image")
-    )
-    image.update(status="pending", cache_hit=False, verified=False)
-    return {"model": None, "image": image, "sbom": None}
+    """A build record before any step: the image's fields at their contract defaults (status pending)."""
+    return {"model": None, "image": encode(Image, Image()), "sbom": None}
 
 
 def _git(*args: str) -> str | None:
