@@ -16,7 +16,6 @@ def run_api_suite(endpoint: str, junit_xml: Path) -> bool:
 
     A separate pytest process keeps the suite's imports, plugins and exit out of the job's process.
     """
-    junit_xml.parent.mkdir(parents=True, exist_ok=True)
     command = [
         sys.executable, "-m", "pytest", str(SUITE_DIR),
         f"--endpoint={endpoint}", f"--junitxml={junit_xml}",
