@@ -53,18 +53,16 @@ def release_from_build(context: RunContext) -> Release:
 
 
 @contextmanager
-def environment(
-    job: str, target: Target, env_name: str, release: Release, context: RunContext
-) -> Iterator[Environment]:
-    """`env_name` up on `target` for the body, then stopped unless the run keeps it (`--keep`).
+def environment(job: str, target: Target, release: Release, context: RunContext) -> Iterator[Environment]:
+    """`job`'s environment, named after it, up on `target` for the body; stopped unless `--keep`.
 
     When it cannot come up, one line on stderr names the cause and `BringUpFailed` is raised.
     """
     try:
-        env = target.up(env_name, release, context)
+        env = target.up(job, release, context)
     except Exception as error:  # any target's failure: one clear line, and the job fails
-        print(f"{job}: could not bring up '{env_name}' on {context.target}: {error}", file=sys.stderr)
-        raise BringUpFailed(env_name) from error
+        print(f"{job}: could not bring up '{job}' on {context.target}: {error}", file=sys.stderr)
+        raise BringUpFailed(job) from error
     try:
         yield env
     finally:
@@ -75,17 +73,17 @@ def environment(
 
 
 def run_on_environment(
-    job: str, env_name: str, context: RunContext, *, dry_run: str, body: Callable[[Environment], bool]
+    job: str, context: RunContext, *, dry_run: str, body: Callable[[Environment], bool]
 ) -> int:
-    """The job's exit code: `body` on a fresh `env_name`, or in a dry run the target's plan and `dry_run`."""
+    """The job's exit code: `body` on a fresh environment, or in a dry run the target's plan and `dry_run`."""
     target = get_target(context.target)
     release = release_from_build(context)
     if context.dry_run:
-        print(target.plan(env_name, release, context), end="")
+        print(target.plan(job, release, context), end="")
         print(dry_run)
         return 0
     try:
-        with environment(job, target, env_name, release, context) as env:
+        with environment(job, target, release, context) as env:
             passed = body(env)
     except BringUpFailed:
         return 1

@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"demo: {'passed' if passed else 'FAILED'}; artifacts in {out}")
         return passed
 
-    return run_on_environment(JOB, JOB, context, dry_run=dry_run, body=demo)
+    return run_on_environment(JOB, context, dry_run=dry_run, body=demo)
 
 
 if __name__ == "__main__":

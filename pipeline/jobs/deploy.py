@@ -25,7 +25,6 @@ from pipeline.jobs._main import exit_with
 from pipeline.release import Environment
 
 JOB = "deploy"
-ENVIRONMENT = "deploy"
 
 
 def prometheus_scrapes(env: Environment) -> bool:
@@ -75,13 +74,12 @@ def main(argv: list[str] | None = None) -> int:
     context = RunContext.from_env()
     out = job_dir(JOB, context, fresh=True)
     dry_run = (
-        f"deploy (dry run): bring up '{ENVIRONMENT}' on target {context.target} from gitops/, "
+        f"deploy (dry run): bring up '{JOB}' on target {context.target} from gitops/, "
         f"wait until Synced and Healthy and Prometheus scrapes every replica, save its state into {out}"
         + ("" if context.keep else ", then stop it")
     )
     return run_on_environment(
         JOB,
-        ENVIRONMENT,
         context,
         dry_run=dry_run,
         # Both run: the state is saved even when Prometheus does not scrape every replica.

@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"test: {'passed' if passed else 'FAILED'}; artifacts in {out}")
         return passed
 
-    return run_on_environment(JOB, JOB, context, dry_run=dry_run, body=checks)
+    return run_on_environment(JOB, context, dry_run=dry_run, body=checks)
 
 
 if __name__ == "__main__":
