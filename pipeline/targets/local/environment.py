@@ -53,9 +53,8 @@ class LocalEnvironment:
         return read_json(self.state_dir / layout.STATUS) or {}
 
     def status(self) -> ControllerStatus:
-        if not is_reconciler(self._state["reconciler_pid"], self.state_dir):
-            return ControllerStatus(sync="Unknown", health="Missing")
-        status = self.reconciler_status()
+        running = is_reconciler(self._state["reconciler_pid"], self.state_dir)
+        status = self.reconciler_status() if running else {}
         return ControllerStatus(sync=status.get("sync", "Unknown"), health=status.get("health", "Missing"))
 
     def replica_urls(self) -> list[str]:
