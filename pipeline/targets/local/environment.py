@@ -232,9 +232,8 @@ class LocalEnvironment:
 
 def _scrubbed_tail(log: Path) -> str:
     """The log's last REPLICA_LOG_LINES lines, masked before they are cut from the rest."""
+    size = log.stat().st_size
     with open(log, "rb") as handle:
-        handle.seek(0, 2)
-        size = handle.tell()
         handle.seek(max(0, size - REPLICA_LOG_BYTES))
         text = handle.read().decode("utf-8", errors="replace")
     if size > REPLICA_LOG_BYTES:
