@@ -459,7 +459,7 @@ class Reconciler:
             )
             self.event("prometheus-start", pid=self.prometheus.pid, url=config["url"])
         if self.prometheus is not None and self.prometheus_ready and self.prometheus_reload is not None:
-            self._confirm_reload(config["url"])
+            self._confirm_reload(config["url"], *self.prometheus_reload)
         if self.prometheus is not None and not self.prometheus_ready:
             self.prometheus_ready = _http_ok(config["url"] + "/-/ready")
             if self.prometheus_ready:
@@ -504,11 +504,9 @@ class Reconciler:
             causes.append(found[1].replace('\\"', '"') if found else line)
         return list(dict.fromkeys(causes))[:3]
 
-    def _confirm_reload(self, url: str) -> None:
-        """Whether Prometheus took the config it was sent a SIGHUP for (it reloads in the background);
-        one it rejects leaves the one before in force, and must not read as applied."""
-        assert self.prometheus_reload is not None
-        sent, log_offset = self.prometheus_reload
+    def _confirm_reload(self, url: str, sent: float, log_offset: int) -> None:
+        """Whether Prometheus took the config it was sent a SIGHUP for at `sent` (it reloads in the
+        background); one it rejects leaves the one before in force, and must not read as applied."""
         if time.monotonic() - sent < RELOAD_SETTLE_SECONDS:
             return
         try:
