@@ -141,7 +141,6 @@ class LocalTarget:
         if not config.is_file():
             print(f"local/{env_name}: {config} is missing; running without Prometheus", flush=True)
             return None
-        # Not on PATH: the pinned release from the user cache, fetched and verified first if need be.
         program = prometheus_release.find_prometheus(
             lambda line: print(f"local/{env_name}: {line}", flush=True)
         )
