@@ -183,7 +183,7 @@ def _wait_converged(state_dir: Path, reconciler: psutil.Popen, env_name: str) ->
         converged = status.get("sync") == "Synced" and status.get("health") == "Healthy"
         elapsed = time.monotonic() - started
         prometheus = status.get("prometheus")
-        if status and converged and (prometheus is None or prometheus["ready"]):
+        if converged and (prometheus is None or prometheus["ready"]):
             print(f"local/{env_name}: Synced and Healthy after {elapsed:.1f}s", flush=True)
             return
         crash_loop = status.get("crash_loop")
