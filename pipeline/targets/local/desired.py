@@ -95,10 +95,9 @@ def desired_state(manifests: str, *, model_dir: Path, shared_port: int) -> Desir
         raise DesiredStateError(f"the rendered manifests have no Deployment named {DEPLOYMENT!r}")
     spec = deployments[0]["spec"]
     pod = spec["template"]["spec"]
-    containers = [c for c in pod["containers"] if c["name"] == CONTAINER]
-    if not containers:
+    container = next((c for c in pod["containers"] if c["name"] == CONTAINER), None)
+    if container is None:
         raise DesiredStateError(f"Deployment {DEPLOYMENT!r} has no container named {CONTAINER!r}")
-    container = containers[0]
     return DesiredState(
         revision=hashlib.sha256(manifests.encode()).hexdigest(),
         replicas=int(spec.get("replicas", 1)),
