@@ -56,19 +56,15 @@ def this_platform() -> str:
     return f"{sys.platform.removesuffix('2')}-{_ARCHES.get(platform.machine().lower(), platform.machine())}"
 
 
-def install_dir() -> Path:
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "ml-gitops-pipeline" / f"prometheus-{PROMETHEUS_VERSION}"
-
-
 def find_prometheus(say: Callable[[str], None] = print) -> str | None:
     """`prometheus` on PATH, else the pinned release from the cache, fetched first if need be."""
     program = shutil.which("prometheus")
     if program is not None:
         return program
-    cached = install_dir() / "prometheus"
-    if cached.is_file():
-        return str(cached)
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    install_dir = cache / "ml-gitops-pipeline" / f"prometheus-{PROMETHEUS_VERSION}"
+    if (install_dir / "prometheus").is_file():
+        return str(install_dir / "prometheus")
     name = this_platform()
     checksum = CHECKSUMS.get(name)
     if checksum is None:
@@ -76,7 +72,7 @@ def find_prometheus(say: Callable[[str], None] = print) -> str | None:
         return None
     try:
         base_url = os.environ.get(RELEASE_URL_VARIABLE, DEFAULT_RELEASE_URL)
-        return str(fetch(base_url, name, checksum, install_dir(), say=say))
+        return str(fetch(base_url, name, checksum, install_dir, say=say))
     except (OSError, http.client.HTTPException, KeyError, tarfile.TarError, ChecksumMismatch) as error:
         say(WITHOUT.format(reason=f"the pinned release could not be had ({error})"))
         return None
