@@ -194,8 +194,7 @@ def _wait_converged(state_dir: Path, reconciler: psutil.Popen, env_name: str) ->
                 f"{last['replica']} exited with code {last['returncode']}): "
                 + " | ".join(last["log_tail"][-2:])
             )
-        if prometheus is not None and prometheus.get("crash_loop"):
-            failing = prometheus["crash_loop"]
+        if prometheus is not None and (failing := prometheus.get("crash_loop")):
             errors = " | ".join(failing["errors"]) or "no error logged"
             raise LocalTargetError(
                 f"local/{env_name}: Prometheus exits before it is ready ({failing['failures']} in a row): "
