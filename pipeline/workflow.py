@@ -279,26 +279,18 @@ RESTORE_BUILD_CACHE = f"""\
 """
 
 
-def _download_step(title: str, artifact: str, path: str, condition: str | None = None) -> str:
-    """Download `artifact` by name: the step fails when it was not uploaded."""
+def _download_step(
+    title: str, artifact: str, path: str, condition: str | None = None, *, matching: bool = False
+) -> str:
+    """Download `artifact` by name: the step fails when it was not uploaded. `matching`: every artifact
+    matching `artifact` as a pattern, merged into `path`: none matching downloads nothing."""
+    selector, merge = ("pattern", "\n          merge-multiple: true") if matching else ("name", "")
     return f"""\
       - name: {title}{_if(condition)}
         uses: {ACTIONS["download-artifact"]}
         with:
-          name: {artifact}
-          path: {path}
-"""
-
-
-def _download_matching_step(title: str, pattern: str, path: str) -> str:
-    """Download every artifact matching `pattern`, merged into `path`: none matching downloads nothing."""
-    return f"""\
-      - name: {title}
-        uses: {ACTIONS["download-artifact"]}
-        with:
-          pattern: {pattern}
-          path: {path}
-          merge-multiple: true
+          {selector}: {artifact}
+          path: {path}{merge}
 """
 
 
@@ -370,9 +362,12 @@ def _download_steps(job: Job, jobs: tuple[Job, ...]) -> str:
     # Needs may have failed or been skipped and uploaded nothing: a `name` that does not exist
     # fails the step, a `pattern` that matches nothing downloads nothing.
     steps = "".join(
-        _download_matching_step(f"Download {a} if it was uploaded", a, f"artifacts/{a}") for a in artifacts
+        _download_step(f"Download {a} if it was uploaded", a, f"artifacts/{a}", matching=True)
+        for a in artifacts
     )
-    steps += _download_matching_step("Download every job's log", f"{LOG_ARTIFACT_PREFIX}*", "artifacts/logs")
+    steps += _download_step(
+        "Download every job's log", f"{LOG_ARTIFACT_PREFIX}*", "artifacts/logs", matching=True
+    )
     steps += """\
       - name: Download the last successful run's load figures (best effort)
         continue-on-error: true
