@@ -74,21 +74,15 @@ class RunOptions:
     dry_run: bool = False
 
 
-def find_nox() -> str:
-    """The nox installed beside the running interpreter (the tools venv), else the one on PATH."""
+def nox_command(job: Job) -> list[str]:
+    """`nox -s <session>` with the nox beside the running interpreter (the tools venv), else on PATH."""
     beside = Path(sys.executable).with_name("nox")
-    if beside.exists():
-        return str(beside)
-    found = shutil.which("nox")
-    if found is None:
+    nox = str(beside) if beside.exists() else shutil.which("nox")
+    if nox is None:
         raise SystemExit(
             f"nox not found beside {sys.executable} or on PATH: pip install -r requirements/tools.txt"
         )
-    return found
-
-
-def nox_command(job: Job) -> list[str]:
-    return [find_nox(), "-s", job.session]
+    return [nox, "-s", job.session]
 
 
 def new_run_id() -> str:
