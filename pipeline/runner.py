@@ -38,7 +38,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -412,9 +411,6 @@ class Runner:
     @contextmanager
     def _signals_cancel(self) -> Iterator[None]:
         """Ctrl-C, SIGTERM or SIGHUP cancels the run (report still runs); a second stops everything now."""
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
 
         def cancel(signum: int, _frame: object) -> None:
             if self.cancelling:
