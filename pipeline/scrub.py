@@ -102,16 +102,9 @@ def is_secret_key(key: object) -> bool:
 
 
 def _masked_value(match: re.Match[str]) -> str:
-    value = match["value"]
-    entity = re.match(_ENTITY_QUOTE, value)
-    if value.startswith('\\"'):
-        masked = f'\\"{MASK}\\"'
-    elif entity:
-        masked = f"{entity[0]}{MASK}{entity[0]}"
-    elif value[:1] in "\"'":
-        masked = f"{value[0]}{MASK}{value[0]}"  # a quoted value stays quoted: JSON stays JSON
-    else:
-        masked = MASK
+    # A quoted value stays quoted, in its own quotes (JSON-escaped, an entity, plain): JSON stays JSON.
+    quote = re.match(rf"""\\"|{_ENTITY_QUOTE}|["']""", match["value"])
+    masked = f"{quote[0]}{MASK}{quote[0]}" if quote else MASK
     return f"{match['name']}{match['separator']}{masked}"
 
 
