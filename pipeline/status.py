@@ -44,7 +44,6 @@ class Look:
     light: bool = False
 
 
-_NOT_SEEN = Look("#d0d7de", "", "done", "❔", light=True)
 LOOKS: dict[str, Look] = {
     Status.PENDING: Look("#d0d7de", "dim", "done", "❔", light=True),
     Status.RUNNING: Look("#0969da", "bold cyan", "active", "🔄"),
@@ -53,8 +52,7 @@ LOOKS: dict[str, Look] = {
     Status.TIMED_OUT: Look("#bc4c00", "bold red", "crit", "⏱️"),
     Status.CANCELLED: Look("#9a6700", "yellow", "crit", "🚫"),
     Status.SKIPPED: Look("#8c959f", "dim yellow", "done", "⏭️", light=True),
-    NOT_RUN: _NOT_SEEN,
-    UNKNOWN: _NOT_SEEN,
+    UNKNOWN: Look("#d0d7de", "", "done", "❔", light=True),
 }
 
 
