@@ -76,13 +76,12 @@ def write_outputs(job: str, outputs: dict[str, str], context: RunContext | None 
 NEEDS_VARIABLE = "PIPELINE_NEEDS"
 
 
-def read_outputs(job: str, context: RunContext | None = None) -> dict[str, str]:
+def read_outputs(job: str, context: RunContext) -> dict[str, str]:
     """The outputs `job` published, or {} when it did not run here.
 
     In GitHub Actions a direct need's workflow outputs come through `needs.<job>.outputs`; the copy
     in the job's artifact folder serves local runs and the outputs the workflow does not expose.
     """
-    context = context or RunContext.from_env()
     artifact = JOBS_BY_NAME[job].artifact
     outputs = read_json(context.artifacts_dir / str(artifact) / OUTPUTS_FILE) or {}
     try:
