@@ -289,6 +289,19 @@ def test_save_state_writes_the_cluster_state_and_no_secret(env: LocalEnvironment
 
 
 @pytest.mark.slow
+def test_down_drains_the_replicas_before_anything_is_killed(
+    small_target: LocalTarget, context: RunContext
+) -> None:
+    """The reconciler's SIGTERM drains each replica (its log says so); SIGKILL is only for leftovers."""
+    env = small_target.up("drained", release_from_build(context), context)
+    names = [replica["name"] for replica in live_replicas(env)]
+    env.down()
+    for name in names:
+        log = (env.state_dir / layout.REPLICA_LOGS / f"{name}.log").read_text()
+        assert "draining" in log, f"{name} was stopped without draining:\n{log[-500:]}"
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("drift_name", ["replica-count", "replica-killed", "config-drift"])
 def test_drift_is_detected_and_healed_back_to_git(env: LocalEnvironment, drift_name: str) -> None:
     wait_for(lambda: env.status().converged, HEAL_TIMEOUT, "Synced and Healthy before the drift")
