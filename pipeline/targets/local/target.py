@@ -247,23 +247,24 @@ def stop_environment(state_dir: Path, pid: int | None = None) -> bool:
     pid = pid or state.get("reconciler_pid")
     if pid is None:
         return False
-    strays = _kill_labelled(state["environment_id"]) if state.get("environment_id") else False
-    is_ours = is_reconciler(pid, state_dir)
-    if _exists(pid) and not is_ours:
-        return False  # the pid was reused by an unrelated process: its group is not ours to kill
-    if is_ours:
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + DOWN_TIMEOUT_SECONDS
+    is_ours, leftovers = is_reconciler(pid, state_dir), False
+    if is_ours or not _exists(pid):  # else the pid was reused by an unrelated process: not our group
+        if is_ours:
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + DOWN_TIMEOUT_SECONDS
+            while _exists(pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+        try:
+            os.killpg(pid, signal.SIGKILL)  # the reconciler leads its own session: its pid is the group id
+            leftovers = True
+        except ProcessLookupError:
+            pass
+        deadline = time.monotonic() + 5
         while _exists(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
-    try:
-        os.killpg(pid, signal.SIGKILL)  # the reconciler leads its own session: its pid is the group id
-        leftovers = True
-    except ProcessLookupError:
-        leftovers = False
-    deadline = time.monotonic() + 5
-    while _exists(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    # Only now, once the reconciler has drained the replicas it started: what still carries the
+    # label was started by hand, or outlived a reconciler that died.
+    strays = _kill_labelled(state["environment_id"]) if state.get("environment_id") else False
     return is_ours or leftovers or strays
 
 
