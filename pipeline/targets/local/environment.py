@@ -34,9 +34,7 @@ class LocalEnvironment:
     """An environment under .pipeline/local/<name>/, run by its reconciler."""
 
     def __init__(self, state_dir: Path, reconciler: psutil.Popen | None = None) -> None:
-        state = read_json(state_dir / layout.STATE)
-        if state is None:
-            raise FileNotFoundError(f"no local environment recorded in {state_dir}")
+        state = json.loads((state_dir / layout.STATE).read_text())
         self.state_dir = state_dir
         self.name: str = state["name"]
         self.endpoint: str = state["endpoint"]
