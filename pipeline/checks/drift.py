@@ -165,9 +165,7 @@ def run_drift(
     return result
 
 
-def verify_git_state(
-    env: Environment, clock: Clock, timeout: float = HEAL_TIMEOUT_SECONDS, hold: float = HOLD_SECONDS
-) -> dict[str, Any]:
+def verify_git_state(env: Environment, clock: Clock, timeout: float = HEAL_TIMEOUT_SECONDS) -> dict[str, Any]:
     """After the drifts: converged and staying so, every replica ready, and the endpoint answering."""
     checks: list[dict[str, Any]] = []
     started_at, started = clock.now(), time.monotonic()
@@ -177,7 +175,7 @@ def verify_git_state(
         clock.say(f"verify: {name}: {'ok' if passed else 'FAILED'} ({detail})")
 
     unconverged = wait_converged(env, timeout)
-    held_until = time.monotonic() + hold
+    held_until = time.monotonic() + HOLD_SECONDS
     while unconverged is None and time.monotonic() < held_until:
         status = _status(env)
         if status is not None and not status.converged:
@@ -186,7 +184,7 @@ def verify_git_state(
     check(
         "Synced and Healthy, and staying so",
         unconverged is None,
-        f"held for {hold:g} s" if unconverged is None else f"saw {unconverged}",
+        f"held for {HOLD_SECONDS:g} s" if unconverged is None else f"saw {unconverged}",
     )
     replicas = env.replica_urls()
     ready = {url: _answers(f"{url}/ready") for url in replicas}
