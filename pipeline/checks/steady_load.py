@@ -24,9 +24,7 @@ KEPT_FAILURES = 20
 class SteadyLoad:
     """POST /predict at `rate` per second until stopped, or `max_seconds` passed, or `max_requests` sent."""
 
-    def __init__(
-        self, endpoint: str, rate: float = 10.0, max_seconds: float = 600, max_requests: int = 10_000
-    ):
+    def __init__(self, endpoint: str, rate: float, max_seconds: float, max_requests: int = 10_000):
         self.endpoint = endpoint
         self.interval = 1 / rate
         self.max_seconds = max_seconds
