@@ -62,9 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         exit_code, stopped = pytest.wait(), True
     summary = summarize(junit, exit_code)
     write_json_atomic(out / "summary.json", summary)
-    write_outputs(
-        "unit", {key: str(summary[key]) for key in ("tests", "passed", "failures", "errors", "skipped")}
-    )
+    write_outputs("unit", {key: str(summary[key]) for key in (*COUNTED, "passed")})
     tally = f"{summary['passed']}/{summary['tests']} passed"
     if stopped:  # the XML holds only the tests that ran
         tally = f"stopped part-way: {summary['tests']} tests ran, {summary['passed']} passed"
