@@ -124,13 +124,8 @@ def run_checks(
         )
 
     crashed = {"name": "metrics verification ran", "passed": False, "detail": "crashed; see the job log"}
-    failed_verification: dict[str, Any] = {
-        "mode": source.mode,
-        "prometheus_url": source.url,
-        "checks": [crashed],
-        "passed": False,
-    }
-    verification = _guarded("metrics verification", verify, failed_verification)
+    failed = {"mode": source.mode, "prometheus_url": source.url, "checks": [crashed]}
+    verification = _guarded("metrics verification", verify, encode(MetricsVerification, failed))
     write_json_atomic(out / "metrics-verification.json", encode(MetricsVerification, verification))
     for check in verification["checks"]:
         outcome = "ok" if check["passed"] else "FAILED"
