@@ -53,9 +53,8 @@ class Job:
         return self.demo_modes is None or demo_mode in self.demo_modes
 
 
-def check_graph(jobs: Iterable[Job]) -> None:
+def check_graph(jobs: tuple[Job, ...]) -> None:
     """Fail with a message naming the job when a need is unknown, a name repeats or needs form a cycle."""
-    jobs = tuple(jobs)
     names = [job.name for job in jobs]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
@@ -70,16 +69,14 @@ def check_graph(jobs: Iterable[Job]) -> None:
         raise ValueError(f"jobs form a cycle: {' -> '.join(error.args[1])}") from None
 
 
-def dependents(jobs: Iterable[Job], names: Iterable[str]) -> set[str]:
+def dependents(jobs: tuple[Job, ...], names: Iterable[str]) -> set[str]:
     """`names` plus every job that needs one of them, directly or not (what a re-run must redo)."""
-    jobs = tuple(jobs)
     found = set(names)
     return found | {job.name for job in jobs if found.intersection(upstream(jobs, job.name))}
 
 
-def upstream(jobs: Iterable[Job], name: str) -> tuple[str, ...]:
+def upstream(jobs: tuple[Job, ...], name: str) -> tuple[str, ...]:
     """Every job `name` needs, directly or not, in graph order: whose folders it may read."""
-    jobs = tuple(jobs)
     by_name = {job.name: job for job in jobs}
     found: set[str] = set()
     pending = list(by_name[name].needs)
