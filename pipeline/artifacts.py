@@ -16,7 +16,7 @@ from typing import Any
 
 from pipeline import settings
 from pipeline.context import RunContext
-from pipeline.graph import JOBS_BY_NAME
+from pipeline.graph import JOBS_BY_NAME, Job
 from pipeline.scrub import mask, write_text_atomic
 
 OUTPUTS_FILE = "outputs.json"
@@ -73,6 +73,12 @@ def write_outputs(job: str, outputs: dict[str, str], context: RunContext | None 
                 handle.write(f"{key}={value}\n")
 
 
+def job_outputs(artifacts_dir: Path, job: Job) -> dict[str, str]:
+    if job.artifact is None:
+        return {}
+    return read_json(artifacts_dir / job.artifact / OUTPUTS_FILE) or {}
+
+
 NEEDS_VARIABLE = "PIPELINE_NEEDS"
 
 
@@ -82,8 +88,7 @@ def read_outputs(job: str, context: RunContext) -> dict[str, str]:
     In GitHub Actions a direct need's workflow outputs come through `needs.<job>.outputs`; the copy
     in the job's artifact folder serves local runs and the outputs the workflow does not expose.
     """
-    artifact = JOBS_BY_NAME[job].artifact
-    outputs = read_json(context.artifacts_dir / str(artifact) / OUTPUTS_FILE) or {}
+    outputs = job_outputs(context.artifacts_dir, JOBS_BY_NAME[job])
     try:
         needs = json.loads(settings.get(NEEDS_VARIABLE))
     except ValueError:

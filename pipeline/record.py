@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import contracts, settings
-from pipeline.artifacts import OUTPUTS_FILE, read_json, write_json_atomic
+from pipeline.artifacts import job_outputs, write_json_atomic
 from pipeline.contracts import ContractError, JobEntry, LoadSummary, PipelineRun
 from pipeline.graph import JOBS, Job
 from pipeline.status import FAILED, FINISHED, Status
@@ -99,12 +99,6 @@ def finish(record: Record, *, cancelled: bool = False, counted: Iterable[str] | 
     record["finished_at"] = utc_now()
     record["duration_seconds"] = elapsed(record["started_at"], record["finished_at"])
     record["status"] = run_status(record, cancelled=cancelled, counted=counted)
-
-
-def job_outputs(artifacts_dir: Path, job: Job) -> dict[str, str]:
-    if job.artifact is None:
-        return {}
-    return read_json(artifacts_dir / job.artifact / OUTPUTS_FILE) or {}
 
 
 def read_record(artifacts_dir: Path) -> Record | None:

@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import IO
 
 from pipeline import record as records
+from pipeline.artifacts import job_outputs
 from pipeline.graph import JOBS, Job, check_graph, dependents
 from pipeline.progress import Progress, make_progress
 from pipeline.scrub import UnmaskedFiles, scrub_tree
@@ -347,7 +348,7 @@ class Runner:
                 finished_at=finished_at,
                 duration_seconds=elapsed(self.record["jobs"][name]["started_at"], finished_at),
                 exit_code=exit_code,
-                outputs=records.job_outputs(self.artifacts_dir, running.job),
+                outputs=job_outputs(self.artifacts_dir, running.job),
             )
             finished.append(name)
         return finished
