@@ -18,6 +18,7 @@ import argparse
 import ast
 import difflib
 import importlib
+import itertools
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,12 +47,9 @@ class Module:
 
     def comment_above(self, lineno: int) -> str:
         """The `#:` lines right above line `lineno` (1-based), joined."""
-        found: list[str] = []
-        index = lineno - 2
-        while index >= 0 and self.lines[index].strip().startswith("#:"):
-            found.insert(0, self.lines[index].strip()[2:].strip())
-            index -= 1
-        return " ".join(found)
+        above = [line.strip() for line in reversed(self.lines[: lineno - 1])]
+        comments = itertools.takewhile(lambda line: line.startswith("#:"), above)
+        return " ".join(reversed([line[2:].strip() for line in comments]))
 
 
 def _default(node: ast.expr | None) -> str:
