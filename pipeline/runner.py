@@ -58,6 +58,7 @@ from pipeline.timestamps import elapsed, utc_now
 #: Statuses `--rerun-failed` keeps; every other job and all its dependents run again.
 KEPT_ON_RERUN = frozenset({Status.SUCCESS})
 LOGS_DIR = "logs"
+POLL_SECONDS = 0.05
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,6 @@ class Runner:
         teardown: Callable[[], None] | None = None,
         progress: Progress | None = None,
         stop_grace_seconds: float = 5.0,
-        poll_seconds: float = 0.05,
     ) -> None:
         self.jobs = tuple(jobs)
         check_graph(self.jobs)
@@ -131,7 +131,6 @@ class Runner:
         self.teardown = teardown
         self.progress = progress or make_progress()
         self.stop_grace_seconds = stop_grace_seconds
-        self.poll_seconds = poll_seconds
         self.cancelling = False
         self.forced = False
         self.running: dict[str, _Running] = {}
@@ -263,7 +262,7 @@ class Runner:
                         moved = True
                     self._enforce_timeouts_and_cancel()
                     if not moved:
-                        time.sleep(self.poll_seconds)
+                        time.sleep(POLL_SECONDS)
             finally:
                 for running in self.running.values():
                     self._kill_group(running.process.pid, signal.SIGKILL)
