@@ -41,6 +41,25 @@ def test_secret_looking_text_is_masked(text: str, secret: str) -> None:
     assert mask_text("sha256:" + "ab" * 32 + " took 3.2 s") == "sha256:" + "ab" * 32 + " took 3.2 s"
 
 
+@pytest.mark.parametrize(
+    "token",
+    [
+        "glpat-" + "Ab3_" * 5,  # GitLab personal access token
+        "xoxb-" + "1234567890-" + "AbCd" * 6,  # Slack bot token
+        "sk-proj-" + "Ab3d" * 12,  # OpenAI project key
+        "sk-ant-api03-" + "Ab3d" * 20,  # Anthropic key
+        "sk_live_" + "Ab3d" * 6,  # Stripe secret key
+        "AIza" + "Sy" + "Ab3d_" * 6 + "Ab3",  # Google API key
+        "hf_" + "Ab3d" * 9,  # Hugging Face token
+        "npm_" + "Ab3d" * 9,  # npm access token
+        "pypi-AgEIcHlwaS5vcmc" + "Ab3d" * 14,  # PyPI API token
+        "dckr_pat_" + "Ab3d-" * 5,  # Docker Hub access token
+    ],
+)
+def test_common_token_shapes_are_masked_whatever_their_name(token: str) -> None:
+    assert mask_text(f"pushed with {token} ok") == f"pushed with {MASK} ok"
+
+
 def test_an_assignment_keeps_its_name_and_loses_its_value() -> None:
     assert mask_text(f"login ok token: {GITHUB_TOKEN} done") == f"login ok token: {MASK} done"
     assert mask_text("GITHUB_TOKEN=abc123") == f"GITHUB_TOKEN={MASK}"
