@@ -4,9 +4,10 @@ One rule set, used wherever a value leaves the pipeline: every file a job leaves
 (the JSON writer masks what it writes, and the runner scrubs each job's log and folder when the
 job ends, before anything reads or uploads them), the report, and the PR comment. Values under
 secret-sounding keys are masked, and so is any text that looks like a credential wherever it
-appears, whatever its name: URL userinfo, `--password X`, PEM bodies, GitHub, AWS and JWT token
-shapes. Over-masking a harmless value is acceptable; leaking a secret is not. Mask before cutting:
-a tail or a prefix of a masked text is safe, a cut piece of a secret may not be recognised any more.
+appears, whatever its name: URL userinfo, `--password X`, PEM bodies, and the token shapes of
+GitHub, AWS, JWT and other common services. Over-masking a harmless value is acceptable; leaking a
+secret is not. Mask before cutting: a tail or a prefix of a masked text is safe, a cut piece of a
+secret may not be recognised any more.
 Standard library only, so any layer can import it; `python -m pipeline.scrub PATH...` scrubs files
 and folders in place (the workflow runs it before each upload), and `python -m pipeline.scrub -`
 masks its standard input to its standard output as it arrives (the workflow's live job logs).
@@ -84,6 +85,10 @@ _CREDENTIAL = re.compile(
     # GitHub tokens: classic, fine-grained, app installation, OAuth, refresh.
     r"|\b(gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})"
     r"|\b(AKIA|ASIA)[0-9A-Z]{16}\b"
+    # GitLab, Slack, Docker Hub, PyPI; OpenAI and Anthropic; Stripe, Google, Hugging Face, npm. Each in
+    # its own alphabet and length, so that `sk-toggleable__label` or `hf_decoder_input` stay.
+    r"|\b(glpat-|xox[abposr]-|dckr_pat_|pypi-AgE)[A-Za-z0-9_-]{20,}|\bsk-[A-Za-z0-9_-]{40,}"
+    r"|\b[sr]k_(live|test)_[A-Za-z0-9]{16,}|\bAIza[A-Za-z0-9_-]{35}|\b(hf_[A-Za-z0-9]{30,}|npm_[A-Za-z0-9]{36})\b"
     r"|\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"  # JWT
     r"|\b(bearer|basic|token)\s+[A-Za-z0-9._~+/=-]{8,}"
     r"""|(?<=://)[^/\s@"'<>]+(?=@)""",  # URL userinfo: scheme://user:password@host, scheme://token@host
