@@ -12,6 +12,7 @@ from pipeline.build import BuildError, wheelhouse
 from pipeline.build.content import content_digest, content_tag
 from pipeline.build.image import default_base_image
 from pipeline.build.registry import push_repository
+from pipeline.build.sbom import write_sbom
 from pipeline.build.training import CARD_FILE, train_model, training_key
 from pipeline.build.wheelhouse import TargetPython
 from pipeline.jobs.build import BuildJob, new_record, source_url
@@ -182,3 +183,24 @@ def test_pip_stopped_part_way_is_not_left_running(tmp_path: Path, monkeypatch: p
     with pytest.raises(KeyboardInterrupt):
         wheelhouse._run_pip(["wheel", "x"], "service wheel")
     assert not psutil.pid_exists(int(pid_file.read_text()))
+
+
+class _ImagelessDocker:
+    """A fake Docker client (named so: no image is needed to test the cache): asking it for a
+    container means the SBOM is being made again rather than copied from the cache."""
+
+    class containers:  # docker.DockerClient's attribute, lower case
+        @staticmethod
+        def create(image_id: str) -> None:
+            raise RuntimeError(f"made again from {image_id}")
+
+
+def test_a_cached_sbom_cut_short_is_made_again_not_reused(tmp_path: Path) -> None:
+    image_id = "sha256:" + "2" * 64
+    cached = tmp_path / "cache" / "sbom" / f"{'2' * 64}.cdx.json"
+    cached.parent.mkdir(parents=True)
+    cached.write_text('{"bomFormat": "CycloneDX", "compon')  # a copy stopped part-way
+    out = tmp_path / "sbom.cdx.json"
+    with pytest.raises(RuntimeError, match="made again"):
+        write_sbom(_ImagelessDocker(), image_id, SERVICE / "pyproject.toml", out, tmp_path / "cache")  # type: ignore[arg-type]
+    assert not out.exists()
