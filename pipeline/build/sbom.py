@@ -9,6 +9,7 @@ not what the host has.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -22,6 +23,7 @@ from pathlib import Path
 import docker
 
 from pipeline.build import BuildError
+from pipeline.scrub import write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +57,8 @@ def write_sbom(
     The SBOM is reproducible, so one made earlier for the same image id is reused from `cache_dir`.
     """
     cached = cache_dir / "sbom" / f"{image_id.removeprefix('sha256:')}.cdx.json"
-    if cached.is_file():
+    with contextlib.suppress(OSError, ValueError):  # none yet, or cut short by an older build: made again
+        json.loads(cached.read_text())
         shutil.copyfile(cached, out_file)
         log.info("sbom: reusing the SBOM made when %s was built", image_id[:19])
         return
@@ -69,7 +72,7 @@ def write_sbom(
         result = subprocess.run([*command, sys.executable], env=env, capture_output=True, text=True)
     if result.returncode != 0:
         raise BuildError(f"cyclonedx-py could not write the SBOM: {result.stderr.strip()[-500:]}")
-    components = json.loads(out_file.read_text()).get("components", [])
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(out_file, cached)
+    sbom = out_file.read_text()
+    components = json.loads(sbom).get("components", [])
+    write_text_atomic(cached, sbom)  # a build stopped meanwhile leaves no half SBOM to reuse
     log.info("sbom: %d packages -> %s", len(components), out_file)
