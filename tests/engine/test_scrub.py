@@ -60,6 +60,19 @@ def test_common_token_shapes_are_masked_whatever_their_name(token: str) -> None:
     assert mask_text(f"pushed with {token} ok") == f"pushed with {MASK} ok"
 
 
+@pytest.mark.parametrize("unit", ["a-", "a.", "token-", "--token", "x.password."])
+def test_a_long_line_without_spaces_is_masked_not_hung_on(unit: str) -> None:
+    """A generated line of 100 KB without a space (dotted or hyphenated names, repeated) must not make
+    the scrubber backtrack for hours: the runner scrubs every job's log before the next job starts."""
+    line = unit * (100_000 // len(unit)) + ", password=hunter2"
+    code = "import sys; from pipeline.scrub import mask_text; sys.stdout.write(mask_text(sys.stdin.read()))"
+    root = Path(__file__).resolve().parents[2]
+    masked = subprocess.run(
+        [sys.executable, "-c", code], input=line, capture_output=True, text=True, timeout=60, cwd=root
+    )
+    assert masked.stdout == line.replace("hunter2", MASK)
+
+
 def test_an_assignment_keeps_its_name_and_loses_its_value() -> None:
     assert mask_text(f"login ok token: {GITHUB_TOKEN} done") == f"login ok token: {MASK} done"
     assert mask_text("GITHUB_TOKEN=abc123") == f"GITHUB_TOKEN={MASK}"
