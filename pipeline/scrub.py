@@ -50,16 +50,19 @@ _QUOTED = (
 #: generated password holds commas, semicolons and brackets.
 _VALUE = rf"""({_QUOTED}|\[[^\[\]\n]*\]|(?:(?!{_ENTITY_QUOTE})[^\s"'<>])+)"""
 #: `NAME=value` / `"name": "value"` / `name: value` where the name says credential: the name stays.
+#: A name starts where a run of name characters does, and once found is not given back (an atomic
+#: group): tried from every word boundary, with backtracking, a long run took quadratic time.
 _ASSIGNMENT = re.compile(
-    rf"""(?P<name>\b[\w.-]*({_NAME_WORDS})[\w.-]*(?<!name)(?<!ref)(?<!path)(?<!file)(?<!type)(?<!kind)"""
-    rf"""(\\?["']|{_ENTITY_QUOTE})?)(?P<separator>[ \t]*[=:][ \t]*)(?P<value>{_VALUE})""",
+    rf"""(?P<name>(?<![\w.-])(?>[\w.-]*({_NAME_WORDS})[\w.-]*)"""
+    rf"""(?<!name)(?<!ref)(?<!path)(?<!file)(?<!type)(?<!kind)(\\?["']|{_ENTITY_QUOTE})?)"""
+    rf"""(?P<separator>[ \t]*[=:][ \t]*)(?P<value>{_VALUE})""",
     re.IGNORECASE,
 )
 #: A flag whose name says credential: `--password`, `--api-token` (`-p` is too vague to tell).
 _FLAG_NAME = rf"--?[\w-]*({_NAME_WORDS})[\w-]*"
 #: `--password X`, `--token=X`.
 _FLAG = re.compile(
-    rf"""(?P<name>(?<![\w-]){_FLAG_NAME})(?P<separator>[ \t]+|=)(?P<value>{_VALUE})""", re.IGNORECASE
+    rf"""(?P<name>(?<![\w-])(?>{_FLAG_NAME}))(?P<separator>[ \t]+|=)(?P<value>{_VALUE})""", re.IGNORECASE
 )
 _SECRET_FLAG = re.compile(_FLAG_NAME, re.IGNORECASE)
 #: An HTTP Authorization or Cookie header or field: its whole value (`ApiKey 9f8e...`, every cookie).
@@ -71,7 +74,7 @@ _AUTHORIZATION = re.compile(
 #: A YAML key whose name says credential, quoted or not, holding a block scalar (`password: |`, then
 #: the lines indented below it), with a comment or a CRLF ending or not.
 _BLOCK_SCALAR = re.compile(
-    rf"""^(?P<head>(?P<indent>[ \t]*)(- )?["']?[\w.-]*({_NAME_WORDS})[\w.-]*["']?[ \t]*:[ \t]*"""
+    rf"""^(?P<head>(?P<indent>[ \t]*)(- )?["']?(?>[\w.-]*({_NAME_WORDS})[\w.-]*)["']?[ \t]*:[ \t]*"""
     r"[|>][-+0-9]*[ \t]*(#.*)?)\r?$",
     re.IGNORECASE,
 )
@@ -88,7 +91,8 @@ _CREDENTIAL = re.compile(
     # GitLab, Slack, Docker Hub, PyPI; OpenAI and Anthropic; Stripe, Google, Hugging Face, npm. Each in
     # its own alphabet and length, so that `sk-toggleable__label` or `hf_decoder_input` stay.
     r"|\b(glpat-|xox[abposr]-|dckr_pat_|pypi-AgE)[A-Za-z0-9_-]{20,}|\bsk-[A-Za-z0-9_-]{40,}"
-    r"|\b[sr]k_(live|test)_[A-Za-z0-9]{16,}|\bAIza[A-Za-z0-9_-]{35}|\b(hf_[A-Za-z0-9]{30,}|npm_[A-Za-z0-9]{36})\b"
+    r"|\b[sr]k_(live|test)_[A-Za-z0-9]{16,}|\bAIza[A-Za-z0-9_-]{35}"
+    r"|\b(hf_[A-Za-z0-9]{30,}|npm_[A-Za-z0-9]{36})\b"
     r"|\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"  # JWT
     r"|\b(bearer|basic|token)\s+[A-Za-z0-9._~+/=-]{8,}"
     r"""|(?<=://)[^/\s@"'<>]+(?=@)""",  # URL userinfo: scheme://user:password@host, scheme://token@host
