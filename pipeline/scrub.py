@@ -78,13 +78,17 @@ _BLOCK_SCALAR = re.compile(
     r"[|>][-+0-9]*[ \t]*(#.*)?)\r?$",
     re.IGNORECASE,
 )
-#: Text that is a credential whatever surrounds it.
-_CREDENTIAL = re.compile(
-    r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(-----END [A-Z ]*PRIVATE KEY-----|$)"
-    # A PEM body whose BEGIN line is not there (a cut log): base64 lines up to its END line.
-    r"|(?m:^[ \t]*[A-Za-z0-9+/=]{16,}[ \t]*\r?\n)+[ \t]*-----END [A-Z ]*PRIVATE KEY-----"
-    # ... or without either line: two or more full-width (64) base64 lines, not plain hex digests.
-    r"|(?m:(?:^[ \t]*(?=[^\n]*[g-zG-Z+/])[A-Za-z0-9+/]{64}[ \t]*\r?\n){2,}(?:[ \t]*[A-Za-z0-9+/=]{1,64}$)?)"
+#: A PEM private key, from its BEGIN line to its END line (or the end: a cut log).
+_WHOLE_PEM = r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(-----END [A-Z ]*PRIVATE KEY-----|$)"
+#: A PEM body whose BEGIN line is not there (a cut log): base64 lines up to its END line. Tried from
+#: every line of a long run of base64-alphabet lines (digests, say) it takes quadratic time, so it is
+#: only tried on a text with such an END line, without which it cannot match.
+_CUT_PEM_BODY = r"(?m:^[ \t]*[A-Za-z0-9+/=]{16,}[ \t]*\r?\n)+[ \t]*-----END [A-Z ]*PRIVATE KEY-----"
+_PEM_END = re.compile(r"-----END [A-Z ]*PRIVATE KEY-----", re.IGNORECASE)
+#: Text that is a credential whatever surrounds it, after the PEM keys.
+_TOKENS = (
+    # A body without either line: two or more full-width (64) base64 lines, not plain hex digests.
+    r"(?m:(?:^[ \t]*(?=[^\n]*[g-zG-Z+/])[A-Za-z0-9+/]{64}[ \t]*\r?\n){2,}(?:[ \t]*[A-Za-z0-9+/=]{1,64}$)?)"
     # GitHub tokens: classic, fine-grained, app installation, OAuth, refresh.
     r"|\b(gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})"
     r"|\b(AKIA|ASIA)[0-9A-Z]{16}\b"
@@ -95,9 +99,10 @@ _CREDENTIAL = re.compile(
     r"|\b(hf_[A-Za-z0-9]{30,}|npm_[A-Za-z0-9]{36})\b"
     r"|\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"  # JWT
     r"|\b(bearer|basic|token)\s+[A-Za-z0-9._~+/=-]{8,}"
-    r"""|(?<=://)[^/\s@"'<>]+(?=@)""",  # URL userinfo: scheme://user:password@host, scheme://token@host
-    re.IGNORECASE,
+    r"""|(?<=://)[^/\s@"'<>]+(?=@)"""  # URL userinfo: scheme://user:password@host, scheme://token@host
 )
+_CREDENTIAL = re.compile(f"{_WHOLE_PEM}|{_CUT_PEM_BODY}|{_TOKENS}", re.IGNORECASE)
+_CREDENTIAL_BUT_CUT_PEM = re.compile(f"{_WHOLE_PEM}|{_TOKENS}", re.IGNORECASE)
 
 
 def is_secret_name(name: str) -> bool:
@@ -140,14 +145,15 @@ def _mask_block_scalars(text: str) -> str:
 
 def mask_text(text: str) -> str:
     """`text` with anything that looks like a credential replaced by MASK."""
-    text = _CREDENTIAL.sub(MASK, text)  # first: a PEM body must go whole, before other rules split it
+    credential = _CREDENTIAL if _PEM_END.search(text) else _CREDENTIAL_BUT_CUT_PEM
+    text = credential.sub(MASK, text)  # first: a PEM body must go whole, before other rules split it
     text = _mask_block_scalars(text)
     text = _FLAG.sub(_masked_value, text)
     text = _AUTHORIZATION.sub(_masked_value, text)
     return _ASSIGNMENT.sub(_masked_value, text)
 
 
-#: A line that may be one of a PEM body's or of full-width base64 (see _CREDENTIAL).
+#: A line that may be one of a PEM body's or of full-width base64 (see _CUT_PEM_BODY and _TOKENS).
 _BASE64_LINE = re.compile(r"[ \t]*[A-Za-z0-9+/=]{16,}[ \t]*\r?\n?")
 #: How many lines a stream holds back at most, waiting to see whether a secret spans them.
 STREAM_HOLD_LINES = 200
