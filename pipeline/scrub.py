@@ -78,13 +78,14 @@ _BLOCK_SCALAR = re.compile(
     r"[|>][-+0-9]*[ \t]*(#.*)?)\r?$",
     re.IGNORECASE,
 )
+_PEM_END_LINE = r"-----END [A-Z ]*PRIVATE KEY-----"
 #: A PEM private key, from its BEGIN line to its END line (or the end: a cut log).
-_WHOLE_PEM = r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(-----END [A-Z ]*PRIVATE KEY-----|$)"
+_WHOLE_PEM = rf"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?({_PEM_END_LINE}|$)"
 #: A PEM body whose BEGIN line is not there (a cut log): base64 lines up to its END line. Tried from
 #: every line of a long run of base64-alphabet lines (digests, say) it takes quadratic time, so it is
 #: only tried on a text with such an END line, without which it cannot match.
-_CUT_PEM_BODY = r"(?m:^[ \t]*[A-Za-z0-9+/=]{16,}[ \t]*\r?\n)+[ \t]*-----END [A-Z ]*PRIVATE KEY-----"
-_PEM_END = re.compile(r"-----END [A-Z ]*PRIVATE KEY-----", re.IGNORECASE)
+_CUT_PEM_BODY = rf"(?m:^[ \t]*[A-Za-z0-9+/=]{{16,}}[ \t]*\r?\n)+[ \t]*{_PEM_END_LINE}"
+_PEM_END = re.compile(_PEM_END_LINE, re.IGNORECASE)
 #: Text that is a credential whatever surrounds it, after the PEM keys.
 _TOKENS = (
     # A body without either line: two or more full-width (64) base64 lines, not plain hex digests.
