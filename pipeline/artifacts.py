@@ -74,6 +74,7 @@ def write_outputs(job: str, outputs: dict[str, str], context: RunContext | None 
 
 
 def job_outputs(artifacts_dir: Path, job: Job) -> dict[str, str]:
+    """The outputs.json `job` left in its folder, or {}: what the run record keeps for it."""
     if job.artifact is None:
         return {}
     return read_json(artifacts_dir / job.artifact / OUTPUTS_FILE) or {}
